@@ -1,0 +1,159 @@
+"""A target distribution: a log density and its gradient on an unconstrained space.
+
+A ``Model`` wraps a Numba-jitted function ``logp_grad(theta, grad_out) -> float`` that returns
+``log p(theta)`` (up to an additive constant, log-Jacobians of any transforms included) and writes
+``d log p / d theta`` into ``grad_out`` in place. The sampler calls it once per leapfrog step from
+compiled code, so it must not allocate or call Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from nutslite._numba import JIT_DISABLED, LOGP_GRAD_SIGNATURE
+
+ConstrainFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+class Model:
+    """A differentiable log density on ``R^dim``.
+
+    Parameters
+    ----------
+    name
+        A short identifier, for example ``"radon_noncentered"``.
+    dim
+        Number of unconstrained coordinates.
+    logp_grad
+        A ``numba.njit`` function ``(theta: float64[dim], grad_out: float64[dim]) -> float``.
+        It is compiled here for C-contiguous float64 vectors and tried once at the origin.
+    constrain
+        Maps unconstrained draws of shape ``(..., dim)`` to a dict of named arrays with the leading
+        dimensions kept (deterministics included). Defaults to the identity, named ``"x"``.
+    coords
+        Names of the ``dim`` unconstrained coordinates. Defaults to ``x[0]``, ``x[1]``, ...
+    dims
+        Optional dimension names of each constrained variable, for example ``{"a": ("county",)}``.
+    dim_labels
+        Optional labels of each named dimension, for example ``{"county": ["AITKIN", ...]}``.
+    moments
+        Optional exact moments of the target on the unconstrained scale, for tests: ``"mean"`` and
+        ``"var"`` (arrays of shape ``(dim,)``, NaN where unknown), and any others documented by the
+        model that defines them.
+
+    Raises
+    ------
+    TypeError
+        When ``logp_grad`` is not a Numba-jitted function or fails its trial call.
+    ValueError
+        When ``name``, ``dim`` or ``coords`` are malformed.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        dim: int,
+        logp_grad: Callable[[np.ndarray, np.ndarray], float],
+        constrain: ConstrainFn | None = None,
+        coords: Sequence[str] | None = None,
+        dims: Mapping[str, tuple[str, ...]] | None = None,
+        dim_labels: Mapping[str, Sequence[str]] | None = None,
+        moments: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Model name must be a non-empty string, got {name!r}")
+        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
+            raise ValueError(f"Model dim must be a positive integer, got {dim!r}")
+        self.name = name
+        self.dim = int(dim)
+        self.logp_grad = _compiled_logp_grad(logp_grad, name)
+        if coords is None:
+            coords = [f"x[{i}]" for i in range(self.dim)]
+        coords = list(coords)
+        if len(coords) != self.dim or not all(isinstance(c, str) for c in coords):
+            raise ValueError(f"Model {name!r}: coords must be {self.dim} strings, got {len(coords)}")
+        self.coords = coords
+        if constrain is not None and not callable(constrain):
+            raise TypeError(f"Model {name!r}: constrain must be callable, got {type(constrain)}")
+        self._constrain = constrain
+        self.dims = dict(dims or {})
+        self.dim_labels = {k: list(v) for k, v in (dim_labels or {}).items()}
+        self.moments = {k: np.asarray(v, dtype=np.float64) for k, v in (moments or {}).items()}
+        self._trial_call()
+
+    def _trial_call(self) -> None:
+        theta = np.zeros(self.dim)
+        grad = np.zeros(self.dim)
+        try:
+            value = self.logp_grad(theta, grad)
+        except Exception as err:  # any failure here is the user's function failing
+            raise TypeError(
+                f"Model {self.name!r}: logp_grad(theta, grad_out) failed on a trial call with two "
+                f"float64 arrays of shape ({self.dim},): {type(err).__name__}: {err}"
+            ) from err
+        if not isinstance(value, float | np.floating | int | np.integer):
+            raise TypeError(
+                f"Model {self.name!r}: logp_grad must return a float, got {type(value).__name__}"
+            )
+
+    def logp(self, theta: np.ndarray) -> float:
+        """``log p(theta)`` up to a constant (Python convenience; allocates)."""
+        return self.logp_and_grad(theta)[0]
+
+    def grad(self, theta: np.ndarray) -> np.ndarray:
+        """``d log p / d theta`` (Python convenience; allocates)."""
+        return self.logp_and_grad(theta)[1]
+
+    def logp_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both at once, from one call of ``logp_grad``."""
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        if theta.shape != (self.dim,):
+            raise ValueError(f"theta must have shape ({self.dim},), got {theta.shape}")
+        grad = np.empty(self.dim)
+        return float(self.logp_grad(theta, grad)), grad
+
+    def constrain(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Named constrained values of unconstrained ``theta`` with shape ``(..., dim)``."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape[-1:] != (self.dim,):
+            raise ValueError(f"theta must have shape (..., {self.dim}), got {theta.shape}")
+        if self._constrain is None:
+            return {"x": theta.copy()}
+        return self._constrain(theta)
+
+    def initial_point(self, rng: np.random.Generator) -> np.ndarray:
+        """Stan's default initialisation: uniform(-2, 2) on the unconstrained scale."""
+        return rng.uniform(-2.0, 2.0, size=self.dim)
+
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, dim={self.dim})"
+
+
+def _compiled_logp_grad(logp_grad: Callable, name: str) -> Callable:
+    """Return ``logp_grad`` compiled for ``float64(float64[::1], float64[::1])``.
+
+    With ``NUMBA_DISABLE_JIT=1`` any Python callable is accepted, so a reader can step into it.
+    """
+    if JIT_DISABLED:
+        if not callable(logp_grad):
+            raise TypeError(f"Model {name!r}: logp_grad must be callable, got {type(logp_grad)}")
+        return logp_grad
+    from numba.core.registry import CPUDispatcher
+
+    if not isinstance(logp_grad, CPUDispatcher):
+        raise TypeError(
+            f"Model {name!r}: logp_grad must be a Numba-jitted function (decorate it with "
+            f"@numba.njit), got {type(logp_grad).__name__}"
+        )
+    if LOGP_GRAD_SIGNATURE.args not in logp_grad.overloads:
+        try:
+            logp_grad.compile(LOGP_GRAD_SIGNATURE)
+        except Exception as err:
+            raise TypeError(
+                f"Model {name!r}: logp_grad does not compile as "
+                f"(theta: float64[::1], grad_out: float64[::1]) -> float64: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+    return logp_grad
