@@ -2,6 +2,8 @@
 
 from nutslite import models
 from nutslite.model import Model
+from nutslite.result import SamplingResult
+from nutslite.sampling import SamplingError, sample
 
 __version__ = "0.1.0"
-__all__ = ["Model", "models", "__version__"]
+__all__ = ["Model", "SamplingError", "SamplingResult", "models", "sample", "__version__"]

@@ -69,6 +69,7 @@ class Model:
         self.name = name
         self.dim = int(dim)
         self.logp_grad = _compiled_logp_grad(logp_grad, name)
+        self.logp_grad_function = _first_class(self.logp_grad)
         if coords is None:
             coords = [f"x[{i}]" for i in range(self.dim)]
         coords = list(coords)
@@ -129,6 +130,18 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, dim={self.dim})"
+
+
+def _first_class(logp_grad: Callable) -> Callable:
+    """The form in which the engine receives ``logp_grad``: a first-class function of type
+    ``LogpGradType`` (Numba's wrapper-address protocol). The engine is then compiled once for that
+    type, not once per model, and later processes load it from the disk cache."""
+    if JIT_DISABLED:
+        return logp_grad
+    import numba.experimental.function_type  # noqa: F401  (registers the typing of the wrapper)
+    from numba.core.types.function_type import CompileResultWAP
+
+    return CompileResultWAP(logp_grad.overloads[LOGP_GRAD_SIGNATURE.args])
 
 
 def _compiled_logp_grad(logp_grad: Callable, name: str) -> Callable:

@@ -1,0 +1,132 @@
+r"""The compiled chain loop: NUTS transitions with Stan's warmup (``adapt_diag_e_nuts.hpp``).
+
+Each iteration ``t``:
+
+1. draw the step size (``eps (1 + j (2u - 1))`` when jitter ``j > 0``; Stan's default is 0);
+2. run one NUTS transition (``nutslite.tree.nuts_transition``) and record the draw and its stats;
+3. during warmup, update dual averaging with the transition's acceptance statistic; add the draw to
+   the variance estimator if ``t`` lies in a slow window; at a window's end, set the inverse mass
+   matrix to the regularised variance, rerun the initial step-size heuristic and restart dual
+   averaging around ``mu = log(10 eps)``; after the last warmup iteration use ``exp(x_bar)``.
+
+``run_chain`` runs iterations ``[start, stop)`` and returns the state to resume from, so the
+Python driver can call it in chunks (for progress and Ctrl-C) without changing a single draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+from nutslite._numba import jit
+from nutslite.adaptation.mass_matrix import (
+    regularized_variance,
+    welford_restart,
+    welford_update,
+)
+from nutslite.adaptation.step_size import (
+    STEP_SIZE_OK,
+    dual_averaging_final,
+    dual_averaging_init,
+    dual_averaging_update,
+    find_initial_step_size,
+)
+from nutslite.tree import nuts_transition, row
+
+ChainState = namedtuple("ChainState", ["q", "grad", "logp", "step_size", "inv_mass"])
+ChainState.__doc__ = """Where a chain stands: position, gradient, log density, step size and
+inverse mass matrix (the arrays are updated in place)."""
+
+NutsSettings = namedtuple(
+    "NutsSettings", ["max_depth", "max_delta_h", "target_accept", "jitter", "num_warmup"]
+)
+
+STAT_NAMES = (
+    "lp",
+    "acceptance_rate",
+    "step_size",
+    "tree_depth",
+    "n_steps",
+    "diverging",
+    "energy",
+    "energy_error",
+    "reached_max_treedepth",
+    "index_in_trajectory",
+)
+(
+    LP, ACCEPT, STEP, DEPTH, N_STEPS, DIVERGING, ENERGY, ENERGY_ERROR, MAX_DEPTH_HIT, INDEX,
+) = range(len(STAT_NAMES))
+
+# status codes returned by run_chain
+CHAIN_OK = 0
+CHAIN_METRIC_OVERFLOW = 10
+
+
+@jit
+def run_chain(
+    logp_grad, rng, state, da, welford, settings, collect, window_end, start, stop,
+    traj, recorder, scratch, draws, stats, divergences, divergence_iters, divergence_count,
+):
+    """Run iterations ``[start, stop)`` of one chain.
+
+    ``draws`` ``(n_iter, dim)`` and ``stats`` ``(n_iter, len(STAT_NAMES))`` receive every
+    iteration, warmup included. ``divergences`` ``(n_iter, 2, dim)`` receives, for each divergent
+    transition in order, its starting point and the point where the energy blew up;
+    ``divergence_iters[k]`` is the iteration of the k-th and ``divergence_count[0]`` counts them.
+    Returns ``(state, da, welford, status)``.
+    """
+    q, grad, inv_mass = state.q, state.grad, state.inv_mass
+    logp, step_size = state.logp, state.step_size
+    for t in range(start, stop):
+        eps = step_size
+        if settings.jitter > 0.0:
+            eps *= 1.0 + settings.jitter * (2.0 * rng.random() - 1.0)
+        info = nuts_transition(
+            logp_grad, rng, traj, inv_mass, eps, q, logp, grad,
+            settings.max_depth, settings.max_delta_h, recorder,
+        )
+        if info.diverging:
+            k = divergence_count[0]
+            start_row, div_row = row(traj, 0), row(traj, info.divergent_position)
+            for i in range(q.shape[0]):
+                divergences[k, 0, i] = traj.q[start_row, i]
+                divergences[k, 1, i] = traj.q[div_row, i]
+            divergence_iters[k] = t
+            divergence_count[0] = k + 1
+        r = row(traj, info.proposal)
+        for i in range(q.shape[0]):
+            q[i] = traj.q[r, i]
+            grad[i] = traj.grad[r, i]
+            draws[t, i] = q[i]
+        logp = traj.logp[r]
+        stats[t, LP] = logp
+        stats[t, ACCEPT] = info.accept_stat
+        stats[t, STEP] = eps
+        stats[t, DEPTH] = info.depth
+        stats[t, N_STEPS] = info.n_steps
+        stats[t, DIVERGING] = info.diverging
+        stats[t, ENERGY] = traj.energy[r]
+        stats[t, ENERGY_ERROR] = traj.energy[r] - info.energy0
+        stats[t, MAX_DEPTH_HIT] = info.depth >= settings.max_depth
+        stats[t, INDEX] = info.proposal
+
+        if t < settings.num_warmup:
+            da = dual_averaging_update(da, info.accept_stat, settings.target_accept)
+            step_size = math.exp(da.log_step_size)
+            if collect[t]:
+                welford = welford_update(welford, q)
+            if window_end[t]:
+                if not regularized_variance(welford, inv_mass):
+                    return ChainState(q, grad, logp, step_size, inv_mass), da, welford, (
+                        CHAIN_METRIC_OVERFLOW
+                    )
+                welford = welford_restart(welford)
+                step_size, status = find_initial_step_size(
+                    logp_grad, rng, inv_mass, step_size, q, logp, grad, scratch
+                )
+                if status != STEP_SIZE_OK:
+                    return ChainState(q, grad, logp, step_size, inv_mass), da, welford, status
+                da = dual_averaging_init(step_size)
+            if t == settings.num_warmup - 1:
+                step_size = dual_averaging_final(da)
+    return ChainState(q, grad, logp, step_size, inv_mass), da, welford, CHAIN_OK

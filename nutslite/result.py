@@ -1,0 +1,135 @@
+"""The result of ``nl.sample``: draws, sample statistics, the adapted warmup state, divergences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nutslite.chain import STAT_NAMES
+
+INTEGER_STATS = ("tree_depth", "n_steps", "index_in_trajectory")
+BOOLEAN_STATS = ("diverging", "reached_max_treedepth")
+
+
+class SamplingResult:
+    """Draws of one run.
+
+    Attributes
+    ----------
+    posterior : dict[str, ndarray]
+        Constrained values, ``(chains, draws, *shape)``, deterministics included.
+    unconstrained : ndarray
+        ``(chains, draws, dim)``, in the order of ``coords``.
+    sample_stats : dict[str, ndarray]
+        ``(chains, draws)`` each, with ArviZ names: ``lp, acceptance_rate, step_size,
+        tree_depth, n_steps, diverging, energy, energy_error, reached_max_treedepth`` and
+        ``index_in_trajectory`` (position of the selected state along its trajectory).
+    warmup : dict
+        ``step_size`` ``(chains,)`` and ``inv_mass_matrix`` ``(chains, dim)`` after warmup (pass
+        them to ``nl.sample`` to warm-start), ``windows`` (the slow windows), ``init`` (the initial
+        points) and ``tune``.
+    divergences : dict[str, ndarray]
+        One entry per divergent transition (warmup included, see ``warmup``): ``chain``,
+        ``iteration`` (0-based, warmup first), ``draw`` (``iteration - tune``, negative in
+        warmup), ``warmup`` (bool), ``start`` ``(n, dim)`` where the transition started, and
+        ``point`` ``(n, dim)`` where the energy error first exceeded the threshold.
+    warmup_posterior, warmup_unconstrained, warmup_sample_stats
+        The same for the warmup iterations when ``save_warmup=True``, else ``None``.
+    interrupted : bool
+        True when Ctrl-C stopped the run; the arrays then hold the draws every chain completed
+        (the shortest chain's count) and ``iterations_completed`` gives each chain's count.
+    settings : dict
+        The arguments of the run (seed included) and its wall time.
+    """
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    @classmethod
+    def from_chains(
+        cls, model, chains, tune, draws, save_warmup, interrupted, schedule, settings
+    ) -> SamplingResult:
+        completed = np.array([ch.done for ch in chains])
+        n_keep = int(max(0, min(completed.min() - tune, draws)))
+        n_warm = int(min(completed.min(), tune))
+
+        def stats_dict(sl: slice) -> dict[str, np.ndarray]:
+            out = {}
+            for k, name in enumerate(STAT_NAMES):
+                arr = np.stack([ch.stats[sl, k] for ch in chains])
+                if name in INTEGER_STATS:
+                    arr = arr.astype(np.int64)
+                elif name in BOOLEAN_STATS:
+                    arr = arr.astype(np.bool_)
+                out[name] = arr
+            return out
+
+        sampling = slice(tune, tune + n_keep)
+        unconstrained = np.stack([ch.draws[sampling] for ch in chains])
+        warm = slice(0, n_warm)
+        warm_unc = np.stack([ch.draws[warm] for ch in chains]) if save_warmup else None
+
+        div_rows = []
+        for ch in chains:
+            n = int(ch.divergence_count[0])
+            for k in range(n):
+                div_rows.append((ch.index, int(ch.divergence_iters[k]), ch.divergences[k]))
+        dim = model.dim
+        divergences = {
+            "chain": np.array([r[0] for r in div_rows], dtype=np.int64),
+            "iteration": np.array([r[1] for r in div_rows], dtype=np.int64),
+            "start": np.array([r[2][0] for r in div_rows]).reshape(-1, dim),
+            "point": np.array([r[2][1] for r in div_rows]).reshape(-1, dim),
+        }
+        divergences["draw"] = divergences["iteration"] - tune
+        divergences["warmup"] = divergences["iteration"] < tune
+
+        return cls(
+            model_name=model.name,
+            coords=list(model.coords),
+            dims=dict(model.dims),
+            dim_labels=dict(model.dim_labels),
+            posterior=model.constrain(unconstrained),
+            unconstrained=unconstrained,
+            sample_stats=stats_dict(sampling),
+            warmup={
+                "step_size": np.array([ch.state.step_size for ch in chains]),
+                "inv_mass_matrix": np.stack([ch.state.inv_mass for ch in chains]),
+                "init": np.stack([ch.init_point for ch in chains]),
+                "windows": np.array(schedule.windows, dtype=np.int64).reshape(-1, 2),
+                "tune": tune,
+            },
+            divergences=divergences,
+            warmup_posterior=model.constrain(warm_unc) if save_warmup else None,
+            warmup_unconstrained=warm_unc,
+            warmup_sample_stats=stats_dict(warm) if save_warmup else None,
+            interrupted=interrupted,
+            iterations_completed=completed,
+            chain_seconds=np.array([ch.seconds for ch in chains]),
+            settings=settings,
+        )
+
+    @property
+    def n_chains(self) -> int:
+        return self.unconstrained.shape[0]
+
+    @property
+    def n_draws(self) -> int:
+        return self.unconstrained.shape[1]
+
+    @property
+    def n_gradient_evaluations(self) -> int:
+        """Leapfrog steps (one gradient each) over the kept draws, plus warmup if saved."""
+        total = int(self.sample_stats["n_steps"].sum())
+        if self.warmup_sample_stats is not None:
+            total += int(self.warmup_sample_stats["n_steps"].sum())
+        return total
+
+    def __repr__(self) -> str:
+        n_div = int(self.sample_stats["diverging"].sum())
+        flag = ", interrupted" if self.interrupted else ""
+        return (
+            f"<SamplingResult {self.model_name}: {self.n_chains} chains x {self.n_draws} draws, "
+            f"{n_div} divergences{flag}>"
+        )

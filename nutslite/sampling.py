@@ -1,0 +1,322 @@
+"""``nl.sample``: validate the request, initialise each chain, run the chains in threads.
+
+Each chain owns one random stream, ``numpy.random.SeedSequence(seed).spawn(chains)[c]``, its own
+buffers (allocated once) and its own compiled loop (``nutslite.chain.run_chain``), which releases
+the GIL. The driver calls the loop in chunks of growing length (about a tenth of a second each),
+so progress can be shown and Ctrl-C stops every chain promptly; chunking never changes a draw, so
+a seed gives bit-identical draws whatever ``cores`` is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nutslite.adaptation.mass_matrix import welford_init
+from nutslite.adaptation.step_size import (
+    STEP_SIZE_IMPROPER,
+    STEP_SIZE_OK,
+    DualAveraging,
+    find_initial_step_size,
+)
+from nutslite.adaptation.windows import stan_schedule
+from nutslite.chain import CHAIN_METRIC_OVERFLOW, CHAIN_OK, STAT_NAMES, ChainState, NutsSettings, run_chain
+from nutslite.model import Model
+from nutslite.result import SamplingResult
+from nutslite.tree import allocate_recorder, allocate_trajectory
+
+MAX_INIT_TRIES = 100  # Stan's number of attempts at a random initial point
+MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0
+CHUNK_SECONDS = 0.1  # target wall time of one compiled chunk
+TRAJECTORY_MEMORY_LIMIT = 2**31  # bytes of trajectory buffers per chain
+
+
+class SamplingError(RuntimeError):
+    """The sampler could not continue (improper posterior, numerical overflow in adaptation)."""
+
+
+@dataclass
+class _Chain:
+    """Everything one chain needs between chunks."""
+
+    index: int
+    rng: np.random.Generator
+    state: ChainState
+    da: DualAveraging
+    welford: object
+    traj: object
+    scratch: np.ndarray
+    draws: np.ndarray
+    stats: np.ndarray
+    divergences: np.ndarray
+    divergence_iters: np.ndarray
+    divergence_count: np.ndarray
+    done: int = 0
+    status: int = CHAIN_OK
+    seconds: float = 0.0
+    init_point: np.ndarray = field(default=None)
+
+
+def sample(
+    model: Model,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int | None = None,
+    cores: int | None = None,
+    target_accept: float = 0.8,
+    max_treedepth: int = 10,
+    init: np.ndarray | None = None,
+    step_size: float | np.ndarray | None = None,
+    inv_mass_matrix: np.ndarray | None = None,
+    jitter: float = 0.0,
+    save_warmup: bool = False,
+    progress: bool = True,
+) -> SamplingResult:
+    """Draw from ``model`` with NUTS and Stan's windowed adaptation.
+
+    Parameters
+    ----------
+    model
+        The target (``nl.Model``).
+    draws, tune, chains
+        Draws kept per chain, warmup iterations per chain, number of chains.
+    seed
+        Seed of ``numpy.random.SeedSequence``; chain ``c`` uses the ``c``-th spawned stream.
+        ``None`` draws fresh entropy (recorded in ``result.settings["seed"]``).
+    cores
+        How many chains run at once (threads). ``None``: as many as there are CPUs.
+    target_accept
+        Target of dual averaging for the mean acceptance statistic, in (0, 1).
+    max_treedepth
+        Maximum number of trajectory doublings per transition.
+    init
+        Initial unconstrained point, shape ``(dim,)`` or ``(chains, dim)``. ``None``: Stan's
+        uniform(-2, 2), retried up to 100 times where the density or gradient is not finite.
+    step_size, inv_mass_matrix
+        Starting step size (scalar or ``(chains,)``) and diagonal inverse mass matrix (``(dim,)``
+        or ``(chains, dim)``), for example ``res.warmup["step_size"]`` and
+        ``res.warmup["inv_mass_matrix"]`` of an earlier run. With ``tune=0`` they are used as
+        given; otherwise warmup starts from them.
+    jitter
+        Uniform step-size jitter ``eps (1 + jitter (2u - 1))`` per transition (Stan's default 0).
+    save_warmup
+        Keep warmup draws and stats in ``result.warmup_posterior`` and friends.
+    progress
+        Accepted for the progress display; currently nothing is printed.
+
+    Returns
+    -------
+    SamplingResult
+        With ``posterior``, ``unconstrained``, ``sample_stats``, ``warmup`` and ``divergences``.
+        Interrupted by Ctrl-C, it holds the draws completed so far (``result.interrupted``).
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a nutslite.Model, got {type(model).__name__}")
+    draws = _positive_int("draws", draws, allow_zero=False)
+    tune = _positive_int("tune", tune, allow_zero=True)
+    chains = _positive_int("chains", chains, allow_zero=False)
+    max_treedepth = _positive_int("max_treedepth", max_treedepth, allow_zero=False)
+    cores = (os.cpu_count() or 1) if cores is None else _positive_int("cores", cores, False)
+    if not isinstance(target_accept, int | float) or not 0.0 < target_accept < 1.0:
+        raise ValueError(f"target_accept must lie strictly between 0 and 1, got {target_accept!r}")
+    if not isinstance(jitter, int | float) or not 0.0 <= jitter < 1.0:
+        raise ValueError(f"jitter must lie in [0, 1), got {jitter!r}")
+    trajectory_bytes = 5 * 8 * model.dim * 2**max_treedepth
+    if trajectory_bytes > TRAJECTORY_MEMORY_LIMIT:
+        raise ValueError(
+            f"max_treedepth={max_treedepth} needs {trajectory_bytes / 2**30:.1f} GiB of trajectory "
+            f"buffers per chain for dim={model.dim}; choose a smaller max_treedepth"
+        )
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy)
+    elif isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+
+    dim = model.dim
+    inits = _per_chain("init", init, chains, dim)
+    inv_masses = _per_chain("inv_mass_matrix", inv_mass_matrix, chains, dim, positive=True)
+    step_sizes = _step_sizes(step_size, chains)
+    schedule = stan_schedule(tune)
+    settings = NutsSettings(max_treedepth, MAX_DELTA_H, float(target_accept), float(jitter), tune)
+    rngs = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(chains)]
+
+    n_iter = tune + draws
+    chain_list = []
+    for c in range(chains):
+        rng = rngs[c]
+        q = _initial_point(model, rng, None if inits is None else inits[c], c)
+        grad = np.empty(dim)
+        logp = float(model.logp_grad(q, grad))
+        inv_mass = np.ones(dim) if inv_masses is None else inv_masses[c].copy()
+        user_step = 1.0 if step_sizes is None else float(step_sizes[c])
+        scratch = np.empty((4, dim))
+        eps = user_step
+        if tune > 0 or step_sizes is None:
+            eps, status = find_initial_step_size(
+                model.logp_grad_function, rng, inv_mass, user_step, q, logp, grad, scratch
+            )
+            _raise_for_status(status, c, "finding the initial step size")
+        chain_list.append(
+            _Chain(
+                index=c,
+                rng=rng,
+                state=ChainState(q, grad, logp, eps, inv_mass),
+                # Stan sets mu = log(10 * user step size) before the heuristic runs
+                da=DualAveraging(0.0, 0.0, 0.0, math.log(10.0 * user_step), math.log(eps)),
+                welford=welford_init(dim),
+                traj=allocate_trajectory(dim, max_treedepth),
+                scratch=scratch,
+                draws=np.empty((n_iter, dim)),
+                stats=np.empty((n_iter, len(STAT_NAMES))),
+                divergences=np.empty((n_iter, 2, dim)),
+                divergence_iters=np.empty(n_iter, dtype=np.int64),
+                divergence_count=np.zeros(1, dtype=np.int64),
+                init_point=q.copy(),
+            )
+        )
+
+    recorder = allocate_recorder(max_treedepth, False)
+    stop = threading.Event()
+
+    def run(chain: _Chain) -> None:
+        chunk = 1
+        while chain.done < n_iter and not stop.is_set():
+            stop_at = min(n_iter, chain.done + chunk)
+            t0 = time.perf_counter()
+            chain.state, chain.da, chain.welford, status = run_chain(
+                model.logp_grad_function, chain.rng, chain.state, chain.da, chain.welford, settings,
+                schedule.collect, schedule.window_end, chain.done, stop_at,
+                chain.traj, recorder, chain.scratch, chain.draws, chain.stats,
+                chain.divergences, chain.divergence_iters, chain.divergence_count,
+            )
+            elapsed = time.perf_counter() - t0
+            chain.seconds += elapsed
+            if status != CHAIN_OK:
+                chain.status = status
+                chain.done = stop_at
+                return
+            chain.done = stop_at
+            if elapsed < CHUNK_SECONDS / 2:
+                chunk *= 2
+
+    interrupted = False
+    t_start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=min(cores, chains)) as pool:
+        futures = [pool.submit(run, ch) for ch in chain_list]
+        try:
+            while wait(futures, timeout=0.1).not_done:
+                pass
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            wait(futures)
+    for f in futures:
+        f.result()  # re-raise any error from a chain thread
+    wall = time.perf_counter() - t_start
+    for ch in chain_list:
+        _raise_for_status(ch.status, ch.index, "warmup")
+
+    return SamplingResult.from_chains(
+        model=model,
+        chains=chain_list,
+        tune=tune,
+        draws=draws,
+        save_warmup=save_warmup,
+        interrupted=interrupted,
+        schedule=schedule,
+        settings={
+            "draws": draws, "tune": tune, "chains": chains, "seed": int(seed), "cores": cores,
+            "target_accept": float(target_accept), "max_treedepth": max_treedepth,
+            "jitter": float(jitter), "max_delta_h": MAX_DELTA_H, "wall_seconds": wall,
+        },
+    )
+
+
+def _positive_int(name: str, value: object, allow_zero: bool) -> int:
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not ok or value < (0 if allow_zero else 1):
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"{name} must be {kind} integer, got {value!r}")
+    return int(value)
+
+
+def _per_chain(
+    name: str, value: object, chains: int, dim: int, positive: bool = False
+) -> np.ndarray | None:
+    """Broadcast a ``(dim,)`` or ``(chains, dim)`` array to ``(chains, dim)``, validated."""
+    if value is None:
+        return None
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of numbers: {err}") from err
+    if arr.shape == (dim,):
+        arr = np.tile(arr, (chains, 1))
+    if arr.shape != (chains, dim):
+        raise ValueError(
+            f"{name} must have shape ({dim},) or ({chains}, {dim}), got {arr.shape}"
+        )
+    bad = ~np.isfinite(arr) | ((arr <= 0) if positive else False)
+    if bad.any():
+        c, i = np.argwhere(bad)[0]
+        what = "positive and finite" if positive else "finite"
+        raise ValueError(f"{name} must be {what}; chain {c}, coordinate {i} is {arr[c, i]!r}")
+    return np.ascontiguousarray(arr)
+
+
+def _step_sizes(step_size: object, chains: int) -> np.ndarray | None:
+    if step_size is None:
+        return None
+    arr = np.array(step_size, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(chains, float(arr))
+    if arr.shape != (chains,) or not (np.isfinite(arr).all() and (arr > 0).all()):
+        raise ValueError(
+            f"step_size must be a positive finite number or an array of {chains} of them, "
+            f"got {step_size!r}"
+        )
+    return arr
+
+
+def _initial_point(model: Model, rng: np.random.Generator, init: np.ndarray | None, chain: int):
+    """A point where the log density and its gradient are finite (Stan: 100 random tries)."""
+    grad = np.empty(model.dim)
+    candidates = [init] if init is not None else (
+        model.initial_point(rng) for _ in range(MAX_INIT_TRIES)
+    )
+    for q in candidates:
+        q = np.ascontiguousarray(q, dtype=np.float64)
+        logp = model.logp_grad(q, grad)
+        if np.isfinite(logp) and np.isfinite(grad).all():
+            return q
+    bad = np.flatnonzero(~np.isfinite(grad))
+    names = ", ".join(model.coords[i] for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
+    where = "the given init" if init is not None else f"{MAX_INIT_TRIES} uniform(-2, 2) points"
+    detail = f"log density {logp!r}" + (f"; non-finite gradient in {names}" if len(bad) else "")
+    raise ValueError(
+        f"chain {chain}: the log density or its gradient is not finite at {where} "
+        f"(last try: {detail})"
+    )
+
+
+def _raise_for_status(status: int, chain: int, stage: str) -> None:
+    if status == STEP_SIZE_OK:
+        return
+    if status == STEP_SIZE_IMPROPER:
+        raise SamplingError(
+            f"chain {chain}: the step size grew past 1e7 while {stage}; the posterior looks "
+            "improper (check the model)"
+        )
+    if status == CHAIN_METRIC_OVERFLOW:
+        raise SamplingError(f"chain {chain}: numerical overflow in the mass-matrix adaptation")
+    raise SamplingError(
+        f"chain {chain}: no acceptably small step size could be found while {stage}; "
+        "is the log density continuous?"
+    )
