@@ -28,6 +28,7 @@ from nutslite.adaptation.step_size import (
 from nutslite.adaptation.windows import stan_schedule
 from nutslite.chain import CHAIN_METRIC_OVERFLOW, CHAIN_OK, STAT_NAMES, ChainState, NutsSettings, run_chain
 from nutslite.model import Model
+from nutslite.progress import ChainProgress, Reporter, make_reporter
 from nutslite.result import SamplingResult
 from nutslite.tree import allocate_recorder, allocate_trajectory
 
@@ -77,7 +78,7 @@ def sample(
     inv_mass_matrix: np.ndarray | None = None,
     jitter: float = 0.0,
     save_warmup: bool = False,
-    progress: bool = True,
+    progress: bool | Reporter = True,
 ) -> SamplingResult:
     """Draw from ``model`` with NUTS and Stan's windowed adaptation.
 
@@ -109,7 +110,8 @@ def sample(
     save_warmup
         Keep warmup draws and stats in ``result.warmup_posterior`` and friends.
     progress
-        Accepted for the progress display; currently nothing is printed.
+        ``True`` shows progress (``nutslite.progress``), ``False`` shows nothing, and a
+        ``nutslite.progress.Reporter`` instance receives the updates.
 
     Returns
     -------
@@ -206,17 +208,28 @@ def sample(
             if elapsed < CHUNK_SECONDS / 2:
                 chunk *= 2
 
+    def snapshot() -> list[ChainProgress]:
+        return [
+            ChainProgress(
+                ch.index, ch.done, n_iter, tune, int(ch.divergence_count[0]),
+                float(ch.state.step_size), ch.seconds,
+            )
+            for ch in chain_list
+        ]
+
+    reporter = make_reporter(progress)
     interrupted = False
     t_start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(cores, chains)) as pool:
         futures = [pool.submit(run, ch) for ch in chain_list]
         try:
             while wait(futures, timeout=0.1).not_done:
-                pass
+                reporter.update(snapshot())
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
             wait(futures)
+    reporter.close(snapshot(), interrupted)
     for f in futures:
         f.result()  # re-raise any error from a chain thread
     wall = time.perf_counter() - t_start

@@ -64,7 +64,8 @@ Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated
 Recorder = namedtuple("Recorder", ["active", "subtrees", "checks", "counts"])
 Recorder.__doc__ = """Where a recorded transition logs its structure.
 
-``subtrees``: rows ``(lo, hi, depth, valid)`` for every completed subtree of depth >= 1 and every
+``subtrees``: rows ``(lo, hi, depth, top_level, valid)`` for every completed subtree of depth >= 1
+(``valid`` False when it turned) and, with ``top_level`` 1, the accepted trajectory after every
 top-level doubling; ``checks``: rows ``(lo, hi, merge_depth, top_level, turning)`` for every U-turn
 criterion evaluated; ``counts``: ``[n_subtrees, n_checks]``.
 """
@@ -79,7 +80,9 @@ TransitionInfo = namedtuple(
         "diverging",  # True if a leapfrog state diverged
         "divergent_position",  # position of the divergent state (0 if none)
         "energy0",  # H at the initial state, with the fresh momentum
-        "lo",  # leftmost position visited
+        "left",  # leftmost position of the accepted trajectory
+        "right",  # rightmost position of the accepted trajectory
+        "lo",  # leftmost position visited, rejected subtrees included
         "hi",  # rightmost position visited
     ],
 )
@@ -103,7 +106,7 @@ def allocate_recorder(max_depth: int, active: bool) -> Recorder:
     n = (1 << max_depth) + max_depth + 1 if active else 0
     return Recorder(
         active=active,
-        subtrees=np.zeros((n, 4), dtype=np.int64),
+        subtrees=np.zeros((n, 5), dtype=np.int64),
         checks=np.zeros((3 * n, 5), dtype=np.int64),
         counts=np.zeros(2, dtype=np.int64),
     )
@@ -172,13 +175,14 @@ def merge_is_turning(traj, inv_mass, a, m, b, recorder, merge_depth, top_level):
 
 
 @jit
-def record_subtree(recorder, lo, hi, depth, valid):
+def record_subtree(recorder, lo, hi, depth, top_level, valid):
     if recorder.active:
         n = recorder.counts[0]
         recorder.subtrees[n, 0] = lo
         recorder.subtrees[n, 1] = hi
         recorder.subtrees[n, 2] = depth
-        recorder.subtrees[n, 3] = valid
+        recorder.subtrees[n, 3] = top_level
+        recorder.subtrees[n, 4] = valid
         recorder.counts[0] = n + 1
 
 
@@ -252,7 +256,7 @@ def build_tree(
     first, last = edge + direction, edge + direction * 2 * half
     lo, hi = min(first, last), max(first, last)
     turning = merge_is_turning(traj, inv_mass, lo, lo + half - 1, hi, recorder, depth, 0)
-    record_subtree(recorder, lo, hi, depth, not turning)
+    record_subtree(recorder, lo, hi, depth, 0, not turning)
     return not turning, log_w, prop, sum_accept, n_steps, 0
 
 
@@ -311,7 +315,7 @@ def nuts_transition(
             left = edge - (1 << depth)
             m = edge - 1
         depth += 1
-        record_subtree(recorder, left, right, depth, True)
+        record_subtree(recorder, left, right, depth, 1, True)
 
         # biased progressive sampling at the top level
         if log_w_sub > log_w:
@@ -325,5 +329,5 @@ def nuts_transition(
 
     return TransitionInfo(
         proposal, depth, n_steps, sum_accept / n_steps, divergent_position != 0,
-        divergent_position, h0, lo, hi,
+        divergent_position, h0, left, right, lo, hi,
     )
