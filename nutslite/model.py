@@ -38,6 +38,9 @@ class Model:
         Optional dimension names of each constrained variable, for example ``{"a": ("county",)}``.
     dim_labels
         Optional labels of each named dimension, for example ``{"county": ["AITKIN", ...]}``.
+    log_transformed
+        Indices of coordinates that are the log of a positive parameter, ``theta_i = log x_i``.
+        ``logp_grad`` includes their log-Jacobian ``+theta_i``; ``find_map`` can remove it.
     moments
         Optional exact moments of the target on the unconstrained scale, for tests: ``"mean"`` and
         ``"var"`` (arrays of shape ``(dim,)``, NaN where unknown), and any others documented by the
@@ -61,6 +64,7 @@ class Model:
         dims: Mapping[str, tuple[str, ...]] | None = None,
         dim_labels: Mapping[str, Sequence[str]] | None = None,
         moments: Mapping[str, np.ndarray] | None = None,
+        log_transformed: Sequence[int] = (),
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Model name must be a non-empty string, got {name!r}")
@@ -81,6 +85,9 @@ class Model:
         self._constrain = constrain
         self.dims = dict(dims or {})
         self.dim_labels = {k: list(v) for k, v in (dim_labels or {}).items()}
+        self.log_transformed = tuple(int(i) for i in log_transformed)
+        if any(not 0 <= i < self.dim for i in self.log_transformed):
+            raise ValueError(f"Model {name!r}: log_transformed indices must lie in 0..{self.dim - 1}")
         self.moments = {k: np.asarray(v, dtype=np.float64) for k, v in (moments or {}).items()}
         self._trial_call()
 

@@ -321,4 +321,5 @@ def radon(
         coords=coords,
         dims={v: ("county",) for v in county_vars},
         dim_labels={"county": list(data.county_names)},
+        log_transformed=(1, 3, 4),
     )
