@@ -9,6 +9,10 @@ At the end of a window, Stan (``var_adaptation.hpp``) turns the sample variance
 identity so that short windows cannot produce a degenerate metric:
 
     M^{-1} = n / (n + 5) * s^2 + 1e-3 * 5 / (n + 5).
+
+With a single draw in the window (Stan's stretch rule can produce one, e.g. for 151 warmup
+iterations) ``s^2`` is undefined and Stan's estimator leaves the current ``M^{-1}`` in its place
+before shrinking it; so does ``regularized_variance``.
 """
 
 from __future__ import annotations
@@ -48,12 +52,12 @@ def welford_restart(state):
 
 @jit
 def regularized_variance(state, out):
-    """Stan's regularised variance into ``out``; returns False if any entry is not finite
-    (Stan: "Numerical overflow in metric adaptation")."""
+    """Stan's regularised variance into ``out`` (which holds the current inverse mass matrix);
+    returns False if any entry is not finite (Stan: "Numerical overflow in metric adaptation")."""
     n = state.n
     ok = True
     for i in range(out.shape[0]):
-        var = state.m2[i] / (n - 1.0)
+        var = state.m2[i] / (n - 1.0) if n > 1.0 else out[i]
         out[i] = (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
         if not np.isfinite(out[i]):
             ok = False

@@ -1,0 +1,180 @@
+"""Warmup pieces against Stan's definitions, and the structure of a recorded transition."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import nutslite as nl
+from nutslite.adaptation.mass_matrix import regularized_variance, welford_init, welford_update
+from nutslite.adaptation.step_size import (
+    STEP_SIZE_IMPROPER,
+    STEP_SIZE_OK,
+    dual_averaging_final,
+    dual_averaging_init,
+    dual_averaging_update,
+    find_initial_step_size,
+)
+from nutslite.adaptation.windows import stan_schedule
+from nutslite.models import zoo
+
+
+def test_stan_windows_for_1000_warmup():
+    s = stan_schedule(1000)
+    assert s.windows == [(75, 99), (100, 149), (150, 249), (250, 449), (450, 949)]
+    assert s.collect.sum() == 1000 - 75 - 50
+
+
+def test_stan_windows_resize_and_skip():
+    assert stan_schedule(19).windows == []  # fewer than 20: no metric adaptation
+    assert stan_schedule(100).windows == [(15, 89)]  # 15% / 75% / 10%
+    assert stan_schedule(150).windows == [(75, 99)]  # exactly 75 + 25 + 50: no resize
+    # 2000: the 400-long window would leave less than twice its size, so it stretches
+    assert stan_schedule(2000).windows[-2:] == [(450, 849), (850, 1949)]
+
+
+@given(st.integers(20, 5000))
+def test_windows_tile_the_slow_stage(n):
+    s = stan_schedule(n)
+    windows = s.windows
+    assert windows, n
+    assert all(b + 1 == c for (_, b), (c, _) in zip(windows, windows[1:], strict=False))
+    first, last = windows[0][0], windows[-1][1]
+    assert np.array_equal(np.flatnonzero(s.collect), np.arange(first, last + 1))
+    assert last == n - s.collect[::-1].argmax() - 1  # the last window closes the slow stage
+    # each window but the last doubles its predecessor; the last is stretched (or, as in Stan,
+    # cut short) to end where the terminal buffer begins
+    sizes = [b - a + 1 for a, b in windows]
+    assert all(later == 2 * earlier for earlier, later in zip(sizes, sizes[1:-1], strict=False))
+
+
+def test_dual_averaging_matches_its_equations():
+    """Hoffman & Gelman (2014) eq. 6 with Stan's constants, iterated by hand."""
+    state = dual_averaging_init(0.5)
+    assert state.mu == math.log(5.0)
+    s_bar = x_bar = 0.0
+    for t, alpha in enumerate([0.2, 0.95, 1.3, 0.6, 0.85], start=1):
+        state = dual_averaging_update(state, alpha, 0.8)
+        eta = 1 / (t + 10)
+        s_bar = (1 - eta) * s_bar + eta * (0.8 - min(alpha, 1.0))
+        x = math.log(5.0) - s_bar * math.sqrt(t) / 0.05
+        x_bar = t**-0.75 * x + (1 - t**-0.75) * x_bar
+        assert math.isclose(state.log_step_size, x, rel_tol=1e-14)
+        assert math.isclose(state.x_bar, x_bar, rel_tol=1e-14, abs_tol=1e-15)
+    assert dual_averaging_final(state) == math.exp(state.x_bar)
+
+
+def test_dual_averaging_moves_the_step_size_the_right_way():
+    high = low = dual_averaging_init(1.0)
+    for _ in range(50):
+        high = dual_averaging_update(high, 1.0, 0.8)  # accepting everything: grow
+        low = dual_averaging_update(low, 0.1, 0.8)  # rejecting: shrink
+    assert dual_averaging_final(high) > 1.0 > dual_averaging_final(low)
+
+
+@given(st.integers(2, 200), st.integers(0, 2**31))
+def test_welford_matches_numpy_and_stan_regularisation(n, seed):
+    x = np.random.default_rng(seed).normal(size=(n, 3)) * [1e-3, 1.0, 1e3]
+    state = welford_init(3)
+    for row in x:
+        state = welford_update(state, row)
+    out = np.empty(3)
+    assert regularized_variance(state, out)
+    expected = (n / (n + 5)) * x.var(axis=0, ddof=1) + 1e-3 * 5 / (n + 5)
+    np.testing.assert_allclose(out, expected, rtol=1e-9)
+    np.testing.assert_allclose(state.mean, x.mean(axis=0), rtol=1e-9, atol=1e-12)
+
+
+def test_one_draw_window_keeps_the_current_metric_like_stan():
+    state = welford_update(welford_init(2), np.array([3.0, -1.0]))
+    out = np.array([0.5, 2.0])
+    assert regularized_variance(state, out)
+    np.testing.assert_allclose(out, np.array([0.5, 2.0]) / 6 + 1e-3 * 5 / 6)
+    res = nl.sample(zoo.std_normal(2), draws=10, tune=151, chains=1, seed=1, progress=False)
+    assert np.isfinite(res.warmup["inv_mass_matrix"]).all()
+
+
+def test_initial_step_size_heuristic():
+    """For N(0, 1) the heuristic stops where one leapfrog step's acceptance crosses 0.8."""
+    model = zoo.std_normal(50)
+    q = np.zeros(50)
+    grad = np.empty(50)
+    logp = model.logp_grad(q, grad)
+    rng = np.random.default_rng(1)
+    eps, status = find_initial_step_size(
+        model.logp_grad_function, rng, np.ones(50), 1.0, q, logp, grad, np.empty((4, 50))
+    )
+    assert status == STEP_SIZE_OK
+    assert 0.05 < eps < 1.0
+    # a flat density: the step size grows until Stan's "improper posterior" bound
+    flat = nl.Model("flat", 2, _flat())
+    eps, status = find_initial_step_size(
+        flat.logp_grad_function, rng, np.ones(2), 1.0, np.zeros(2), 0.0, np.zeros(2),
+        np.empty((4, 2)),
+    )
+    assert status == STEP_SIZE_IMPROPER and eps > 1e7
+
+
+def _flat():
+    from numba import njit
+
+    @njit
+    def logp_grad(theta, grad):
+        grad[:] = 0.0
+        return 0.0
+
+    return logp_grad
+
+
+def test_improper_posterior_raises_a_clear_error():
+    with pytest.raises(nl.SamplingError, match="improper"):
+        nl.sample(nl.Model("flat", 2, _flat()), draws=10, tune=10, chains=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def radon_state():
+    model = nl.models.radon("noncentered")
+    res = nl.sample(model, draws=20, tune=300, chains=1, seed=2, progress=False)
+    return model, res.unconstrained[0, -1], float(res.warmup["step_size"][0]), res.warmup[
+        "inv_mass_matrix"][0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_recorded_transition_structure(radon_state, seed):
+    model, q, eps, inv_mass = radon_state
+    rec = nl.record_transition(model, q, eps, inv_mass, seed=seed)
+    assert rec.right - rec.left + 1 == 2**rec.depth
+    assert rec.left <= rec.selected <= rec.right
+    assert rec.index[0] <= rec.left and rec.right <= rec.index[-1]
+    assert len(rec.index) == rec.n_steps + 1
+    np.testing.assert_array_equal(rec.positions[rec.index == 0][0], q)
+    # the accept statistic averages min(1, exp(H0 - H)) over every state but the start
+    others = rec.index != 0
+    assert math.isclose(rec.accept_stat, np.minimum(1, np.exp(rec.log_weights[others])).mean())
+    # every top-level doubling was followed by the three checks of Stan 2.21+
+    top = rec.checks[rec.checks[:, 3] == 1]
+    assert len(top) == 3 * rec.depth
+    # the transition stopped because of a turn, a divergence, or the depth limit
+    stopped_by_turn = rec.checks[-3:, 4].any() if len(rec.checks) else False
+    assert stopped_by_turn or rec.diverging or rec.depth == 10
+    # leapfrog states are consecutive: each one is a step from its neighbour
+    k = int(np.flatnonzero(rec.index == rec.selected)[0])
+    assert rec.logp[k] == model.logp(rec.positions[k])
+
+
+def test_recorded_transition_is_the_sampled_one(radon_state):
+    """The recorder only logs: the same stream gives the same transition without it."""
+    from nutslite.tree import allocate_recorder, allocate_trajectory, nuts_transition
+
+    model, q, eps, inv_mass = radon_state
+    rec = nl.record_transition(model, q, eps, inv_mass, seed=5)
+    grad = np.empty(model.dim)
+    logp = model.logp_grad(q, grad)
+    traj = allocate_trajectory(model.dim, 10)
+    info = nuts_transition(
+        model.logp_grad_function, np.random.default_rng(5), traj, inv_mass, eps, q, logp, grad,
+        10, 1000.0, allocate_recorder(10, False),
+    )
+    assert (info.proposal, info.depth, info.n_steps) == (rec.selected, rec.depth, rec.n_steps)

@@ -1,0 +1,211 @@
+"""The NUTS engine: moments of known targets, radon, reproducibility, warmup, divergences.
+
+Statistical tests compare each estimate with its exact value in units of its Monte Carlo standard
+error (``nutslite.diagnostics.mcse_mean``, Vehtari et al. 2021), with a Bonferroni threshold over
+all statistics of a test so that a correct sampler fails a test with probability about
+``ALPHA`` (1e-3; the MCSE is itself estimated, so this is approximate). Seeds are fixed, so a pass
+is reproducible.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import nutslite as nl
+from nutslite import diagnostics
+from nutslite.models import zoo
+
+ALPHA = 1e-3
+
+
+def z_threshold(n_stats: int, alpha: float = ALPHA) -> float:
+    """Two-sided Bonferroni z threshold for ``n_stats`` statistics at overall level ``alpha``."""
+    return float(stats.norm.isf(alpha / (2 * n_stats)))
+
+
+def assert_moments(draws: np.ndarray, mean: np.ndarray, var: np.ndarray) -> None:
+    """Means and variances of ``draws`` (chains, draws, dim) against exact values, each within
+    ``z * MCSE``; the variance is the mean of ``(x - mean)^2``, whose MCSE is its own."""
+    x = np.moveaxis(draws, -1, 0)  # (dim, chains, draws)
+    sq = (x - mean[:, None, None]) ** 2
+    z = z_threshold(2 * len(mean))
+    err_mean = np.abs(x.mean(axis=(1, 2)) - mean) / diagnostics.mcse_mean(x)
+    err_var = np.abs(sq.mean(axis=(1, 2)) - var) / diagnostics.mcse_mean(sq)
+    assert err_mean.max() < z, f"mean off by {err_mean.max():.2f} MCSE (limit {z:.2f})"
+    assert err_var.max() < z, f"variance off by {err_var.max():.2f} MCSE (limit {z:.2f})"
+
+
+@pytest.mark.parametrize(
+    "model",
+    [zoo.std_normal(5), zoo.ZOO["correlated_gaussian_5"](), zoo.scaled_gaussian(10)],
+    ids=lambda m: m.name,
+)
+def test_gaussian_moments(model):
+    res = nl.sample(model, draws=1000, tune=1000, chains=4, seed=20, progress=False)
+    assert res.sample_stats["diverging"].sum() == 0
+    assert_moments(res.unconstrained, model.moments["mean"], model.moments["var"])
+
+
+def test_scaled_gaussian_adapts_the_mass_matrix():
+    """Stan's windows learn the variances (scales 1e-2 .. 1e2), so trees stay shallow."""
+    model = zoo.scaled_gaussian(10)
+    res = nl.sample(model, draws=200, tune=1000, chains=2, seed=4, progress=False)
+    ratio = res.warmup["inv_mass_matrix"] / model.moments["var"]
+    # the last window holds 500 draws: the variance estimate is within ~20% (5 sd of chi2_500)
+    assert np.all(np.abs(np.log(ratio)) < 0.5), ratio
+    assert res.sample_stats["tree_depth"].max() <= 4
+
+
+def test_funnel_log_scale_marginal():
+    """Neal's funnel with a gentle log-scale (v ~ N(0, 1)): the v marginal is recovered."""
+    model = zoo.neal_funnel(5, v_scale=1.0)
+    res = nl.sample(model, draws=2000, tune=1000, chains=4, seed=5, target_accept=0.95,
+                    progress=False)
+    v = res.unconstrained[..., :1]
+    assert_moments(v, np.zeros(1), np.ones(1))
+    # and its quantiles: the fraction of draws below N(0,1) quantiles, within z * MCSE
+    for p in (0.05, 0.5, 0.95):
+        below = (v[..., 0] < stats.norm.ppf(p)).astype(float)
+        z = abs(below.mean() - p) / diagnostics.mcse_mean(below)
+        assert z < z_threshold(5), (p, below.mean())
+
+
+def test_hard_funnel_raises_divergences():
+    """With Neal's v ~ N(0, 3^2) NUTS cannot enter the neck; it must say so with divergences."""
+    res = nl.sample(zoo.neal_funnel(10), draws=1000, tune=1000, chains=4, seed=6, progress=False)
+    assert res.sample_stats["diverging"].sum() > 0
+
+
+def test_radon_noncentered_is_healthy():
+    res = nl.sample(nl.models.radon("noncentered"), draws=1000, tune=1000, chains=4, seed=1,
+                    progress=False)
+    assert res.sample_stats["diverging"].sum() == 0
+    rhat = diagnostics.rhat(np.moveaxis(res.unconstrained, -1, 0))
+    assert rhat.max() < 1.01, (res.warmup, rhat.max())
+    # the posterior the blog post reports: eps ~ 0.72, sigma_b clearly above zero
+    assert 0.68 < res.posterior["eps"].mean() < 0.76
+    assert 0.1 < res.posterior["sigma_b"].mean() < 0.45
+
+
+def test_radon_centered_diverges():
+    res = nl.sample(nl.models.radon("centered"), draws=1000, tune=1000, chains=4, seed=1,
+                    progress=False)
+    assert res.sample_stats["diverging"].sum() > 0
+
+
+def test_same_seed_same_draws_whatever_the_cores():
+    model = nl.models.radon("noncentered")
+    kw = dict(draws=50, tune=150, chains=3, seed=7, progress=False)
+    a = nl.sample(model, cores=1, **kw)
+    b = nl.sample(model, cores=3, **kw)
+    np.testing.assert_array_equal(a.unconstrained, b.unconstrained)
+    for k in a.sample_stats:
+        np.testing.assert_array_equal(a.sample_stats[k], b.sample_stats[k])
+    np.testing.assert_array_equal(a.warmup["inv_mass_matrix"], b.warmup["inv_mass_matrix"])
+    c = nl.sample(model, cores=3, **{**kw, "seed": 8})
+    assert not np.array_equal(a.unconstrained, c.unconstrained)
+
+
+DISABLE_JIT_SCRIPT = """
+import sys, numpy as np, nutslite as nl
+from nutslite.models import zoo
+res = nl.sample(zoo.eight_schools("noncentered"), draws=15, tune=30, chains=2, seed=9,
+                cores=1, progress=False)
+np.save(sys.argv[1], np.concatenate([res.unconstrained.ravel(), res.sample_stats["lp"].ravel(),
+                                     res.warmup["step_size"]]))
+"""
+
+
+def test_bit_identical_without_jit(tmp_path):
+    """The same source interpreted by Python (NUMBA_DISABLE_JIT=1) gives the same bits."""
+    out = {}
+    for flag in ("0", "1"):
+        path = tmp_path / f"jit{flag}.npy"
+        env = dict(os.environ, NUMBA_DISABLE_JIT=flag)
+        subprocess.run([sys.executable, "-c", DISABLE_JIT_SCRIPT, str(path)], env=env, check=True)
+        out[flag] = np.load(path)
+    np.testing.assert_array_equal(out["0"], out["1"])
+
+
+def test_divergence_records_start_and_end():
+    res = nl.sample(nl.models.radon("centered"), draws=300, tune=300, chains=2, seed=3,
+                    progress=False)
+    div = res.divergences
+    after = ~div["warmup"]
+    assert after.sum() == res.sample_stats["diverging"].sum() > 0
+    model = nl.models.radon("centered")
+    for c, d, start, point in zip(
+        div["chain"][after], div["draw"][after], div["start"][after], div["point"][after],
+        strict=True,
+    ):
+        assert res.sample_stats["diverging"][c, d]
+        if d > 0:  # a transition starts where the previous draw ended
+            np.testing.assert_array_equal(start, res.unconstrained[c, d - 1])
+        # where the energy blew up, log p is far below the start's (or not finite)
+        lp = model.logp(point)
+        assert not np.isfinite(lp) or lp < model.logp(start) - 10
+
+
+def test_nan_mid_run_is_a_divergence_not_a_crash():
+    from numba import njit
+
+    @njit
+    def walled_gauss(theta, grad):
+        s = 0.0
+        for i in range(theta.shape[0]):
+            grad[i] = -theta[i]
+            s += theta[i] * theta[i]
+        return np.nan if theta[0] > 1.5 else -0.5 * s
+
+    model = nl.Model("walled", 2, walled_gauss)
+    res = nl.sample(model, draws=300, tune=300, chains=2, seed=1, progress=False)
+    assert res.sample_stats["diverging"].any()
+    assert np.all(res.unconstrained[..., 0] <= 1.5)
+    assert np.all(np.isfinite(res.sample_stats["lp"]))
+
+
+def test_warm_start_reuses_step_size_and_metric():
+    model = nl.models.radon("noncentered")
+    first = nl.sample(model, draws=100, tune=500, chains=2, seed=2, progress=False)
+    second = nl.sample(
+        model, draws=100, tune=0, chains=2, seed=3, progress=False,
+        init=first.unconstrained[:, -1], step_size=first.warmup["step_size"],
+        inv_mass_matrix=first.warmup["inv_mass_matrix"],
+    )
+    np.testing.assert_array_equal(second.sample_stats["step_size"][:, 0], first.warmup["step_size"])
+    np.testing.assert_array_equal(second.warmup["inv_mass_matrix"], first.warmup["inv_mass_matrix"])
+    assert second.sample_stats["diverging"].sum() == 0
+
+
+def test_save_warmup_keeps_warmup_draws():
+    res = nl.sample(zoo.std_normal(3), draws=20, tune=40, chains=2, seed=1, save_warmup=True,
+                    progress=False)
+    assert res.warmup_unconstrained.shape == (2, 40, 3)
+    assert res.warmup_sample_stats["n_steps"].shape == (2, 40)
+    assert res.warmup_posterior["x"].shape == (2, 40, 3)
+    assert res.n_gradient_evaluations == (
+        res.sample_stats["n_steps"].sum() + res.warmup_sample_stats["n_steps"].sum()
+    )
+
+
+def test_sample_stats_names_and_types():
+    res = nl.sample(zoo.std_normal(2), draws=10, tune=20, chains=2, seed=1, progress=False)
+    expected = {"lp", "acceptance_rate", "step_size", "tree_depth", "n_steps", "diverging",
+                "energy", "energy_error", "reached_max_treedepth", "index_in_trajectory"}
+    assert set(res.sample_stats) == expected
+    assert all(v.shape == (2, 10) for v in res.sample_stats.values())
+    assert res.sample_stats["diverging"].dtype == bool
+    assert res.sample_stats["tree_depth"].dtype == np.int64
+    assert np.all(res.sample_stats["n_steps"] >= 2 ** res.sample_stats["tree_depth"] - 1)
+
+
+def test_max_treedepth_is_respected():
+    res = nl.sample(zoo.scaled_gaussian(10), draws=50, tune=0, chains=1, seed=1, max_treedepth=3,
+                    step_size=1e-3, init=np.zeros(10), progress=False)
+    assert res.sample_stats["tree_depth"].max() == 3
+    assert res.sample_stats["reached_max_treedepth"].all()
+    assert res.sample_stats["n_steps"].max() <= 2**3
