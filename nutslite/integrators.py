@@ -14,7 +14,7 @@ from __future__ import annotations
 from nutslite._numba import jit
 
 
-@jit
+@jit(inline="always")
 def leapfrog(logp_grad, step_size, inv_mass, q, p, grad, q_out, p_out, grad_out):
     """One leapfrog step from ``(q, p)`` with ``grad = grad log p(q)``.
 

@@ -18,7 +18,7 @@ import math
 from nutslite._numba import jit
 
 
-@jit
+@jit(inline="always")
 def kinetic_energy(p, inv_mass):
     """``K(p) = 1/2 sum_i m_i p_i^2``."""
     k = 0.0
@@ -27,7 +27,7 @@ def kinetic_energy(p, inv_mass):
     return 0.5 * k
 
 
-@jit
+@jit(inline="always")
 def velocity_dot(p, inv_mass, v):
     """``(M^{-1} p) . v``: the sharp momentum ``p#`` dotted with ``v``, without forming ``p#``."""
     s = 0.0
@@ -36,7 +36,7 @@ def velocity_dot(p, inv_mass, v):
     return s
 
 
-@jit
+@jit(inline="always")
 def sample_momentum(rng, inv_mass, p_out):
     """Draw ``p ~ N(0, M)`` into ``p_out``: ``p_i = z_i / sqrt(m_i)`` with ``z_i ~ N(0, 1)``."""
     for i in range(p_out.shape[0]):

@@ -112,7 +112,7 @@ def allocate_recorder(max_depth: int, active: bool) -> Recorder:
     )
 
 
-@jit
+@jit(inline="always")
 def log_sum_exp(a, b):
     """``log(exp(a) + exp(b))`` without overflow (libm only, so compiled and interpreted runs
     agree bit for bit)."""
@@ -123,20 +123,20 @@ def log_sum_exp(a, b):
     return b + math.log1p(math.exp(a - b))
 
 
-@jit
+@jit(inline="always")
 def row(traj, s):
     """Buffer row of trajectory position ``s`` (``s`` may be negative)."""
     return s & (traj.q.shape[0] - 1)
 
 
-@jit
+@jit(inline="always")
 def prefix_row(traj, s):
     """Row of the prefix sum ``R[s] = sum of momenta over positions <= s`` (relative to the
     leftmost position; only differences ``R[b] - R[a - 1]`` are ever used)."""
     return s & (traj.rho_prefix.shape[0] - 1)
 
 
-@jit
+@jit(inline="always")
 def is_turning(traj, inv_mass, a, b, recorder, merge_depth, top_level):
     """Generalised no-U-turn criterion on the segment ``[a, b]`` (``a < b``).
 
@@ -163,7 +163,7 @@ def is_turning(traj, inv_mass, a, b, recorder, merge_depth, top_level):
     return turning
 
 
-@jit
+@jit(inline="always")
 def merge_is_turning(traj, inv_mass, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
     segment, and each half extended by the neighbouring state of the other. All three are
@@ -174,7 +174,7 @@ def merge_is_turning(traj, inv_mass, a, m, b, recorder, merge_depth, top_level):
     return whole or left or right
 
 
-@jit
+@jit(inline="always")
 def record_subtree(recorder, lo, hi, depth, top_level, valid):
     if recorder.active:
         n = recorder.counts[0]
@@ -186,7 +186,7 @@ def record_subtree(recorder, lo, hi, depth, top_level, valid):
         recorder.counts[0] = n + 1
 
 
-@jit
+@jit(inline="always")
 def take_step(logp_grad, traj, inv_mass, step_size, edge, direction, h0, max_delta_h):
     """Base case of the recursion: one leapfrog step from position ``edge`` to
     ``s = edge + direction``, stored in the buffer with its energy and momentum prefix sum.
@@ -214,7 +214,7 @@ def take_step(logp_grad, traj, inv_mass, step_size, edge, direction, h0, max_del
     return s, h0 - h, (h - h0) > max_delta_h
 
 
-@jit
+@jit(cache=False)  # a cached recursive function can come back with its self-call unresolved
 def build_tree(
     logp_grad, rng, traj, inv_mass, step_size, edge, direction, depth, h0, max_delta_h, recorder
 ):
@@ -224,6 +224,10 @@ def build_tree(
     ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position)``; ``valid`` is False
     when a state diverged or a sub-subtree turned, and the caller then discards the subtree.
     ``divergent_position`` is 0 when nothing diverged (position 0 is never built here).
+
+    Not cached on its own: Numba can reload a cached specialisation of a recursive function with
+    its recursive call unresolved (an LLVM "Symbol not found" abort). Its callers are cached, and
+    carry its compiled code with them.
     """
     if depth == 0:
         s, log_w, divergent = take_step(

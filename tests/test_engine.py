@@ -62,7 +62,7 @@ def test_scaled_gaussian_adapts_the_mass_matrix():
 
 def test_funnel_log_scale_marginal():
     """Neal's funnel with a gentle log-scale (v ~ N(0, 1)): the v marginal is recovered."""
-    model = zoo.neal_funnel(5, v_scale=1.0)
+    model = zoo.neal_funnel(5, v_sd=1.0)
     res = nl.sample(model, draws=2000, tune=1000, chains=4, seed=5, target_accept=0.95,
                     progress=False)
     v = res.unconstrained[..., :1]
