@@ -1,13 +1,14 @@
-r"""The compiled chain loop: NUTS transitions with Stan's warmup (``adapt_diag_e_nuts.hpp``).
+r"""The compiled chain loop: NUTS transitions with warmup (Stan's ``adapt_diag_e_nuts.hpp``).
 
 Each iteration ``t``:
 
 1. draw the step size (``eps (1 + j (2u - 1))`` when jitter ``j > 0``; Stan's default is 0);
 2. run one NUTS transition (``nutslite.tree.nuts_transition``) and record the draw and its stats;
-3. during warmup, update dual averaging with the transition's acceptance statistic; add the draw to
-   the variance estimator if ``t`` lies in a slow window; at a window's end, set the inverse mass
-   matrix to the regularised variance, rerun the initial step-size heuristic and restart dual
-   averaging around ``mu = log(10 eps)``; after the last warmup iteration use ``exp(x_bar)``.
+3. during warmup, update dual averaging with the transition's acceptance statistic, then follow
+   the schedule (``nutslite.adaptation.windows``): add the draw (and its gradient) to the
+   estimator, set the metric from it, start a new window, and rerun the initial step-size
+   heuristic with dual averaging restarted around ``mu = log(10 eps)``; after the last warmup
+   iteration use ``exp(x_bar)``.
 
 ``run_chain`` runs iterations ``[start, stop)`` and returns the state to resume from, so the
 Python driver can call it in chunks (for progress and Ctrl-C) without changing a single draw.
@@ -20,9 +21,9 @@ from collections import namedtuple
 
 from nutslite._numba import jit
 from nutslite.adaptation.mass_matrix import (
-    regularized_variance,
-    welford_restart,
-    welford_update,
+    adaptation_collect,
+    adaptation_restart,
+    adaptation_update,
 )
 from nutslite.adaptation.step_size import (
     STEP_SIZE_OK,
@@ -33,9 +34,9 @@ from nutslite.adaptation.step_size import (
 )
 from nutslite.tree import nuts_transition, row
 
-ChainState = namedtuple("ChainState", ["q", "grad", "logp", "step_size", "inv_mass"])
+ChainState = namedtuple("ChainState", ["q", "grad", "logp", "step_size", "metric"])
 ChainState.__doc__ = """Where a chain stands: position, gradient, log density, step size and
-inverse mass matrix (the arrays are updated in place)."""
+metric (``nutslite.metric.Metric``; the arrays are updated in place)."""
 
 NutsSettings = namedtuple(
     "NutsSettings", ["max_depth", "max_delta_h", "target_accept", "jitter", "num_warmup"]
@@ -64,7 +65,7 @@ CHAIN_METRIC_OVERFLOW = 10
 
 @jit
 def run_chain(
-    logp_grad, rng, state, da, welford, settings, collect, window_end, start, stop,
+    logp_grad, rng, state, da, adapt, settings, schedule, start, stop,
     traj, recorder, scratch, draws, stats, divergences, divergence_iters, divergence_count,
 ):
     """Run iterations ``[start, stop)`` of one chain.
@@ -73,16 +74,18 @@ def run_chain(
     iteration, warmup included. ``divergences`` ``(n_iter, 2, dim)`` receives, for each divergent
     transition in order, its starting point and the point where the energy blew up;
     ``divergence_iters[k]`` is the iteration of the k-th and ``divergence_count[0]`` counts them.
-    Returns ``(state, da, welford, status)``.
+    ``schedule`` is ``(collect, update, restart, retune)``, flags per warmup iteration.
+    Returns ``(state, da, adapt, status)``.
     """
-    q, grad, inv_mass = state.q, state.grad, state.inv_mass
+    q, grad, metric = state.q, state.grad, state.metric
+    collect, update, restart, retune = schedule
     logp, step_size = state.logp, state.step_size
     for t in range(start, stop):
         eps = step_size
         if settings.jitter > 0.0:
             eps *= 1.0 + settings.jitter * (2.0 * rng.random() - 1.0)
         info = nuts_transition(
-            logp_grad, rng, traj, inv_mass, eps, q, logp, grad,
+            logp_grad, rng, traj, metric, eps, q, logp, grad,
             settings.max_depth, settings.max_delta_h, recorder,
         )
         if info.diverging:
@@ -114,19 +117,20 @@ def run_chain(
             da = dual_averaging_update(da, info.accept_stat, settings.target_accept)
             step_size = math.exp(da.log_step_size)
             if collect[t]:
-                welford = welford_update(welford, q)
-            if window_end[t]:
-                if not regularized_variance(welford, inv_mass):
-                    return ChainState(q, grad, logp, step_size, inv_mass), da, welford, (
-                        CHAIN_METRIC_OVERFLOW
-                    )
-                welford = welford_restart(welford)
+                adapt = adaptation_collect(adapt, q, grad)
+            if update[t] and not adaptation_update(adapt, metric):
+                return ChainState(q, grad, logp, step_size, metric), da, adapt, (
+                    CHAIN_METRIC_OVERFLOW
+                )
+            if restart[t]:
+                adapt = adaptation_restart(adapt)
+            if retune[t]:
                 step_size, status = find_initial_step_size(
-                    logp_grad, rng, inv_mass, step_size, q, logp, grad, scratch
+                    logp_grad, rng, metric, step_size, q, logp, grad, scratch
                 )
                 if status != STEP_SIZE_OK:
-                    return ChainState(q, grad, logp, step_size, inv_mass), da, welford, status
+                    return ChainState(q, grad, logp, step_size, metric), da, adapt, status
                 da = dual_averaging_init(step_size)
             if t == settings.num_warmup - 1:
                 step_size = dual_averaging_final(da)
-    return ChainState(q, grad, logp, step_size, inv_mass), da, welford, CHAIN_OK
+    return ChainState(q, grad, logp, step_size, metric), da, adapt, CHAIN_OK

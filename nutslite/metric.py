@@ -1,43 +1,139 @@
-r"""The diagonal Euclidean metric: kinetic energy, velocity and momentum sampling.
+r"""Euclidean metrics: kinetic energy, velocity and momentum sampling.
 
-With a diagonal inverse mass matrix ``M^{-1} = diag(m)`` (the estimated posterior variance), the
-Hamiltonian is ``H(q, p) = -log p(q) + K(p)`` with the Gaussian kinetic energy
+The Hamiltonian is ``H(q, p) = -log p(q) + K(p)`` with the Gaussian kinetic energy
+``K(p) = 1/2 p^T M^{-1} p``; momenta are drawn from ``N(0, M)`` and the velocity
+``dq/dt = M^{-1} p`` is the "sharp" momentum ``p#`` of Betancourt (2017, "A Conceptual
+Introduction to Hamiltonian Monte Carlo", sec. 4.2 and appendix A.4.2). The inverse mass matrix
+``M^{-1}`` should approximate the posterior covariance. Three forms share one interface:
 
-    K(p) = 1/2 p^T M^{-1} p = 1/2 sum_i m_i p_i^2,
+* ``DIAGONAL``: ``M^{-1} = diag(m)`` (Stan's ``diag_e_metric``): ``v = m * p``,
+  ``p = z / sqrt(m)``.
+* ``DENSE``: ``M^{-1} = S`` with Cholesky factor ``S = L L^T`` (Stan's ``dense_e_metric``):
+  ``v = S p``, ``p = L^{-T} z`` (then ``Cov p = L^{-T} L^{-1} = S^{-1} = M``).
+* ``LOW_RANK``: ``M^{-1} = D (I + U (Lambda - I) U^T) D`` with ``D = diag(sqrt(m))``, ``U``
+  ``(dim, k)`` orthonormal and ``Lambda`` ``(k,)`` positive (the diagonal-plus-low-rank form of
+  Seyboldt, Carlson & Carpenter 2026): ``v = D w`` with ``w = y + U ((Lambda - 1) * U^T y)``,
+  ``y = D p``; and ``p = D^{-1} (z + U ((Lambda^{-1/2} - 1) * U^T z))``, whose covariance is
+  ``D^{-1} (I + U (Lambda^{-1} - I) U^T) D^{-1} = M`` because ``U^T U = I``. Cost ``O(dim k)``.
 
-momenta are drawn from ``N(0, M)``, i.e. ``p_i = z_i / sqrt(m_i)``, and the velocity
-``dq/dt = dK/dp = M^{-1} p`` is the "sharp" momentum ``p#`` of Betancourt (2017, "A Conceptual
-Introduction to Hamiltonian Monte Carlo", sec. 4.2 and appendix A.4.2), as in Stan's
-``diag_e_metric.hpp``.
+A ``Metric`` is a plain tuple holding all three forms' arrays, the unused ones empty, so the
+compiled engine has one type whatever the metric and branches on ``kind``.
 """
 
 from __future__ import annotations
 
 import math
+from collections import namedtuple
+
+import numpy as np
 
 from nutslite._numba import jit
 
+DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
+
+Metric = namedtuple("Metric", ["kind", "diag", "dense", "cholesky", "basis", "eigvals"])
+Metric.__doc__ = """An inverse mass matrix: ``kind`` (``DIAGONAL``, ``DENSE`` or ``LOW_RANK``),
+``diag`` ``(dim,)`` (the diagonal, or ``m`` of the low-rank form), ``dense`` and ``cholesky``
+``(dim, dim)`` (empty unless dense), ``basis`` ``(dim, k)`` and ``eigvals`` ``(k,)`` (empty
+unless low-rank)."""
+
+
+def diagonal_metric(inv_mass: np.ndarray) -> Metric:
+    """A diagonal metric from the diagonal of ``M^{-1}``."""
+    diag = np.ascontiguousarray(inv_mass, dtype=np.float64)
+    return Metric(DIAGONAL, diag, np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0))
+
+
+def dense_metric(inv_mass: np.ndarray) -> Metric:
+    """A dense metric from ``M^{-1}`` (symmetric positive definite)."""
+    dense = np.ascontiguousarray(inv_mass, dtype=np.float64)
+    chol = np.ascontiguousarray(np.linalg.cholesky(dense))
+    return Metric(DENSE, np.diag(dense).copy(), dense, chol, np.zeros((0, 0)), np.zeros(0))
+
+
+def low_rank_metric(diag: np.ndarray, basis: np.ndarray, eigvals: np.ndarray) -> Metric:
+    """``M^{-1} = D (I + U (Lambda - I) U^T) D`` with ``D = diag(sqrt(diag))``."""
+    return Metric(
+        LOW_RANK,
+        np.ascontiguousarray(diag, dtype=np.float64),
+        np.zeros((0, 0)),
+        np.zeros((0, 0)),
+        np.ascontiguousarray(basis, dtype=np.float64),
+        np.ascontiguousarray(eigvals, dtype=np.float64),
+    )
+
+
+def as_matrix(metric: Metric) -> np.ndarray:
+    """``M^{-1}`` as a dense ``(dim, dim)`` array (for tests and reports)."""
+    if metric.kind == DIAGONAL:
+        return np.diag(metric.diag)
+    if metric.kind == DENSE:
+        return metric.dense.copy()
+    d = np.sqrt(metric.diag)
+    u = metric.basis
+    inner = np.eye(len(d)) + (u * (metric.eigvals - 1.0)) @ u.T
+    return d[:, None] * inner * d[None, :]
+
 
 @jit(inline="always")
-def kinetic_energy(p, inv_mass):
-    """``K(p) = 1/2 sum_i m_i p_i^2``."""
+def velocity(metric, p, v_out):
+    """``v = M^{-1} p`` into ``v_out``; returns ``K(p) = 1/2 p . v``."""
+    n = p.shape[0]
     k = 0.0
-    for i in range(p.shape[0]):
-        k += inv_mass[i] * p[i] * p[i]
+    if metric.kind == DIAGONAL:
+        for i in range(n):
+            v_out[i] = metric.diag[i] * p[i]
+            k += p[i] * v_out[i]
+    elif metric.kind == DENSE:
+        for i in range(n):
+            s = 0.0
+            for j in range(n):
+                s += metric.dense[i, j] * p[j]
+            v_out[i] = s
+            k += p[i] * s
+    else:
+        basis, r = metric.basis, metric.basis.shape[1]
+        for i in range(n):  # y = D p, kept in v_out
+            v_out[i] = math.sqrt(metric.diag[i]) * p[i]
+        for c in range(r):  # w = y + U ((Lambda - 1) U^T y)
+            proj = 0.0
+            for i in range(n):
+                proj += basis[i, c] * v_out[i]
+            proj *= metric.eigvals[c] - 1.0
+            for i in range(n):
+                v_out[i] += basis[i, c] * proj
+        for i in range(n):  # v = D w
+            v_out[i] *= math.sqrt(metric.diag[i])
+            k += p[i] * v_out[i]
     return 0.5 * k
 
 
 @jit(inline="always")
-def velocity_dot(p, inv_mass, v):
-    """``(M^{-1} p) . v``: the sharp momentum ``p#`` dotted with ``v``, without forming ``p#``."""
-    s = 0.0
-    for i in range(p.shape[0]):
-        s += inv_mass[i] * p[i] * v[i]
-    return s
-
-
-@jit(inline="always")
-def sample_momentum(rng, inv_mass, p_out):
-    """Draw ``p ~ N(0, M)`` into ``p_out``: ``p_i = z_i / sqrt(m_i)`` with ``z_i ~ N(0, 1)``."""
-    for i in range(p_out.shape[0]):
-        p_out[i] = rng.standard_normal() / math.sqrt(inv_mass[i])
+def sample_momentum(rng, metric, p_out):
+    """Draw ``p ~ N(0, M)`` into ``p_out`` from ``dim`` standard normal draws."""
+    n = p_out.shape[0]
+    for i in range(n):
+        p_out[i] = rng.standard_normal()
+    if metric.kind == DIAGONAL:
+        for i in range(n):
+            p_out[i] /= math.sqrt(metric.diag[i])
+    elif metric.kind == DENSE:  # solve L^T p = z by back substitution
+        chol = metric.cholesky
+        for i in range(n - 1, -1, -1):
+            s = p_out[i]
+            for j in range(i + 1, n):
+                s -= chol[j, i] * p_out[j]
+            p_out[i] = s / chol[i, i]
+    else:
+        basis, r = metric.basis, metric.basis.shape[1]
+        # z + U ((Lambda^{-1/2} - 1) U^T z); updating in place column by column is exact
+        # because the columns are orthonormal: u_c . (z + u_b a) = u_c . z for b != c
+        for c in range(r):
+            proj = 0.0
+            for i in range(n):
+                proj += basis[i, c] * p_out[i]
+            proj *= 1.0 / math.sqrt(metric.eigvals[c]) - 1.0
+            for i in range(n):
+                p_out[i] += basis[i, c] * proj
+        for i in range(n):
+            p_out[i] /= math.sqrt(metric.diag[i])

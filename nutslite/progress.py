@@ -2,12 +2,24 @@
 
 ``sample`` builds a reporter with ``make_reporter`` and calls ``update`` with one
 ``ChainProgress`` per chain roughly every 0.1 s, then ``close`` once. The compiled chains never
-call into Python for this: the driver reads their counters between chunks.
+call into Python for this: the driver reads their counters between chunks, so showing progress
+costs the sampler nothing but a few string operations on the main thread.
+
+``progress=True`` picks the display from the standard error stream: in a terminal, one line per
+chain redrawn in place (``TerminalReporter``, ANSI cursor movement) about four times a second;
+otherwise (a log file, a pipe, CI, a notebook) plain lines, one per chain, one second after
+sampling starts, every ten seconds and at the end (``LogReporter``). ``progress=False`` shows
+nothing.
 """
 
 from __future__ import annotations
 
+import shutil
+import sys
+import time
+from collections import deque
 from dataclasses import dataclass
+from typing import TextIO
 
 
 @dataclass(frozen=True)
@@ -21,10 +33,16 @@ class ChainProgress:
     divergences: int  # divergent transitions so far, warmup included
     step_size: float  # the step size the chain is using now
     seconds: float  # wall time spent in compiled chunks so far
+    warmup_divergences: int = 0  # how many of ``divergences`` happened during warmup
 
     @property
     def warmup(self) -> bool:
         return self.done < self.tune
+
+    @property
+    def sampling_divergences(self) -> int:
+        """Divergences after warmup: the ones that bias the draws."""
+        return self.divergences - self.warmup_divergences
 
 
 class Reporter:
@@ -37,8 +55,160 @@ class Reporter:
         """Called once when sampling ends (normally or by Ctrl-C)."""
 
 
+class _RateMeter:
+    """Iterations per second of each chain over the last few seconds of wall time."""
+
+    def __init__(self, start: float, window: float = 3.0) -> None:
+        self.start = start
+        self.window = window
+        self.history: deque[tuple[float, list[int]]] = deque()
+
+    def rates(self, now: float, chains: list[ChainProgress]) -> list[float]:
+        done = [ch.done for ch in chains]
+        if not self.history:
+            self.history.append((self.start, [0] * len(done)))
+        self.history.append((now, done))
+        while len(self.history) > 2 and now - self.history[1][0] >= self.window:
+            self.history.popleft()
+        then, done_then = self.history[0]
+        if now <= then:
+            return [0.0] * len(done)
+        return [(d - d0) / (now - then) for d, d0 in zip(done, done_then, strict=True)]
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{s:02d}" if hours else f"{minutes}:{s:02d}"
+
+
+def _phase(ch: ChainProgress, interrupted: bool) -> str:
+    if ch.done >= ch.total:
+        return "done"
+    if interrupted:
+        return "stopped"
+    if ch.done == 0:
+        return "waiting"
+    return "warmup" if ch.warmup else "sampling"
+
+
+def _chain_line(ch: ChainProgress, rate: float, interrupted: bool, bar_width: int) -> str:
+    """``chain 0 [#####.....]  812/2000 warmup     410 draws/s    3 divergences  step 0.123``.
+
+    Divergences count the sampling phase once it has begun (warmup ones are common and harmless).
+    """
+    width = len(str(ch.total))
+    text = f"chain {ch.chain}"
+    if bar_width > 0:
+        filled = bar_width * ch.done // max(ch.total, 1)
+        text += " [" + "#" * filled + "." * (bar_width - filled) + "]"
+    divergences = ch.divergences if ch.warmup else ch.sampling_divergences
+    return (
+        f"{text} {ch.done:>{width}}/{ch.total} {_phase(ch, interrupted):<8} "
+        f"{rate:>6.0f} draws/s {divergences:>4} divergences  step {ch.step_size:.3g}"
+    )
+
+
+def _footer(chains: list[ChainProgress], elapsed: float) -> str:
+    """Elapsed time and, from the overall rate so far, the time left."""
+    done = sum(ch.done for ch in chains)
+    left = sum(ch.total - ch.done for ch in chains)
+    text = f"elapsed {_clock(elapsed)}"
+    if left and done and elapsed > 1.0:
+        text += f", about {_clock(left * elapsed / done)} left"
+    return text
+
+
+class TerminalReporter(Reporter):
+    """One line per chain plus a footer, redrawn in place with ANSI cursor-up on ``stream``.
+
+    Redraws at most every ``interval`` seconds; lines are cut to the terminal width so that a
+    narrow window never wraps them (which would break the redraw).
+    """
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.25) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.interval = interval
+        self.start = time.perf_counter()
+        self.last_draw = -float("inf")
+        self.lines_drawn = 0
+        self.meter = _RateMeter(self.start)
+
+    def update(self, chains: list[ChainProgress]) -> None:
+        now = time.perf_counter()
+        if now - self.last_draw >= self.interval:
+            self.last_draw = now
+            self._draw(chains, now, interrupted=False)
+
+    def close(self, chains: list[ChainProgress], interrupted: bool) -> None:
+        self._draw(chains, time.perf_counter(), interrupted)
+        if interrupted:
+            self.stream.write("interrupted: the chains stopped at the counts above\n")
+        self.stream.flush()
+
+    def _draw(self, chains: list[ChainProgress], now: float, interrupted: bool) -> None:
+        columns = shutil.get_terminal_size().columns - 1
+        bar_width = max(0, min(30, columns - 60))
+        rates = self.meter.rates(now, chains)
+        lines = [
+            _chain_line(ch, rate, interrupted, bar_width)
+            for ch, rate in zip(chains, rates, strict=True)
+        ]
+        lines.append(_footer(chains, now - self.start))
+        up = f"\x1b[{self.lines_drawn}A" if self.lines_drawn else ""  # back to the first line
+        self.stream.write(up + "".join(f"\x1b[2K{line[:columns]}\n" for line in lines))
+        self.stream.flush()
+        self.lines_drawn = len(lines)
+
+
+class LogReporter(Reporter):
+    """Plain lines for logs and pipes, one per chain, each prefixed with ``nutslite:`` and the
+    elapsed time: ``first`` seconds after sampling starts (a shorter run shows only its end),
+    then every ``interval`` seconds, and at the end."""
+
+    def __init__(
+        self, stream: TextIO | None = None, interval: float = 10.0, first: float = 1.0
+    ) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.interval = interval
+        self.start = time.perf_counter()
+        self.next_write = self.start + first
+        self.meter = _RateMeter(self.start, window=interval)
+
+    def update(self, chains: list[ChainProgress]) -> None:
+        now = time.perf_counter()
+        if now >= self.next_write:
+            self.next_write = now + self.interval
+            self._write(chains, now, interrupted=False)
+
+    def close(self, chains: list[ChainProgress], interrupted: bool) -> None:
+        self._write(chains, time.perf_counter(), interrupted)
+
+    def _write(self, chains: list[ChainProgress], now: float, interrupted: bool) -> None:
+        rates = self.meter.rates(now, chains)
+        stamp = f"nutslite: [{_clock(now - self.start)}]"
+        for ch, rate in zip(chains, rates, strict=True):
+            self.stream.write(f"{stamp} {_chain_line(ch, rate, interrupted, 0)}\n")
+        if interrupted:
+            self.stream.write(f"{stamp} interrupted: the chains stopped at the counts above\n")
+        self.stream.flush()
+
+
 def make_reporter(progress: bool | Reporter) -> Reporter:
-    """The reporter for ``sample(progress=...)``: a ``Reporter`` instance is used as given."""
+    """The reporter for ``sample(progress=...)``.
+
+    ``True``: ``TerminalReporter`` when standard error is a terminal, else ``LogReporter``;
+    ``False``: nothing; a ``Reporter`` instance is used as given.
+    """
     if isinstance(progress, Reporter):
         return progress
-    return Reporter()
+    if not isinstance(progress, bool):
+        raise TypeError(
+            f"progress must be True, False or a nutslite.progress.Reporter, got {progress!r}"
+        )
+    if not progress:
+        return Reporter()
+    stream = sys.stderr
+    if stream is None:  # pythonw and some embedded interpreters have no standard error
+        return Reporter()
+    return TerminalReporter(stream) if stream.isatty() else LogReporter(stream)

@@ -8,7 +8,7 @@ check with its outcome, and the selected state::
     rec = nl.record_transition(nl.models.radon("noncentered"), q0, step_size=0.2, seed=3)
     rec.positions          # (n_states, dim), leftmost state first; rec.index[k] is its position
     rec.selected           # position of the state the transition returned
-    rec.checks             # one row per criterion evaluated: lo, hi, merge_depth, top_level, turning
+    rec.checks             # per criterion evaluated: lo, hi, merge_depth, top_level, turning
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nutslite.metric import Metric, as_matrix, dense_metric, diagonal_metric
 from nutslite.model import Model
 from nutslite.tree import allocate_recorder, allocate_trajectory, nuts_transition
 
@@ -36,6 +37,7 @@ class TransitionRecord:
     index: np.ndarray
     positions: np.ndarray
     momenta: np.ndarray
+    velocities: np.ndarray
     gradients: np.ndarray
     logp: np.ndarray
     energies: np.ndarray
@@ -53,7 +55,7 @@ class TransitionRecord:
     subtrees: np.ndarray
     checks: np.ndarray
     step_size: float
-    inv_mass: np.ndarray
+    inv_mass: np.ndarray  # M^{-1} as a (dim, dim) matrix
 
     def state(self, position: int) -> tuple[np.ndarray, np.ndarray]:
         """``(q, p)`` of the state at a signed trajectory position."""
@@ -67,28 +69,36 @@ def record_transition(
     model: Model,
     q: np.ndarray,
     step_size: float,
-    inv_mass: np.ndarray | None = None,
+    inv_mass: np.ndarray | Metric | None = None,
     seed: int | np.random.Generator = 0,
     max_treedepth: int = 10,
 ) -> TransitionRecord:
     """Run one NUTS transition from ``q`` with the recorder on.
 
-    ``seed`` may be a ``numpy.random.Generator``, whose stream the transition then advances (draw
-    many transitions from the same start with one generator to study selection frequencies).
+    ``inv_mass`` is a diagonal ``(dim,)``, a matrix ``(dim, dim)`` or a ``Metric`` (default: the
+    identity). ``seed`` may be a ``numpy.random.Generator``, whose stream the transition then
+    advances (draw many transitions from the same start with one generator to study selection
+    frequencies).
     """
     q = np.ascontiguousarray(q, dtype=np.float64)
     if q.shape != (model.dim,):
         raise ValueError(f"q must have shape ({model.dim},), got {q.shape}")
     if not (np.isfinite(step_size) and step_size > 0):
         raise ValueError(f"step_size must be positive and finite, got {step_size!r}")
-    inv_mass = np.ones(model.dim) if inv_mass is None else np.ascontiguousarray(inv_mass, float)
+    if inv_mass is None:
+        metric = diagonal_metric(np.ones(model.dim))
+    elif isinstance(inv_mass, Metric):
+        metric = inv_mass
+    else:
+        arr = np.asarray(inv_mass, dtype=np.float64)
+        metric = dense_metric(arr) if arr.ndim == 2 else diagonal_metric(arr)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     grad = np.empty(model.dim)
     logp = float(model.logp_grad(q, grad))
     traj = allocate_trajectory(model.dim, max_treedepth)
     recorder = allocate_recorder(max_treedepth, True)
     info = nuts_transition(
-        model.logp_grad_function, rng, traj, inv_mass, float(step_size), q, logp, grad,
+        model.logp_grad_function, rng, traj, metric, float(step_size), q, logp, grad,
         max_treedepth, 1000.0, recorder,
     )
     positions = np.arange(info.lo, info.hi + 1)
@@ -99,6 +109,7 @@ def record_transition(
         index=positions,
         positions=traj.q[rows].copy(),
         momenta=traj.p[rows].copy(),
+        velocities=traj.v[rows].copy(),
         gradients=traj.grad[rows].copy(),
         logp=traj.logp[rows].copy(),
         energies=traj.energy[rows].copy(),
@@ -116,5 +127,5 @@ def record_transition(
         subtrees=recorder.subtrees[:n_sub].copy(),
         checks=recorder.checks[:n_checks].copy(),
         step_size=float(step_size),
-        inv_mass=inv_mass.copy(),
+        inv_mass=as_matrix(metric),
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nutslite.chain import STAT_NAMES
+from nutslite.metric import DENSE
 
 INTEGER_STATS = ("tree_depth", "n_steps", "index_in_trajectory")
 BOOLEAN_STATS = ("diverging", "reached_max_treedepth")
@@ -26,7 +29,8 @@ class SamplingResult:
         tree_depth, n_steps, diverging, energy, energy_error, reached_max_treedepth`` and
         ``index_in_trajectory`` (position of the selected state along its trajectory).
     warmup : dict
-        ``step_size`` ``(chains,)`` and ``inv_mass_matrix`` ``(chains, dim)`` after warmup (pass
+        ``step_size`` ``(chains,)`` and ``inv_mass_matrix`` after warmup, ``(chains, dim)``
+        (diagonal) or ``(chains, dim, dim)`` (``adaptation="dense"``) (pass
         them to ``nl.sample`` to warm-start), ``windows`` (the slow windows), ``init`` (the initial
         points) and ``tune``.
     divergences : dict[str, ndarray]
@@ -95,7 +99,10 @@ class SamplingResult:
             sample_stats=stats_dict(sampling),
             warmup={
                 "step_size": np.array([ch.state.step_size for ch in chains]),
-                "inv_mass_matrix": np.stack([ch.state.inv_mass for ch in chains]),
+                "inv_mass_matrix": np.stack([
+                    ch.state.metric.dense if ch.state.metric.kind == DENSE else ch.state.metric.diag
+                    for ch in chains
+                ]),
                 "init": np.stack([ch.init_point for ch in chains]),
                 "windows": np.array(schedule.windows, dtype=np.int64).reshape(-1, 2),
                 "tune": tune,
@@ -125,6 +132,13 @@ class SamplingResult:
         if self.warmup_sample_stats is not None:
             total += int(self.warmup_sample_stats["n_steps"].sum())
         return total
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write this result to ``path`` as a plain ``.npz`` (no pickle); read it back with
+        ``nl.load(path)``. See ``nutslite.io``."""
+        from nutslite.io import save
+
+        return save(self, path)
 
     def __repr__(self) -> str:
         n_div = int(self.sample_stats["diverging"].sum())

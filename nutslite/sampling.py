@@ -2,14 +2,16 @@
 
 Each chain owns one random stream, ``numpy.random.SeedSequence(seed).spawn(chains)[c]``, its own
 buffers (allocated once) and its own compiled loop (``nutslite.chain.run_chain``), which releases
-the GIL. The driver calls the loop in chunks of growing length (about a tenth of a second each),
-so progress can be shown and Ctrl-C stops every chain promptly; chunking never changes a draw, so
-a seed gives bit-identical draws whatever ``cores`` is.
+the GIL. ``cores`` worker threads run the loop in chunks sized to take about a tenth of a second,
+always advancing the chain that lags most, so progress can be shown, every chain moves even when
+there are fewer cores than chains, and Ctrl-C stops them all promptly with their work kept.
+Chunking never changes a draw, so a seed gives bit-identical draws whatever ``cores`` is.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import threading
 import time
@@ -18,15 +20,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nutslite.adaptation.mass_matrix import welford_init
+from nutslite.adaptation.mass_matrix import (
+    ADAPTATION_KINDS,
+    DENSE,
+    initial_inv_mass,
+    metric_adaptation_init,
+)
 from nutslite.adaptation.step_size import (
     STEP_SIZE_IMPROPER,
     STEP_SIZE_OK,
     DualAveraging,
     find_initial_step_size,
 )
-from nutslite.adaptation.windows import stan_schedule
-from nutslite.chain import CHAIN_METRIC_OVERFLOW, CHAIN_OK, STAT_NAMES, ChainState, NutsSettings, run_chain
+from nutslite.adaptation.windows import nutpie_schedule, stan_schedule
+from nutslite.chain import (
+    CHAIN_METRIC_OVERFLOW,
+    CHAIN_OK,
+    STAT_NAMES,
+    ChainState,
+    NutsSettings,
+    run_chain,
+)
+from nutslite.metric import Metric, dense_metric, diagonal_metric
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
 from nutslite.result import SamplingResult
@@ -50,7 +65,7 @@ class _Chain:
     rng: np.random.Generator
     state: ChainState
     da: DualAveraging
-    welford: object
+    adapt: object
     traj: object
     scratch: np.ndarray
     draws: np.ndarray
@@ -62,6 +77,7 @@ class _Chain:
     status: int = CHAIN_OK
     seconds: float = 0.0
     init_point: np.ndarray = field(default=None)
+    chunk: int = 1  # iterations in the next compiled chunk, sized to take about CHUNK_SECONDS
 
 
 def sample(
@@ -76,6 +92,7 @@ def sample(
     init: np.ndarray | None = None,
     step_size: float | np.ndarray | None = None,
     inv_mass_matrix: np.ndarray | None = None,
+    adaptation: str = "stan",
     jitter: float = 0.0,
     save_warmup: bool = False,
     progress: bool | Reporter = True,
@@ -101,10 +118,15 @@ def sample(
         Initial unconstrained point, shape ``(dim,)`` or ``(chains, dim)``. ``None``: Stan's
         uniform(-2, 2), retried up to 100 times where the density or gradient is not finite.
     step_size, inv_mass_matrix
-        Starting step size (scalar or ``(chains,)``) and diagonal inverse mass matrix (``(dim,)``
-        or ``(chains, dim)``), for example ``res.warmup["step_size"]`` and
+        Starting step size (scalar or ``(chains,)``) and inverse mass matrix: a diagonal
+        (``(dim,)`` or ``(chains, dim)``), or with ``adaptation="dense"`` also a matrix
+        (``(dim, dim)`` or ``(chains, dim, dim)``); for example ``res.warmup["step_size"]`` and
         ``res.warmup["inv_mass_matrix"]`` of an earlier run. With ``tune=0`` they are used as
         given; otherwise warmup starts from them.
+    adaptation
+        How warmup learns the metric (``nutslite.adaptation``): ``"stan"`` (diagonal, Stan's
+        windows, the reference), ``"dense"`` (Stan's dense covariance), ``"grad"`` (nutpie's
+        diagonal from draw and gradient variances, live windows).
     jitter
         Uniform step-size jitter ``eps (1 + jitter (2u - 1))`` per transition (Stan's default 0).
     save_warmup
@@ -126,28 +148,37 @@ def sample(
     chains = _positive_int("chains", chains, allow_zero=False)
     max_treedepth = _positive_int("max_treedepth", max_treedepth, allow_zero=False)
     cores = (os.cpu_count() or 1) if cores is None else _positive_int("cores", cores, False)
-    if not isinstance(target_accept, int | float) or not 0.0 < target_accept < 1.0:
+    if not _is_real(target_accept) or not 0.0 < target_accept < 1.0:
         raise ValueError(f"target_accept must lie strictly between 0 and 1, got {target_accept!r}")
-    if not isinstance(jitter, int | float) or not 0.0 <= jitter < 1.0:
+    if not _is_real(jitter) or not 0.0 <= jitter < 1.0:
         raise ValueError(f"jitter must lie in [0, 1), got {jitter!r}")
+    reporter = make_reporter(progress)
     trajectory_bytes = 5 * 8 * model.dim * 2**max_treedepth
     if trajectory_bytes > TRAJECTORY_MEMORY_LIMIT:
         raise ValueError(
             f"max_treedepth={max_treedepth} needs {trajectory_bytes / 2**30:.1f} GiB of trajectory "
             f"buffers per chain for dim={model.dim}; choose a smaller max_treedepth"
         )
+    _check_draw_memory(chains, tune + draws, model.dim)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy)
     elif isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
 
+    if adaptation not in ADAPTATION_KINDS:
+        raise ValueError(
+            f"unknown adaptation {adaptation!r}; choose one of "
+            f"{', '.join(map(repr, ADAPTATION_KINDS))}"
+        )
+    kind = ADAPTATION_KINDS[adaptation]
     dim = model.dim
     inits = _per_chain("init", init, chains, dim)
-    inv_masses = _per_chain("inv_mass_matrix", inv_mass_matrix, chains, dim, positive=True)
+    inv_masses = _inv_mass_matrices(inv_mass_matrix, chains, dim, dense=kind == DENSE)
     step_sizes = _step_sizes(step_size, chains)
-    schedule = stan_schedule(tune)
+    schedule = nutpie_schedule(tune) if adaptation == "grad" else stan_schedule(tune)
     settings = NutsSettings(max_treedepth, MAX_DELTA_H, float(target_accept), float(jitter), tune)
-    rngs = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(chains)]
+    streams = np.random.SeedSequence(seed).spawn(chains)
+    rngs = [np.random.Generator(np.random.PCG64(s)) for s in streams]
 
     n_iter = tune + draws
     chain_list = []
@@ -156,23 +187,23 @@ def sample(
         q = _initial_point(model, rng, None if inits is None else inits[c], c)
         grad = np.empty(dim)
         logp = float(model.logp_grad(q, grad))
-        inv_mass = np.ones(dim) if inv_masses is None else inv_masses[c].copy()
+        metric = _initial_metric(kind, None if inv_masses is None else inv_masses[c], grad)
         user_step = 1.0 if step_sizes is None else float(step_sizes[c])
-        scratch = np.empty((4, dim))
+        scratch = np.empty((5, dim))
         eps = user_step
         if tune > 0 or step_sizes is None:
             eps, status = find_initial_step_size(
-                model.logp_grad_function, rng, inv_mass, user_step, q, logp, grad, scratch
+                model.logp_grad_function, rng, metric, user_step, q, logp, grad, scratch
             )
             _raise_for_status(status, c, "finding the initial step size")
         chain_list.append(
             _Chain(
                 index=c,
                 rng=rng,
-                state=ChainState(q, grad, logp, eps, inv_mass),
+                state=ChainState(q, grad, logp, eps, metric),
                 # Stan sets mu = log(10 * user step size) before the heuristic runs
                 da=DualAveraging(0.0, 0.0, 0.0, math.log(10.0 * user_step), math.log(eps)),
-                welford=welford_init(dim),
+                adapt=metric_adaptation_init(kind, dim),
                 traj=allocate_trajectory(dim, max_treedepth),
                 scratch=scratch,
                 draws=np.empty((n_iter, dim)),
@@ -186,49 +217,71 @@ def sample(
 
     recorder = allocate_recorder(max_treedepth, False)
     stop = threading.Event()
+    lock = threading.Lock()
+    waiting = list(chain_list)  # chains that are neither running a chunk nor finished
 
-    def run(chain: _Chain) -> None:
-        chunk = 1
-        while chain.done < n_iter and not stop.is_set():
-            stop_at = min(n_iter, chain.done + chunk)
-            t0 = time.perf_counter()
-            chain.state, chain.da, chain.welford, status = run_chain(
-                model.logp_grad_function, chain.rng, chain.state, chain.da, chain.welford, settings,
-                schedule.collect, schedule.window_end, chain.done, stop_at,
-                chain.traj, recorder, chain.scratch, chain.draws, chain.stats,
-                chain.divergences, chain.divergence_iters, chain.divergence_count,
-            )
-            elapsed = time.perf_counter() - t0
-            chain.seconds += elapsed
-            if status != CHAIN_OK:
-                chain.status = status
-                chain.done = stop_at
-                return
-            chain.done = stop_at
-            if elapsed < CHUNK_SECONDS / 2:
-                chunk *= 2
+    def run_chunk(chain: _Chain) -> None:
+        stop_at = min(n_iter, chain.done + chain.chunk)
+        t0 = time.perf_counter()
+        chain.state, chain.da, chain.adapt, status = run_chain(
+            model.logp_grad_function, chain.rng, chain.state, chain.da, chain.adapt, settings,
+            (schedule.collect, schedule.update, schedule.restart, schedule.retune),
+            chain.done, stop_at,
+            chain.traj, recorder, chain.scratch, chain.draws, chain.stats,
+            chain.divergences, chain.divergence_iters, chain.divergence_count,
+        )
+        elapsed = time.perf_counter() - t0
+        chain.seconds += elapsed
+        n = stop_at - chain.done
+        chain.chunk = max(1, min(2 * n, int(CHUNK_SECONDS * n / max(elapsed, 1e-9))))
+        chain.done = stop_at
+        chain.status = status
+        if status != CHAIN_OK:
+            stop.set()  # the run fails (SamplingError below); stop the other chains now
+
+    def worker() -> None:
+        """Run a chunk of the chain that lags most, again and again. With fewer cores than chains
+        every chain advances at the same pace, so Ctrl-C keeps the work of all of them."""
+        try:
+            while not stop.is_set():
+                with lock:
+                    if not waiting:
+                        return
+                    chain = min(waiting, key=lambda ch: ch.done)
+                    waiting.remove(chain)
+                run_chunk(chain)
+                if chain.done < n_iter and chain.status == CHAIN_OK:
+                    with lock:
+                        waiting.append(chain)
+        except BaseException:
+            stop.set()  # an error in one chain stops the others promptly
+            raise
 
     def snapshot() -> list[ChainProgress]:
         return [
             ChainProgress(
                 ch.index, ch.done, n_iter, tune, int(ch.divergence_count[0]),
                 float(ch.state.step_size), ch.seconds,
+                warmup_divergences=int(
+                    np.count_nonzero(ch.divergence_iters[: ch.divergence_count[0]] < tune)
+                ),
             )
             for ch in chain_list
         ]
 
-    reporter = make_reporter(progress)
     interrupted = False
     t_start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=min(cores, chains)) as pool:
-        futures = [pool.submit(run, ch) for ch in chain_list]
+    n_workers = min(cores, chains)
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        futures = [pool.submit(worker) for _ in range(n_workers)]
         try:
             while wait(futures, timeout=0.1).not_done:
                 reporter.update(snapshot())
         except KeyboardInterrupt:
             interrupted = True
-            stop.set()
-            wait(futures)
+        finally:
+            stop.set()  # no-op after a normal end; else every chain stops after its chunk
+            _wait_through_interrupts(futures)
     reporter.close(snapshot(), interrupted)
     for f in futures:
         f.result()  # re-raise any error from a chain thread
@@ -247,9 +300,39 @@ def sample(
         settings={
             "draws": draws, "tune": tune, "chains": chains, "seed": int(seed), "cores": cores,
             "target_accept": float(target_accept), "max_treedepth": max_treedepth,
-            "jitter": float(jitter), "max_delta_h": MAX_DELTA_H, "wall_seconds": wall,
+            "jitter": float(jitter), "max_delta_h": MAX_DELTA_H, "adaptation": adaptation,
+            "wall_seconds": wall,
         },
     )
+
+
+def _wait_through_interrupts(futures: list) -> None:
+    """Wait for the chains to finish their current chunk, ignoring further Ctrl-C meanwhile."""
+    while True:
+        try:
+            wait(futures)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _check_draw_memory(chains: int, n_iter: int, dim: int) -> None:
+    """Fail before allocating when the draw buffers cannot fit in this machine's memory."""
+    need = chains * n_iter * 8 * (3 * dim + len(STAT_NAMES) + 1)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): let numpy try
+        return
+    if need > have:
+        raise ValueError(
+            f"{chains} chains of tune + draws = {n_iter} iterations with dim={dim} need "
+            f"{need / 2**30:.1f} GiB for draws and statistics, more than this machine's "
+            f"{have / 2**30:.1f} GiB; use fewer draws"
+        )
 
 
 def _positive_int(name: str, value: object, allow_zero: bool) -> int:
@@ -284,10 +367,43 @@ def _per_chain(
     return np.ascontiguousarray(arr)
 
 
+def _inv_mass_matrices(value: object, chains: int, dim: int, dense: bool) -> np.ndarray | None:
+    """User inverse mass matrices per chain: diagonals ``(chains, dim)``, or with ``dense``
+    matrices ``(chains, dim, dim)`` (symmetric positive definite)."""
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else None
+    if dense and arr is not None and arr.shape in ((dim, dim), (chains, dim, dim)) and dim > 1:
+        mats = np.broadcast_to(arr, (chains, dim, dim)).copy()
+        for c, m in enumerate(mats):
+            if not (np.isfinite(m).all() and np.allclose(m, m.T)):
+                raise ValueError(f"inv_mass_matrix of chain {c} must be finite and symmetric")
+            try:
+                np.linalg.cholesky(m)
+            except np.linalg.LinAlgError as err:
+                raise ValueError(
+                    f"inv_mass_matrix of chain {c} must be positive definite"
+                ) from err
+        return mats
+    return _per_chain("inv_mass_matrix", value, chains, dim, positive=True)
+
+
+def _initial_metric(kind: int, inv_mass: np.ndarray | None, grad: np.ndarray) -> Metric:
+    """The metric warmup starts from: the user's, else the adaptation's default."""
+    if inv_mass is None:
+        inv_mass = initial_inv_mass(kind, grad)
+    if kind == DENSE:
+        return dense_metric(inv_mass if inv_mass.ndim == 2 else np.diag(inv_mass))
+    return diagonal_metric(inv_mass.copy())
+
+
 def _step_sizes(step_size: object, chains: int) -> np.ndarray | None:
     if step_size is None:
         return None
-    arr = np.array(step_size, dtype=np.float64)
+    try:
+        arr = np.array(step_size, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"step_size must be a number or an array of numbers: {err}") from err
     if arr.ndim == 0:
         arr = np.full(chains, float(arr))
     if arr.shape != (chains,) or not (np.isfinite(arr).all() and (arr > 0).all()):
@@ -309,14 +425,29 @@ def _initial_point(model: Model, rng: np.random.Generator, init: np.ndarray | No
         logp = model.logp_grad(q, grad)
         if np.isfinite(logp) and np.isfinite(grad).all():
             return q
-    bad = np.flatnonzero(~np.isfinite(grad))
-    names = ", ".join(model.coords[i] for i in bad[:10]) + (" ..." if len(bad) > 10 else "")
     where = "the given init" if init is not None else f"{MAX_INIT_TRIES} uniform(-2, 2) points"
-    detail = f"log density {logp!r}" + (f"; non-finite gradient in {names}" if len(bad) else "")
     raise ValueError(
-        f"chain {chain}: the log density or its gradient is not finite at {where} "
-        f"(last try: {detail})"
+        f"chain {chain}: the log density or its gradient is not finite at {where}; at the last "
+        f"point tried, {_non_finite_detail(model, q, logp, grad)}. Pass init= a point inside the "
+        "model's support, or check logp_grad there"
     )
+
+
+def _non_finite_detail(model: Model, q: np.ndarray, logp: float, grad: np.ndarray) -> str:
+    """Which coordinates fail at ``q``: those with a non-finite gradient, and the point itself."""
+    bad = np.flatnonzero(~np.isfinite(grad))
+    if len(bad):
+        detail = f"log density {logp!r}, gradient not finite in {_listing(model.coords, bad)}"
+    else:
+        detail = f"log density {logp!r} with a finite gradient"
+    values = [f"{name}={value:.4g}" for name, value in zip(model.coords, q, strict=True)]
+    return f"{detail} (point: {_listing(values, np.arange(model.dim))})"
+
+
+def _listing(items: list[str], indices: np.ndarray, limit: int = 10) -> str:
+    """``"a, b, c and 7 more"``: the first ``limit`` of ``items[indices]``."""
+    text = ", ".join(items[i] for i in indices[:limit])
+    return text + (f" and {len(indices) - limit} more" if len(indices) > limit else "")
 
 
 def _raise_for_status(status: int, chain: int, stage: str) -> None:

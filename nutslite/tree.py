@@ -52,13 +52,14 @@ import numpy as np
 
 from nutslite._numba import jit
 from nutslite.integrators import leapfrog
-from nutslite.metric import kinetic_energy, sample_momentum, velocity_dot
+from nutslite.metric import sample_momentum, velocity
 
-Trajectory = namedtuple("Trajectory", ["q", "p", "grad", "logp", "energy", "rho_prefix"])
+Trajectory = namedtuple("Trajectory", ["q", "p", "v", "grad", "logp", "energy", "rho_prefix"])
 Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated once per chain).
 
-``q, p, grad``: ``(2^max_depth, dim)``; ``logp, energy``: ``(2^max_depth,)``; ``rho_prefix``:
-``(2^(max_depth + 1), dim)`` prefix sums of momenta. Use ``row(traj, s)`` for state ``s``.
+``q, p, v, grad``: ``(2^max_depth, dim)`` (``v = M^{-1} p`` is the velocity); ``logp, energy``:
+``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)`` prefix sums of momenta. Use
+``row(traj, s)`` for state ``s``.
 """
 
 Recorder = namedtuple("Recorder", ["active", "subtrees", "checks", "counts"])
@@ -94,6 +95,7 @@ def allocate_trajectory(dim: int, max_depth: int) -> Trajectory:
     return Trajectory(
         q=np.zeros((cap, dim)),
         p=np.zeros((cap, dim)),
+        v=np.zeros((cap, dim)),
         grad=np.zeros((cap, dim)),
         logp=np.zeros(cap),
         energy=np.zeros(cap),
@@ -137,7 +139,7 @@ def prefix_row(traj, s):
 
 
 @jit(inline="always")
-def is_turning(traj, inv_mass, a, b, recorder, merge_depth, top_level):
+def is_turning(traj, a, b, recorder, merge_depth, top_level):
     """Generalised no-U-turn criterion on the segment ``[a, b]`` (``a < b``).
 
     Returns True when the segment has turned back: not (``p#_a . rho > 0`` and
@@ -147,10 +149,10 @@ def is_turning(traj, inv_mass, a, b, recorder, merge_depth, top_level):
     lo, hi = prefix_row(traj, a - 1), prefix_row(traj, b)
     dot_a = 0.0
     dot_b = 0.0
-    for i in range(inv_mass.shape[0]):
+    for i in range(traj.v.shape[1]):
         rho = traj.rho_prefix[hi, i] - traj.rho_prefix[lo, i]
-        dot_a += inv_mass[i] * traj.p[ra, i] * rho
-        dot_b += inv_mass[i] * traj.p[rb, i] * rho
+        dot_a += traj.v[ra, i] * rho
+        dot_b += traj.v[rb, i] * rho
     turning = not (dot_a > 0.0 and dot_b > 0.0)
     if recorder.active:
         n = recorder.counts[1]
@@ -164,13 +166,13 @@ def is_turning(traj, inv_mass, a, b, recorder, merge_depth, top_level):
 
 
 @jit(inline="always")
-def merge_is_turning(traj, inv_mass, a, m, b, recorder, merge_depth, top_level):
+def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
     segment, and each half extended by the neighbouring state of the other. All three are
     evaluated (as Stan does), so the recorder sees every one."""
-    whole = is_turning(traj, inv_mass, a, b, recorder, merge_depth, top_level)
-    left = is_turning(traj, inv_mass, a, m + 1, recorder, merge_depth, top_level)
-    right = is_turning(traj, inv_mass, m, b, recorder, merge_depth, top_level)
+    whole = is_turning(traj, a, b, recorder, merge_depth, top_level)
+    left = is_turning(traj, a, m + 1, recorder, merge_depth, top_level)
+    right = is_turning(traj, m, b, recorder, merge_depth, top_level)
     return whole or left or right
 
 
@@ -187,7 +189,7 @@ def record_subtree(recorder, lo, hi, depth, top_level, valid):
 
 
 @jit(inline="always")
-def take_step(logp_grad, traj, inv_mass, step_size, edge, direction, h0, max_delta_h):
+def take_step(logp_grad, traj, metric, step_size, edge, direction, h0, max_delta_h):
     """Base case of the recursion: one leapfrog step from position ``edge`` to
     ``s = edge + direction``, stored in the buffer with its energy and momentum prefix sum.
 
@@ -195,11 +197,11 @@ def take_step(logp_grad, traj, inv_mass, step_size, edge, direction, h0, max_del
     """
     s = edge + direction
     r0, r1 = row(traj, edge), row(traj, s)
-    logp = leapfrog(
-        logp_grad, direction * step_size, inv_mass,
-        traj.q[r0], traj.p[r0], traj.grad[r0], traj.q[r1], traj.p[r1], traj.grad[r1],
+    logp, kinetic = leapfrog(
+        logp_grad, direction * step_size, metric, traj.q[r0], traj.p[r0], traj.grad[r0],
+        traj.q[r1], traj.p[r1], traj.grad[r1], traj.v[r1],
     )
-    h = -logp + kinetic_energy(traj.p[r1], inv_mass)
+    h = -logp + kinetic
     if math.isnan(h):
         h = math.inf
     traj.logp[r1] = logp
@@ -209,14 +211,14 @@ def take_step(logp_grad, traj, inv_mass, step_size, edge, direction, h0, max_del
         src, dst, sign = prefix_row(traj, s - 1), prefix_row(traj, s), 1.0
     else:
         src, dst, sign = prefix_row(traj, s), prefix_row(traj, s - 1), -1.0
-    for i in range(inv_mass.shape[0]):
+    for i in range(traj.p.shape[1]):
         traj.rho_prefix[dst, i] = traj.rho_prefix[src, i] + sign * traj.p[r1, i]
     return s, h0 - h, (h - h0) > max_delta_h
 
 
 @jit(cache=False)  # a cached recursive function can come back with its self-call unresolved
 def build_tree(
-    logp_grad, rng, traj, inv_mass, step_size, edge, direction, depth, h0, max_delta_h, recorder
+    logp_grad, rng, traj, metric, step_size, edge, direction, depth, h0, max_delta_h, recorder
 ):
     """Build a subtree of ``2^depth`` states beyond position ``edge`` in ``direction``.
 
@@ -231,20 +233,20 @@ def build_tree(
     """
     if depth == 0:
         s, log_w, divergent = take_step(
-            logp_grad, traj, inv_mass, step_size, edge, direction, h0, max_delta_h
+            logp_grad, traj, metric, step_size, edge, direction, h0, max_delta_h
         )
         accept = 1.0 if log_w > 0.0 else math.exp(log_w)
         return not divergent, log_w, s, accept, 1, s if divergent else 0
 
     half = 1 << (depth - 1)
     valid, log_w_init, prop, acc_init, n_init, div = build_tree(
-        logp_grad, rng, traj, inv_mass, step_size, edge, direction, depth - 1, h0, max_delta_h,
+        logp_grad, rng, traj, metric, step_size, edge, direction, depth - 1, h0, max_delta_h,
         recorder,
     )
     if not valid:
         return False, log_w_init, prop, acc_init, n_init, div
     valid, log_w_final, prop_final, acc_final, n_final, div = build_tree(
-        logp_grad, rng, traj, inv_mass, step_size, edge + direction * half, direction, depth - 1,
+        logp_grad, rng, traj, metric, step_size, edge + direction * half, direction, depth - 1,
         h0, max_delta_h, recorder,
     )
     sum_accept = acc_init + acc_final
@@ -259,14 +261,14 @@ def build_tree(
 
     first, last = edge + direction, edge + direction * 2 * half
     lo, hi = min(first, last), max(first, last)
-    turning = merge_is_turning(traj, inv_mass, lo, lo + half - 1, hi, recorder, depth, 0)
+    turning = merge_is_turning(traj, lo, lo + half - 1, hi, recorder, depth, 0)
     record_subtree(recorder, lo, hi, depth, 0, not turning)
     return not turning, log_w, prop, sum_accept, n_steps, 0
 
 
 @jit
 def nuts_transition(
-    logp_grad, rng, traj, inv_mass, step_size, q0, logp0, grad0, max_depth, max_delta_h, recorder
+    logp_grad, rng, traj, metric, step_size, q0, logp0, grad0, max_depth, max_delta_h, recorder
 ):
     """One NUTS transition from ``q0`` (with ``logp0``, ``grad0``), as Stan's
     ``base_nuts::transition``: draw a momentum, then double the trajectory forward or backward at
@@ -278,8 +280,8 @@ def nuts_transition(
     for i in range(q0.shape[0]):
         traj.q[r0, i] = q0[i]
         traj.grad[r0, i] = grad0[i]
-    sample_momentum(rng, inv_mass, traj.p[r0])
-    h0 = -logp0 + kinetic_energy(traj.p[r0], inv_mass)
+    sample_momentum(rng, metric, traj.p[r0])
+    h0 = -logp0 + velocity(metric, traj.p[r0], traj.v[r0])
     traj.logp[r0] = logp0
     traj.energy[r0] = h0
     below, at = prefix_row(traj, -1), prefix_row(traj, 0)
@@ -299,7 +301,7 @@ def nuts_transition(
         direction = 1 if rng.random() > 0.5 else -1
         edge = right if direction > 0 else left
         valid, log_w_sub, prop_sub, acc, n, div = build_tree(
-            logp_grad, rng, traj, inv_mass, step_size, edge, direction, depth, h0, max_delta_h,
+            logp_grad, rng, traj, metric, step_size, edge, direction, depth, h0, max_delta_h,
             recorder,
         )
         n_steps += n
@@ -328,7 +330,7 @@ def nuts_transition(
             proposal = prop_sub
         log_w = log_sum_exp(log_w, log_w_sub)
 
-        if merge_is_turning(traj, inv_mass, left, m, right, recorder, depth, 1):
+        if merge_is_turning(traj, left, m, right, recorder, depth, 1):
             break
 
     return TransitionInfo(

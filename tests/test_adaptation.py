@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nutslite as nl
-from nutslite.adaptation.mass_matrix import regularized_variance, welford_init, welford_update
+from nutslite.adaptation.mass_matrix import (
+    DENSE,
+    GRAD,
+    STAN,
+    adaptation_collect,
+    adaptation_restart,
+    adaptation_update,
+    metric_adaptation_init,
+)
 from nutslite.adaptation.step_size import (
     STEP_SIZE_IMPROPER,
     STEP_SIZE_OK,
@@ -17,7 +25,15 @@ from nutslite.adaptation.step_size import (
     dual_averaging_update,
     find_initial_step_size,
 )
-from nutslite.adaptation.windows import stan_schedule
+from nutslite.adaptation.windows import nutpie_schedule, stan_schedule
+from nutslite.metric import (
+    as_matrix,
+    dense_metric,
+    diagonal_metric,
+    low_rank_metric,
+    sample_momentum,
+    velocity,
+)
 from nutslite.models import zoo
 
 
@@ -74,24 +90,112 @@ def test_dual_averaging_moves_the_step_size_the_right_way():
     assert dual_averaging_final(high) > 1.0 > dual_averaging_final(low)
 
 
+def _collect(kind, x, g):
+    state = metric_adaptation_init(kind, x.shape[1])
+    for row, grow in zip(x, g, strict=True):
+        state = adaptation_collect(state, row, grow)
+    return state
+
+
 @given(st.integers(2, 200), st.integers(0, 2**31))
 def test_welford_matches_numpy_and_stan_regularisation(n, seed):
     x = np.random.default_rng(seed).normal(size=(n, 3)) * [1e-3, 1.0, 1e3]
-    state = welford_init(3)
-    for row in x:
-        state = welford_update(state, row)
-    out = np.empty(3)
-    assert regularized_variance(state, out)
+    state = _collect(STAN, x, x)
+    metric = diagonal_metric(np.ones(3))
+    assert adaptation_update(state, metric)
     expected = (n / (n + 5)) * x.var(axis=0, ddof=1) + 1e-3 * 5 / (n + 5)
-    np.testing.assert_allclose(out, expected, rtol=1e-9)
-    np.testing.assert_allclose(state.mean, x.mean(axis=0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(metric.diag, expected, rtol=1e-9)
+    np.testing.assert_allclose(state.x_mean, x.mean(axis=0), rtol=1e-9, atol=1e-12)
+    assert adaptation_restart(state).n == 0 and not state.x_m2.any()
+
+
+@given(st.integers(2, 100), st.integers(0, 2**31))
+def test_dense_welford_matches_numpy_covariance(n, seed):
+    """Stan's covar_adaptation: n/(n+5) S + 1e-3 5/(n+5) I, S the sample covariance."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)) @ rng.normal(size=(4, 4))
+    state = _collect(DENSE, x, x)
+    metric = dense_metric(np.eye(4))
+    assert adaptation_update(state, metric)
+    expected = (n / (n + 5)) * np.cov(x.T) + 1e-3 * 5 / (n + 5) * np.eye(4)
+    np.testing.assert_allclose(metric.dense, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(metric.cholesky @ metric.cholesky.T, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(metric.diag, np.diag(expected))
+
+
+def test_grad_estimator_is_exact_for_a_diagonal_gaussian():
+    """For x ~ N(0, diag(s^2)), grad = -x / s^2: sqrt(Var x / Var grad) = s^2 exactly."""
+    rng = np.random.default_rng(0)
+    s2 = np.array([1e-4, 1.0, 1e4])
+    x = rng.normal(size=(50, 3)) * np.sqrt(s2)
+    state = _collect(GRAD, x, -x / s2)
+    metric = diagonal_metric(np.ones(3))
+    assert adaptation_update(state, metric)
+    np.testing.assert_allclose(metric.diag, s2, rtol=1e-12)
+
+
+def test_grad_restart_swaps_in_the_background():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 2))
+    state = _collect(GRAD, x[:20], x[:20])
+    state = adaptation_restart(state)  # the background had all 20 draws too
+    assert state.n == 20 and state.n_bg == 0
+    for row in x[20:]:
+        state = adaptation_collect(state, row, row)
+    assert state.n == 30 and state.n_bg == 10
+    np.testing.assert_allclose(state.bg_x_mean, x[20:].mean(axis=0))
+    np.testing.assert_allclose(state.x_mean, x.mean(axis=0))
+
+
+def test_nutpie_schedule():
+    s = nutpie_schedule(1000)
+    assert not s.collect[850:].any() and s.collect[:850].all()  # last 15%: step size only
+    assert s.update[2] and not s.update[1]  # live updates once 3 draws are in
+    assert np.flatnonzero(s.retune).tolist() == [2]  # heuristic after the first update only
+    windows = s.windows
+    early = [b - a + 1 for a, b in windows if b < 300]
+    assert early and all(size == 10 for size in early[1:])
+    assert all(b - a + 1 == 80 for a, b in windows[:-1] if a >= 300)
+    # the last window runs to the final phase: another 80-draw window would not have fitted
+    assert windows[-1][1] == 849 and 80 < windows[-1][1] - windows[-1][0] + 1 < 160
+
+
+@pytest.mark.parametrize("kind", ["diagonal", "dense", "low_rank"])
+def test_metric_forms_agree_with_their_matrix(kind):
+    """velocity = M^{-1} p, K = p.v/2, and momenta ~ N(0, M) with M = (M^{-1})^{-1}."""
+    rng = np.random.default_rng(2)
+    dim = 4
+    if kind == "diagonal":
+        metric = diagonal_metric(rng.uniform(0.1, 3.0, dim))
+    elif kind == "dense":
+        a = rng.normal(size=(dim, dim))
+        metric = dense_metric(a @ a.T + 0.5 * np.eye(dim))
+    else:
+        basis, _ = np.linalg.qr(rng.normal(size=(dim, 2)))
+        metric = low_rank_metric(rng.uniform(0.5, 2.0, dim), basis, np.array([9.0, 0.2]))
+    inv_mass = as_matrix(metric)
+    p = rng.normal(size=dim)
+    v = np.empty(dim)
+    kinetic = velocity(metric, p, v)
+    np.testing.assert_allclose(v, inv_mass @ p, rtol=1e-12)
+    assert math.isclose(kinetic, 0.5 * p @ inv_mass @ p, rel_tol=1e-12)
+    draws = np.empty((40000, dim))
+    gen = np.random.default_rng(3)
+    for row in draws:
+        sample_momentum(gen, metric, row)
+    cov = np.cov(draws.T)
+    mass = np.linalg.inv(inv_mass)
+    # each entry of a sample covariance of 40000 Gaussian draws has sd
+    # sqrt((M_ij^2 + M_ii M_jj) / n); 6 sd over 16 entries: false alarm < 1e-7
+    sd = np.sqrt((mass**2 + np.outer(np.diag(mass), np.diag(mass))) / len(draws))
+    assert np.all(np.abs(cov - mass) < 6 * sd)
 
 
 def test_one_draw_window_keeps_the_current_metric_like_stan():
-    state = welford_update(welford_init(2), np.array([3.0, -1.0]))
-    out = np.array([0.5, 2.0])
-    assert regularized_variance(state, out)
-    np.testing.assert_allclose(out, np.array([0.5, 2.0]) / 6 + 1e-3 * 5 / 6)
+    state = _collect(STAN, np.array([[3.0, -1.0]]), np.zeros((1, 2)))
+    metric = diagonal_metric(np.array([0.5, 2.0]))
+    assert adaptation_update(state, metric)
+    np.testing.assert_allclose(metric.diag, np.array([0.5, 2.0]) / 6 + 1e-3 * 5 / 6)
     res = nl.sample(zoo.std_normal(2), draws=10, tune=151, chains=1, seed=1, progress=False)
     assert np.isfinite(res.warmup["inv_mass_matrix"]).all()
 
@@ -104,15 +208,16 @@ def test_initial_step_size_heuristic():
     logp = model.logp_grad(q, grad)
     rng = np.random.default_rng(1)
     eps, status = find_initial_step_size(
-        model.logp_grad_function, rng, np.ones(50), 1.0, q, logp, grad, np.empty((4, 50))
+        model.logp_grad_function, rng, diagonal_metric(np.ones(50)), 1.0, q, logp, grad,
+        np.empty((5, 50)),
     )
     assert status == STEP_SIZE_OK
     assert 0.05 < eps < 1.0
     # a flat density: the step size grows until Stan's "improper posterior" bound
     flat = nl.Model("flat", 2, _flat())
     eps, status = find_initial_step_size(
-        flat.logp_grad_function, rng, np.ones(2), 1.0, np.zeros(2), 0.0, np.zeros(2),
-        np.empty((4, 2)),
+        flat.logp_grad_function, rng, diagonal_metric(np.ones(2)), 1.0, np.zeros(2), 0.0,
+        np.zeros(2), np.empty((5, 2)),
     )
     assert status == STEP_SIZE_IMPROPER and eps > 1e7
 
@@ -174,7 +279,7 @@ def test_recorded_transition_is_the_sampled_one(radon_state):
     logp = model.logp_grad(q, grad)
     traj = allocate_trajectory(model.dim, 10)
     info = nuts_transition(
-        model.logp_grad_function, np.random.default_rng(5), traj, inv_mass, eps, q, logp, grad,
-        10, 1000.0, allocate_recorder(10, False),
+        model.logp_grad_function, np.random.default_rng(5), traj, diagonal_metric(inv_mass), eps,
+        q, logp, grad, 10, 1000.0, allocate_recorder(10, False),
     )
     assert (info.proposal, info.depth, info.n_steps) == (rec.selected, rec.depth, rec.n_steps)

@@ -1,7 +1,14 @@
-"""Warmup: step-size adaptation by dual averaging and windowed mass-matrix adaptation (Stan)."""
+"""Warmup: step-size adaptation by dual averaging and mass-matrix adaptation (Stan, nutpie)."""
 
-from nutslite.adaptation.mass_matrix import WelfordVariance
+from nutslite.adaptation.mass_matrix import ADAPTATION_KINDS, MetricAdaptation
 from nutslite.adaptation.step_size import DualAveraging
-from nutslite.adaptation.windows import WarmupSchedule, stan_schedule
+from nutslite.adaptation.windows import WarmupSchedule, nutpie_schedule, stan_schedule
 
-__all__ = ["DualAveraging", "WarmupSchedule", "WelfordVariance", "stan_schedule"]
+__all__ = [
+    "ADAPTATION_KINDS",
+    "DualAveraging",
+    "MetricAdaptation",
+    "WarmupSchedule",
+    "nutpie_schedule",
+    "stan_schedule",
+]

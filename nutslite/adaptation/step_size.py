@@ -24,7 +24,7 @@ from collections import namedtuple
 
 from nutslite._numba import jit
 from nutslite.integrators import leapfrog
-from nutslite.metric import kinetic_energy, sample_momentum
+from nutslite.metric import sample_momentum, velocity
 
 DualAveraging = namedtuple("DualAveraging", ["counter", "s_bar", "x_bar", "mu", "log_step_size"])
 DualAveraging.__doc__ = """State of Nesterov dual averaging of log(step size) (all floats)."""
@@ -65,32 +65,30 @@ def dual_averaging_final(state):
 
 
 @jit
-def _trial_delta_h(logp_grad, rng, inv_mass, step_size, q, logp, grad, q1, p0, p1, grad1):
+def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     """``H0 - H`` after one leapfrog step of ``step_size`` from ``q`` with a fresh momentum
-    (NaN counts as a rejection, -inf)."""
-    sample_momentum(rng, inv_mass, p0)
-    h0 = -logp + kinetic_energy(p0, inv_mass)
-    logp1 = leapfrog(logp_grad, step_size, inv_mass, q, p0, grad, q1, p1, grad1)
-    h = -logp1 + kinetic_energy(p1, inv_mass)
+    (NaN counts as a rejection, -inf). ``scratch`` is a ``(5, dim)`` work array."""
+    p0, v, q1, p1, grad1 = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
+    sample_momentum(rng, metric, p0)
+    h0 = -logp + velocity(metric, p0, v)
+    logp1, kinetic = leapfrog(logp_grad, step_size, metric, q, p0, grad, q1, p1, grad1, v)
+    h = -logp1 + kinetic
     if math.isnan(h):
         return -math.inf
     return h0 - h
 
 
 @jit
-def find_initial_step_size(logp_grad, rng, inv_mass, step_size, q, logp, grad, scratch):
-    """Stan's heuristic. ``scratch`` is a ``(4, dim)`` work array. Returns ``(step_size,
+def find_initial_step_size(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
+    """Stan's heuristic. ``scratch`` is a ``(5, dim)`` work array. Returns ``(step_size,
     status)``; ``status`` is ``STEP_SIZE_OK`` or an error code for the caller to report."""
     if step_size == 0.0 or step_size > 1e7 or math.isnan(step_size):
         return step_size, STEP_SIZE_OK
-    q1, p0, p1, grad1 = scratch[0], scratch[1], scratch[2], scratch[3]
     threshold = math.log(0.8)
-    delta_h = _trial_delta_h(logp_grad, rng, inv_mass, step_size, q, logp, grad, q1, p0, p1, grad1)
+    delta_h = _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch)
     direction = 1 if delta_h > threshold else -1
     while True:
-        delta_h = _trial_delta_h(
-            logp_grad, rng, inv_mass, step_size, q, logp, grad, q1, p0, p1, grad1
-        )
+        delta_h = _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch)
         if direction == 1 and not delta_h > threshold:
             break
         if direction == -1 and not delta_h < threshold:

@@ -1,4 +1,6 @@
-r"""Stan's warmup schedule (``windowed_adaptation.hpp``), computed once before sampling.
+r"""Warmup schedules, computed once before sampling as per-iteration flags.
+
+**Stan** (``windowed_adaptation.hpp``, ``stan_schedule``).
 
 Warmup has three stages: an initial fast buffer (default 75 iterations) that adapts only the step
 size, a series of slow windows (the first of 25 iterations, each next one twice as long) whose
@@ -9,7 +11,17 @@ draws estimate the inverse mass matrix, and a terminal fast buffer (50 iteration
 * a window that would leave too little room for the next (twice as long) one is stretched to the
   start of the terminal buffer.
 
-For 1000 warmup iterations the windows end at iterations 99, 149, 249, 449 and 949.
+For 1000 warmup iterations the windows end at iterations 99, 149, 249, 449 and 949. At each
+window's end the metric is set from the window's draws, the estimator forgets, the initial
+step-size heuristic runs again and dual averaging restarts.
+
+**nutpie** (nuts-rs ``adapt_strategy.rs``, ``nutpie_schedule``). The metric is recomputed after
+every draw from a foreground estimator; a background estimator collects alongside, and replaces
+the foreground at a *switch*, once it holds ``switch_freq`` draws (10 in the first 30% of warmup,
+80 after) and another window still fits before the final phase. The last 15% of warmup adapt only
+the step size. The step-size heuristic reruns (and dual averaging restarts) after the first metric
+update only. Deviation: nuts-rs skips draws whose chain did not move and grows later windows by
+1.5x (since 2026-03); here every draw counts and windows keep 80 draws, as in nuts-rs 0.17.
 """
 
 from __future__ import annotations
@@ -21,23 +33,28 @@ import numpy as np
 
 @dataclass(frozen=True)
 class WarmupSchedule:
-    """Per-iteration flags of warmup: ``collect[t]`` adds draw ``t`` to the variance estimator,
-    ``window_end[t]`` ends a slow window after iteration ``t`` (update the metric, find a new
-    initial step size, restart dual averaging)."""
+    """What happens after warmup iteration ``t``, in this order: ``collect[t]`` adds the draw to
+    the estimator; ``update[t]`` sets the metric from it; ``restart[t]`` starts the next window;
+    ``retune[t]`` reruns the initial step-size heuristic and restarts dual averaging."""
 
     collect: np.ndarray
-    window_end: np.ndarray
+    update: np.ndarray
+    restart: np.ndarray
+    retune: np.ndarray
 
     @property
     def windows(self) -> list[tuple[int, int]]:
-        """The slow windows as ``(first, last)`` iteration pairs, both inclusive."""
+        """The estimation windows as ``(first, last)`` iteration pairs, both inclusive: the draws
+        collected between two restarts (or up to the last collected draw)."""
         out, start = [], None
         for t in range(len(self.collect)):
             if self.collect[t] and start is None:
                 start = t
-            if self.window_end[t]:
+            if self.restart[t] and start is not None:
                 out.append((start, t))
                 start = None
+        if start is not None:  # the last window of a live schedule is never restarted
+            out.append((start, int(np.flatnonzero(self.collect)[-1])))
         return out
 
 
@@ -48,7 +65,7 @@ def stan_schedule(
     collect = np.zeros(num_warmup, dtype=np.bool_)
     window_end = np.zeros(num_warmup, dtype=np.bool_)
     if num_warmup < 20:
-        return WarmupSchedule(collect, window_end)
+        return WarmupSchedule(collect, window_end, window_end, window_end)
     if init_buffer + base_window + term_buffer > num_warmup:
         init_buffer = int(0.15 * num_warmup)
         term_buffer = int(0.1 * num_warmup)
@@ -67,4 +84,34 @@ def stan_schedule(
             next_end = t + size
             if next_end != last and next_end + 2 * size >= num_warmup - term_buffer:
                 next_end = last
-    return WarmupSchedule(collect, window_end)
+    return WarmupSchedule(collect, window_end, window_end, window_end)
+
+
+def nutpie_schedule(
+    num_warmup: int,
+    early_window: float = 0.3,
+    step_size_window: float = 0.15,
+    early_switch_freq: int = 10,
+    switch_freq: int = 80,
+) -> WarmupSchedule:
+    """nutpie's live schedule for ``num_warmup`` iterations (defaults of nuts-rs 0.17)."""
+    collect = np.zeros(num_warmup, dtype=np.bool_)
+    update = np.zeros(num_warmup, dtype=np.bool_)
+    restart = np.zeros(num_warmup, dtype=np.bool_)
+    retune = np.zeros(num_warmup, dtype=np.bool_)
+    adapt_end = num_warmup - int(step_size_window * num_warmup)
+    n_fg = n_bg = 0
+    tuned = False
+    for t in range(adapt_end):
+        collect[t] = True
+        n_fg += 1
+        n_bg += 1
+        if n_fg >= 3:
+            update[t] = True
+            if not tuned:
+                retune[t] = tuned = True
+        freq = early_switch_freq if t < early_window * num_warmup else switch_freq
+        if n_bg >= freq and t + freq < adapt_end:
+            restart[t] = True
+            n_fg, n_bg = n_bg, 0
+    return WarmupSchedule(collect, update, restart, retune)

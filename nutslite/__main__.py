@@ -1,0 +1,5 @@
+"""``python -m nutslite``: the same as the ``nutslite`` command (``nutslite.cli``)."""
+
+from nutslite.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,354 @@
+"""The ``nutslite`` command: sample a model by name, summarise a saved run, plot it.
+
+::
+
+    nutslite sample radon --parameterization noncentered --seed 1 --out run.npz
+    nutslite summary run.npz
+    nutslite plot run.npz --kind pair --vars mu_a sigma_a --out pair.png
+    nutslite models
+
+Exit status: 0 on success, 1 when sampling fails (``SamplingError``), 2 for bad input (the
+message names the problem), 130 when Ctrl-C stopped sampling (the draws so far are still saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import inspect
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+PROG = "nutslite"
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+PLOT_KINDS = ("trace", "pair", "energy", "rank")
+MAX_ROWS_PER_VARIABLE = 10  # longer vectors are left out of the table unless asked for
+
+EXAMPLES = """\
+examples:
+  nutslite sample radon --parameterization noncentered --seed 1 --out run.npz
+  nutslite sample eight_schools_centered --target-accept 0.95 --out eight.npz
+  nutslite summary run.npz --vars sigma_a sigma_b
+  nutslite plot run.npz --kind pair --vars mu_a sigma_a --out pair.png
+"""
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as ``nutslite: error: ...``, exit status 2."""
+
+
+def _int_type(minimum: int):
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            kind = "a positive" if minimum == 1 else "a non-negative"
+            raise argparse.ArgumentTypeError(f"must be {kind} integer, got {text!r}")
+        return value
+
+    return convert
+
+
+def _open_unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number strictly between 0 and 1, got {text!r}")
+    return value
+
+
+def _model_names() -> list[str]:
+    from nutslite.models import ZOO
+
+    return ["radon", *ZOO]
+
+
+def build_model(name: str, parameterization: str | None = None, likelihood: str | None = None):
+    """The model called ``name``: ``radon`` (with its parameterization and likelihood) or a key
+    of ``nutslite.models.ZOO``. An unknown name raises ``UsageError`` listing the valid ones."""
+    from nutslite.models import ZOO, radon
+
+    if name == "radon":
+        return radon(parameterization or "noncentered", likelihood or "sufficient")
+    if name not in ZOO:
+        names = _model_names()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown model {name!r}{hint}; choose one of: {', '.join(names)}")
+    for option, value in (("--parameterization", parameterization), ("--likelihood", likelihood)):
+        if value is not None:
+            raise UsageError(f"{option} applies only to the radon model, not to {name!r}")
+    return ZOO[name]()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Sample a model with the No-U-Turn Sampler (Stan's algorithm and warmup),\n"
+        "then summarise and plot the saved run.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from nutslite import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, title="commands"
+    )
+
+    run = commands.add_parser(
+        "sample", help="sample a model by name, then print its summary",
+        description="Sample a model by name with NUTS. Shows progress while sampling, then the "
+        "summary table and any warnings. Ctrl-C stops every chain and still saves the draws "
+        "completed so far (marked as interrupted).",
+    )
+    run.add_argument("model", help="radon, or a model listed by `nutslite models`")
+    group = run.add_argument_group("model options")
+    group.add_argument("--parameterization", choices=("centered", "noncentered"),
+                       help="radon only (default: noncentered)")
+    group.add_argument("--likelihood", choices=("sufficient", "pointwise"),
+                       help="radon only: sufficient statistics (default, fastest) or one term "
+                       "per home")
+    group = run.add_argument_group("sampler options")
+    group.add_argument("--draws", type=_int_type(1), default=1000, metavar="N",
+                       help="draws kept per chain (default: 1000)")
+    group.add_argument("--tune", type=_int_type(0), default=1000, metavar="N",
+                       help="warmup iterations per chain (default: 1000)")
+    group.add_argument("--chains", type=_int_type(1), default=4, metavar="N",
+                       help="number of chains (default: 4)")
+    group.add_argument("--seed", type=_int_type(0), default=None, metavar="N",
+                       help="random seed (default: fresh entropy, printed at the end)")
+    group.add_argument("--cores", type=_int_type(1), default=None, metavar="N",
+                       help="chains run at once (default: all CPUs)")
+    group.add_argument("--target-accept", type=_open_unit_interval, default=0.8, metavar="P",
+                       help="target mean acceptance statistic, in (0, 1) (default: 0.8)")
+    group.add_argument("--max-treedepth", type=_int_type(1), default=10, metavar="N",
+                       help="maximum trajectory doublings (default: 10)")
+    group = run.add_argument_group("output options")
+    group.add_argument("--out", metavar="PATH",
+                       help="save the run to this .npz file (default: not saved)")
+    group.add_argument("--save-warmup", action="store_true",
+                       help="keep the warmup draws in the file too")
+    group.add_argument("--no-progress", action="store_true", help="do not show progress")
+    _add_table_options(group)
+    run.set_defaults(handler=_cmd_sample)
+
+    show = commands.add_parser(
+        "summary", help="print the summary table and warnings of a saved run",
+        description="Print the summary table (mean, sd, HDI, MCSE, ESS, R-hat) and the warnings "
+        "of a run saved with `nutslite sample --out` or res.save().",
+    )
+    show.add_argument("path", help="a .npz file written by nutslite")
+    _add_table_options(show)
+    show.set_defaults(handler=_cmd_summary)
+
+    plot = commands.add_parser(
+        "plot", help="draw a diagnostic plot of a saved run",
+        description="Draw a trace, pair, energy or rank plot of a saved run to an image file.",
+    )
+    plot.add_argument("path", help="a .npz file written by nutslite")
+    plot.add_argument("--kind", choices=PLOT_KINDS, default="trace",
+                      help="what to draw (default: trace)")
+    plot.add_argument("--vars", nargs="+", metavar="NAME", help="variables to draw (default: all)")
+    plot.add_argument("--out", metavar="PATH",
+                      help="image file, any format matplotlib writes (default: RUN_KIND.png)")
+    plot.set_defaults(handler=_cmd_plot)
+
+    models = commands.add_parser(
+        "models", help="list the models available by name",
+        description="List the models that `nutslite sample` accepts by name.",
+    )
+    models.set_defaults(handler=_cmd_models)
+    return parser
+
+
+def _add_table_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--vars", nargs="+", metavar="NAME", help="variables to show in the table (default: "
+        f"all, leaving out vectors longer than {MAX_ROWS_PER_VARIABLE})",
+    )
+    parser.add_argument("--all", action="store_true", help="show every element of every variable")
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import nutslite as nl
+    from nutslite.io import check_output_path
+
+    if args.out is not None:
+        check_output_path(args.out)  # before sampling, so a long run never ends unsaved
+    model = build_model(args.model, args.parameterization, args.likelihood)
+    cores = args.cores or os.cpu_count() or 1
+    print(
+        f"{PROG}: sampling {model.name} ({model.dim} parameters): {args.chains} chains x "
+        f"({args.tune} tune + {args.draws} draws), {min(cores, args.chains)} at a time",
+        file=sys.stderr,
+    )
+    try:
+        res = nl.sample(
+            model, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+            cores=args.cores, target_accept=args.target_accept, max_treedepth=args.max_treedepth,
+            save_warmup=args.save_warmup, progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted before sampling started; nothing saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except nl.SamplingError as err:
+        print(f"{PROG}: sampling failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.out is not None:
+        try:
+            path = res.save(args.out)
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted while saving; {args.out} not written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"{PROG}: saved to {path}", file=sys.stderr)
+    _report(res, args.vars, args.all)
+    if args.seed is None:
+        print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
+              file=sys.stderr)
+    return EXIT_INTERRUPTED if res.interrupted else 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    _report(_load(args.path), args.vars, args.all)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from nutslite.io import check_output_path
+
+    out = Path(args.out or f"{Path(args.path).stem}_{args.kind}.png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix.lstrip(".").lower() not in formats:
+        raise UsageError(
+            f"cannot tell the image format of {str(out)!r}; end it in one of "
+            f"{', '.join('.' + ext for ext in sorted(formats))}"
+        )
+    check_output_path(out)
+    res = _load(args.path)
+    try:
+        from nutslite import plots
+    except ImportError as err:
+        print(f"{PROG}: plotting is not available: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    function = getattr(plots, f"plot_{args.kind}")
+    kwargs: dict[str, Any] = {}
+    if args.vars:
+        if "var_names" not in inspect.signature(function).parameters:
+            raise UsageError(f"--vars does not apply to --kind {args.kind}")
+        kwargs["var_names"] = args.vars
+    try:
+        drawn = function(res, **kwargs)
+    except KeyError as err:  # an unknown variable name
+        raise UsageError(str(err.args[0]) if err.args else str(err)) from err
+    figure = _figure_of(drawn) or plt.gcf()
+    figure.savefig(out)
+    plt.close(figure)
+    print(f"{PROG}: wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    print("radon  (--parameterization centered|noncentered, --likelihood sufficient|pointwise)")
+    for name in _model_names()[1:]:
+        print(name)
+    return 0
+
+
+def _figure_of(drawn: Any):
+    """The matplotlib figure of what a plot function returned (a figure, axes or their array)."""
+    from matplotlib.figure import Figure
+
+    if isinstance(drawn, Figure):
+        return drawn
+    if hasattr(drawn, "get_figure"):
+        return drawn.get_figure()
+    if isinstance(drawn, tuple | list) or hasattr(drawn, "flat"):
+        for item in getattr(drawn, "flat", drawn):
+            figure = _figure_of(item)
+            if figure is not None:
+                return figure
+    return None
+
+
+def _load(path: str) -> Any:
+    from nutslite.io import load
+
+    try:
+        return load(path)
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from err
+
+
+def _report(res: Any, var_names: Sequence[str] | None, show_all: bool) -> None:
+    """Header, summary table (stdout) and warnings (stderr) of a result."""
+    from nutslite.diagnostics import warn_problems
+    from nutslite.summary import summary
+
+    settings = res.settings
+    print(
+        f"{res.model_name}: {res.n_chains} chains x {res.n_draws} draws after {settings['tune']} "
+        f"tune, seed {settings['seed']}, {settings['wall_seconds']:.1f} s"
+    )
+    if res.interrupted:
+        counts = ", ".join(str(int(n)) for n in res.iterations_completed)
+        print(
+            f"INTERRUPTED: iterations completed per chain: {counts} (of "
+            f"{settings['tune'] + settings['draws']}); kept the {res.n_draws} draws every chain "
+            "completed"
+        )
+    if res.n_draws == 0:
+        print("no post-warmup draws to summarise")
+        return
+    if var_names is None and not show_all:
+        sizes = {name: math.prod(value.shape[2:]) for name, value in res.posterior.items()}
+        var_names = [name for name, size in sizes.items() if size <= MAX_ROWS_PER_VARIABLE]
+        hidden = [f"{name} ({size})" for name, size in sizes.items()
+                  if size > MAX_ROWS_PER_VARIABLE]
+    else:
+        hidden = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = summary(res, var_names=var_names)
+        except KeyError as err:
+            raise UsageError(str(err.args[0]) if err.args else str(err)) from err
+        warn_problems(res)
+    print(table)
+    if hidden:
+        print(f"not shown: {', '.join(hidden)}; show them with --all or --vars NAME ...")
+    sys.stdout.flush()
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``nutslite`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit
+    status. Bad input prints ``nutslite: error: ...`` and returns 2, never a traceback."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.handler(args)
+    except SystemExit as exit_:  # argparse: --help, --version, or a usage error (printed)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_FAILED
+    except (UsageError, ValueError, TypeError) as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `nutslite summary run.npz | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
+        return EXIT_FAILED
