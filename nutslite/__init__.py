@@ -2,6 +2,7 @@
 
 from nutslite import models
 from nutslite.model import Model
+from nutslite.optimize import find_map
 from nutslite.recorder import TransitionRecord, record_transition
 from nutslite.result import SamplingResult
 from nutslite.sampling import SamplingError, sample
@@ -13,7 +14,17 @@ __all__ = [
     "SamplingResult",
     "TransitionRecord",
     "__version__",
+    "find_map",
     "models",
     "record_transition",
     "sample",
 ]
+
+
+def __getattr__(name: str):
+    """``nl.plots`` imports ``nutslite.plots`` (and matplotlib) on first use only."""
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module("nutslite.plots")
+    raise AttributeError(f"module 'nutslite' has no attribute {name!r}")

@@ -13,10 +13,10 @@ Reich 2004, ch. 4).
 from __future__ import annotations
 
 from nutslite._numba import jit
-from nutslite.metric import velocity
+from nutslite.metric import DIAGONAL, velocity
 
 
-@jit(inline="always")
+@jit
 def leapfrog(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v_out):
     """One leapfrog step from ``(q, p)`` with ``grad = grad log p(q)``.
 
@@ -25,12 +25,25 @@ def leapfrog(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v
     step). One gradient evaluation.
     """
     half = 0.5 * step_size
-    for i in range(q.shape[0]):
+    n = q.shape[0]
+    if metric.kind == DIAGONAL:  # the common case, fused into three passes
+        m = metric.diag
+        for i in range(n):
+            p_out[i] = p[i] + half * grad[i]
+            q_out[i] = q[i] + step_size * (m[i] * p_out[i])
+        logp = logp_grad(q_out, grad_out)
+        kinetic = 0.0
+        for i in range(n):
+            p_out[i] += half * grad_out[i]
+            v_out[i] = m[i] * p_out[i]
+            kinetic += p_out[i] * v_out[i]
+        return logp, 0.5 * kinetic
+    for i in range(n):
         p_out[i] = p[i] + half * grad[i]
     velocity(metric, p_out, v_out)
-    for i in range(q.shape[0]):
+    for i in range(n):
         q_out[i] = q[i] + step_size * v_out[i]
     logp = logp_grad(q_out, grad_out)
-    for i in range(q.shape[0]):
+    for i in range(n):
         p_out[i] += half * grad_out[i]
     return logp, velocity(metric, p_out, v_out)

@@ -17,7 +17,8 @@ Introduction to Hamiltonian Monte Carlo", sec. 4.2 and appendix A.4.2). The inve
   ``D^{-1} (I + U (Lambda^{-1} - I) U^T) D^{-1} = M`` because ``U^T U = I``. Cost ``O(dim k)``.
 
 A ``Metric`` is a plain tuple holding all three forms' arrays, the unused ones empty, so the
-compiled engine has one type whatever the metric and branches on ``kind``.
+compiled engine has one type whatever the metric and branches on ``kind``. A low-rank basis has a
+fixed number of columns; columns whose eigenvalue is exactly 1 contribute nothing and are skipped.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def as_matrix(metric: Metric) -> np.ndarray:
     return d[:, None] * inner * d[None, :]
 
 
-@jit(inline="always")
+@jit
 def velocity(metric, p, v_out):
     """``v = M^{-1} p`` into ``v_out``; returns ``K(p) = 1/2 p . v``."""
     n = p.shape[0]
@@ -96,6 +97,8 @@ def velocity(metric, p, v_out):
         for i in range(n):  # y = D p, kept in v_out
             v_out[i] = math.sqrt(metric.diag[i]) * p[i]
         for c in range(r):  # w = y + U ((Lambda - 1) U^T y)
+            if metric.eigvals[c] == 1.0:
+                continue
             proj = 0.0
             for i in range(n):
                 proj += basis[i, c] * v_out[i]
@@ -108,7 +111,7 @@ def velocity(metric, p, v_out):
     return 0.5 * k
 
 
-@jit(inline="always")
+@jit
 def sample_momentum(rng, metric, p_out):
     """Draw ``p ~ N(0, M)`` into ``p_out`` from ``dim`` standard normal draws."""
     n = p_out.shape[0]
@@ -129,6 +132,8 @@ def sample_momentum(rng, metric, p_out):
         # z + U ((Lambda^{-1/2} - 1) U^T z); updating in place column by column is exact
         # because the columns are orthonormal: u_c . (z + u_b a) = u_c . z for b != c
         for c in range(r):
+            if metric.eigvals[c] == 1.0:
+                continue
             proj = 0.0
             for i in range(n):
                 proj += basis[i, c] * p_out[i]

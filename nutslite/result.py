@@ -9,10 +9,22 @@ from typing import Any
 import numpy as np
 
 from nutslite.chain import STAT_NAMES
-from nutslite.metric import DENSE
+from nutslite.metric import DIAGONAL, LOW_RANK, as_matrix
 
 INTEGER_STATS = ("tree_depth", "n_steps", "index_in_trajectory")
 BOOLEAN_STATS = ("diverging", "reached_max_treedepth")
+
+
+def _low_rank_parts(chains) -> dict[str, np.ndarray]:
+    """The factors of low-rank metrics, ``M^{-1} = D (I + U (Lambda - I) U^T) D``."""
+    metrics = [ch.state.metric for ch in chains]
+    if metrics[0].kind != LOW_RANK:
+        return {}
+    return {
+        "low_rank_diag": np.stack([m.diag for m in metrics]),
+        "low_rank_basis": np.stack([m.basis for m in metrics]),
+        "low_rank_eigvals": np.stack([m.eigvals for m in metrics]),
+    }
 
 
 class SamplingResult:
@@ -30,7 +42,8 @@ class SamplingResult:
         ``index_in_trajectory`` (position of the selected state along its trajectory).
     warmup : dict
         ``step_size`` ``(chains,)`` and ``inv_mass_matrix`` after warmup, ``(chains, dim)``
-        (diagonal) or ``(chains, dim, dim)`` (``adaptation="dense"``) (pass
+        (diagonal) or ``(chains, dim, dim)`` (``"dense"``, and ``"low_rank"``, whose parts are
+        also kept as ``low_rank_diag``, ``low_rank_basis`` and ``low_rank_eigvals``) (pass
         them to ``nl.sample`` to warm-start), ``windows`` (the slow windows), ``init`` (the initial
         points) and ``tune``.
     divergences : dict[str, ndarray]
@@ -100,9 +113,11 @@ class SamplingResult:
             warmup={
                 "step_size": np.array([ch.state.step_size for ch in chains]),
                 "inv_mass_matrix": np.stack([
-                    ch.state.metric.dense if ch.state.metric.kind == DENSE else ch.state.metric.diag
+                    ch.state.metric.diag if ch.state.metric.kind == DIAGONAL
+                    else as_matrix(ch.state.metric)
                     for ch in chains
                 ]),
+                **_low_rank_parts(chains),
                 "init": np.stack([ch.init_point for ch in chains]),
                 "windows": np.array(schedule.windows, dtype=np.int64).reshape(-1, 2),
                 "tune": tune,

@@ -23,6 +23,7 @@ import numpy as np
 from nutslite.adaptation.mass_matrix import (
     ADAPTATION_KINDS,
     DENSE,
+    LOW_RANK,
     initial_inv_mass,
     metric_adaptation_init,
 )
@@ -41,7 +42,7 @@ from nutslite.chain import (
     NutsSettings,
     run_chain,
 )
-from nutslite.metric import Metric, dense_metric, diagonal_metric
+from nutslite.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
 from nutslite.result import SamplingResult
@@ -126,7 +127,8 @@ def sample(
     adaptation
         How warmup learns the metric (``nutslite.adaptation``): ``"stan"`` (diagonal, Stan's
         windows, the reference), ``"dense"`` (Stan's dense covariance), ``"grad"`` (nutpie's
-        diagonal from draw and gradient variances, live windows).
+        diagonal from draw and gradient variances, live windows), ``"low_rank"`` (nutpie's
+        diagonal plus low-rank correction, updated every 20 draws).
     jitter
         Uniform step-size jitter ``eps (1 + jitter (2u - 1))`` per transition (Stan's default 0).
     save_warmup
@@ -175,7 +177,12 @@ def sample(
     inits = _per_chain("init", init, chains, dim)
     inv_masses = _inv_mass_matrices(inv_mass_matrix, chains, dim, dense=kind == DENSE)
     step_sizes = _step_sizes(step_size, chains)
-    schedule = nutpie_schedule(tune) if adaptation == "grad" else stan_schedule(tune)
+    if adaptation == "grad":
+        schedule = nutpie_schedule(tune)
+    elif adaptation == "low_rank":
+        schedule = nutpie_schedule(tune, update_freq=20)
+    else:
+        schedule = stan_schedule(tune)
     settings = NutsSettings(max_treedepth, MAX_DELTA_H, float(target_accept), float(jitter), tune)
     streams = np.random.SeedSequence(seed).spawn(chains)
     rngs = [np.random.Generator(np.random.PCG64(s)) for s in streams]
@@ -203,7 +210,7 @@ def sample(
                 state=ChainState(q, grad, logp, eps, metric),
                 # Stan sets mu = log(10 * user step size) before the heuristic runs
                 da=DualAveraging(0.0, 0.0, 0.0, math.log(10.0 * user_step), math.log(eps)),
-                adapt=metric_adaptation_init(kind, dim),
+                adapt=metric_adaptation_init(kind, dim, tune),
                 traj=allocate_trajectory(dim, max_treedepth),
                 scratch=scratch,
                 draws=np.empty((n_iter, dim)),
@@ -363,7 +370,7 @@ def _per_chain(
     if bad.any():
         c, i = np.argwhere(bad)[0]
         what = "positive and finite" if positive else "finite"
-        raise ValueError(f"{name} must be {what}; chain {c}, coordinate {i} is {arr[c, i]!r}")
+        raise ValueError(f"{name} must be {what}; chain {c}, coordinate {i} is {float(arr[c, i])}")
     return np.ascontiguousarray(arr)
 
 
@@ -394,6 +401,9 @@ def _initial_metric(kind: int, inv_mass: np.ndarray | None, grad: np.ndarray) ->
         inv_mass = initial_inv_mass(kind, grad)
     if kind == DENSE:
         return dense_metric(inv_mass if inv_mass.ndim == 2 else np.diag(inv_mass))
+    if kind == LOW_RANK:  # starts diagonal; warmup adds the low-rank part
+        n = len(inv_mass)
+        return low_rank_metric(inv_mass.copy(), np.zeros((n, n)), np.ones(n))
     return diagonal_metric(inv_mass.copy())
 
 

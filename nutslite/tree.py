@@ -114,7 +114,7 @@ def allocate_recorder(max_depth: int, active: bool) -> Recorder:
     )
 
 
-@jit(inline="always")
+@jit
 def log_sum_exp(a, b):
     """``log(exp(a) + exp(b))`` without overflow (libm only, so compiled and interpreted runs
     agree bit for bit)."""
@@ -165,7 +165,7 @@ def is_turning(traj, a, b, recorder, merge_depth, top_level):
     return turning
 
 
-@jit(inline="always")
+@jit
 def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
     segment, and each half extended by the neighbouring state of the other. All three are
@@ -176,7 +176,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     return whole or left or right
 
 
-@jit(inline="always")
+@jit
 def record_subtree(recorder, lo, hi, depth, top_level, valid):
     if recorder.active:
         n = recorder.counts[0]

@@ -212,7 +212,7 @@ def test_max_treedepth_is_respected():
     assert res.sample_stats["n_steps"].max() <= 2**3
 
 
-@pytest.mark.parametrize("adaptation", ["stan", "dense", "grad"])
+@pytest.mark.parametrize("adaptation", ["stan", "dense", "grad", "low_rank"])
 def test_every_adaptation_samples_the_right_moments(adaptation):
     model = zoo.ZOO["correlated_gaussian_5"]()
     res = nl.sample(model, draws=1000, tune=1000, chains=4, seed=21, adaptation=adaptation,

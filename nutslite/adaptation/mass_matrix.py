@@ -28,6 +28,20 @@ general. Draws and gradients feed a foreground and a background estimator; the m
 recomputed from the foreground after every draw, and at a switch the background replaces the
 foreground and starts afresh (``nutslite.adaptation.windows.nutpie_schedule``). The ratio is
 clipped to ``[1e-20, 1e20]`` as in nuts-rs.
+
+``LOW_RANK`` (nutpie's ``low_rank``; Seyboldt, Carlson & Carpenter 2026) adds, on top of that
+diagonal ``D^2``, the directions in which the whitened posterior is far from isotropic. From the
+foreground window's draws ``X`` and gradients ``G`` (``n x dim``):
+
+1. whiten: ``Xw = (X - mean) / D`` and ``Gw = (G - mean) * D``, ``D_i = (Var x_i / Var g_i)^{1/4}``;
+2. a subspace: the right singular vectors of ``Xw`` and of ``Gw`` together, orthonormalised by QR
+   into ``Q`` (``dim x m``); the sample covariances have no information outside it;
+3. in it, ``C_x = Q^T Xw^T Xw Q / n + r I`` and ``C_g`` alike (ridge ``r = n gamma``, gamma =
+   1e-5), and the unique SPD ``S`` with ``S C_g S = C_x``: their geometric mean
+   ``S = C_g^{-1/2} (C_g^{1/2} C_x C_g^{1/2})^{1/2} C_g^{-1/2}``. For a Gaussian, ``Cov x`` is
+   the inverse of ``Cov grad``, so ``S`` is then the whitened covariance itself;
+4. eigenpairs ``S = V Lambda V^T`` with ``Lambda`` outside ``[1/c, c]`` (c = 2) give the
+   correction: ``M^{-1} = D (I + U (Lambda - I) U^T) D`` with ``U = Q V``.
 """
 
 from __future__ import annotations
@@ -36,35 +50,43 @@ import math
 from collections import namedtuple
 
 import numpy as np
+from numba import objmode
 
 from nutslite._numba import jit
 
-STAN, DENSE, GRAD = 0, 1, 2
-ADAPTATION_KINDS = {"stan": STAN, "dense": DENSE, "grad": GRAD}
+STAN, DENSE, GRAD, LOW_RANK = 0, 1, 2, 3
+ADAPTATION_KINDS = {"stan": STAN, "dense": DENSE, "grad": GRAD, "low_rank": LOW_RANK}
 GRAD_CLIP = 1e20
+LOW_RANK_GAMMA = 1e-5  # ridge per draw in the whitened subspace (nuts-rs LowRankSettings)
+LOW_RANK_CUTOFF = 2.0  # keep eigenvalues outside [1/c, c] (nuts-rs eigval_cutoff)
 
 MetricAdaptation = namedtuple(
     "MetricAdaptation",
     ["kind", "n", "x_mean", "x_m2", "g_mean", "g_m2",
-     "n_bg", "bg_x_mean", "bg_x_m2", "bg_g_mean", "bg_g_m2", "cov_m2"],
+     "n_bg", "bg_x_mean", "bg_x_m2", "bg_g_mean", "bg_g_m2", "cov_m2",
+     "n_total", "history_x", "history_g"],
 )
 MetricAdaptation.__doc__ = """Running moments for mass-matrix adaptation.
 
 ``n``, ``x_*``, ``g_*``: count, mean and sum of squared deviations of the (foreground) draws and
 gradients; ``n_bg``, ``bg_*``: the background estimator of ``GRAD``; ``cov_m2``: the sum of outer
-products of ``DENSE``. Arrays a kind does not use are empty."""
+products of ``DENSE``; ``history_*``: every collected draw and gradient of ``LOW_RANK`` (the
+foreground is the last ``n`` rows of the ``n_total`` so far). Arrays a kind does not use are
+empty."""
 
 
-def metric_adaptation_init(kind: int, dim: int) -> MetricAdaptation:
-    """Empty estimators for ``kind`` (``STAN``, ``DENSE`` or ``GRAD``) in ``dim`` dimensions."""
+def metric_adaptation_init(kind: int, dim: int, num_warmup: int) -> MetricAdaptation:
+    """Empty estimators for ``kind`` in ``dim`` dimensions over ``num_warmup`` iterations."""
     def vec(used: bool) -> np.ndarray:
         return np.zeros(dim if used else 0)
 
     grad = kind == GRAD
+    history = (num_warmup, dim) if kind == LOW_RANK else (0, 0)
     return MetricAdaptation(
         kind, 0.0, vec(True), vec(True), vec(grad), vec(grad),
         0.0, vec(grad), vec(grad), vec(grad), vec(grad),
         np.zeros((dim, dim) if kind == DENSE else (0, 0)),
+        0.0, np.zeros(history), np.zeros(history),
     )
 
 
@@ -78,11 +100,12 @@ def _welford(n, mean, m2, x):
 
 
 @jit(inline="always")
-def _with_counts(state, n, n_bg):
+def _with_counts(state, n, n_bg, n_total):
     """``state`` with new counts (namedtuples are immutable; the arrays are shared)."""
     return MetricAdaptation(
         state.kind, n, state.x_mean, state.x_m2, state.g_mean, state.g_m2, n_bg,
         state.bg_x_mean, state.bg_x_m2, state.bg_g_mean, state.bg_g_m2, state.cov_m2,
+        n_total, state.history_x, state.history_g,
     )
 
 
@@ -90,6 +113,12 @@ def _with_counts(state, n, n_bg):
 def adaptation_collect(state, x, g):
     """Add a draw ``x`` with gradient ``g``; returns the new state (arrays updated in place)."""
     n = state.n + 1.0
+    if state.kind == LOW_RANK:
+        row = int(state.n_total)
+        for i in range(x.shape[0]):
+            state.history_x[row, i] = x[i]
+            state.history_g[row, i] = g[i]
+        return _with_counts(state, n, state.n_bg + 1.0, state.n_total + 1.0)
     if state.kind == DENSE:
         dim = x.shape[0]
         for i in range(dim):  # m2 += (x - mean_old) (x - mean_new)^T, Welford for covariances
@@ -97,15 +126,30 @@ def adaptation_collect(state, x, g):
             for j in range(dim):
                 state.cov_m2[i, j] += d * (x[j] - state.x_mean[j]) * (n - 1.0) / n
         _welford(n, state.x_mean, state.x_m2, x)
-        return _with_counts(state, n, state.n_bg)
+        return _with_counts(state, n, state.n_bg, state.n_total)
     _welford(n, state.x_mean, state.x_m2, x)
     if state.kind != GRAD:
-        return _with_counts(state, n, state.n_bg)
+        return _with_counts(state, n, state.n_bg, state.n_total)
     _welford(n, state.g_mean, state.g_m2, g)
     n_bg = state.n_bg + 1.0
     _welford(n_bg, state.bg_x_mean, state.bg_x_m2, x)
     _welford(n_bg, state.bg_g_mean, state.bg_g_m2, g)
-    return _with_counts(state, n, n_bg)
+    return _with_counts(state, n, n_bg, state.n_total)
+
+
+@jit
+def _cholesky_into(a, out):
+    """``out = cholesky(a)`` by NumPy's LAPACK in object mode: once per window, and nothing of
+    ``np.linalg`` has to be compiled (which would add seconds to every cold start)."""
+    with objmode():
+        out[:, :] = np.linalg.cholesky(a)
+
+
+@jit
+def _low_rank_into(xs, gs, diag, basis, eigvals):
+    """``low_rank_estimate`` in object mode (once per update, every 20 draws)."""
+    with objmode():
+        low_rank_estimate(xs, gs, diag, basis, eigvals)
 
 
 @jit
@@ -126,11 +170,15 @@ def adaptation_update(state, metric):
                 metric.dense[i, j] = shrink * cov + (ridge if i == j else 0.0)
         if not np.all(np.isfinite(metric.dense)):
             return False
-        chol = np.linalg.cholesky(metric.dense)
+        _cholesky_into(metric.dense, metric.cholesky)
         for i in range(dim):
             metric.diag[i] = metric.dense[i, i]
-            for j in range(dim):
-                metric.cholesky[i, j] = chol[i, j]
+    elif state.kind == LOW_RANK:
+        first, last = int(state.n_total - n), int(state.n_total)
+        _low_rank_into(
+            state.history_x[first:last], state.history_g[first:last],
+            metric.diag, metric.basis, metric.eigvals,
+        )
     else:
         for i in range(dim):
             if state.g_m2[i] > 0.0 and state.x_m2[i] > 0.0:
@@ -143,6 +191,8 @@ def adaptation_update(state, metric):
 def adaptation_restart(state):
     """Start the next window: Stan's estimators forget; ``GRAD``'s background becomes the
     foreground and starts afresh."""
+    if state.kind == LOW_RANK:
+        return _with_counts(state, state.n_bg, 0.0, state.n_total)
     if state.kind == GRAD:
         for i in range(state.x_mean.shape[0]):
             state.x_mean[i] = state.bg_x_mean[i]
@@ -153,17 +203,54 @@ def adaptation_restart(state):
             state.bg_x_m2[i] = 0.0
             state.bg_g_mean[i] = 0.0
             state.bg_g_m2[i] = 0.0
-        return _with_counts(state, state.n_bg, 0.0)
+        return _with_counts(state, state.n_bg, 0.0, state.n_total)
     state.x_mean[:] = 0.0
     state.x_m2[:] = 0.0
     state.cov_m2[:, :] = 0.0
-    return _with_counts(state, 0.0, 0.0)
+    return _with_counts(state, 0.0, 0.0, state.n_total)
+
+
+def _spd_power(a: np.ndarray, power: float) -> np.ndarray:
+    """``a^power`` for a symmetric positive definite ``a`` (eigenvalues floored at 1e-300)."""
+    w, v = np.linalg.eigh(a)
+    return (v * np.maximum(w, 1e-300) ** power) @ v.T
+
+
+def low_rank_estimate(
+    xs: np.ndarray, gs: np.ndarray, diag: np.ndarray, basis: np.ndarray, eigvals: np.ndarray
+) -> None:
+    """Set a ``LOW_RANK`` metric's ``diag``, ``basis`` and ``eigvals`` in place from draws ``xs``
+    and gradients ``gs`` (``n x dim``), as in the module docstring. Columns of ``basis`` beyond
+    the kept rank get eigenvalue 1 (no correction). Plain NumPy: called from the compiled chain
+    loop through ``numba.objmode`` once per update."""
+    n = len(xs)
+    xc, gc = xs - xs.mean(axis=0), gs - gs.mean(axis=0)
+    vx, vg = (xc**2).mean(axis=0), (gc**2).mean(axis=0)
+    ok = (vx > 0) & (vg > 0)
+    ratio = np.sqrt(np.divide(vx, vg, out=np.ones_like(vx), where=ok))
+    diag[:] = np.clip(np.where(ok, ratio, diag), 1.0 / GRAD_CLIP, GRAD_CLIP)
+    scale = np.sqrt(diag)
+    xw, gw = xc / scale, gc * scale
+    vt_x = np.linalg.svd(xw, full_matrices=False)[2]
+    vt_g = np.linalg.svd(gw, full_matrices=False)[2]
+    q = np.linalg.qr(np.concatenate((vt_x, vt_g)).T)[0]
+    px, pg = xw @ q, gw @ q
+    ridge = n * LOW_RANK_GAMMA * np.eye(q.shape[1])
+    cx, cg = px.T @ px / n + ridge, pg.T @ pg / n + ridge
+    cg_half, cg_inv_half = _spd_power(cg, 0.5), _spd_power(cg, -0.5)
+    lam, vecs = np.linalg.eigh(cg_inv_half @ _spd_power(cg_half @ cx @ cg_half, 0.5) @ cg_inv_half)
+    keep = (lam > LOW_RANK_CUTOFF) | (lam < 1.0 / LOW_RANK_CUTOFF)
+    k = int(keep.sum())
+    basis[:] = 0.0
+    eigvals[:] = 1.0
+    basis[:, :k] = q @ vecs[:, keep]
+    eigvals[:k] = lam[keep]
 
 
 def initial_inv_mass(kind: int, grad: np.ndarray) -> np.ndarray:
     """The starting diagonal: ones (Stan), or ``1 / |grad log p(q0)|`` clipped (nutpie's start
-    for ``GRAD``, exact for a standard normal's scale in each coordinate's own units)."""
-    if kind != GRAD:
+    for ``GRAD`` and ``LOW_RANK``)."""
+    if kind not in (GRAD, LOW_RANK):
         return np.ones(len(grad))
     with np.errstate(divide="ignore"):
         inv = 1.0 / np.abs(grad)

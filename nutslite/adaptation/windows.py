@@ -93,8 +93,11 @@ def nutpie_schedule(
     step_size_window: float = 0.15,
     early_switch_freq: int = 10,
     switch_freq: int = 80,
+    update_freq: int = 1,
 ) -> WarmupSchedule:
-    """nutpie's live schedule for ``num_warmup`` iterations (defaults of nuts-rs 0.17)."""
+    """nutpie's live schedule for ``num_warmup`` iterations (defaults of nuts-rs 0.17). The
+    metric is recomputed every ``update_freq`` draws (nutpie: 1 for diagonal, 20 for low-rank),
+    and always at the first chance and at the end of the adaptation phase."""
     collect = np.zeros(num_warmup, dtype=np.bool_)
     update = np.zeros(num_warmup, dtype=np.bool_)
     restart = np.zeros(num_warmup, dtype=np.bool_)
@@ -106,7 +109,7 @@ def nutpie_schedule(
         collect[t] = True
         n_fg += 1
         n_bg += 1
-        if n_fg >= 3:
+        if n_fg >= 3 and (not tuned or (t + 1) % update_freq == 0 or t == adapt_end - 1):
             update[t] = True
             if not tuned:
                 retune[t] = tuned = True

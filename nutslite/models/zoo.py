@@ -349,6 +349,7 @@ def eight_schools(parameterization: str = "noncentered") -> Model:
         dim=dim,
         logp_grad=logp_grad,
         constrain=constrain,
+        log_transformed=(1,),
         coords=["mu", "log_tau"] + [f"{group}[{j}]" for j in range(n_schools)],
         dims={v: ("school",) for v in ("theta", group)},
         dim_labels={"school": list(EIGHT_SCHOOLS_LABELS)},
