@@ -29,8 +29,8 @@ Vehtari, A., Gelman, A., Simpson, D., Carpenter, B. and Bürkner, P.-C. (2021).
 Rank-normalization, folding, and localization: an improved R-hat for assessing convergence of
 MCMC. Bayesian Analysis 16(2), 667-718.
 
-Wiecki, T. (2017). Why hierarchical models are awesome, tricky, and Bayesian.
-https://twiecki.github.io/blog/2017/02/08/bayesian-hierchical-non-centered/
+Wiecki, T. (2017). Why hierarchical models are awesome, tricky, and Bayesian. Blog post,
+https://twiecki.github.io (reposted by ODSC, May 2017).
 """
 
 from __future__ import annotations
@@ -202,13 +202,12 @@ def plot_trace(
             if by_element:
                 trace_ax.plot(chain_draws, lw=0.6, alpha=0.5)
             else:
-                color = f"C{c % 10}"
                 trace_ax.plot(
                     chain_draws,
-                    color=color,
+                    color=f"C{c % 10}",
                     lw=0.4 if many else 0.6,
                     alpha=0.3 if many else 0.7,
-                    label=f"chain {c}",
+                    label=f"chain {c}" if len(selected) > 1 else None,
                 )
             if density:
                 hist_ax = axes[row, 0]
@@ -228,13 +227,22 @@ def plot_trace(
                 _mark_divergent_iterations(trace_ax, flags[selected])
         trace_ax.set(xlabel="draw", ylabel=var, xlim=(0, arr.shape[1]))
         chain_text = f"chain {selected[0]}" if len(selected) == 1 else f"{len(selected)} chains"
-        trace_ax.set_title(f"{var}: trace ({chain_text})", fontsize="medium")
+        trace_ax.set_title(f"{var}: trace ({chain_text})", fontsize="medium", loc="left")
         if density:
             axes[row, 0].set(xlabel=var, ylabel="density")
-            axes[row, 0].set_title(f"{var}: histogram per chain", fontsize="medium")
+            axes[row, 0].set_title(f"{var}: histogram per chain", fontsize="medium", loc="left")
         handles, _ = trace_ax.get_legend_handles_labels()
-        if handles:
-            trace_ax.legend(loc="upper right", fontsize="small", ncols=min(len(handles), 5))
+        if handles:  # above the trace, right of its title, so no draw is hidden
+            trace_ax.legend(
+                loc="lower right",
+                bbox_to_anchor=(1.0, 1.0),
+                ncols=len(handles),
+                fontsize="small",
+                frameon=False,
+                borderaxespad=0.1,
+                handlelength=1.5,
+                columnspacing=1.0,
+            )
     return fig
 
 
@@ -352,7 +360,7 @@ def plot_pair(
         top.set_ylabel("count")
         side.set_xlabel("count")
         if title:
-            top.set_title(title)
+            fig.suptitle(title)
     elif title:
         ax.set_title(title)
     return fig
@@ -476,8 +484,9 @@ def plot_rank(
         )
         ax.axhline(base + expected, color="black", linestyle="--", lw=0.8)
     ax.set_yticks(
-        [c * gap + expected for c in range(n_chains)], [f"chain {c}" for c in range(n_chains)]
+        [c * gap + expected / 2 for c in range(n_chains)], [f"chain {c}" for c in range(n_chains)]
     )
+    ax.tick_params(axis="y", length=0)
     ax.set(xlabel=f"rank of {var} among all {draws.size} draws", xlim=(edges[0], edges[-1]))
     ax.set_title(title or f"{var}: ranks per chain (dashed: uniform)", fontsize="medium")
     return fig
