@@ -52,6 +52,7 @@ from collections import namedtuple
 import numpy as np
 from numba import objmode
 
+from nutslite._blas import single_blas_thread
 from nutslite._numba import jit
 
 STAN, DENSE, GRAD, LOW_RANK = 0, 1, 2, 3
@@ -142,7 +143,8 @@ def _cholesky_into(a, out):
     """``out = cholesky(a)`` by NumPy's LAPACK in object mode: once per window, and nothing of
     ``np.linalg`` has to be compiled (which would add seconds to every cold start)."""
     with objmode():
-        out[:, :] = np.linalg.cholesky(a)
+        with single_blas_thread():
+            out[:, :] = np.linalg.cholesky(a)
 
 
 @jit
@@ -223,6 +225,11 @@ def low_rank_estimate(
     and gradients ``gs`` (``n x dim``), as in the module docstring. Columns of ``basis`` beyond
     the kept rank get eigenvalue 1 (no correction). Plain NumPy: called from the compiled chain
     loop through ``numba.objmode`` once per update."""
+    with single_blas_thread():
+        _low_rank_estimate(xs, gs, diag, basis, eigvals)
+
+
+def _low_rank_estimate(xs, gs, diag, basis, eigvals) -> None:
     n = len(xs)
     xc, gc = xs - xs.mean(axis=0), gs - gs.mean(axis=0)
     vx, vg = (xc**2).mean(axis=0), (gc**2).mean(axis=0)
