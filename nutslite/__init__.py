@@ -1,23 +1,27 @@
 """nutslite: a No-U-Turn Sampler in NumPy and Numba with Stan's semantics."""
 
-from nutslite import models
+from nutslite import diagnostics, models
 from nutslite.model import Model
 from nutslite.optimize import find_map
 from nutslite.recorder import TransitionRecord, record_transition
 from nutslite.result import SamplingResult
 from nutslite.sampling import SamplingError, sample
+from nutslite.summary import Summary, summary
 
 __version__ = "0.1.0"
 __all__ = [
     "Model",
     "SamplingError",
     "SamplingResult",
+    "Summary",
     "TransitionRecord",
     "__version__",
+    "diagnostics",
     "find_map",
     "models",
     "record_transition",
     "sample",
+    "summary",
 ]
 
 

@@ -155,6 +155,31 @@ class SamplingResult:
 
         return save(self, path)
 
+    def to_arviz(self) -> Any:
+        """An ``arviz.InferenceData`` with ``posterior`` and ``sample_stats`` (ArviZ's names),
+        plus ``warmup_posterior`` and ``warmup_sample_stats`` when warmup draws were kept.
+        Vector variables get the model's named dimensions and labels (``county`` for radon).
+        ArviZ is an optional dependency (``pip install arviz``)."""
+        try:
+            import arviz as az
+        except ImportError as err:
+            raise ImportError(
+                "to_arviz needs ArviZ, an optional dependency: pip install arviz"
+            ) from err
+        dims = {name: list(d) for name, d in self.dims.items() if name in self.posterior}
+        used = {d for names in dims.values() for d in names}
+        coords = {d: labels for d, labels in self.dim_labels.items() if d in used}
+        warm = self.warmup_posterior is not None
+        return az.from_dict(
+            posterior=self.posterior,
+            sample_stats=self.sample_stats,
+            warmup_posterior=self.warmup_posterior if warm else None,
+            warmup_sample_stats=self.warmup_sample_stats if warm else None,
+            save_warmup=warm,
+            coords=coords,
+            dims=dims,
+        )
+
     def __repr__(self) -> str:
         n_div = int(self.sample_stats["diverging"].sum())
         flag = ", interrupted" if self.interrupted else ""

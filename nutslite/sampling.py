@@ -42,6 +42,7 @@ from nutslite.chain import (
     NutsSettings,
     run_chain,
 )
+from nutslite.diagnostics import MIN_DRAWS, warn_problems
 from nutslite.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
@@ -142,6 +143,9 @@ def sample(
     SamplingResult
         With ``posterior``, ``unconstrained``, ``sample_stats``, ``warmup`` and ``divergences``.
         Interrupted by Ctrl-C, it holds the draws completed so far (``result.interrupted``).
+        Before it returns, ``nutslite.diagnostics.warn_problems`` issues one
+        ``SamplingWarning`` per problem found (divergences, tree-depth saturation, R-hat above
+        1.01, ESS below 100 per chain, E-BFMI below 0.3).
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a nutslite.Model, got {type(model).__name__}")
@@ -296,7 +300,7 @@ def sample(
     for ch in chain_list:
         _raise_for_status(ch.status, ch.index, "warmup")
 
-    return SamplingResult.from_chains(
+    result = SamplingResult.from_chains(
         model=model,
         chains=chain_list,
         tune=tune,
@@ -311,6 +315,9 @@ def sample(
             "wall_seconds": wall,
         },
     )
+    if result.n_draws >= MIN_DRAWS:  # name every problem (divergences, R-hat, ESS, E-BFMI)
+        warn_problems(result)
+    return result
 
 
 def _wait_through_interrupts(futures: list) -> None:

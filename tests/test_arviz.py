@@ -1,0 +1,60 @@
+"""ArviZ export and the warnings nl.sample issues when it returns."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import nutslite as nl
+from nutslite.diagnostics import SamplingWarning
+
+az = pytest.importorskip("arviz")
+
+
+@pytest.fixture(scope="module")
+def radon_run():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = nl.sample(nl.models.radon("noncentered"), draws=1000, tune=1000, chains=4, seed=1,
+                        save_warmup=True, progress=False)
+    return res, [w for w in caught if issubclass(w.category, SamplingWarning)]
+
+
+def test_to_arviz_groups_names_and_county_coords(radon_run):
+    res, _ = radon_run
+    idata = res.to_arviz()
+    for group in ("posterior", "sample_stats", "warmup_posterior", "warmup_sample_stats"):
+        assert group in idata.groups()
+    post = idata.posterior
+    assert post["b"].dims == ("chain", "draw", "county")
+    assert post["b"].shape == (4, 1000, 85)
+    assert str(post["b"].coords["county"].values[69]) == "ST LOUIS"
+    np.testing.assert_array_equal(post["sigma_b"].values, res.posterior["sigma_b"])
+    assert {"lp", "acceptance_rate", "step_size", "tree_depth", "n_steps", "diverging",
+            "energy", "energy_error", "reached_max_treedepth"} <= set(idata.sample_stats)
+    assert idata.warmup_posterior["mu_a"].shape == (4, 1000)
+    # ArviZ's own diagnostics read it: its bulk ESS equals nutslite's
+    ess = float(az.ess(idata, var_names=["sigma_b"])["sigma_b"])
+    assert ess == pytest.approx(nl.diagnostics.ess_bulk(res.posterior["sigma_b"]), rel=1e-8)
+
+
+def test_healthy_noncentered_run_warns_nothing(radon_run):
+    _, caught = radon_run
+    assert caught == [], [str(w.message) for w in caught]
+
+
+def test_centered_run_warns_about_sigma_b():
+    with pytest.warns(SamplingWarning) as caught:
+        nl.sample(nl.models.radon("centered"), draws=1000, tune=1000, chains=4, seed=1,
+                  progress=False)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SamplingWarning)]
+    assert any("diverged" in m for m in messages), messages
+    assert any("sigma_b" in m for m in messages), messages
+
+
+def test_summary_of_a_run(radon_run):
+    res, _ = radon_run
+    table = nl.summary(res, var_names=["sigma_b", "b"])
+    assert "b[75]" in table.rows and "sigma_b" in table.rows
+    text = str(table)
+    assert "sigma_b" in text and "r_hat" in text
