@@ -144,11 +144,27 @@ def _first_class(logp_grad: Callable) -> Callable:
     ``LogpGradType`` (Numba's wrapper-address protocol). The engine is then compiled once for that
     type, not once per model, and later processes load it from the disk cache."""
     if JIT_DISABLED:
-        return logp_grad
+        return _numpy_error_model(logp_grad)
     import numba.experimental.function_type  # noqa: F401  (registers the typing of the wrapper)
     from numba.core.types.function_type import CompileResultWAP
 
     return CompileResultWAP(logp_grad.overloads[LOGP_GRAD_SIGNATURE.args])
+
+
+def _numpy_error_model(logp_grad: Callable) -> Callable:
+    """Interpreted, ``math.exp(800)`` raises where compiled code (NumPy's error model) gives
+    inf and the sampler sees a divergence; this wrapper turns such errors into a NaN density,
+    which the sampler also treats as a divergence, so an interpreted run stays a faithful
+    step-through of the compiled one."""
+
+    def logp_grad_numpy_errors(theta: np.ndarray, grad_out: np.ndarray) -> float:
+        try:
+            return logp_grad(theta, grad_out)
+        except (OverflowError, ZeroDivisionError):
+            grad_out[:] = np.nan
+            return np.nan
+
+    return logp_grad_numpy_errors
 
 
 def _compiled_logp_grad(logp_grad: Callable, name: str) -> Callable:

@@ -63,7 +63,10 @@ def test_scaled_gaussian_adapts_the_mass_matrix():
 def test_funnel_log_scale_marginal():
     """Neal's funnel with a gentle log-scale (v ~ N(0, 1)): the v marginal is recovered."""
     model = zoo.neal_funnel(5, v_sd=1.0)
-    res = nl.sample(model, draws=2000, tune=1000, chains=4, seed=5, target_accept=0.95,
+    # MCSE on a funnel is approximate (rare excursions into the neck): with 2000 draws this seed
+    # sits at z = -3.9 on the variance, with 8000 at -2.1; an excursion shrinks with more draws,
+    # a bias would not. 8000 draws of 5 dimensions take about a second.
+    res = nl.sample(model, draws=8000, tune=1000, chains=4, seed=5, target_accept=0.95,
                     progress=False)
     v = res.unconstrained[..., :1]
     assert_moments(v, np.zeros(1), np.ones(1))
@@ -134,7 +137,7 @@ def test_bit_identical_without_jit(tmp_path):
 def test_divergence_records_start_and_end():
     # a low target_accept makes the centered funnel diverge often (this seed: 19 times)
     res = nl.sample(nl.models.radon("centered"), draws=300, tune=300, chains=2, seed=2,
-                    target_accept=0.6, progress=False)
+                    target_accept=0.6, adaptation="stan", progress=False)
     div = res.divergences
     after = ~div["warmup"]
     assert after.sum() == res.sample_stats["diverging"].sum() > 0

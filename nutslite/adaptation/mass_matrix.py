@@ -143,8 +143,7 @@ def _cholesky_into(a, out):
     """``out = cholesky(a)`` by NumPy's LAPACK in object mode: once per window, and nothing of
     ``np.linalg`` has to be compiled (which would add seconds to every cold start)."""
     with objmode():
-        with single_blas_thread():
-            out[:, :] = np.linalg.cholesky(a)
+        cholesky_into(a, out)
 
 
 @jit
@@ -212,6 +211,12 @@ def adaptation_restart(state):
     return _with_counts(state, 0.0, 0.0, state.n_total)
 
 
+def cholesky_into(a: np.ndarray, out: np.ndarray) -> None:
+    """``out = L`` with ``a = L L^T``, on one BLAS thread (plain NumPy)."""
+    with single_blas_thread():
+        out[:, :] = np.linalg.cholesky(a)
+
+
 def _spd_power(a: np.ndarray, power: float) -> np.ndarray:
     """``a^power`` for a symmetric positive definite ``a`` (eigenvalues floored at 1e-300)."""
     w, v = np.linalg.eigh(a)
@@ -254,12 +259,16 @@ def _low_rank_estimate(xs, gs, diag, basis, eigvals) -> None:
     eigvals[:k] = lam[keep]
 
 
-def initial_inv_mass(kind: int, grad: np.ndarray) -> np.ndarray:
-    """The starting diagonal: ones (Stan), or ``1 / |grad log p(q0)|`` clipped (nutpie's start
-    for ``GRAD`` and ``LOW_RANK``)."""
-    if kind not in (GRAD, LOW_RANK):
+def initial_inv_mass(kind: int, grad: np.ndarray, num_warmup: int) -> np.ndarray:
+    """The starting diagonal: ones (Stan, and any run without warmup), or nutpie's start for
+    ``GRAD`` and ``LOW_RANK``, ``1 / |grad log p(q0)|``. Deviation from nuts-rs, which clips
+    that to ``[1e-20, 1e20]``: a zero or non-finite gradient entry gets 1 (a zero gradient at
+    the start would otherwise give a 1e20 inverse mass, the pitfall of roualdes/bridgestan#320),
+    and the rest is clipped to ``[1e-10, 1e10]``."""
+    if kind not in (GRAD, LOW_RANK) or num_warmup == 0:
         return np.ones(len(grad))
-    with np.errstate(divide="ignore"):
-        inv = 1.0 / np.abs(grad)
-    return np.clip(inv, 1.0 / GRAD_CLIP, GRAD_CLIP)
+    size = np.abs(grad)
+    usable = np.isfinite(size) & (size > 0)
+    inv = np.divide(1.0, size, out=np.ones_like(size), where=usable)
+    return np.clip(inv, 1e-10, 1e10)
 
