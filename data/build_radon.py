@@ -43,7 +43,8 @@ COLUMNS = ["idnum", "county", "county_code", "floor", "activity", "log_radon", "
 
 def fetch_wheel(directory: Path) -> Path:
     """Download the pymc3 wheel (no dependencies) into ``directory`` and return its path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(directory), WHEEL]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+           "-d", str(directory), WHEEL]
     subprocess.run(cmd, check=True)
     (wheel,) = directory.glob("pymc3-*.whl")
     return wheel

@@ -1,6 +1,7 @@
 """nutslite: a No-U-Turn Sampler in NumPy and Numba with Stan's semantics."""
 
 from nutslite import diagnostics, models
+from nutslite.io import load
 from nutslite.model import Model
 from nutslite.optimize import find_map
 from nutslite.recorder import TransitionRecord, record_transition
@@ -18,6 +19,7 @@ __all__ = [
     "__version__",
     "diagnostics",
     "find_map",
+    "load",
     "models",
     "record_transition",
     "sample",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import inspect
 import math
 import os
 import sys
@@ -133,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="target mean acceptance statistic, in (0, 1) (default: 0.8)")
     group.add_argument("--max-treedepth", type=_int_type(1), default=10, metavar="N",
                        help="maximum trajectory doublings (default: 10)")
+    group.add_argument("--adaptation", default="grad",
+                       choices=("grad", "stan", "dense", "low_rank"),
+                       help="how warmup learns the metric: grad (nutpie's, the default), stan "
+                            "(Stan's windows), dense, low_rank")
     group = run.add_argument_group("output options")
     group.add_argument("--out", metavar="PATH",
                        help="save the run to this .npz file (default: not saved)")
@@ -158,7 +161,11 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("path", help="a .npz file written by nutslite")
     plot.add_argument("--kind", choices=PLOT_KINDS, default="trace",
                       help="what to draw (default: trace)")
-    plot.add_argument("--vars", nargs="+", metavar="NAME", help="variables to draw (default: all)")
+    plot.add_argument(
+        "--vars", nargs="+", metavar="NAME",
+        help="trace: variables or elements such as b[3] (default: those with at most "
+        f"{MAX_ROWS_PER_VARIABLE} elements); pair: X Y; rank: one scalar; energy: none",
+    )
     plot.add_argument("--out", metavar="PATH",
                       help="image file, any format matplotlib writes (default: RUN_KIND.png)")
     plot.set_defaults(handler=_cmd_plot)
@@ -193,11 +200,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        res = nl.sample(
-            model, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-            cores=args.cores, target_accept=args.target_accept, max_treedepth=args.max_treedepth,
-            save_warmup=args.save_warmup, progress=not args.no_progress,
-        )
+        with warnings.catch_warnings(record=True) as caught:  # shown with the summary
+            warnings.simplefilter("always")
+            res = nl.sample(
+                model, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                cores=args.cores, target_accept=args.target_accept,
+                max_treedepth=args.max_treedepth, adaptation=args.adaptation,
+                save_warmup=args.save_warmup, progress=not args.no_progress,
+            )
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted before sampling started; nothing saved", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -211,7 +221,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             print(f"{PROG}: interrupted while saving; {args.out} not written", file=sys.stderr)
             return EXIT_INTERRUPTED
         print(f"{PROG}: saved to {path}", file=sys.stderr)
-    _report(res, args.vars, args.all)
+    # nl.sample has already looked for problems (warn_problems): show its warnings
+    _report(res, args.vars, args.all, sampling_warnings=[str(w.message) for w in caught])
     if args.seed is None:
         print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
               file=sys.stderr)
@@ -240,23 +251,27 @@ def _cmd_plot(args: argparse.Namespace) -> int:
             f"{', '.join('.' + ext for ext in sorted(formats))}"
         )
     check_output_path(out)
+    names = args.vars or []
+    wanted = {"pair": 2, "rank": 1, "energy": 0}.get(args.kind)
+    if wanted is not None and len(names) != wanted:
+        needs = {0: "takes no --vars", 1: "needs one --vars NAME", 2: "needs --vars X Y"}
+        raise UsageError(f"--kind {args.kind} {needs[wanted]}, got {len(names)}")
     res = _load(args.path)
+    if res.n_draws == 0:
+        raise UsageError(f"{args.path} holds no post-warmup draws to plot")
+    from nutslite import plots
+
     try:
-        from nutslite import plots
-    except ImportError as err:
-        print(f"{PROG}: plotting is not available: {err}", file=sys.stderr)
-        return EXIT_FAILED
-    function = getattr(plots, f"plot_{args.kind}")
-    kwargs: dict[str, Any] = {}
-    if args.vars:
-        if "var_names" not in inspect.signature(function).parameters:
-            raise UsageError(f"--vars does not apply to --kind {args.kind}")
-        kwargs["var_names"] = args.vars
-    try:
-        drawn = function(res, **kwargs)
-    except KeyError as err:  # an unknown variable name
-        raise UsageError(str(err.args[0]) if err.args else str(err)) from err
-    figure = _figure_of(drawn) or plt.gcf()
+        if args.kind == "trace":
+            figure = plots.plot_trace(res, names or _short_variables(res)[0])
+        elif args.kind == "pair":
+            figure = plots.plot_pair(res, *names)
+        elif args.kind == "rank":
+            figure = plots.plot_rank(res, names[0])
+        else:
+            figure = plots.plot_energy(res)
+    except (KeyError, IndexError) as err:  # an unknown variable or element
+        raise _usage_error(err) from err
     figure.savefig(out)
     plt.close(figure)
     print(f"{PROG}: wrote {out}", file=sys.stderr)
@@ -270,20 +285,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _figure_of(drawn: Any):
-    """The matplotlib figure of what a plot function returned (a figure, axes or their array)."""
-    from matplotlib.figure import Figure
+def _short_variables(res: Any) -> tuple[list[str], list[str]]:
+    """Names of the variables with at most ``MAX_ROWS_PER_VARIABLE`` elements, and the others
+    as ``"a (85)"``: the default selection of tables and trace plots."""
+    sizes = {name: math.prod(value.shape[2:]) for name, value in res.posterior.items()}
+    short = [name for name, size in sizes.items() if size <= MAX_ROWS_PER_VARIABLE]
+    long = [f"{name} ({size})" for name, size in sizes.items() if size > MAX_ROWS_PER_VARIABLE]
+    return short, long
 
-    if isinstance(drawn, Figure):
-        return drawn
-    if hasattr(drawn, "get_figure"):
-        return drawn.get_figure()
-    if isinstance(drawn, tuple | list) or hasattr(drawn, "flat"):
-        for item in getattr(drawn, "flat", drawn):
-            figure = _figure_of(item)
-            if figure is not None:
-                return figure
-    return None
+
+def _usage_error(err: LookupError) -> UsageError:
+    """A ``KeyError`` or ``IndexError`` naming a variable, as a usage error with its message
+    (``str(KeyError)`` would quote it)."""
+    return UsageError(str(err.args[0]) if err.args else str(err))
 
 
 def _load(path: str) -> Any:
@@ -295,8 +309,15 @@ def _load(path: str) -> Any:
         raise UsageError(str(err)) from err
 
 
-def _report(res: Any, var_names: Sequence[str] | None, show_all: bool) -> None:
-    """Header, summary table (stdout) and warnings (stderr) of a result."""
+def _report(
+    res: Any,
+    var_names: Sequence[str] | None,
+    show_all: bool,
+    sampling_warnings: Sequence[str] | None = None,
+) -> None:
+    """Header, summary table (stdout) and warnings (stderr) of a result. The warnings are
+    ``sampling_warnings`` (caught from ``nl.sample``, which checks the run) or, for a saved
+    run, those of ``warn_problems``; either way with the summary's own."""
     from nutslite.diagnostics import warn_problems
     from nutslite.summary import summary
 
@@ -314,26 +335,28 @@ def _report(res: Any, var_names: Sequence[str] | None, show_all: bool) -> None:
         )
     if res.n_draws == 0:
         print("no post-warmup draws to summarise")
+        _print_warnings(sampling_warnings or [])
         return
+    hidden: list[str] = []
     if var_names is None and not show_all:
-        sizes = {name: math.prod(value.shape[2:]) for name, value in res.posterior.items()}
-        var_names = [name for name, size in sizes.items() if size <= MAX_ROWS_PER_VARIABLE]
-        hidden = [f"{name} ({size})" for name, size in sizes.items()
-                  if size > MAX_ROWS_PER_VARIABLE]
-    else:
-        hidden = []
+        var_names, hidden = _short_variables(res)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             table = summary(res, var_names=var_names)
-        except KeyError as err:
-            raise UsageError(str(err.args[0]) if err.args else str(err)) from err
-        warn_problems(res)
+        except KeyError as err:  # an unknown variable
+            raise _usage_error(err) from err
+        if sampling_warnings is None:
+            warn_problems(res)
     print(table)
     if hidden:
         print(f"not shown: {', '.join(hidden)}; show them with --all or --vars NAME ...")
-    sys.stdout.flush()
-    for message in dict.fromkeys(str(w.message) for w in caught):
+    _print_warnings([*(sampling_warnings or []), *(str(w.message) for w in caught)])
+
+
+def _print_warnings(messages: Sequence[str]) -> None:
+    sys.stdout.flush()  # the table first, then its warnings, also when both go to one terminal
+    for message in dict.fromkeys(messages):
         print(f"warning: {message}", file=sys.stderr)
 
 
@@ -349,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ValueError, TypeError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # `nutslite summary run.npz | head`
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
+    except KeyboardInterrupt:  # Ctrl-C outside sampling (sampling itself returns its draws)
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `nutslite summary run.npz | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return EXIT_FAILED

@@ -30,6 +30,7 @@ FORMAT_VERSION = 1
 META_KEY = "__nutslite__"
 
 PathLike = str | os.PathLike
+PLAIN_TYPES = (type(None), bool, int, float, str)  # stored as JSON (exact types: not np.float64)
 
 
 def _nutslite_version() -> str:
@@ -41,7 +42,7 @@ def _nutslite_version() -> str:
 
 def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """Describe ``value`` in JSON; put its arrays into ``arrays`` under keys starting ``key``."""
-    if isinstance(value, np.ndarray | np.generic) and not isinstance(value, np.str_ | np.bytes_):
+    if isinstance(value, np.ndarray | np.generic):
         if value.dtype.hasobject:
             raise TypeError(f"cannot save {key!r}: object arrays need pickle")
         _put(arrays, key, np.asarray(value))
@@ -49,6 +50,8 @@ def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> dict[str, An
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise TypeError(f"cannot save {key!r}: dictionary keys must be strings")
+        if value and all(type(v) in PLAIN_TYPES for v in value.values()):
+            return {"value": value}  # plain JSON, readable in the metadata (the settings)
         return {"dict": {k: _encode(v, f"{key}/{k}", arrays) for k, v in value.items()}}
     if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
         _put(arrays, key, np.array(value, dtype=str))
@@ -56,7 +59,7 @@ def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> dict[str, An
     if isinstance(value, list | tuple):
         items = [_encode(v, f"{key}/{i}", arrays) for i, v in enumerate(value)]
         return {"list": items, "tuple": isinstance(value, tuple)}
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in PLAIN_TYPES:
         return {"value": value}
     raise TypeError(f"cannot save {key!r}: unsupported type {type(value).__name__}")
 
@@ -152,7 +155,9 @@ def load(path: PathLike) -> SamplingResult:
                 )
             arrays = {key: npz[key] for key in npz.files if key != META_KEY}
             fields = {name: _decode(spec, arrays) for name, spec in meta["fields"].items()}
-    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as err:
+    except (
+        ValueError, KeyError, TypeError, AttributeError, OSError, EOFError, zipfile.BadZipFile
+    ) as err:  # whatever a damaged or foreign file makes numpy, zipfile or json raise
         raise ValueError(
             f"{str(path)!r} is not a readable nutslite result (.npz written by res.save): {err}"
         ) from err

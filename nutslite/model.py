@@ -78,7 +78,9 @@ class Model:
             coords = [f"x[{i}]" for i in range(self.dim)]
         coords = list(coords)
         if len(coords) != self.dim or not all(isinstance(c, str) for c in coords):
-            raise ValueError(f"Model {name!r}: coords must be {self.dim} strings, got {len(coords)}")
+            raise ValueError(
+                f"Model {name!r}: coords must be {self.dim} strings, got {len(coords)}"
+            )
         self.coords = coords
         if constrain is not None and not callable(constrain):
             raise TypeError(f"Model {name!r}: constrain must be callable, got {type(constrain)}")
@@ -87,7 +89,9 @@ class Model:
         self.dim_labels = {k: list(v) for k, v in (dim_labels or {}).items()}
         self.log_transformed = tuple(int(i) for i in log_transformed)
         if any(not 0 <= i < self.dim for i in self.log_transformed):
-            raise ValueError(f"Model {name!r}: log_transformed indices must lie in 0..{self.dim - 1}")
+            raise ValueError(
+                f"Model {name!r}: log_transformed indices must lie in 0..{self.dim - 1}"
+            )
         self.moments = {k: np.asarray(v, dtype=np.float64) for k, v in (moments or {}).items()}
         self._trial_call()
 

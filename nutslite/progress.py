@@ -92,21 +92,24 @@ def _phase(ch: ChainProgress, interrupted: bool) -> str:
     return "warmup" if ch.warmup else "sampling"
 
 
-def _chain_line(ch: ChainProgress, rate: float, interrupted: bool, bar_width: int) -> str:
-    """``chain 0 [#####.....]  812/2000 warmup     410 draws/s    3 divergences  step 0.123``.
+def _chain_line(ch: ChainProgress, rate: float, interrupted: bool, columns: int = 0) -> str:
+    """``chain 0 [#####.....]  812/2000 warmup     410 draws/s    3 div  step 0.123``, with a
+    bar of up to 30 characters when ``columns`` leaves room for one.
 
     Divergences count the sampling phase once it has begun (warmup ones are common and harmless).
     """
     width = len(str(ch.total))
+    divergences = ch.divergences if ch.warmup else ch.sampling_divergences
+    rest = (
+        f" {ch.done:>{width}}/{ch.total} {_phase(ch, interrupted):<8} "
+        f"{rate:>6.0f} draws/s {divergences:>4} div  step {ch.step_size:.3g}"
+    )
     text = f"chain {ch.chain}"
-    if bar_width > 0:
+    bar_width = min(30, columns - len(text) - len(rest) - 3)
+    if bar_width >= 5:
         filled = bar_width * ch.done // max(ch.total, 1)
         text += " [" + "#" * filled + "." * (bar_width - filled) + "]"
-    divergences = ch.divergences if ch.warmup else ch.sampling_divergences
-    return (
-        f"{text} {ch.done:>{width}}/{ch.total} {_phase(ch, interrupted):<8} "
-        f"{rate:>6.0f} draws/s {divergences:>4} divergences  step {ch.step_size:.3g}"
-    )
+    return text + rest
 
 
 def _footer(chains: list[ChainProgress], elapsed: float) -> str:
@@ -114,7 +117,7 @@ def _footer(chains: list[ChainProgress], elapsed: float) -> str:
     done = sum(ch.done for ch in chains)
     left = sum(ch.total - ch.done for ch in chains)
     text = f"elapsed {_clock(elapsed)}"
-    if left and done and elapsed > 1.0:
+    if left and done and elapsed > 1.0 and left * elapsed / done >= 1.0:
         text += f", about {_clock(left * elapsed / done)} left"
     return text
 
@@ -148,10 +151,9 @@ class TerminalReporter(Reporter):
 
     def _draw(self, chains: list[ChainProgress], now: float, interrupted: bool) -> None:
         columns = shutil.get_terminal_size().columns - 1
-        bar_width = max(0, min(30, columns - 60))
         rates = self.meter.rates(now, chains)
         lines = [
-            _chain_line(ch, rate, interrupted, bar_width)
+            _chain_line(ch, rate, interrupted, columns)
             for ch, rate in zip(chains, rates, strict=True)
         ]
         lines.append(_footer(chains, now - self.start))
@@ -188,7 +190,7 @@ class LogReporter(Reporter):
         rates = self.meter.rates(now, chains)
         stamp = f"nutslite: [{_clock(now - self.start)}]"
         for ch, rate in zip(chains, rates, strict=True):
-            self.stream.write(f"{stamp} {_chain_line(ch, rate, interrupted, 0)}\n")
+            self.stream.write(f"{stamp} {_chain_line(ch, rate, interrupted)}\n")
         if interrupted:
             self.stream.write(f"{stamp} interrupted: the chains stopped at the counts above\n")
         self.stream.flush()

@@ -15,6 +15,12 @@ INTEGER_STATS = ("tree_depth", "n_steps", "index_in_trajectory")
 BOOLEAN_STATS = ("diverging", "reached_max_treedepth")
 
 
+def _version() -> str:
+    from nutslite import __version__
+
+    return __version__
+
+
 def _low_rank_parts(chains) -> dict[str, np.ndarray]:
     """The factors of low-rank metrics, ``M^{-1} = D (I + U (Lambda - I) U^T) D``."""
     metrics = [ch.state.metric for ch in chains]
@@ -129,6 +135,7 @@ class SamplingResult:
             interrupted=interrupted,
             iterations_completed=completed,
             chain_seconds=np.array([ch.seconds for ch in chains]),
+            nutslite_version=_version(),
             settings=settings,
         )
 

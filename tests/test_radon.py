@@ -19,7 +19,9 @@ from nutslite.models.radon import load_radon, sufficient_statistics
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ("centered", "noncentered")
 MODELS = {
-    (p, lik): nl.models.radon(p, likelihood=lik) for p in PARAMS for lik in ("sufficient", "pointwise")
+    (p, lik): nl.models.radon(p, likelihood=lik)
+    for p in PARAMS
+    for lik in ("sufficient", "pointwise")
 }
 DATA = load_radon()
 
@@ -55,7 +57,8 @@ def test_model_shape_and_coords():
         assert m.name == f"radon_{p}"
         assert m.dim == 175
         group = "a_offset" if p == "noncentered" else "a"
-        assert m.coords[:6] == ["mu_a", "log_sigma_a", "mu_b", "log_sigma_b", "log_eps", f"{group}[0]"]
+        expected = ["mu_a", "log_sigma_a", "mu_b", "log_sigma_b", "log_eps", f"{group}[0]"]
+        assert m.coords[:6] == expected
         assert m.coords[5 + 85] == ("b_offset[0]" if p == "noncentered" else "b[0]")
         assert m.dim_labels["county"][69] == "ST LOUIS"
 
@@ -128,7 +131,8 @@ def test_constrain_noncentered():
     m = nl.models.radon("noncentered")
     theta = np.random.default_rng(5).normal(size=(3, 2, 175))
     out = m.constrain(theta)
-    assert set(out) == {"mu_a", "sigma_a", "mu_b", "sigma_b", "eps", "a", "b", "a_offset", "b_offset"}
+    names = {"mu_a", "sigma_a", "mu_b", "sigma_b", "eps", "a", "b", "a_offset", "b_offset"}
+    assert set(out) == names
     assert out["a"].shape == (3, 2, 85) and out["sigma_b"].shape == (3, 2)
     np.testing.assert_allclose(out["sigma_a"], np.exp(theta[..., 1]))
     np.testing.assert_allclose(out["eps"], np.exp(theta[..., 4]))

@@ -165,7 +165,8 @@ def test_to_pandas_without_pandas(monkeypatch, posterior):
 def test_pandas_is_not_imported_at_module_import():
     code = (
         "import sys; sys.modules['pandas'] = None\n"
-        "import numpy as np, nutslite.summary as s\n"
+        "import importlib, numpy as np\n"
+        "s = importlib.import_module('nutslite.summary')\n"
         "print(s.summary({'a': np.random.default_rng(0).standard_normal((2, 50))}).rows)\n"
     )
     out = subprocess.run(

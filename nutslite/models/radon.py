@@ -1,6 +1,6 @@
 r"""The hierarchical radon regression of Wiecki (2017), centered and non-centered.
 
-Data: 919 Minnesota homes in 85 counties (``data/radon.csv``). Model, exactly as the post writes it::
+Data: 919 Minnesota homes in 85 counties (``data/radon.csv``). The model, as the post writes it::
 
     mu_a, mu_b          ~ Normal(0, sd=100**2)
     sigma_a, sigma_b    ~ HalfCauchy(beta=5)
@@ -11,7 +11,8 @@ Data: 919 Minnesota homes in 85 counties (``data/radon.csv``). Model, exactly as
 
 Unconstrained coordinates, in this order (175 in all)::
 
-    [mu_a, log sigma_a, mu_b, log sigma_b, log eps, a[0..84] | a_offset[0..84], b[0..84] | b_offset[0..84]]
+    [mu_a, log sigma_a, mu_b, log sigma_b, log eps,
+     a[0..84] | a_offset[0..84], b[0..84] | b_offset[0..84]]
 
 The log density on this scale adds the log-Jacobian ``s`` of each ``sigma = exp(s)``. With
 ``sigma = e^s``, the HalfCauchy(5) prior plus Jacobian is, up to a constant,

@@ -1,0 +1,188 @@
+"""Ctrl-C stops every chain promptly and keeps the draws completed so far (API and CLI)."""
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nutslite as nl
+from nutslite.io import load
+from nutslite.progress import Reporter
+
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+    # interrupted runs are short: the sampler's warnings about R-hat or ESS are expected here
+    pytest.mark.filterwarnings("ignore::nutslite.diagnostics.SamplingWarning"),
+]
+
+# A model slow enough (about 0.1 ms per transition) that a run is still going when interrupted.
+# The subprocess tests run it through the command line by adding it to the zoo.
+SLOW_MODEL = """
+import numba
+import nutslite as nl
+
+
+@numba.njit
+def slow_logp_grad(theta, grad_out):
+    busy = 0.0
+    for k in range(20000):
+        busy += 1e-300 * k
+    lp = 0.0
+    for i in range(theta.shape[0]):
+        grad_out[i] = -theta[i]
+        lp -= 0.5 * theta[i] * theta[i]
+    return lp + 0.0 * busy
+
+
+def slow_model():
+    return nl.Model("slow", 3, slow_logp_grad)
+"""
+
+CLI_WITH_SLOW_MODEL = SLOW_MODEL + """
+import signal
+import sys
+
+from nutslite.cli import main
+from nutslite.models import ZOO
+
+# a job started in the background by a non-interactive shell ignores SIGINT; this test sends one
+signal.signal(signal.SIGINT, signal.default_int_handler)
+ZOO["slow"] = slow_model
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """Python ignores SIGINT when started as a background job of a non-interactive shell."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(scope="module")
+def slow():
+    namespace: dict = {}
+    exec(SLOW_MODEL, namespace)
+    return namespace["slow_model"]()
+
+
+class CtrlC(Reporter):
+    """Sends this process a real SIGINT once ``when(chains)`` holds; records the moment."""
+
+    def __init__(self, when) -> None:
+        self.when = when
+        self.sent_at = None
+        self.snapshot = None
+
+    def update(self, chains):
+        if self.sent_at is None and self.when(chains):
+            self.sent_at = time.perf_counter()
+            self.snapshot = chains
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_interrupt_while_sampling_keeps_the_completed_draws(slow):
+    tune = 100
+    ctrl_c = CtrlC(lambda chains: min(ch.done for ch in chains) > tune + 200)
+    res = nl.sample(slow, draws=100_000, tune=tune, chains=2, seed=3, progress=ctrl_c)
+    returned_at = time.perf_counter()
+    assert res.interrupted
+    assert returned_at - ctrl_c.sent_at < 2.0  # chains stop after their current ~0.1 s chunk
+    completed = res.iterations_completed
+    assert (completed >= [ch.done for ch in ctrl_c.snapshot]).all()
+    assert (completed < tune + 100_000).all()
+    assert res.n_draws == completed.min() - tune > 200
+    assert res.posterior["x"].shape == (2, res.n_draws, 3)
+    assert np.isfinite(res.unconstrained).all()
+    # the kept draws are exactly those of an uninterrupted run of that length
+    full = nl.sample(slow, draws=res.n_draws, tune=tune, chains=2, seed=3, progress=False)
+    np.testing.assert_array_equal(res.unconstrained, full.unconstrained)
+    np.testing.assert_array_equal(res.sample_stats["lp"], full.sample_stats["lp"])
+
+
+def test_interrupt_during_warmup_returns_the_warmup_state(slow, tmp_path):
+    ctrl_c = CtrlC(lambda chains: min(ch.done for ch in chains) >= 20)
+    res = nl.sample(slow, draws=100, tune=100_000, chains=2, seed=1, progress=ctrl_c)
+    assert res.interrupted
+    assert res.n_draws == 0 and res.posterior["x"].shape == (2, 0, 3)
+    assert ((res.iterations_completed >= 20) & (res.iterations_completed < 100_000)).all()
+    assert np.isfinite(res.warmup["step_size"]).all()
+    back = load(res.save(tmp_path / "warmup.npz"))
+    assert back.interrupted and back.n_draws == 0
+
+
+def test_fewer_cores_than_chains_every_chain_advances(slow):
+    """Chains take turns in chunks, so Ctrl-C keeps work from all of them, not one."""
+    tune = 100
+    ctrl_c = CtrlC(lambda chains: min(ch.done for ch in chains) > tune + 50)
+    res = nl.sample(slow, draws=100_000, tune=tune, chains=3, cores=1, seed=2, progress=ctrl_c)
+    assert res.interrupted
+    assert max(ch.done for ch in ctrl_c.snapshot) < tune + 100_000  # no chain ran to the end
+    assert res.n_draws > 50
+
+
+def _start_cli(tmp_path, *args):
+    script = tmp_path / "nutslite_with_slow_model.py"
+    script.write_text(CLI_WITH_SLOW_MODEL)
+    return subprocess.Popen(
+        [sys.executable, str(script), "sample", "slow", "--seed", "1", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+
+
+def _wait_for_line(proc, text, timeout=60.0) -> str:
+    """Read the child's stderr until a line contains ``text``; everything read so far."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if selector.select(timeout=0.5):
+                line = proc.stderr.readline()
+                seen += line
+                if text in line or not line:
+                    break
+    assert text in seen, f"never saw {text!r}; stderr so far:\n{seen}"
+    return seen
+
+
+def _interrupt(proc, seen):
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    return proc.returncode, out, seen + err
+
+
+def test_ctrl_c_in_the_cli_saves_the_draws_so_far(tmp_path):
+    proc = _start_cli(tmp_path, "--draws", "100000", "--tune", "200", "--chains", "2",
+                      "--out", "run.npz")
+    # the plain progress lines (stderr is a pipe) come one second into sampling
+    seen = _wait_for_line(proc, "/100200 sampling")
+    code, out, err = _interrupt(proc, seen)
+    assert code == 130, err
+    assert "interrupted: the chains stopped at the counts above" in err
+    assert "saved to run.npz" in err
+    res = load(tmp_path / "run.npz")
+    assert res.interrupted
+    assert (res.iterations_completed < 100_200).all()
+    assert res.n_draws == res.iterations_completed.min() - 200 > 0
+    assert "INTERRUPTED: iterations completed per chain: " in out
+    assert f"slow: 2 chains x {res.n_draws} draws" in out
+    assert "mean" in out  # the summary of the draws kept
+
+
+def test_ctrl_c_in_the_cli_during_warmup_with_fewer_cores_than_chains(tmp_path):
+    proc = _start_cli(tmp_path, "--draws", "10", "--tune", "200000", "--chains", "3",
+                      "--cores", "1", "--out", "run.npz")
+    seen = _wait_for_line(proc, "chain 2")
+    code, out, err = _interrupt(proc, seen)
+    assert code == 130, err
+    res = load(tmp_path / "run.npz")
+    assert res.interrupted and res.n_draws == 0
+    assert ((res.iterations_completed > 0) & (res.iterations_completed < 200_000)).all()
+    assert "no post-warmup draws to summarise" in out
