@@ -28,9 +28,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """``nl.plots`` imports ``nutslite.plots`` (and matplotlib) on first use only."""
-    if name == "plots":
+    """``nl.plots`` (matplotlib) and ``nl.testing`` load on first use only."""
+    if name in ("plots", "testing"):
         import importlib
 
-        return importlib.import_module("nutslite.plots")
+        return importlib.import_module(f"nutslite.{name}")
     raise AttributeError(f"module 'nutslite' has no attribute {name!r}")

@@ -98,6 +98,7 @@ def sample(
     jitter: float = 0.0,
     save_warmup: bool = False,
     progress: bool | Reporter = True,
+    warn: bool = True,
 ) -> SamplingResult:
     """Draw from ``model`` with NUTS and Stan's windowed adaptation.
 
@@ -142,13 +143,16 @@ def sample(
     progress
         ``True`` shows progress (``nutslite.progress``), ``False`` shows nothing, and a
         ``nutslite.progress.Reporter`` instance receives the updates.
+    warn
+        Issue the diagnostic warnings below when sampling ends (``False`` skips the checks,
+        which take about half a second for radon, for loops of many short runs).
 
     Returns
     -------
     SamplingResult
         With ``posterior``, ``unconstrained``, ``sample_stats``, ``warmup`` and ``divergences``.
         Interrupted by Ctrl-C, it holds the draws completed so far (``result.interrupted``).
-        Before it returns, ``nutslite.diagnostics.warn_problems`` issues one
+        Before it returns (unless ``warn=False``), ``nutslite.diagnostics.warn_problems`` issues one
         ``SamplingWarning`` per problem found (divergences, tree-depth saturation, R-hat above
         1.01, ESS below 100 per chain, E-BFMI below 0.3).
     """
@@ -322,7 +326,7 @@ def sample(
             "wall_seconds": wall,
         },
     )
-    if result.n_draws >= MIN_DRAWS:  # name every problem (divergences, R-hat, ESS, E-BFMI)
+    if warn and result.n_draws >= MIN_DRAWS:  # name every problem: divergences, R-hat, ...
         warn_problems(result)
     return result
 

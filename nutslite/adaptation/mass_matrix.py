@@ -138,7 +138,7 @@ def adaptation_collect(state, x, g):
     return _with_counts(state, n, n_bg, state.n_total)
 
 
-@jit
+@jit(nogil=False)  # object mode takes the GIL anyway; callers are compiled and release it
 def _cholesky_into(a, out):
     """``out = cholesky(a)`` by NumPy's LAPACK in object mode: once per window, and nothing of
     ``np.linalg`` has to be compiled (which would add seconds to every cold start)."""
@@ -146,7 +146,7 @@ def _cholesky_into(a, out):
         cholesky_into(a, out)
 
 
-@jit
+@jit(nogil=False)
 def _low_rank_into(xs, gs, diag, basis, eigvals):
     """``low_rank_estimate`` in object mode (once per update, every 20 draws)."""
     with objmode():
