@@ -1,6 +1,7 @@
 """nutslite: a No-U-Turn Sampler in NumPy and Numba with Stan's semantics."""
 
 from nutslite import diagnostics, models
+from nutslite._version import __version__
 from nutslite.io import load
 from nutslite.model import Model
 from nutslite.optimize import find_map
@@ -9,7 +10,6 @@ from nutslite.result import SamplingResult
 from nutslite.sampling import SamplingError, sample
 from nutslite.summary import Summary, summary
 
-__version__ = "0.1.0"
 __all__ = [
     "Model",
     "SamplingError",

@@ -6,6 +6,14 @@ sampler turns into a divergence) and an on-disk cache, so a second process start
 a second. Floating-point contraction and fast-math stay off, so that a compiled run and a run with
 ``NUMBA_DISABLE_JIT=1`` produce bit-identical draws.
 
+**Where compiled code is cached.** Numba's default writes ``__pycache__`` next to the sources,
+inside ``site-packages`` for an installed package, and only notices a change in a function's own
+file. nutslite instead caches in ``$NUTSLITE_CACHE_DIR`` or ``~/.cache/nutslite`` (honouring
+``XDG_CACHE_HOME``), in a folder named after the version and a hash of all nutslite sources: an
+upgrade or an edit anywhere in the package starts a fresh cache, so stale code compiled against an
+older module is never loaded, and nothing is left in ``site-packages`` for ``pip`` to orphan (such
+leftovers used to shadow a later editable install). ``NUMBA_CACHE_DIR``, when set, wins.
+
 A log density is passed to the engine as a first-class function of the fixed type
 ``LogpGradType``: ``float64(float64[::1] theta, float64[::1] grad_out)``. Numba then compiles the
 engine once for that *type* rather than once per model, and the compiled engine is found in the
@@ -14,9 +22,15 @@ cache by every later process, whatever model it samples.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from functools import cache
+from pathlib import Path
 
-from numba import njit, types
+from numba import config, njit, types
+
+from nutslite._version import __version__
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
@@ -24,9 +38,41 @@ FloatVector = types.float64[::1]
 LOGP_GRAD_SIGNATURE = types.float64(FloatVector, FloatVector)
 LogpGradType = types.FunctionType(LOGP_GRAD_SIGNATURE)
 
+_CACHE_LOCK = threading.Lock()
+
+
+@cache
+def cache_dir() -> str:
+    """The folder for nutslite's compiled code (see the module docstring)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    root = os.environ.get("NUTSLITE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "nutslite",
+    )
+    return os.path.join(root, f"{__version__}-{digest.hexdigest()[:12]}")
+
 
 def jit(*args, **kwargs):
-    """``numba.njit`` with nutslite's settings (cache, nogil, NumPy error model)."""
+    """``numba.njit`` with nutslite's settings (cache, nogil, NumPy error model), caching in
+    ``cache_dir()``. Use as ``@jit``, ``@jit(signature)`` or ``@jit(inline="always")``."""
     options = {"cache": True, "nogil": True, "error_model": "numpy"}
     options.update(kwargs)
-    return njit(*args, **options)
+    if len(args) == 1 and callable(args[0]) and not isinstance(args[0], types.Type):
+        return _compile(args[0], (), options)
+    return lambda function: _compile(function, args, options)
+
+
+def _compile(function, signatures: tuple, options: dict):
+    """Decorate with ``njit`` while Numba's cache directory points at nutslite's own."""
+    if JIT_DISABLED or config.CACHE_DIR or not options.get("cache"):
+        return njit(*signatures, **options)(function)
+    with _CACHE_LOCK:
+        config.CACHE_DIR = cache_dir()
+        try:
+            return njit(*signatures, **options)(function)
+        finally:
+            config.CACHE_DIR = ""

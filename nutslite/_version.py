@@ -1,0 +1,3 @@
+"""The package version, importable before anything else."""
+
+__version__ = "0.1.0"
