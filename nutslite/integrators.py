@@ -13,6 +13,7 @@ Reich 2004, ch. 4).
 from __future__ import annotations
 
 from nutslite._numba import jit
+from nutslite.linalg import dot
 from nutslite.metric import DIAGONAL, velocity
 
 
@@ -32,12 +33,10 @@ def leapfrog(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v
             p_out[i] = p[i] + half * grad[i]
             q_out[i] = q[i] + step_size * (m[i] * p_out[i])
         logp = logp_grad(q_out, grad_out)
-        kinetic = 0.0
         for i in range(n):
             p_out[i] += half * grad_out[i]
             v_out[i] = m[i] * p_out[i]
-            kinetic += p_out[i] * v_out[i]
-        return logp, 0.5 * kinetic
+        return logp, 0.5 * dot(p_out, v_out)
     for i in range(n):
         p_out[i] = p[i] + half * grad[i]
     velocity(metric, p_out, v_out)

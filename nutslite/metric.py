@@ -29,6 +29,7 @@ from collections import namedtuple
 import numpy as np
 
 from nutslite._numba import jit
+from nutslite.linalg import dot
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
 
@@ -80,18 +81,12 @@ def as_matrix(metric: Metric) -> np.ndarray:
 def velocity(metric, p, v_out):
     """``v = M^{-1} p`` into ``v_out``; returns ``K(p) = 1/2 p . v``."""
     n = p.shape[0]
-    k = 0.0
     if metric.kind == DIAGONAL:
         for i in range(n):
             v_out[i] = metric.diag[i] * p[i]
-            k += p[i] * v_out[i]
     elif metric.kind == DENSE:
         for i in range(n):
-            s = 0.0
-            for j in range(n):
-                s += metric.dense[i, j] * p[j]
-            v_out[i] = s
-            k += p[i] * s
+            v_out[i] = dot(metric.dense[i], p)
     else:
         basis, r = metric.basis, metric.basis.shape[1]
         for i in range(n):  # y = D p, kept in v_out
@@ -99,16 +94,12 @@ def velocity(metric, p, v_out):
         for c in range(r):  # w = y + U ((Lambda - 1) U^T y)
             if metric.eigvals[c] == 1.0:
                 continue
-            proj = 0.0
-            for i in range(n):
-                proj += basis[i, c] * v_out[i]
-            proj *= metric.eigvals[c] - 1.0
+            proj = dot(basis[:, c], v_out) * (metric.eigvals[c] - 1.0)
             for i in range(n):
                 v_out[i] += basis[i, c] * proj
         for i in range(n):  # v = D w
             v_out[i] *= math.sqrt(metric.diag[i])
-            k += p[i] * v_out[i]
-    return 0.5 * k
+    return 0.5 * dot(p, v_out)
 
 
 @jit
@@ -134,10 +125,7 @@ def sample_momentum(rng, metric, p_out):
         for c in range(r):
             if metric.eigvals[c] == 1.0:
                 continue
-            proj = 0.0
-            for i in range(n):
-                proj += basis[i, c] * p_out[i]
-            proj *= 1.0 / math.sqrt(metric.eigvals[c]) - 1.0
+            proj = dot(basis[:, c], p_out) * (1.0 / math.sqrt(metric.eigvals[c]) - 1.0)
             for i in range(n):
                 p_out[i] += basis[i, c] * proj
         for i in range(n):

@@ -52,6 +52,7 @@ import numpy as np
 
 from nutslite._numba import jit
 from nutslite.integrators import leapfrog
+from nutslite.linalg import dots_with_difference
 from nutslite.metric import sample_momentum, velocity
 
 Trajectory = namedtuple("Trajectory", ["q", "p", "v", "grad", "logp", "energy", "rho_prefix"])
@@ -145,14 +146,10 @@ def is_turning(traj, a, b, recorder, merge_depth, top_level):
     Returns True when the segment has turned back: not (``p#_a . rho > 0`` and
     ``p#_b . rho > 0``) with ``rho = sum_{s=a}^{b} p_s``.
     """
-    ra, rb = row(traj, a), row(traj, b)
-    lo, hi = prefix_row(traj, a - 1), prefix_row(traj, b)
-    dot_a = 0.0
-    dot_b = 0.0
-    for i in range(traj.v.shape[1]):
-        rho = traj.rho_prefix[hi, i] - traj.rho_prefix[lo, i]
-        dot_a += traj.v[ra, i] * rho
-        dot_b += traj.v[rb, i] * rho
+    dot_a, dot_b = dots_with_difference(
+        traj.v[row(traj, a)], traj.v[row(traj, b)],
+        traj.rho_prefix[prefix_row(traj, b)], traj.rho_prefix[prefix_row(traj, a - 1)],
+    )
     turning = not (dot_a > 0.0 and dot_b > 0.0)
     if recorder.active:
         n = recorder.counts[1]
