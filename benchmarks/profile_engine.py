@@ -1,0 +1,212 @@
+"""Where nutslite's time goes on radon: gradient, tree builder, adaptation, Python around them.
+
+Usage::
+
+    python benchmarks/profile_engine.py            # 1 chain on 1 core, 1000 + 1000, 3 rounds
+    python benchmarks/profile_engine.py --quick
+
+Method (one chain, one core, so threads do not blur the numbers; best of ``--rounds``):
+
+* **gradient**: µs per ``logp_grad`` call from a compiled loop (as in ``bench_gradient.py``) times
+  the number of gradient evaluations of the run;
+* **sampling without adaptation**: a run with ``tune=0`` started from the adapted step size, mass
+  matrix and last draw of a full run; its time per leapfrog step minus the gradient's is the
+  **tree builder's** cost per step (leapfrog updates, energies, U-turn checks, multinomial
+  sampling, momentum draws, bookkeeping);
+* **adaptation**: the warmup-only run's time (``draws=1``) minus its leapfrog steps at the
+  sampling cost per step (dual averaging, Welford updates, and the step-size heuristic that reruns
+  at each window end; its gradient evaluations are not in ``n_steps``);
+* **Python around**: ``nl.sample`` call time minus the compiled chain time (validation, initial
+  point and step size, thread pool and chunked calls, building the result), and for the benchmark
+  setting (4 chains, 2 cores) the wall time minus the sum of chain times over 2 cores;
+* a **trivial model** (iid normal, same dimension, gradient ~0.1 µs) isolates the tree builder.
+
+Writes ``benchmarks/results/profile{,_quick}.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _peers  # noqa: E402
+from bench_radon import RESULTS, machine  # noqa: E402
+
+
+def trivial_model(dim: int):
+    """An iid standard normal in ``dim`` dimensions: the cheapest possible gradient."""
+    import nutslite as nl
+    from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
+
+    @jit(LOGP_GRAD_SIGNATURE)
+    def logp_grad(theta, grad_out):
+        s = 0.0
+        for i in range(theta.shape[0]):
+            s -= 0.5 * theta[i] * theta[i]
+            grad_out[i] = -theta[i]
+        return s
+
+    return nl.Model(name=f"iid_normal_{dim}", dim=dim, logp_grad=logp_grad)
+
+
+def timed_sample(model, **kw) -> tuple[Any, float]:
+    """``nl.sample`` with its call wall time."""
+    import nutslite as nl
+
+    t0 = time.perf_counter()
+    res = nl.sample(model, progress=False, save_warmup=True, **kw)
+    return res, time.perf_counter() - t0
+
+
+def grads(res) -> tuple[int, int]:
+    """Leapfrog steps (gradients) in warmup and in sampling."""
+    w = 0 if res.warmup_sample_stats is None else int(res.warmup_sample_stats["n_steps"].sum())
+    return w, int(res.sample_stats["n_steps"].sum())
+
+
+def profile_model(model, draws: int, tune: int, rounds: int, seed: int = 1) -> dict[str, Any]:
+    """The single-chain breakdown of one model (best of ``rounds`` for every time)."""
+    theta0 = np.zeros(model.dim)
+    grad_us = _peers.time_nutslite_gradient(model, theta0)
+    best: dict[str, float] = {}
+
+    def keep(name: str, value: float) -> None:
+        best[name] = min(best.get(name, np.inf), value)
+
+    full = warm = fixed = None
+    for _ in range(rounds):
+        full, call = timed_sample(model, draws=draws, tune=tune, chains=1, cores=1, seed=seed)
+        keep("full_chain_s", float(full.chain_seconds.sum()))
+        keep("full_call_s", call)
+        warm, _ = timed_sample(model, draws=1, tune=tune, chains=1, cores=1, seed=seed)
+        keep("warmup_chain_s", float(warm.chain_seconds.sum()))
+        fixed, _ = timed_sample(
+            model, draws=draws, tune=0, chains=1, cores=1, seed=seed + 1,
+            init=full.unconstrained[0, -1], step_size=full.warmup["step_size"],
+            inv_mass_matrix=full.warmup["inv_mass_matrix"],
+        )
+        keep("fixed_chain_s", float(fixed.chain_seconds.sum()))
+    w_full, s_full = grads(full)
+    w_warm, _ = grads(warm)
+    _, s_fixed = grads(fixed)
+    us_step_sampling = 1e6 * best["fixed_chain_s"] / s_fixed
+    tree_us = us_step_sampling - grad_us
+    adapt_s = best["warmup_chain_s"] - w_warm * us_step_sampling * 1e-6
+    n_full = w_full + s_full
+    gradient_s = n_full * grad_us * 1e-6
+    tree_s = n_full * tree_us * 1e-6
+    python_s = best["full_call_s"] - best["full_chain_s"]
+    total = best["full_call_s"]
+    return {
+        "model": model.name, "dim": model.dim, "grad_us": grad_us,
+        "gradients_warmup": w_full, "gradients_sampling": s_full,
+        "steps_per_draw": s_full / draws,
+        "us_per_step_sampling": us_step_sampling, "tree_us_per_step": tree_us,
+        "times": best,
+        "breakdown_s": {"gradient": gradient_s, "tree builder": tree_s,
+                        "adaptation": adapt_s, "python around": python_s, "total call": total},
+        "breakdown_share": {"gradient": gradient_s / total, "tree builder": tree_s / total,
+                            "adaptation": adapt_s / total, "python around": python_s / total},
+    }
+
+
+def threads_overhead(model, draws: int, tune: int, rounds: int) -> dict[str, float]:
+    """The benchmark setting, 4 chains on 2 cores: wall time against chain time over 2 cores."""
+    best_wall = best_call = np.inf
+    chain_sum = np.inf
+    for _ in range(rounds):
+        res, call = timed_sample(model, draws=draws, tune=tune, chains=4, cores=2, seed=1)
+        best_call = min(best_call, call)
+        best_wall = min(best_wall, float(res.settings["wall_seconds"]))
+        chain_sum = min(chain_sum, float(res.chain_seconds.sum()))
+    return {"call_s": best_call, "wall_s": best_wall, "chain_seconds_sum": chain_sum,
+            "ideal_wall_s": chain_sum / 2, "idle_or_imbalance_s": best_wall - chain_sum / 2}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The breakdown as markdown."""
+    lines = [f"# nutslite time breakdown ({report['when']})", "",
+             f"Command: `{report['command']}`  ", f"Machine: {report['machine']}  ",
+             f"One chain, one core, {report['tune']} tune + {report['draws']} draws; best of "
+             f"{report['rounds']} rounds; other processes' load before: "
+             f"{report['other_load_before']:.2f} cores.", "",
+             "| model | dim | µs/gradient | steps/draw | µs/step (sampling) | tree µs/step "
+             "| gradient | tree builder | adaptation | Python around | total call s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["models"]:
+        b, sh = r["breakdown_s"], r["breakdown_share"]
+        cells = [f"{b[k]:.3f} s ({100 * sh[k]:.0f}%)"
+                 for k in ("gradient", "tree builder", "adaptation", "python around")]
+        lines.append(f"| {r['model']} | {r['dim']} | {r['grad_us']:.3f} | "
+                     f"{r['steps_per_draw']:.1f} | {r['us_per_step_sampling']:.3f} | "
+                     f"{r['tree_us_per_step']:.3f} | " + " | ".join(cells)
+                     + f" | {b['total call']:.3f} |")
+    t = report["threads"]
+    lines += ["", "4 chains on 2 cores (radon non-centered, sufficient): "
+              f"call {t['call_s']:.3f} s, "
+              f"chain loop wall {t['wall_s']:.3f} s, sum of chain times / 2 = "
+              f"{t['ideal_wall_s']:.3f} s, so {t['idle_or_imbalance_s']:.3f} s of the wall is "
+              "threads waiting (imbalance between chains, chunk dispatch, the GIL in Python "
+              "parts).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.draws, args.tune, args.rounds = 200, 200, 1
+    out_stem = args.out or os.path.join(RESULTS, "profile_quick" if args.quick else "profile")
+    import nutslite as nl
+
+    load = _peers.wait_for_quiet()
+    models = [nl.models.radon("noncentered"),
+              nl.models.radon("noncentered", likelihood="pointwise"),
+              nl.models.radon("centered"),
+              trivial_model(175)]
+    names = ["radon_noncentered (sufficient)", "radon_noncentered (pointwise)",
+             "radon_centered (sufficient)", "iid_normal_175 (trivial gradient)"]
+    nl.sample(models[0], draws=5, tune=5, chains=1, cores=1, progress=False)  # compile
+    rows = []
+    for model, name in zip(models, names, strict=True):
+        r = profile_model(model, args.draws, args.tune, args.rounds)
+        r["model"] = name
+        rows.append(r)
+        b = r["breakdown_s"]
+        print(f"{name:36s} grad {r['grad_us']:.3f} µs  step {r['us_per_step_sampling']:.3f} µs  "
+              f"tree {r['tree_us_per_step']:.3f} µs/step  | gradient {b['gradient']:.3f} s  "
+              f"tree {b['tree builder']:.3f} s  adaptation {b['adaptation']:.3f} s  "
+              f"python {b['python around']:.3f} s  total {b['total call']:.3f} s", flush=True)
+    threads = threads_overhead(models[0], args.draws, args.tune, args.rounds)
+    print(f"4 chains / 2 cores: {threads}")
+    report = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+              "command": "python benchmarks/profile_engine.py " + " ".join(argv or sys.argv[1:]),
+              "draws": args.draws, "tune": args.tune, "rounds": args.rounds,
+              "other_load_before": load, "nutslite": _peers.nutslite_provenance(),
+              "models": rows, "threads": threads}
+    os.makedirs(os.path.dirname(out_stem), exist_ok=True)
+    with open(out_stem + ".json", "w") as fh:
+        json.dump(report, fh, indent=1)
+    text = markdown(report)
+    with open(out_stem + ".md", "w") as fh:
+        fh.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
