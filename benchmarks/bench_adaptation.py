@@ -62,7 +62,7 @@ def targets(quick: bool) -> dict[str, nl.Model]:
 
 def run_one(model: nl.Model, adaptation: str, tune: int, seed: int) -> dict[str, float]:
     res = nl.sample(model, draws=1000, tune=tune, chains=4, seed=seed, cores=2,
-                    adaptation=adaptation, progress=False, warn=False)
+                    adaptation=adaptation, save_warmup=True, progress=False, warn=False)
     wall = res.settings["wall_seconds"]
     x = np.moveaxis(res.unconstrained, -1, 0)
     ess = float(np.min(diagnostics.ess_bulk(x)))
