@@ -11,8 +11,8 @@ functions reorder it explicitly instead,
 (the tail of ``n mod 4`` terms goes into ``s_0``), which gives four independent chains and the
 same result in every run, compiled or not. The rounding differs from a left-to-right sum by a few
 units in the last place, and is no less accurate (pairwise summation bounds, Higham 2002, ch. 4).
-The kinetic energy, the U-turn criterion and the dense and low-rank metrics use them; they are
-most of the cost of a NUTS step outside the gradient.
+The kinetic energy and the dense and low-rank metrics use them (the U-turn criterion sums its
+six dot products in one pass of its own, ``nutslite.tree.merge_is_turning``).
 """
 
 from __future__ import annotations
@@ -34,30 +34,3 @@ def dot(x, y):
     for i in range(m, n):
         s0 += x[i] * y[i]
     return (s0 + s1) + (s2 + s3)
-
-
-@jit(inline="always")
-def dots_with_difference(a, b, hi, lo):
-    """``(a . rho, b . rho)`` with ``rho = hi - lo``, in one pass and the order of ``dot``."""
-    n = a.shape[0]
-    m = n - n % 4
-    a0 = a1 = a2 = a3 = 0.0
-    b0 = b1 = b2 = b3 = 0.0
-    for i in range(0, m, 4):
-        r0 = hi[i] - lo[i]
-        r1 = hi[i + 1] - lo[i + 1]
-        r2 = hi[i + 2] - lo[i + 2]
-        r3 = hi[i + 3] - lo[i + 3]
-        a0 += a[i] * r0
-        a1 += a[i + 1] * r1
-        a2 += a[i + 2] * r2
-        a3 += a[i + 3] * r3
-        b0 += b[i] * r0
-        b1 += b[i + 1] * r1
-        b2 += b[i + 2] * r2
-        b3 += b[i + 3] * r3
-    for i in range(m, n):
-        r = hi[i] - lo[i]
-        a0 += a[i] * r
-        b0 += b[i] * r
-    return (a0 + a1) + (a2 + a3), (b0 + b1) + (b2 + b3)

@@ -52,7 +52,6 @@ import numpy as np
 
 from nutslite._numba import jit
 from nutslite.integrators import leapfrog
-from nutslite.linalg import dots_with_difference
 from nutslite.metric import sample_momentum, velocity
 
 Trajectory = namedtuple("Trajectory", ["q", "p", "v", "grad", "logp", "energy", "rho_prefix"])
@@ -140,17 +139,8 @@ def prefix_row(traj, s):
 
 
 @jit(inline="always")
-def is_turning(traj, a, b, recorder, merge_depth, top_level):
-    """Generalised no-U-turn criterion on the segment ``[a, b]`` (``a < b``).
-
-    Returns True when the segment has turned back: not (``p#_a . rho > 0`` and
-    ``p#_b . rho > 0``) with ``rho = sum_{s=a}^{b} p_s``.
-    """
-    dot_a, dot_b = dots_with_difference(
-        traj.v[row(traj, a)], traj.v[row(traj, b)],
-        traj.rho_prefix[prefix_row(traj, b)], traj.rho_prefix[prefix_row(traj, a - 1)],
-    )
-    turning = not (dot_a > 0.0 and dot_b > 0.0)
+def record_check(recorder, a, b, merge_depth, top_level, turning):
+    """Log one U-turn check ``[a, b]`` and its outcome (recorded transitions only)."""
     if recorder.active:
         n = recorder.counts[1]
         recorder.checks[n, 0] = a
@@ -159,17 +149,64 @@ def is_turning(traj, a, b, recorder, merge_depth, top_level):
         recorder.checks[n, 3] = top_level
         recorder.checks[n, 4] = turning
         recorder.counts[1] = n + 1
-    return turning
 
 
 @jit
 def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
-    segment, and each half extended by the neighbouring state of the other. All three are
-    evaluated (as Stan does), so the recorder sees every one."""
-    whole = is_turning(traj, a, b, recorder, merge_depth, top_level)
-    left = is_turning(traj, a, m + 1, recorder, merge_depth, top_level)
-    right = is_turning(traj, m, b, recorder, merge_depth, top_level)
+    segment ``[a, b]``, and each half extended by the neighbouring state of the other,
+    ``[a, m + 1]`` and ``[m, b]``. A segment ``[c, d]`` has turned unless ``p#_c . rho > 0`` and
+    ``p#_d . rho > 0`` with ``rho = R[d] - R[c - 1]``.
+
+    All three are evaluated, as Stan does, so the recorder sees every one. Their six dot products
+    are summed in one pass over the coordinates, which reads the four velocities and four prefix
+    sums once instead of three times; each dot product is summed in two interleaved partial sums
+    (even and odd coordinates), a fixed order that compiled and interpreted runs share
+    (``nutslite.linalg``).
+    """
+    v, r = traj.v, traj.rho_prefix
+    va, vb, vm, vn = row(traj, a), row(traj, b), row(traj, m), row(traj, m + 1)
+    rb, ra, rn, rm = (prefix_row(traj, b), prefix_row(traj, a - 1), prefix_row(traj, m + 1),
+                      prefix_row(traj, m - 1))
+    whole_a0 = whole_a1 = whole_b0 = whole_b1 = 0.0
+    left_a0 = left_a1 = left_n0 = left_n1 = 0.0
+    right_m0 = right_m1 = right_b0 = right_b1 = 0.0
+    dim = v.shape[1]
+    even = dim - dim % 2
+    for i in range(0, even, 2):
+        j = i + 1
+        rho_i, rho_j = r[rb, i] - r[ra, i], r[rb, j] - r[ra, j]  # whole [a, b]
+        whole_a0 += v[va, i] * rho_i
+        whole_a1 += v[va, j] * rho_j
+        whole_b0 += v[vb, i] * rho_i
+        whole_b1 += v[vb, j] * rho_j
+        rho_i, rho_j = r[rn, i] - r[ra, i], r[rn, j] - r[ra, j]  # left [a, m + 1]
+        left_a0 += v[va, i] * rho_i
+        left_a1 += v[va, j] * rho_j
+        left_n0 += v[vn, i] * rho_i
+        left_n1 += v[vn, j] * rho_j
+        rho_i, rho_j = r[rb, i] - r[rm, i], r[rb, j] - r[rm, j]  # right [m, b]
+        right_m0 += v[vm, i] * rho_i
+        right_m1 += v[vm, j] * rho_j
+        right_b0 += v[vb, i] * rho_i
+        right_b1 += v[vb, j] * rho_j
+    if even < dim:
+        i = even
+        rho_i = r[rb, i] - r[ra, i]
+        whole_a0 += v[va, i] * rho_i
+        whole_b0 += v[vb, i] * rho_i
+        rho_i = r[rn, i] - r[ra, i]
+        left_a0 += v[va, i] * rho_i
+        left_n0 += v[vn, i] * rho_i
+        rho_i = r[rb, i] - r[rm, i]
+        right_m0 += v[vm, i] * rho_i
+        right_b0 += v[vb, i] * rho_i
+    whole = not (whole_a0 + whole_a1 > 0.0 and whole_b0 + whole_b1 > 0.0)
+    left = not (left_a0 + left_a1 > 0.0 and left_n0 + left_n1 > 0.0)
+    right = not (right_m0 + right_m1 > 0.0 and right_b0 + right_b1 > 0.0)
+    record_check(recorder, a, b, merge_depth, top_level, whole)
+    record_check(recorder, a, m + 1, merge_depth, top_level, left)
+    record_check(recorder, m, b, merge_depth, top_level, right)
     return whole or left or right
 
 
