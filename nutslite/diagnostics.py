@@ -35,6 +35,7 @@ import math
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -469,18 +470,34 @@ def scalar_diagnostics(x: ArrayLike, *, warn: bool = True) -> dict[str, FloatArr
         good = batch[usable]
         if warn:
             _warn_constant(good, "diagnostics", "R-hat and MCSE of the sd are nan for them")
-        split = _split_chains(good)
-        z_split = _rank_normalize(split)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["mcse_mean"][usable] = _mcse_mean(good, _ess(split))
-            out["mcse_sd"][usable] = _mcse_sd(good)
-            out["ess_bulk"][usable] = _ess(z_split)
-            out["ess_tail"][usable] = _ess_tail(good)
-            if batch.shape[1] >= 2:
-                out["r_hat"][usable] = _rank_rhat_from_split(split, z_split)
-            elif warn:
+            if batch.shape[1] < 2:
                 _warn("R-hat needs at least 2 chains; returning nan")
+        # every scalar is independent of the others: with many of them, two threads share the
+        # work (NumPy's sorts and SciPy's FFTs release the GIL), with identical results
+        parts = np.array_split(np.arange(len(good)), 2 if good.size >= PARALLEL_SIZE else 1)
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            results = list(pool.map(lambda idx: _scalar_diagnostics(good[idx]), parts))
+        for name in DIAGNOSTIC_COLUMNS:
+            out[name][usable] = np.concatenate([r[name] for r in results])
     return {name: values.reshape(shape) for name, values in out.items()}
+
+
+PARALLEL_SIZE = 200_000  # draws in a batch above which scalar_diagnostics uses two threads
+
+
+def _scalar_diagnostics(good: FloatArray) -> dict[str, FloatArray]:
+    """``scalar_diagnostics`` of usable scalars ``good (K, chains, draws)``, without warnings."""
+    split = _split_chains(good)
+    z_split = _rank_normalize(split)
+    nan = np.full(len(good), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "mcse_mean": _mcse_mean(good, _ess(split)),
+            "mcse_sd": _mcse_sd(good),
+            "ess_bulk": _ess(z_split),
+            "ess_tail": _ess_tail(good),
+            "r_hat": _rank_rhat_from_split(split, z_split) if good.shape[1] >= 2 else nan,
+        }
 
 
 # ---------------------------------------------------------------------------
