@@ -50,9 +50,9 @@ import _peers  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 TARGETS = {"nutpie": 10.0, "pymc": 50.0}  # nutslite's bulk ESS/s must be at least this many times
 LABELS = {
-    "nutslite": "nutslite (sufficient)",
+    "nutslite": "nutslite (default)",
     "nutslite_pointwise": "nutslite (pointwise)",
-    "nutslite_stan": "nutslite (sufficient, Stan adaptation)",
+    "nutslite_stan": "nutslite (Stan warmup)",
     "nutpie": "nutpie",
     "pymc": "PyMC NUTS",
 }

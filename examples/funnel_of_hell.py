@@ -64,7 +64,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tune", type=int, default=1000, help="warmup iterations per chain")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=123, help="the post's np.random.seed(123)")
-    parser.add_argument("--chain", type=int, default=1, help="chain of the single-chain traces")
+    parser.add_argument("--chain", type=int, default=None,
+                        help="chain of the single-chain traces (default: the centered chain with "
+                        "the most divergences, where the funnel shows)")
     parser.add_argument("--scan", type=int, default=0, help="also summarize this many seeds")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output")
     args = parser.parse_args()
@@ -96,11 +98,14 @@ def figures(res: dict, args: argparse.Namespace, say: Report) -> None:
     out, centered, noncentered = args.out, res["centered"], res["noncentered"]
     county = centered.dim_labels["county"][75]
 
+    chain = args.chain
+    if chain is None:
+        chain = int(np.argmax(centered.sample_stats["diverging"].sum(axis=1)))
     fig = plots.plot_trace(
-        centered, ["sigma_b", "b"], chains=args.chain, density=False, figsize=(10, 5.5)
+        centered, ["sigma_b", "b"], chains=chain, density=False, figsize=(10, 5.5)
     )
     fig.suptitle(
-        f"Centered model, chain {args.chain}: sigma_b drifts to small values and stays; "
+        f"Centered model, chain {chain}: sigma_b drifts to small values and stays; "
         "the 85 slopes b collapse together meanwhile"
     )
     save(fig, out, "01_centered_trace_single_chain.png", say)
