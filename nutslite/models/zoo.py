@@ -93,7 +93,10 @@ def std_normal(dim: int) -> Model:
     )
 
 
-def correlated_gaussian(cov: ArrayLike, mean: ArrayLike | None = None) -> Model:
+def correlated_gaussian(
+    cov: ArrayLike, mean: ArrayLike | None = None, *, name: str = "correlated_gaussian",
+    cache: bool = True,
+) -> Model:
     r"""The Gaussian ``N(mean, cov)`` for a symmetric positive definite ``cov``.
 
     With the precision ``P = cov^{-1}`` (computed once, from the Cholesky factor of ``cov``)::
@@ -101,7 +104,8 @@ def correlated_gaussian(cov: ArrayLike, mean: ArrayLike | None = None) -> Model:
         log p(x) = -(x - m)^T P (x - m) / 2,        d log p / d x = -P (x - m).
 
     Exact moments: ``"mean"`` = ``m`` (zero by default), ``"var"`` = ``diag(cov)`` and the whole
-    ``"cov"``. Named ``correlated_gaussian_{dim}``, coordinates ``x[i]``.
+    ``"cov"``. Named ``{name}_{dim}``, coordinates ``x[i]``. ``cache=False`` compiles without
+    the disk cache, for models built by the hundred (``nutslite.testing.strategies``).
 
     Raises
     ------
@@ -137,7 +141,7 @@ def correlated_gaussian(cov: ArrayLike, mean: ArrayLike | None = None) -> Model:
         raise ValueError("correlated_gaussian: mean must be finite (it holds NaN or inf)")
     m = np.ascontiguousarray(m)
 
-    @jit(LOGP_GRAD_SIGNATURE)
+    @jit(LOGP_GRAD_SIGNATURE, cache=cache)
     def logp_grad(theta, grad_out):
         quad = 0.0  # -(x - m)^T P (x - m)
         for i in range(precision.shape[0]):
@@ -149,7 +153,7 @@ def correlated_gaussian(cov: ArrayLike, mean: ArrayLike | None = None) -> Model:
         return 0.5 * quad
 
     return Model(
-        name=f"correlated_gaussian_{dim}",
+        name=f"{name}_{dim}",
         dim=dim,
         logp_grad=logp_grad,
         moments={"mean": m.copy(), "var": np.diag(cov).copy(), "cov": cov},

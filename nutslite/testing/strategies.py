@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nutslite._numba import LOGP_GRAD_SIGNATURE
 from nutslite.model import Model
 from nutslite.models import zoo
 
@@ -64,33 +62,10 @@ def random_covariance(
 
 
 def gaussian(cov: np.ndarray, mean: np.ndarray | None = None, name: str = "gaussian") -> Model:
-    r"""``N(mean, cov)`` as a ``Model``, compiled without the disk cache (see the module
-    docstring): ``log p = -(x - m)^T P (x - m) / 2``, ``grad = -P (x - m)``, ``P = cov^{-1}``.
-    ``moments`` holds ``mean``, ``var`` and ``cov``."""
-    cov = np.ascontiguousarray(cov, dtype=np.float64)
-    dim = cov.shape[0]
-    m = np.zeros(dim) if mean is None else np.ascontiguousarray(mean, dtype=np.float64)
-    chol = np.linalg.cholesky(cov)
-    inv_chol = np.linalg.solve(chol, np.eye(dim))
-    precision = np.ascontiguousarray(inv_chol.T @ inv_chol)
-
-    @numba.njit(LOGP_GRAD_SIGNATURE, cache=False, nogil=True, error_model="numpy")
-    def logp_grad(theta, grad_out):
-        quad = 0.0
-        for i in range(precision.shape[0]):
-            g = 0.0
-            for j in range(precision.shape[0]):
-                g -= precision[i, j] * (theta[j] - m[j])
-            grad_out[i] = g
-            quad += (theta[i] - m[i]) * g
-        return 0.5 * quad
-
-    return Model(
-        name=f"{name}_{dim}",
-        dim=dim,
-        logp_grad=logp_grad,
-        moments={"mean": m.copy(), "var": np.diag(cov).copy(), "cov": cov},
-    )
+    r"""``N(mean, cov)`` as a ``Model`` named ``{name}_{dim}`` (``zoo.correlated_gaussian``),
+    compiled without the disk cache (see the module docstring). ``moments`` holds ``mean``,
+    ``var`` and ``cov``."""
+    return zoo.correlated_gaussian(cov, mean, name=name, cache=False)
 
 
 @st.composite
