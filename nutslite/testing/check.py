@@ -33,7 +33,8 @@ for nutslite over seeds 0-19 (``sbc=False``, default ``n_draws`` 2000 / 4000 dra
 failed were: adaptation ``"stan"`` 1 / 1 (a 95% quantile of the rotated Gaussian), ``"grad"``
 (the default) 4 / 2, ``"dense"`` 2 / 0 and ``"low_rank"`` 5 / 1. Every failure other than
 ``"stan"``'s was on the banana: the tips were under-visited (the sd of ``y[0]`` and the mean of
-``y[1]`` too small by 4.4 to 6.8 MCSE), or its bulk ESS was below ``min_ess``. More draws
+``y[1]`` too small by 4.4 to 6.8 MCSE), or its bulk ESS was below ``min_ess``; one
+``"low_rank"`` run also under-visited the funnel's neck (``v`` at z = -6.3). More draws
 (``n_draws``) make such failures rarer, and so does a sampler that explores better.
 
 **Targets** (:func:`default_targets`), chosen to catch mistakes rather than to be hard:
