@@ -6,6 +6,8 @@ the GIL. ``cores`` worker threads run the loop in chunks sized to take about a t
 always advancing the chain that lags most, so progress can be shown, every chain moves even when
 there are fewer cores than chains, and Ctrl-C stops them all promptly with their work kept.
 Chunking never changes a draw, so a seed gives bit-identical draws whatever ``cores`` is.
+Across machines the draws agree too, except with ``adaptation="dense"`` or ``"low_rank"``, whose
+metric estimates go through NumPy's LAPACK (CPU-specific kernels; last bits differ).
 """
 
 from __future__ import annotations

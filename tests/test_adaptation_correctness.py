@@ -3,16 +3,22 @@
 A cheaper mass matrix must never buy speed with bias, so each adaptation runs the same three
 checks:
 
-* ``nl.testing.check_sampler`` with its default targets and simulation-based calibration
-  (Bonferroni over all its statistics at ``alpha`` = 1e-3), with 4000 draws. Its 1e-3 bound
-  holds for a chain that has explored its target, and one chain does not always explore the
-  twisted tips of the banana. Measured over seeds 0-19 (without SBC), runs that failed with 2000
-  / 4000 draws: stan 1 / 1 (the rotated Gaussian's 95% quantile at z = 4.6, seed 3), grad 4 / 2,
-  dense 2 / 0, low_rank 5 / 1, all others on the banana: its tips under-visited (sd of ``y[0]``
-  and mean of ``y[1]`` at z = -4.4 to -6.8) or its bulk ESS below the 100 that the MCSE needs
-  (one low_rank run also missed the funnel's neck).
-  Those are real shortfalls of the draws, which ``check_sampler`` is right to report, so this test
-  guards against regressions at one seed rather than claiming a 1e-3 failure rate;
+* ``nl.testing.check_sampler`` with its default targets (Bonferroni over all its statistics at
+  ``alpha`` = 1e-3), one chain of 4000 draws, at each of five seeds, and simulation-based
+  calibration once. Its 1e-3 bound holds for a chain that has explored its target, and one chain
+  does not always explore the twisted tips of the banana: now and then it wanders out to
+  ``y[0]`` = 30 or so, where the banana bends more sharply than the adapted step size allows, and
+  sticks there with divergences. Check_sampler is right to report such draws. Measured with 4000
+  draws and ``sbc=False``, the seeds that failed were: over seeds 0-19 on an AMD EPYC, stan 1,
+  grad 2, dense 0, low_rank 1; over seeds 0-29 on an Intel Xeon, stan 0, grad 2, dense 0,
+  low_rank 2 (at ``target_accept`` 0.9: 0, 1, 1, 1). So a seed fails with probability p of about
+  0.05 (at most 0.08 for any adaptation) for a sampler without a bug, while a biased sampler fails
+  at every seed. The test asks for at least 3 passing seeds of 5: with p = 0.08 a correct
+  adaptation fails it with probability ``10 p^3 (1-p)^2 + 5 p^4 (1-p) + p^5`` < 0.005.
+  One seed would not do. ``"dense"`` and ``"low_rank"`` call LAPACK (NumPy), whose CPU-specific
+  kernels change the last bits of the metric, so their draws at a seed are reproducible on one
+  machine but not across machines (``"low_rank"`` at seed 4 passes on the AMD machine and fails
+  on the Intel one);
 * the exact means and variances of three Gaussians of the test zoo (``assert_moments`` of
   ``test_engine``: Bonferroni over the statistics of each test, false-alarm rate about 1e-3);
 * radon non-centered, which has no closed-form moments: the posterior means of all 175
@@ -22,7 +28,7 @@ checks:
   A rare divergence is allowed here: Stan's adaptation meets one or two on this model at some
   seeds (so do PyMC's, see ``benchmarks/results/radon.md``); the means must still agree.
 
-Seeds are fixed, so a pass is reproducible.
+Seeds are fixed, so a pass is reproducible on one machine.
 """
 
 from functools import cache
@@ -39,15 +45,26 @@ from nutslite.testing import check_sampler
 ADAPTATIONS = ["stan", "grad", "dense", "low_rank"]
 
 
+CHECK_SEEDS = range(5)
+MIN_PASSING_SEEDS = 3  # of 5; see the module docstring for the false-alarm rate
+
+
 @pytest.mark.parametrize("adaptation", ADAPTATIONS)
 def test_check_sampler_passes(adaptation):
     def sampler(model, n_draws, seed):
         return nl.sample(model, draws=n_draws, tune=1000, chains=1, seed=seed, progress=False,
                          adaptation=adaptation, warn=False).unconstrained[0]
 
-    report = check_sampler(sampler, seed=4, n_draws=4000)
-    assert report.passed and not report.failures
-    assert {r.target for r in report.results} >= {"scaled_gaussian", "funnel", "sbc"}
+    reports = [check_sampler(sampler, seed=seed, n_draws=4000, sbc=False, raise_on_failure=False)
+               for seed in CHECK_SEEDS]
+    failed = {seed: report for seed, report in zip(CHECK_SEEDS, reports, strict=True)
+              if not report.passed}
+    assert len(CHECK_SEEDS) - len(failed) >= MIN_PASSING_SEEDS, "\n".join(
+        f"seed {seed}: {failure}" for seed, report in failed.items() for failure in report.failures
+    )
+    assert {r.target for r in reports[0].results} >= {"scaled_gaussian", "funnel", "banana"}
+    sbc = check_sampler(sampler, seed=4, targets=[], sbc=True)
+    assert sbc.passed and {r.target for r in sbc.results} == {"sbc"}
 
 
 @pytest.mark.parametrize("adaptation", ADAPTATIONS)
