@@ -328,9 +328,10 @@ def chart(report: dict[str, Any], path: str) -> None:
             if log:
                 ax.set_yscale("log")
             ax.set_title(f"{param}: {title}", fontsize=10)
-            for x, v in enumerate(med):
-                ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (x, v), ha="center",
-                            va="bottom", fontsize=8)
+            for x, (v, top) in enumerate(zip(med, med + hi, strict=True)):
+                ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (x, top), ha="center",
+                            va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+            ax.margins(y=0.15)  # room for the labels above the tallest range
     s = report["meta"]["settings"]
     fig.suptitle(
         f"radon, {s['chains']} chains x ({s['tune']}+{s['draws']}), cores={s['cores']}, "
