@@ -76,3 +76,17 @@ def _compile(function, signatures: tuple, options: dict):
             return njit(*signatures, **options)(function)
         finally:
             config.CACHE_DIR = ""
+
+
+def needs_compiling(function) -> bool:
+    """Whether the next call of the ``jit`` function ``function`` compiles it: it has no compiled
+    version in this process and none in the on-disk cache (no index file). A cached version of
+    other argument types also counts as found, so this can miss a compile, never invent one.
+    ``False`` without the JIT."""
+    if JIT_DISABLED or function.signatures:
+        return False
+    try:
+        index = function._cache._cache_file._index_path  # Numba internals, behind a fallback
+    except AttributeError:
+        return False
+    return not os.path.exists(index)

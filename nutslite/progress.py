@@ -1,9 +1,13 @@
 """Progress of running chains, reported from the main thread a few times a second.
 
-``sample`` builds a reporter with ``make_reporter`` and calls ``update`` with one
-``ChainProgress`` per chain roughly every 0.1 s, then ``close`` once. The compiled chains never
-call into Python for this: the driver reads their counters between chunks, so showing progress
-costs the sampler nothing but a few string operations on the main thread.
+``sample`` builds a reporter with ``make_reporter``, calls ``note`` once when the compiled engine
+is neither loaded nor cached (the first run after an install takes tens of seconds to compile it),
+calls ``update`` with one ``ChainProgress`` per chain roughly every 0.1 s, then ``close`` once. A
+chain is ``waiting`` until a thread takes it up, ``starting`` during its first one-iteration chunk
+(which includes loading or compiling the engine), then ``warmup``, ``sampling`` and ``done``.
+The compiled chains never call into Python for this: the driver reads their counters between
+chunks, so showing progress costs the sampler nothing but a few string operations on the main
+thread.
 
 ``progress=True`` picks the display from the standard error stream: in a terminal, one line per
 chain redrawn in place (``TerminalReporter``, ANSI cursor movement) about four times a second;
@@ -34,6 +38,7 @@ class ChainProgress:
     step_size: float  # the step size the chain is using now
     seconds: float  # wall time spent in compiled chunks so far
     warmup_divergences: int = 0  # how many of ``divergences`` happened during warmup
+    running: bool = False  # a compiled chunk of this chain is running now
 
     @property
     def warmup(self) -> bool:
@@ -47,6 +52,9 @@ class ChainProgress:
 
 class Reporter:
     """Shows nothing. Subclasses draw something in ``update`` and ``close``."""
+
+    def note(self, text: str) -> None:
+        """Called before the first ``update`` with something to say once (a compile is coming)."""
 
     def update(self, chains: list[ChainProgress]) -> None:
         """Called with every chain's snapshot about ten times a second."""
@@ -87,8 +95,8 @@ def _phase(ch: ChainProgress, interrupted: bool) -> str:
         return "done"
     if interrupted:
         return "stopped"
-    if ch.done == 0:
-        return "waiting"
+    if ch.done == 0:  # queued, or running its first (one-iteration) chunk, compile included
+        return "starting" if ch.running else "waiting"
     return "warmup" if ch.warmup else "sampling"
 
 
@@ -137,6 +145,10 @@ class TerminalReporter(Reporter):
         self.lines_drawn = 0
         self.meter = _RateMeter(self.start)
 
+    def note(self, text: str) -> None:
+        self.stream.write(f"nutslite: {text}\n")
+        self.stream.flush()
+
     def update(self, chains: list[ChainProgress]) -> None:
         now = time.perf_counter()
         if now - self.last_draw >= self.interval:
@@ -176,6 +188,10 @@ class LogReporter(Reporter):
         self.start = time.perf_counter()
         self.next_write = self.start + first
         self.meter = _RateMeter(self.start, window=interval)
+
+    def note(self, text: str) -> None:
+        self.stream.write(f"nutslite: {text}\n")
+        self.stream.flush()
 
     def update(self, chains: list[ChainProgress]) -> None:
         now = time.perf_counter()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nutslite._numba import cache_dir, needs_compiling
 from nutslite.adaptation.mass_matrix import (
     ADAPTATION_KINDS,
     DENSE,
@@ -82,6 +83,7 @@ class _Chain:
     seconds: float = 0.0
     init_point: np.ndarray = field(default=None)
     chunk: int = 1  # iterations in the next compiled chunk, sized to take about CHUNK_SECONDS
+    running: bool = False  # a worker thread is running a chunk of this chain
 
 
 def sample(
@@ -273,7 +275,11 @@ def sample(
                         return
                     chain = min(waiting, key=lambda ch: ch.done)
                     waiting.remove(chain)
-                run_chunk(chain)
+                chain.running = True
+                try:
+                    run_chunk(chain)
+                finally:
+                    chain.running = False
                 if chain.done < n_iter and chain.status == CHAIN_OK:
                     with lock:
                         waiting.append(chain)
@@ -289,10 +295,16 @@ def sample(
                 warmup_divergences=int(
                     np.count_nonzero(ch.divergence_iters[: ch.divergence_count[0]] < tune)
                 ),
+                running=ch.running,
             )
             for ch in chain_list
         ]
 
+    if needs_compiling(run_chain):
+        reporter.note(
+            "compiling the sampler, once after installing or upgrading nutslite (tens of "
+            f"seconds); later runs load it from {cache_dir()}"
+        )
     interrupted = False
     t_start = time.perf_counter()
     n_workers = min(cores, chains)

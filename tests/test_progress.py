@@ -1,11 +1,14 @@
 """Progress display: which reporter ``progress=`` picks, what the lines say, how often they come."""
 
+import importlib
 import io
 import re
 
 import pytest
 
 import nutslite as nl
+from nutslite._numba import JIT_DISABLED, needs_compiling
+from nutslite.chain import run_chain
 from nutslite.models import zoo
 from nutslite.progress import (
     ChainProgress,
@@ -149,3 +152,62 @@ def test_sample_progress_true_without_a_terminal_prints_plain_lines(capfd):
     assert out == ""
     assert not ANSI.search(err)
     assert err.count("100/100 done") == 2
+
+
+def test_a_chain_in_its_first_chunk_is_starting_and_a_queued_one_waiting():
+    stream = io.StringIO()
+    LogReporter(stream).close(
+        [ChainProgress(0, 0, 200, 100, 0, 1.0, 0.0, running=True),
+         ChainProgress(1, 0, 200, 100, 0, 1.0, 0.0)],
+        interrupted=False,
+    )
+    first, second = stream.getvalue().splitlines()
+    assert "0/200 starting" in first and "0/200 waiting" in second
+
+
+@pytest.mark.parametrize("reporter_type", [LogReporter, TerminalReporter])
+def test_a_note_is_one_plain_line(reporter_type):
+    stream = TTY() if reporter_type is TerminalReporter else io.StringIO()
+    reporter_type(stream).note("compiling the sampler")
+    assert stream.getvalue() == "nutslite: compiling the sampler\n"
+
+
+class NoteRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
+
+    def note(self, text):
+        assert not self.updates, "a note comes before the first update"
+        self.notes.append(text)
+
+
+@pytest.mark.parametrize("compiling", [True, False])
+def test_sample_announces_a_compile_only_when_one_is_coming(monkeypatch, compiling):
+    monkeypatch.setattr("nutslite.sampling.needs_compiling", lambda function: compiling)
+    recorder = NoteRecorder()
+    nl.sample(zoo.std_normal(2), draws=20, tune=20, chains=1, seed=1, progress=recorder)
+    if compiling:
+        (text,) = recorder.notes
+        assert text.startswith("compiling the sampler") and "later runs load it from" in text
+    else:
+        assert recorder.notes == []
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled without the JIT")
+def test_needs_compiling_until_compiled_or_cached(tmp_path, monkeypatch):
+    (tmp_path / "jitted_module.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef twice(x):\n    return 2 * x\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("numba.config.CACHE_DIR", str(tmp_path / "cache"))
+    import jitted_module
+
+    assert needs_compiling(jitted_module.twice)
+    assert jitted_module.twice(2.0) == 4.0
+    assert not needs_compiling(jitted_module.twice)  # compiled in this process (and cached)
+    fresh = importlib.reload(jitted_module).twice  # as in a new process: only the disk cache
+    assert not fresh.signatures and not needs_compiling(fresh)
+    nl.sample(zoo.std_normal(2), draws=5, tune=5, chains=1, seed=1, progress=False, warn=False)
+    assert not needs_compiling(run_chain)
