@@ -130,7 +130,17 @@ def _footer(chains: list[ChainProgress], elapsed: float) -> str:
     return text
 
 
-class TerminalReporter(Reporter):
+class _StreamReporter(Reporter):
+    """A reporter that writes to ``self.stream``; a note is one plain line."""
+
+    stream: TextIO
+
+    def note(self, text: str) -> None:
+        self.stream.write(f"nutslite: {text}\n")
+        self.stream.flush()
+
+
+class TerminalReporter(_StreamReporter):
     """One line per chain plus a footer, redrawn in place with ANSI cursor-up on ``stream``.
 
     Redraws at most every ``interval`` seconds; lines are cut to the terminal width so that a
@@ -144,10 +154,6 @@ class TerminalReporter(Reporter):
         self.last_draw = -float("inf")
         self.lines_drawn = 0
         self.meter = _RateMeter(self.start)
-
-    def note(self, text: str) -> None:
-        self.stream.write(f"nutslite: {text}\n")
-        self.stream.flush()
 
     def update(self, chains: list[ChainProgress]) -> None:
         now = time.perf_counter()
@@ -175,7 +181,7 @@ class TerminalReporter(Reporter):
         self.lines_drawn = len(lines)
 
 
-class LogReporter(Reporter):
+class LogReporter(_StreamReporter):
     """Plain lines for logs and pipes, one per chain, each prefixed with ``nutslite:`` and the
     elapsed time: ``first`` seconds after sampling starts (a shorter run shows only its end),
     then every ``interval`` seconds, and at the end."""
@@ -188,10 +194,6 @@ class LogReporter(Reporter):
         self.start = time.perf_counter()
         self.next_write = self.start + first
         self.meter = _RateMeter(self.start, window=interval)
-
-    def note(self, text: str) -> None:
-        self.stream.write(f"nutslite: {text}\n")
-        self.stream.flush()
 
     def update(self, chains: list[ChainProgress]) -> None:
         now = time.perf_counter()
