@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from nutslite.chain import STAT_NAMES
+from nutslite.chain import N_STEPS, STAT_NAMES
 from nutslite.metric import DIAGONAL, LOW_RANK, as_matrix
 
 INTEGER_STATS = ("tree_depth", "n_steps", "index_in_trajectory")
@@ -51,7 +51,8 @@ class SamplingResult:
         (diagonal) or ``(chains, dim, dim)`` (``"dense"``, and ``"low_rank"``, whose parts are
         also kept as ``low_rank_diag``, ``low_rank_basis`` and ``low_rank_eigvals``) (pass
         them to ``nl.sample`` to warm-start), ``windows`` (the slow windows), ``init`` (the initial
-        points) and ``tune``.
+        points), ``gradient_evaluations`` (each chain's leapfrog steps in warmup, ``(chains,)``,
+        kept whether or not ``save_warmup``) and ``tune``.
     divergences : dict[str, ndarray]
         One entry per divergent transition (warmup included, see ``warmup``): ``chain``,
         ``iteration`` (0-based, warmup first), ``draw`` (``iteration - tune``, negative in
@@ -125,6 +126,10 @@ class SamplingResult:
                 ]),
                 **_low_rank_parts(chains),
                 "init": np.stack([ch.init_point for ch in chains]),
+                # leapfrog steps of each chain's warmup, kept even when its draws are not
+                "gradient_evaluations": np.array(
+                    [int(ch.stats[:n_warm, N_STEPS].sum()) for ch in chains], dtype=np.int64
+                ),
                 "windows": np.array(schedule.windows, dtype=np.int64).reshape(-1, 2),
                 "tune": tune,
             },
