@@ -46,7 +46,7 @@ from importlib import resources
 import numpy as np
 
 from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
-from nutslite.model import Model
+from nutslite.model import Model, picklable
 
 PARAMETERIZATIONS = ("centered", "noncentered")
 LIKELIHOODS = ("sufficient", "pointwise")
@@ -260,6 +260,7 @@ def _make_logp_grad(parameterization: str, likelihood: str, data: RadonData):
     return logp_grad_pointwise
 
 
+@picklable
 def radon(
     parameterization: str = "noncentered",
     likelihood: str = "sufficient",

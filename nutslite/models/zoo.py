@@ -51,7 +51,7 @@ import scipy.linalg
 from numpy.typing import ArrayLike
 
 from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
-from nutslite.model import Model
+from nutslite.model import Model, picklable
 
 EIGHT_SCHOOLS_PARAMETERIZATIONS = ("centered", "noncentered")
 EIGHT_SCHOOLS_Y = (28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0)
@@ -69,6 +69,7 @@ def _check_int(factory: str, name: str, value: int, minimum: int) -> int:
     return int(value)
 
 
+@picklable
 def std_normal(dim: int) -> Model:
     r"""The standard normal ``N(0, I_dim)``.
 
@@ -93,6 +94,7 @@ def std_normal(dim: int) -> Model:
     )
 
 
+@picklable
 def correlated_gaussian(
     cov: ArrayLike, mean: ArrayLike | None = None, *, name: str = "correlated_gaussian",
     cache: bool = True,
@@ -160,6 +162,7 @@ def correlated_gaussian(
     )
 
 
+@picklable
 def scaled_gaussian(dim: int = 10, low: float = 1e-2, high: float = 1e2) -> Model:
     r"""Independent ``N(0, s_i^2)`` with scales ``s_i`` log-spaced from ``low`` to ``high``.
 
@@ -198,6 +201,7 @@ def scaled_gaussian(dim: int = 10, low: float = 1e-2, high: float = 1e2) -> Mode
     )
 
 
+@picklable
 def neal_funnel(dim: int = 10, v_sd: float = FUNNEL_V_SD) -> Model:
     r"""Neal's funnel (Neal 2003, section 8), coordinates ``[v, x[0], ..., x[dim-2]]``::
 
@@ -264,6 +268,7 @@ def neal_funnel(dim: int = 10, v_sd: float = FUNNEL_V_SD) -> Model:
     )
 
 
+@picklable
 def eight_schools(parameterization: str = "noncentered") -> Model:
     r"""The eight schools of Rubin (1981), as analysed in BDA3 (Gelman et al. 2013, sec. 5.5).
 
@@ -361,6 +366,7 @@ def eight_schools(parameterization: str = "noncentered") -> Model:
     )
 
 
+@picklable
 def logistic_regression(n: int = 200, p: int = 5, seed: int = 0) -> Model:
     r"""Bayesian logistic regression on synthetic data, drawn with ``np.random.default_rng(seed)``.
 
@@ -444,6 +450,7 @@ def banana_inverse(y: ArrayLike, b: float) -> np.ndarray:
     return x
 
 
+@picklable
 def banana(b: float = 0.1, dim: int = 2) -> Model:
     r"""The twisted Gaussian "banana" of Haario, Saksman and Tamminen (2001).
 
