@@ -332,7 +332,8 @@ def _add_sbc_parser(commands: Any) -> None:
 
 def _read_sbc_file(path: Path, header: dict[str, Any]) -> list[Any]:
     """The replications already in ``path`` (none when it does not exist), after checking that
-    its first line is ``header``; a last line cut short by an interruption is dropped."""
+    its first line is ``header``. A last line cut short by an interruption is removed from the
+    file, so that new records start on a line of their own."""
     import json
 
     import numpy as np
@@ -341,7 +342,13 @@ def _read_sbc_file(path: Path, header: dict[str, Any]) -> list[Any]:
 
     if not path.exists() or path.stat().st_size == 0:
         return []
-    lines = path.read_text().splitlines()
+    text = path.read_text()
+    if not text.endswith("\n"):  # a record cut short while being written: drop it
+        text = text[: text.rfind("\n") + 1]
+        path.write_text(text)
+    lines = text.splitlines()
+    if not lines:
+        return []
     try:
         found = json.loads(lines[0])
     except json.JSONDecodeError as err:
@@ -357,8 +364,6 @@ def _read_sbc_file(path: Path, header: dict[str, Any]) -> list[Any]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):  # cut short while being written
-                break
             raise UsageError(f"{path}, line {number}: not a JSON record") from None
         done.append(Replication(record["index"], np.array(record["u"]), record["thinned"],
                                 record["seconds"]))
