@@ -34,6 +34,10 @@ so the likelihood needs only per-(county, floor) counts and means, one pass over
 each home's residual into its county's gradient. It agrees with the default to rounding.
 
 Both compute ``log p`` and its gradient in one pass, in float64, with no allocation.
+
+``radon_simulated(parameterization)`` is an *SBC variant* (``radon_sbc_{parameterization}``): the
+same likelihood and group structure on the same 919 homes, with proper, tighter hyperpriors (see
+``SBC_MU_SD`` and below) and a data-generating process, for simulation-based calibration.
 """
 
 from __future__ import annotations

@@ -27,6 +27,11 @@ Targets
 ``banana(b, dim)``
     the twisted Gaussian of Haario, Saksman and Tamminen (2001).
 
+Every factory is decorated with :func:`nutslite.model.picklable`: its models pickle as the call
+that built them and are rebuilt (from the disk cache) in the receiving process.
+:func:`eight_schools_simulated` adds eight schools' data-generating process, for
+simulation-based calibration (:func:`nutslite.testing.sbc`).
+
 References
 ----------
 Gelman, A., Carlin, J. B., Stern, H. S., Dunson, D. B., Vehtari, A. and Rubin, D. B. (2013).
