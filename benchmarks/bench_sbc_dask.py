@@ -14,8 +14,9 @@ sampling, in scheduling, pickling and transfer (for threads: in contention for t
 cores), and ``o_in = workers * wall / R - mean task seconds``, the same with the time measured
 inside each task (where it ran, so CPU contention on a loaded machine is left out). It then times
 ``R`` no-op Dask tasks (the scheduler's own cost per task), and repeats the threads-against-Dask
-comparison at smaller and larger replications (fewer or more draws) to find the smallest replication
-at which the cluster is faster. Writes ``results/sbc_dask.{json,md}``.
+comparison (and Dask with ``BATCH`` replications per task) at smaller and larger replications (fewer
+or more draws), ``REPEATS`` times interleaved, to find the smallest replication at which the
+cluster is faster. Writes ``results/sbc_dask.{json,md}``.
 
 Usage: ``python benchmarks/bench_sbc_dask.py [--replications 1000] [--workers 2] [--quick]``
 """
@@ -38,6 +39,8 @@ from nutslite.testing import NutsSampler, sbc
 MODEL = "eight_schools_noncentered"
 RESULTS = Path(__file__).parent / "results"
 SIZES = ((100, 50), (300, 100), (1000, 400), (2000, 2000))  # (tune, draws) per replication
+BATCH = 10  # replications per task in the batched runs
+REPEATS = 3  # of each size in the sweep, interleaved
 
 
 def warm(threads: int = 1) -> float:
@@ -54,10 +57,11 @@ def noop(i: int) -> int:
     return i
 
 
-def timed_sbc(tune: int, draws: int, replications: int, executor, seed: int = 0):
+def timed_sbc(tune: int, draws: int, replications: int, executor, seed: int = 0,
+              batch: int = 1):
     start = time.perf_counter()
     result = sbc(NutsSampler(tune=tune), MODEL, replications=replications, n_draws=draws,
-                 seed=seed, executor=executor)
+                 seed=seed, executor=executor, batch=batch)
     return time.perf_counter() - start, result
 
 
@@ -95,6 +99,8 @@ def main() -> None:
         ready = time.perf_counter() - start
         wall_dask, on_dask = timed_sbc(1000, 400, reps, client)
         assert np.array_equal(on_dask.u, serial.u)
+        wall_batched, batched = timed_sbc(1000, 400, reps, client, batch=BATCH)
+        assert np.array_equal(batched.u, serial.u)
         start = time.perf_counter()
         client.gather(client.map(noop, range(reps), pure=False))
         wall_noop = time.perf_counter() - start
@@ -104,6 +110,10 @@ def main() -> None:
             "overhead_per_task": args.workers * wall_dask / reps - t,
             "overhead_outside_task": args.workers * wall_dask / reps - on_dask.seconds.mean(),
             "noop_wall": wall_noop, "noop_per_task": wall_noop / reps,
+            "batched": {"batch": BATCH, "wall": wall_batched, "throughput": reps / wall_batched,
+                        "overhead_per_task": args.workers * wall_batched / reps - t,
+                        "overhead_outside_task":
+                            args.workers * wall_batched / reps - batched.seconds.mean()},
         }
         print(f"dask x{args.workers}: start {started:.1f} s, engine loaded in "
               f"{max(loads.values()):.1f} s, {wall_dask:.1f} s for {reps}; {reps} no-op tasks "
@@ -111,15 +121,23 @@ def main() -> None:
         sweep = []
         n_sweep = max(50, reps // 5)
         for tune, draws in sizes:
-            wall_t, res_t = timed_sbc(tune, draws, n_sweep, None, seed=1)
-            wall_d, res_d = timed_sbc(tune, draws, n_sweep, client, seed=1)
-            assert np.array_equal(res_t.u, res_d.u)
+            walls: dict[str, list[float]] = {"threads": [], "dask": [], "dask_batched": []}
+            for _ in range(REPEATS):  # interleaved, so that a burst of load hits all three
+                wall_t, res_t = timed_sbc(tune, draws, n_sweep, None, seed=1)
+                wall_d, res_d = timed_sbc(tune, draws, n_sweep, client, seed=1)
+                wall_b, res_b = timed_sbc(tune, draws, n_sweep, client, seed=1, batch=BATCH)
+                assert np.array_equal(res_t.u, res_d.u) and np.array_equal(res_t.u, res_b.u)
+                for key, wall in zip(walls, (wall_t, wall_d, wall_b), strict=True):
+                    walls[key].append(wall)
+            median = {key: float(np.median(v)) for key, v in walls.items()}
             sweep.append({"tune": tune, "draws": draws, "replications": n_sweep,
                           "median_task_seconds": float(np.median(res_t.seconds)),
-                          "threads_wall": wall_t, "dask_wall": wall_d,
-                          "dask_over_threads": wall_d / wall_t})
-            print(f"tune {tune} draws {draws}: threads {wall_t:.2f} s, dask {wall_d:.2f} s "
-                  f"({n_sweep} replications)", flush=True)
+                          "walls": walls, **{f"{k}_wall": v for k, v in median.items()},
+                          "dask_over_threads": median["dask"] / median["threads"],
+                          "batched_over_threads": median["dask_batched"] / median["threads"]})
+            print(f"tune {tune} draws {draws}: median of {REPEATS}: threads "
+                  f"{median['threads']:.2f} s, dask {median['dask']:.2f} s, batches of {BATCH} "
+                  f"{median['dask_batched']:.2f} s ({n_sweep} replications)", flush=True)
         out["sweep"] = sweep
     out["load_after"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
@@ -132,6 +150,7 @@ def main() -> None:
 def table(out: dict) -> str:
     reps, w, c = out["replications"], out["workers"], out["cpus"]
     s, th, d = out["serial"], out["threads"], out["dask"]
+    b = d["batched"]
     rows = [
         f"# SBC of {out['model']}: {reps} replications (tune 1000, 400 draws, one chain each)",
         "",
@@ -146,19 +165,26 @@ def table(out: dict) -> str:
         f"{1000 * th['overhead_per_task']:.1f} | {1000 * th['overhead_outside_task']:.1f} |",
         f"| LocalCluster, {w} workers | {d['wall']:.1f} | {d['throughput']:.1f} | "
         f"{1000 * d['overhead_per_task']:.1f} | {1000 * d['overhead_outside_task']:.1f} |",
+        f"| LocalCluster, {w} workers, batches of {b['batch']} | {b['wall']:.1f} | "
+        f"{b['throughput']:.1f} | {1000 * b['overhead_per_task']:.1f} | "
+        f"{1000 * b['overhead_outside_task']:.1f} |",
         "",
         f"Cluster start {d['cluster_start']:.1f} s; each worker loaded the engine from the disk "
         f"cache in {', '.join(f'{x:.1f}' for x in d['worker_engine_load'])} s. {reps} no-op "
         f"Dask tasks took {d['noop_wall']:.2f} s ({1000 * d['noop_per_task']:.2f} ms each).",
         "",
-        "| tune | draws | median replication s (threads) | threads wall s | Dask wall s | "
-        "Dask / threads |",
-        "|---:|---:|---:|---:|---:|---:|",
+        f"Sweep: {out['sweep'][0]['replications']} replications per size, median wall of "
+        f"{REPEATS} interleaved repeats.",
+        "",
+        "| tune | draws | median replication s | threads wall s | Dask wall s | Dask / threads "
+        f"| Dask, batches of {b['batch']}, wall s | batched / threads |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in out["sweep"]:
         rows.append(f"| {r['tune']} | {r['draws']} | {r['median_task_seconds']:.3f} | "
                     f"{r['threads_wall']:.2f} | {r['dask_wall']:.2f} | "
-                    f"{r['dask_over_threads']:.2f} |")
+                    f"{r['dask_over_threads']:.2f} | {r['dask_batched_wall']:.2f} | "
+                    f"{r['batched_over_threads']:.2f} |")
     return "\n".join(rows) + "\n"
 
 

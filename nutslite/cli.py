@@ -320,6 +320,9 @@ def _add_sbc_parser(commands: Any) -> None:
                        help="run on the Dask cluster of this scheduler (tcp://host:8786)")
     where.add_argument("--workers", type=_int_type(1), metavar="K",
                        help="start a local Dask cluster of K worker processes")
+    sbc.add_argument("--batch", type=_int_type(1), default=1, metavar="K",
+                     help="replications per task (default: 1); on a cluster, batches of short "
+                     "replications spread the cost of each task")
     sbc.add_argument("--threads", type=_int_type(1), default=None, metavar="K",
                      help="without Dask: replications run at once in threads (default: CPUs)")
     sbc.add_argument("--out", metavar="PATH",
@@ -438,7 +441,8 @@ def _cmd_sbc(args: argparse.Namespace) -> int:
 
         result = sbc(NutsSampler(args.tune, {"target_accept": args.target_accept}), simulated,
                      replications=args.replications, n_draws=args.draws, bins=args.bins,
-                     seed=args.seed, executor=executor, done=done, on_result=record)
+                     seed=args.seed, executor=executor, done=done, on_result=record,
+                     batch=args.batch)
     drawn = result.plot(plot_path)
     return _report_sbc(result, out, plot_path, drawn)
 

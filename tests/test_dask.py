@@ -65,7 +65,7 @@ def test_the_ranks_on_two_workers_equal_the_in_process_ranks(client, in_process)
     on_dask = sbc(SAMPLER, MODEL, executor=client, **SETTINGS)
     assert np.array_equal(on_dask.u, in_process.u)
     assert np.array_equal(on_dask.thinned, in_process.thinned)
-    via_executor = sbc(SAMPLER, MODEL, executor=client.get_executor(), **SETTINGS)
+    via_executor = sbc(SAMPLER, MODEL, executor=client.get_executor(), batch=5, **SETTINGS)
     assert np.array_equal(via_executor.u, in_process.u)
 
 

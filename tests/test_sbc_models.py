@@ -117,3 +117,5 @@ def test_sbc_passes_on_eight_schools_noncentered():
 def test_bad_replications_are_refused():
     with pytest.raises(ValueError, match="replications must be a positive integer"):
         sbc(replications=0)
+    with pytest.raises(ValueError, match="batch must be a positive integer, got 0"):
+        sbc(batch=0)

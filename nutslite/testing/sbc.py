@@ -270,6 +270,18 @@ def run_replication(
     return Replication(index, u, len(kept), time.perf_counter() - start)
 
 
+def run_replications(
+    simulated: SimulatedModel,
+    sampler: Sampler,
+    seeds: list[tuple[int, np.random.SeedSequence]],
+    n_draws: int,
+    quiet: bool = False,
+) -> list[Replication]:
+    """:func:`run_replication` for each ``(index, child)`` of ``seeds``: one task of a batch."""
+    return [run_replication(simulated, sampler, index, child, n_draws, quiet)
+            for index, child in seeds]
+
+
 def _ignore_sampling_warnings() -> None:
     """The ranks judge the draws: the sampler's warnings and ESS's constant-draws warning are
     not the test's business."""
@@ -288,6 +300,7 @@ def sbc(
     executor: Any = None,
     done: Iterable[Replication] = (),
     on_result: Callable[[Replication], None] | None = None,
+    batch: int = 1,
 ) -> SBCResult:
     """Run SBC: ``replications`` times draw ``theta~`` and data from the prior, call
     ``sampler(model, n_draws, seed_r)``, thin the draws to their ESS and rank ``theta~`` among them
@@ -297,10 +310,14 @@ def sbc(
     of :data:`SBC_MODELS`) to :func:`hierarchical_normal`. ``executor``: where the replications
     run (:mod:`nutslite.distributed`; default: threads in this process), a Dask ``Client`` among
     others. ``done``: replications already finished (a resumed run), not run again.
-    ``on_result`` is called in this process with each new replication as it finishes.
+    ``on_result`` is called in this process with each new replication as it finishes. ``batch``
+    replications go in one task: on a cluster, batches of short replications spread the
+    scheduler's cost per task (a few ms) over several (``benchmarks/README.md``).
     """
     if isinstance(replications, bool) or not isinstance(replications, int) or replications < 1:
         raise ValueError(f"replications must be a positive integer, got {replications!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
     sampler = NutsSampler() if sampler is None else sampler
     if simulated is None:
         simulated = hierarchical_normal()
@@ -313,11 +330,13 @@ def sbc(
     quiet = not in_process(executor)
     with warnings.catch_warnings():
         _ignore_sampling_warnings()
-        tasks = ((simulated, sampler, r, children[r], n_draws, quiet) for r in todo)
-        for rep in map_unordered(run_replication, tasks, executor):
-            results[rep.index] = rep
-            if on_result is not None:
-                on_result(rep)
+        tasks = ((simulated, sampler, [(r, children[r]) for r in todo[i : i + batch]],
+                  n_draws, quiet) for i in range(0, len(todo), batch))
+        for reps in map_unordered(run_replications, tasks, executor):
+            for rep in reps:
+                results[rep.index] = rep
+                if on_result is not None:
+                    on_result(rep)
     return SBCResult.from_replications(results.values(), simulated.coords, bins)
 
 
