@@ -15,18 +15,18 @@ uniform on ``[0, 1)`` exactly when the rank is uniform on ``{0..L_r}``. The ``u`
 replications go into ``B`` equal bins and Pearson's chi-square test with ``B - 1`` degrees of
 freedom measures their uniformity.
 
-**The model** (:func:`hierarchical_normal`): ``mu ~ N(0, 1)``, ``sigma ~ HalfNormal(1)``,
-``y_i ~ N(mu, sigma^2)``, ``i = 1..n``, on the unconstrained ``(mu, log sigma)``. Its posterior is
-not conjugate, its scale changes by orders of magnitude between replications (``sigma`` is drawn
-from the prior) and the log-Jacobian of ``sigma = exp(s)`` matters.
-
 **The models.** Any :class:`nutslite.models.simulated.SimulatedModel` (a log density with its
-data as an argument and the prior predictive that draws the data): :func:`hierarchical_normal`
-below, and by name (:data:`SBC_MODELS`) eight schools (both parameterizations, the model's own
-priors) and an SBC variant of radon with proper, tighter priors (:func:`nutslite.models.radon.
-radon_simulated`; the post's priors make useless fake data). A density is compiled once per
-machine and reads each replication's data through a pointer (see that module), so replications
-compile nothing.
+data as an argument and the prior predictive that draws the data). The default,
+:func:`hierarchical_normal`: ``mu ~ N(0, 1)``, ``sigma ~ HalfNormal(1)``, ``y_i ~ N(mu,
+sigma^2)``, ``i = 1..n``, on the unconstrained ``(mu, log sigma)``; its posterior is not
+conjugate, its scale changes by orders of magnitude between replications and the log-Jacobian of
+``sigma = exp(s)`` matters. By name (:data:`SBC_MODELS`) also eight schools (both
+parameterizations, the model's own priors) and an SBC variant of radon with proper, tighter priors
+(:func:`nutslite.models.radon.radon_simulated`; the post's priors make useless fake data). A
+density is compiled once per machine and cached on disk; each replication's data reach it through
+a pointer (see :mod:`nutslite.models.simulated`), which replaces the earlier one-array-per-process
+scheme so that concurrent replications (threads) each have their own data. Replications compile
+nothing.
 
 **Fan-out and seeds.** Replication ``r`` is a pure function of the model, the sampler, ``n_draws``
 and the ``r``-th child of ``numpy.random.SeedSequence(seed).spawn(replications)``: it draws
@@ -36,7 +36,6 @@ cluster (``executor=``, see :mod:`nutslite.distributed`), and give the same rank
 that is run twice (a Dask worker died and its task was retried) gives the same result twice, and
 replication ``r`` does not depend on how many were asked for, so a run can be resumed or extended.
 """
-
 
 from __future__ import annotations
 
