@@ -119,3 +119,44 @@ def test_bad_replications_are_refused():
         sbc(replications=0)
     with pytest.raises(ValueError, match="batch must be a positive integer, got 0"):
         sbc(batch=0)
+
+
+DISABLED_JIT_SCRIPT = """
+import json, sys
+import numpy as np
+from nutslite._numba import JIT_DISABLED
+from nutslite.testing.sbc import simulated_model
+assert JIT_DISABLED
+out = {}
+for name in sys.argv[1:]:
+    simulated = simulated_model(name)
+    truth, data = simulated.simulate(np.random.default_rng(7))
+    with simulated.conditioned(data) as model:
+        logp, grad = model.logp_and_grad(0.9 * truth)
+    out[name] = [float(logp).hex()] + [float(g).hex() for g in grad]
+print(json.dumps(out))
+"""
+
+
+def test_disabled_jit_gives_the_same_bits():
+    """The densities, their data slots and the simulators, interpreted (NUMBA_DISABLE_JIT=1)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    names = sorted(SBC_MODELS)
+    proc = subprocess.run([sys.executable, "-c", DISABLED_JIT_SCRIPT, *names], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    python = json.loads(proc.stdout)
+    for name in names:
+        simulated = simulated_model(name)
+        truth, data = simulated.simulate(np.random.default_rng(7))
+        with simulated.conditioned(data) as model:
+            logp, grad = model.logp_and_grad(0.9 * truth)
+        assert python[name] == [float(logp).hex()] + [float(g).hex() for g in grad], name
