@@ -57,3 +57,34 @@ def test_a_model_without_recipe_names_the_problem():
     model = nl.Model("user_model", 2, nl.models.std_normal(2).logp_grad)
     with pytest.raises(TypeError, match=r"user_model.*cannot be pickled.*picklable"):
         pickle.dumps(model)
+
+
+def test_a_model_built_while_another_thread_compiles_caches_in_nutslite_folder():
+    """Models are rebuilt in threads (in-process SBC and check_sampler, Dask workers with several
+    threads). While one thread compiles under nutslite's cache lock, ``numba.config.CACHE_DIR``
+    holds that thread's temporary value; another thread must wait for the lock rather than take
+    the value, which is reset under it (its cache then landed in the working directory)."""
+    import threading
+
+    from numba import config
+
+    from nutslite._numba import _CACHE_LOCK, cache_dir, jit
+
+    built = {}
+
+    def build():
+        def triple(x):
+            return 3.0 * x
+
+        built["dispatcher"] = jit(triple)
+
+    with _CACHE_LOCK:  # as if another thread were compiling right now
+        config.CACHE_DIR = cache_dir()
+        worker = threading.Thread(target=build)
+        worker.start()
+        worker.join(timeout=0.5)
+        waited = worker.is_alive()
+        config.CACHE_DIR = ""
+    worker.join()
+    assert waited
+    assert built["dispatcher"]._cache._cache_path.startswith(cache_dir())
