@@ -363,7 +363,8 @@ def check_sampler(
     ``executor``: where the sampler runs (:mod:`nutslite.distributed`): by default threads in this
     process, one run per target and per SBC replication at a time on each CPU; a Dask ``Client``
     fans them out over its workers (the sampler and the targets must then pickle with
-    ``cloudpickle``, which Dask uses). The statistics do not depend on where the runs ran.
+    ``cloudpickle``, which Dask uses). The statistics do not depend on where the runs ran. A
+    sampler that cannot run in two threads at once needs ``executor=ThreadPoolExecutor(1)``.
     """
     start = time.perf_counter()
     if model is not None:
