@@ -414,6 +414,9 @@ def _cmd_sbc(args: argparse.Namespace) -> int:
     simulated = simulated_model(args.model)
     out = Path(args.out or f"sbc_{args.model}.jsonl")
     plot_path = args.plot or str(out.with_suffix(".png"))
+    for path in (out, Path(plot_path)):
+        if not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     header = {"model": args.model, "seed": args.seed, "draws": args.draws, "tune": args.tune,
               "target_accept": args.target_accept, "coords": simulated.coords}
     done = _read_sbc_file(out, header)

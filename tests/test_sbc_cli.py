@@ -69,6 +69,11 @@ def test_a_file_from_other_settings_is_refused(tmp_path, capsys):
     assert "other settings (seed differ)" in capsys.readouterr().err
 
 
+def test_an_output_folder_that_does_not_exist_is_a_usage_error(tmp_path, capsys):
+    assert main([*ARGS, "--out", str(tmp_path / "missing" / "run.jsonl")]) == 2
+    assert f"folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
+
+
 def test_a_model_without_a_data_generating_process_is_a_usage_error(capsys):
     assert main(["sbc", "banana"]) == 2
     assert "invalid choice: 'banana'" in capsys.readouterr().err
