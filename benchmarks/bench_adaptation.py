@@ -27,6 +27,14 @@ machine-independent check on it.
 
     python benchmarks/bench_adaptation.py                 # full grid, ~25 min on 2 cores
     python benchmarks/bench_adaptation.py --quick         # 1 seed, tune 400 only, small targets
+    python benchmarks/bench_adaptation.py --workers 4     # the runs as tasks of a LocalCluster
+    python benchmarks/bench_adaptation.py --scheduler tcp://host:8786   # or of a running cluster
+
+With ``--workers`` or ``--scheduler`` the runs (target x adaptation x warmup x seed) are Dask
+tasks (``nutslite.distributed``); each worker first loads every engine variant. ESS per gradient
+does not depend on where a run ran; ESS per second compares adaptations fairly only when every
+worker has the cores its 4 chains use (``cores=2``) to itself, that is one worker per 2 cores of
+each machine. Without either option the runs go one after another in this process, as before.
 
 Writes ``benchmarks/results/adaptation.json`` and ``adaptation.md``.
 """
@@ -42,6 +50,7 @@ import numpy as np
 
 import nutslite as nl
 from nutslite import diagnostics
+from nutslite.distributed import cluster, map_unordered
 from nutslite.models import zoo
 
 ADAPTATIONS = ("stan", "grad", "dense", "low_rank")
@@ -76,29 +85,47 @@ def run_one(model: nl.Model, adaptation: str, tune: int, seed: int) -> dict[str,
     }
 
 
+def compile_engines() -> None:
+    """Compile (or load) every engine variant, so that compilation is not timed."""
+    for adaptation in ADAPTATIONS:
+        nl.sample(zoo.std_normal(2), draws=5, tune=30, chains=1, adaptation=adaptation,
+                  progress=False)
+
+
+def run_job(name: str, model: nl.Model, adaptation: str, tune: int, seed: int) -> dict:
+    """One run of the grid as a row of the results (a task: it may run on a Dask worker)."""
+    return {"target": name, "adaptation": adaptation, "tune": tune, "seed": seed,
+            **run_one(model, adaptation, tune, seed)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler")
+    where.add_argument("--workers", type=int, metavar="K", help="start a LocalCluster of K")
     args = parser.parse_args()
     tunes = (400,) if args.quick else (200, 400, 1000)
     seeds = range(1, 2 if args.quick else args.seeds + 1)
     models = targets(args.quick)
-    for adaptation in ADAPTATIONS:  # compile (or load) every engine variant before timing
-        nl.sample(zoo.std_normal(2), draws=5, tune=30, chains=1, adaptation=adaptation,
-                  progress=False)
-
+    jobs = [(name, model, adaptation, tune, seed) for name, model in models.items()
+            for adaptation in ADAPTATIONS for tune in tunes for seed in seeds]
     rows = []
-    for name, model in models.items():
-        for adaptation in ADAPTATIONS:
-            for tune in tunes:
-                for seed in seeds:
-                    r = run_one(model, adaptation, tune, seed)
-                    rows.append({"target": name, "adaptation": adaptation, "tune": tune,
-                                 "seed": seed, **r})
-                    print(f"{name:32s} {adaptation:9s} tune {tune:5d} seed {seed}: "
-                          f"ESS/kgrad {r['ess_per_kgrad']:7.2f}  ESS/s {r['ess_per_s']:9.0f}  "
-                          f"div {r['divergences']:4d}  rhat {r['rhat']:.3f}", flush=True)
+    with cluster(args.scheduler, args.workers) as client:
+        if client is None:
+            compile_engines()
+        else:
+            client.run(compile_engines)
+        for row in map_unordered(run_job, jobs, client, max_workers=1):
+            rows.append(row)
+            print(f"{row['target']:32s} {row['adaptation']:9s} tune {row['tune']:5d} seed "
+                  f"{row['seed']}: ESS/kgrad {row['ess_per_kgrad']:7.2f}  ESS/s "
+                  f"{row['ess_per_s']:9.0f}  div {row['divergences']:4d}  rhat "
+                  f"{row['rhat']:.3f}", flush=True)
+    order = {(name, adaptation, tune, seed): i  # the table reads rows in the grid's order
+             for i, (name, _, adaptation, tune, seed) in enumerate(jobs)}
+    rows.sort(key=lambda r: order[(r["target"], r["adaptation"], r["tune"], r["seed"])])
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "adaptation.json").write_text(json.dumps(rows, indent=1))
     report = table(rows, models, tunes)

@@ -67,10 +67,15 @@ def jit(*args, **kwargs):
 
 
 def _compile(function, signatures: tuple, options: dict):
-    """Decorate with ``njit`` while Numba's cache directory points at nutslite's own."""
-    if JIT_DISABLED or config.CACHE_DIR or not options.get("cache"):
+    """Decorate with ``njit`` while Numba's cache directory points at nutslite's own. The check
+    of ``config.CACHE_DIR`` is made under the lock: outside it, a thread could see another
+    thread's temporary value, which is reset before Numba reads it again (the cache then went to
+    a folder relative to the working directory)."""
+    if JIT_DISABLED or not options.get("cache"):
         return njit(*signatures, **options)(function)
     with _CACHE_LOCK:
+        if config.CACHE_DIR:  # NUMBA_CACHE_DIR, or whoever set it, wins
+            return njit(*signatures, **options)(function)
         config.CACHE_DIR = cache_dir()
         try:
             return njit(*signatures, **options)(function)

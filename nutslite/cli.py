@@ -175,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         description="List the models that `nutslite sample` accepts by name.",
     )
     models.set_defaults(handler=_cmd_models)
+    _add_sbc_parser(commands)
     return parser
 
 
@@ -283,6 +284,197 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for name in _model_names()[1:]:
         print(name)
     return 0
+
+
+SBC_ALPHA = 1e-3  # overall false-alarm rate of the uniformity tests (Bonferroni over parameters)
+
+
+def _add_sbc_parser(commands: Any) -> None:
+    from nutslite.testing.sbc import SBC_MODELS
+
+    sbc = commands.add_parser(
+        "sbc", help="simulation-based calibration of NUTS on a model, in-process or on Dask",
+        description="Simulation-based calibration (Talts et al. 2018): draw parameters and data "
+        "from the model's prior, sample the posterior, rank the true value among the draws; "
+        "repeat. Prints progress as replications finish, appends each to the output file as it "
+        "arrives (a rerun with the same file skips those), and ends with rank histograms and a "
+        "chi-square uniformity test per parameter. Exit status 1 when a test fails at level "
+        f"{SBC_ALPHA:g} / (number of parameters).",
+    )
+    sbc.add_argument("model", choices=list(SBC_MODELS), metavar="MODEL",
+                     help=f"a model with a data-generating process: {', '.join(SBC_MODELS)}")
+    sbc.add_argument("--replications", type=_int_type(1), default=200, metavar="N",
+                     help="replications (default: 200)")
+    sbc.add_argument("--draws", type=_int_type(2), default=400, metavar="N",
+                     help="draws per replication before thinning (default: 400)")
+    sbc.add_argument("--tune", type=_int_type(0), default=1000, metavar="N",
+                     help="warmup iterations per replication (default: 1000)")
+    sbc.add_argument("--target-accept", type=_open_unit_interval, default=0.8, metavar="P",
+                     help="target mean acceptance statistic (default: 0.8)")
+    sbc.add_argument("--bins", type=_int_type(2), default=10, metavar="B",
+                     help="rank histogram bins (default: 10)")
+    sbc.add_argument("--seed", type=_int_type(0), default=0, metavar="N",
+                     help="seed of every replication's SeedSequence (default: 0)")
+    where = sbc.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on the Dask cluster of this scheduler (tcp://host:8786)")
+    where.add_argument("--workers", type=_int_type(1), metavar="K",
+                       help="start a local Dask cluster of K worker processes")
+    sbc.add_argument("--batch", type=_int_type(1), default=1, metavar="K",
+                     help="replications per task (default: 1); on a cluster, batches of short "
+                     "replications spread the cost of each task")
+    sbc.add_argument("--threads", type=_int_type(1), default=None, metavar="K",
+                     help="without Dask: replications run at once in threads (default: CPUs)")
+    sbc.add_argument("--out", metavar="PATH",
+                     help="results, one JSON line per replication (default: sbc_MODEL.jsonl)")
+    sbc.add_argument("--plot", metavar="PATH",
+                     help="rank histogram image (default: the --out path with .png)")
+    sbc.add_argument("--no-progress", action="store_true", help="do not show progress")
+    sbc.set_defaults(handler=_cmd_sbc)
+
+
+def _read_sbc_file(path: Path, header: dict[str, Any]) -> list[Any]:
+    """The replications already in ``path`` (none when it does not exist), after checking that
+    its first line is ``header``. A last line cut short by an interruption is removed from the
+    file, so that new records start on a line of their own."""
+    import json
+
+    import numpy as np
+
+    from nutslite.testing.sbc import Replication
+
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    text = path.read_text()
+    if not text.endswith("\n"):  # a record cut short while being written: drop it
+        text = text[: text.rfind("\n") + 1]
+        path.write_text(text)
+    lines = text.splitlines()
+    if not lines:
+        return []
+    try:
+        found = json.loads(lines[0])
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path} is not an SBC results file; choose another --out") from err
+    if found != header:
+        changed = sorted(k for k in header.keys() | found.keys() if found.get(k) != header.get(k))
+        raise UsageError(
+            f"{path} holds a run with other settings ({', '.join(changed)} differ); resume with "
+            "the same settings or choose another --out"
+        )
+    done = []
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise UsageError(f"{path}, line {number}: not a JSON record") from None
+        done.append(Replication(record["index"], np.array(record["u"]), record["thinned"],
+                                record["seconds"]))
+    return done
+
+
+class _SBCProgress:
+    """``k/N replications, rate, time left`` on stderr: rewritten in place on a terminal, a line
+    every 5% otherwise."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        import time
+
+        self.total, self.done, self.enabled = total, done, enabled
+        self.start_done, self.start = done, time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.step = max(1, total // 20)
+
+    def update(self) -> None:
+        import time
+
+        self.done += 1
+        if not self.enabled or not (self.tty or self.done % self.step == 0
+                                    or self.done == self.total):
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = (self.done - self.start_done) / elapsed if elapsed > 0 else math.inf
+        left = (self.total - self.done) / rate if rate > 0 else math.inf
+        line = (f"sbc: {self.done}/{self.total} replications, {rate:.1f}/s, "
+                f"{left:.0f} s left")
+        print(f"\r{line}" if self.tty else line, end="" if self.tty else "\n", file=sys.stderr,
+              flush=True)
+        if self.tty and self.done == self.total:
+            print(file=sys.stderr)
+
+
+def _cmd_sbc(args: argparse.Namespace) -> int:
+    import contextlib
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nutslite.distributed import cluster
+    from nutslite.testing.sbc import NutsSampler, sbc, simulated_model
+
+    simulated = simulated_model(args.model)
+    out = Path(args.out or f"sbc_{args.model}.jsonl")
+    plot_path = args.plot or str(out.with_suffix(".png"))
+    for path in (out, Path(plot_path)):
+        if not path.parent.is_dir():
+            raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
+    header = {"model": args.model, "seed": args.seed, "draws": args.draws, "tune": args.tune,
+              "target_accept": args.target_accept, "coords": simulated.coords}
+    done = _read_sbc_file(out, header)
+    done = [rep for rep in done if rep.index < args.replications]
+    if done:
+        print(f"resuming {out}: {len(done)} of {args.replications} replications already done",
+              file=sys.stderr)
+    elif not out.exists() or out.stat().st_size == 0:
+        out.write_text(json.dumps(header) + "\n")
+    progress = _SBCProgress(args.replications, len(done), not args.no_progress)
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(open(out, "a"))
+        executor = stack.enter_context(cluster(args.scheduler, args.workers))
+        if executor is not None:
+            print(f"dask: {len(executor.scheduler_info()['workers'])} workers at "
+                  f"{executor.scheduler.address}", file=sys.stderr)
+        elif args.threads is not None:
+            executor = stack.enter_context(ThreadPoolExecutor(args.threads))
+
+        def record(rep: Any) -> None:
+            sink.write(json.dumps({"index": rep.index, "u": rep.u.tolist(),
+                                   "thinned": rep.thinned, "seconds": rep.seconds}) + "\n")
+            sink.flush()
+            progress.update()
+
+        result = sbc(NutsSampler(args.tune, {"target_accept": args.target_accept}), simulated,
+                     replications=args.replications, n_draws=args.draws, bins=args.bins,
+                     seed=args.seed, executor=executor, done=done, on_result=record,
+                     batch=args.batch)
+    drawn = result.plot(plot_path)
+    return _report_sbc(result, out, plot_path, drawn)
+
+
+def _report_sbc(result: Any, out: Path, plot_path: str, drawn: Sequence[str]) -> int:
+    """Print the uniformity tests (all when at most 20 parameters, else the 10 smallest
+    p-values) and return the exit status: 1 when a test fails at the Bonferroni level."""
+    import numpy as np
+
+    n, dim = result.u.shape
+    level = SBC_ALPHA / dim
+    bins = result.counts.shape[1]
+    print(f"{n} replications, median {np.median(result.thinned):.0f} draws kept after thinning, "
+          f"median {np.median(result.seconds):.3g} s per replication")
+    print(f"rank uniformity, chi-square with {bins - 1} degrees of freedom per parameter "
+          f"(fails below p = {SBC_ALPHA:g} / {dim} = {level:.2g}):")
+    order = np.argsort(result.pvalues, kind="stable")
+    shown = order if dim <= 20 else order[:10]
+    width = max(len(result.coords[j]) for j in shown)
+    for j in shown:
+        mark = "FAIL" if result.pvalues[j] < level else "ok  "
+        print(f"  {mark} {result.coords[j]:{width}s}  chi2 {result.chi2[j]:7.2f}  "
+              f"p {result.pvalues[j]:.3g}")
+    if len(shown) < dim:
+        print(f"  ... {dim - len(shown)} more parameters, all with larger p-values")
+    failed = int(np.sum(result.pvalues < level))
+    print(f"{failed} of {dim} parameters fail; results in {out}; rank histograms of "
+          f"{len(drawn)} parameters (smallest p first) in {plot_path}")
+    return EXIT_FAILED if failed else 0
 
 
 def _short_variables(res: Any) -> tuple[list[str], list[str]]:

@@ -8,7 +8,12 @@ compiled code, so it must not allocate or call Python.
 
 from __future__ import annotations
 
+import functools
+import pickle
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -141,6 +146,62 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, dim={self.dim})"
+
+    # --- pickling: a model travels as the recipe that rebuilt it -----------------------------
+    recipe: tuple[Callable[..., Model], tuple, dict[str, Any]] | None = None
+
+    def __reduce__(self) -> tuple[Callable[..., Model], tuple]:
+        """Pickle as the recipe ``(factory, args, kwargs)`` recorded by :func:`picklable`.
+
+        A compiled ``logp_grad`` does not pickle (it holds machine code and, for the zoo's
+        closures, frozen data). A model made by a module-level factory pickles as the call of that
+        factory instead: unpickling calls it again, so the log density is recompiled, or loaded
+        from the on-disk cache when the receiving machine has one (see ``nutslite._numba``). A
+        process rebuilds each recipe once (:func:`rebuild`).
+        """
+        if self.recipe is None:
+            raise TypeError(
+                f"Model {self.name!r} cannot be pickled: it holds compiled code and records no "
+                "recipe to rebuild it. Build it in a module-level function decorated with "
+                "@nutslite.model.picklable, which makes the model pickle as a call of that function"
+            )
+        return rebuild, self.recipe
+
+
+_REBUILT: OrderedDict[bytes, Model] = OrderedDict()
+_REBUILT_LOCK = threading.Lock()
+MAX_REBUILT = 32  # models kept per process by `rebuild`
+
+
+def picklable(factory: Callable[..., Model]) -> Callable[..., Model]:
+    """Decorate a module-level function returning a :class:`Model`: the models it returns pickle
+    as ``(factory, args, kwargs)``, so they can be sent to another process (a Dask worker, a
+    ``ProcessPoolExecutor``) and rebuilt there. The arguments must pickle."""
+
+    @functools.wraps(factory)
+    def build(*args: Any, **kwargs: Any) -> Model:
+        model = factory(*args, **kwargs)
+        model.recipe = (build, args, kwargs)
+        return model
+
+    return build
+
+
+def rebuild(factory: Callable[..., Model], args: tuple, kwargs: dict[str, Any]) -> Model:
+    """``factory(*args, **kwargs)``, built once per process: Dask unpickles a task's arguments for
+    every task, and the same recipe then returns the model already built (the last
+    ``MAX_REBUILT`` recipes are kept)."""
+    key = pickle.dumps((factory, args, sorted(kwargs.items())))
+    with _REBUILT_LOCK:
+        if key in _REBUILT:
+            _REBUILT.move_to_end(key)
+            return _REBUILT[key]
+    model = factory(*args, **kwargs)
+    with _REBUILT_LOCK:
+        _REBUILT[key] = model
+        while len(_REBUILT) > MAX_REBUILT:
+            _REBUILT.popitem(last=False)
+    return model
 
 
 def _first_class(logp_grad: Callable) -> Callable:

@@ -27,6 +27,11 @@ Targets
 ``banana(b, dim)``
     the twisted Gaussian of Haario, Saksman and Tamminen (2001).
 
+Every factory is decorated with :func:`nutslite.model.picklable`: its models pickle as the call
+that built them and are rebuilt (from the disk cache) in the receiving process.
+:func:`eight_schools_simulated` adds eight schools' data-generating process, for
+simulation-based calibration (:func:`nutslite.testing.sbc`).
+
 References
 ----------
 Gelman, A., Carlin, J. B., Stern, H. S., Dunson, D. B., Vehtari, A. and Rubin, D. B. (2013).
@@ -43,6 +48,7 @@ Rubin, D. B. (1981). Estimation in parallel randomized experiments.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -51,7 +57,8 @@ import scipy.linalg
 from numpy.typing import ArrayLike
 
 from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
-from nutslite.model import Model
+from nutslite.model import Model, picklable
+from nutslite.models.simulated import SimulatedModel
 
 EIGHT_SCHOOLS_PARAMETERIZATIONS = ("centered", "noncentered")
 EIGHT_SCHOOLS_Y = (28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0)
@@ -69,6 +76,7 @@ def _check_int(factory: str, name: str, value: int, minimum: int) -> int:
     return int(value)
 
 
+@picklable
 def std_normal(dim: int) -> Model:
     r"""The standard normal ``N(0, I_dim)``.
 
@@ -93,6 +101,7 @@ def std_normal(dim: int) -> Model:
     )
 
 
+@picklable
 def correlated_gaussian(
     cov: ArrayLike, mean: ArrayLike | None = None, *, name: str = "correlated_gaussian",
     cache: bool = True,
@@ -160,6 +169,7 @@ def correlated_gaussian(
     )
 
 
+@picklable
 def scaled_gaussian(dim: int = 10, low: float = 1e-2, high: float = 1e2) -> Model:
     r"""Independent ``N(0, s_i^2)`` with scales ``s_i`` log-spaced from ``low`` to ``high``.
 
@@ -198,6 +208,7 @@ def scaled_gaussian(dim: int = 10, low: float = 1e-2, high: float = 1e2) -> Mode
     )
 
 
+@picklable
 def neal_funnel(dim: int = 10, v_sd: float = FUNNEL_V_SD) -> Model:
     r"""Neal's funnel (Neal 2003, section 8), coordinates ``[v, x[0], ..., x[dim-2]]``::
 
@@ -264,6 +275,7 @@ def neal_funnel(dim: int = 10, v_sd: float = FUNNEL_V_SD) -> Model:
     )
 
 
+@picklable
 def eight_schools(parameterization: str = "noncentered") -> Model:
     r"""The eight schools of Rubin (1981), as analysed in BDA3 (Gelman et al. 2013, sec. 5.5).
 
@@ -361,6 +373,7 @@ def eight_schools(parameterization: str = "noncentered") -> Model:
     )
 
 
+@picklable
 def logistic_regression(n: int = 200, p: int = 5, seed: int = 0) -> Model:
     r"""Bayesian logistic regression on synthetic data, drawn with ``np.random.default_rng(seed)``.
 
@@ -444,6 +457,7 @@ def banana_inverse(y: ArrayLike, b: float) -> np.ndarray:
     return x
 
 
+@picklable
 def banana(b: float = 0.1, dim: int = 2) -> Model:
     r"""The twisted Gaussian "banana" of Haario, Saksman and Tamminen (2001).
 
@@ -530,3 +544,99 @@ ZOO: dict[str, Callable[[], Model]] = {
     "banana": lambda: banana(),
 }
 """Small default instances by name (each key is the model's ``name``), built on call."""
+
+
+# --- eight schools' data-generating process, for simulation-based calibration ---------------
+
+_EIGHT_SCHOOLS_INV_SIGMA2 = np.array([1.0 / (s * s) for s in EIGHT_SCHOOLS_SIGMA])
+
+
+@jit
+def _eight_schools_density(theta, grad_out, y, noncentered):
+    """The density of :func:`eight_schools` with the effects ``y`` as an argument (the standard
+    errors stay those of BDA3). The same arithmetic as the model's own closure, which
+    ``tests/test_sbc_models.py`` checks to the bit."""
+    mu_var = 25.0
+    beta2 = 25.0
+    mu, s = theta[0], theta[1]
+    tau = math.exp(s)
+    inv_tau2 = math.exp(-2.0 * s)
+    t2 = math.exp(2.0 * s) / beta2
+    logp = -0.5 * mu * mu / mu_var + s - math.log1p(t2)
+    d_mu = -mu / mu_var
+    d_s = 1.0 - 2.0 * t2 / (1.0 + t2)
+    for j in range(y.shape[0]):
+        inv_sigma2 = _EIGHT_SCHOOLS_INV_SIGMA2[j]
+        if noncentered:
+            z = theta[2 + j]
+            effect = mu + tau * z
+            r = (y[j] - effect) * inv_sigma2
+            logp -= 0.5 * z * z + 0.5 * (y[j] - effect) * r
+            d_mu += r
+            d_s += r * tau * z
+            grad_out[2 + j] = r * tau - z
+        else:
+            effect = theta[2 + j]
+            dev = effect - mu
+            u2 = dev * dev * inv_tau2
+            r = (y[j] - effect) * inv_sigma2
+            logp -= 0.5 * u2 + s + 0.5 * (y[j] - effect) * r
+            d_mu += dev * inv_tau2
+            d_s += u2 - 1.0
+            grad_out[2 + j] = r - dev * inv_tau2
+    grad_out[0] = d_mu
+    grad_out[1] = d_s
+    return logp
+
+
+@jit
+def _eight_schools_noncentered_density(theta, grad_out, y):
+    return _eight_schools_density(theta, grad_out, y, True)
+
+
+@jit
+def _eight_schools_centered_density(theta, grad_out, y):
+    return _eight_schools_density(theta, grad_out, y, False)
+
+
+def simulate_eight_schools(
+    parameterization: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""One draw of eight schools' prior predictive (the model's own priors, which are proper)::
+
+        mu ~ N(0, 5^2),  tau ~ HalfCauchy(5),  theta_tilde_j ~ N(0, 1),
+        theta_j = mu + tau theta_tilde_j,  y_j ~ N(theta_j, sigma_j^2)
+
+    with BDA3's standard errors ``sigma_j``. Returns the unconstrained parameters
+    ``[mu, log tau, theta_tilde]`` (non-centered) or ``[mu, log tau, theta]`` (centered) and ``y``.
+    """
+    mu = 5.0 * rng.standard_normal()
+    tau = 5.0 * abs(rng.standard_cauchy())
+    theta_tilde = rng.standard_normal(len(EIGHT_SCHOOLS_Y))
+    effects = mu + tau * theta_tilde
+    y = effects + np.array(EIGHT_SCHOOLS_SIGMA) * rng.standard_normal(len(EIGHT_SCHOOLS_Y))
+    group = theta_tilde if parameterization == "noncentered" else effects
+    return np.concatenate([[mu, math.log(tau)], group]), y
+
+
+@functools.cache
+def eight_schools_simulated(parameterization: str = "noncentered") -> SimulatedModel:
+    """:func:`eight_schools` with its data-generating process (:func:`simulate_eight_schools`),
+    for simulation-based calibration: the same coordinates, ``data`` the eight effects ``y``."""
+    if parameterization not in EIGHT_SCHOOLS_PARAMETERIZATIONS:
+        raise ValueError(
+            f"eight_schools_simulated: unknown parameterization {parameterization!r}; choose one "
+            f"of {', '.join(map(repr, EIGHT_SCHOOLS_PARAMETERIZATIONS))}"
+        )
+    noncentered = parameterization == "noncentered"
+    group = "theta_tilde" if noncentered else "theta"
+    return SimulatedModel(
+        name=f"eight_schools_{parameterization}",
+        coords=["mu", "log_tau"] + [f"{group}[{j}]" for j in range(len(EIGHT_SCHOOLS_Y))],
+        density=(_eight_schools_noncentered_density if noncentered
+                 else _eight_schools_centered_density),
+        simulate=functools.partial(simulate_eight_schools, parameterization),
+        data_size=len(EIGHT_SCHOOLS_Y),
+        log_transformed=(1,),
+        recipe=(eight_schools_simulated, (parameterization,)),
+    )

@@ -6,6 +6,10 @@
   ``AssertionError`` with the statistic that failed;
 * :func:`check_sampler`: run any ``sampler(model, n_draws, seed) -> draws (n_draws, dim)`` on
   targets with known answers and by simulation-based calibration;
+* :func:`sbc` (also ``simulation_based_calibration``): simulation-based calibration of any
+  sampler on a model with a data-generating process (:data:`SBC_MODELS`), its replications fanned
+  out over threads or a Dask cluster (``executor=``). The function shadows the submodule of the
+  same name as an attribute; import from ``nutslite.testing.sbc`` with ``from ... import``;
 * :mod:`nutslite.testing.strategies`: hypothesis strategies for targets, points, momenta, step sizes
   and mass matrices. It needs the ``hypothesis`` package (the ``test`` extra) and is imported on
   first access, so everything else works without it.
@@ -38,10 +42,20 @@ from nutslite.testing.invariants import (
     record_transitions,
     selection_probabilities,
 )
-from nutslite.testing.sbc import SBCResult, simulation_based_calibration
+from nutslite.testing.sbc import (
+    SBC_MODELS,
+    NutsSampler,
+    Replication,
+    SBCResult,
+    sbc,
+    simulation_based_calibration,
+)
 
 __all__ = [
+    "SBC_MODELS",
     "CheckResult",
+    "NutsSampler",
+    "Replication",
     "SBCResult",
     "SamplerReport",
     "Target",
@@ -59,6 +73,7 @@ __all__ = [
     "hamiltonian",
     "leapfrog",
     "record_transitions",
+    "sbc",
     "selection_probabilities",
     "simulation_based_calibration",
     "strategies",

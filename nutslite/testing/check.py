@@ -75,6 +75,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -87,6 +88,7 @@ from nutslite.diagnostics import (
     mcse_mean,
     mcse_sd,
 )
+from nutslite.distributed import as_executor, map_unordered
 from nutslite.model import Model
 from nutslite.models import zoo
 from nutslite.testing.sbc import (
@@ -321,6 +323,13 @@ def _draw(sampler: Sampler, model: Model, n_draws: int, seed: int) -> np.ndarray
     return draws
 
 
+def _sample_target(
+    sampler: Sampler, target: Target, n_draws: int, seed: int, index: int
+) -> tuple[int, np.ndarray]:
+    """``(index, draws)`` of ``sampler`` on ``target``'s model (built where the task runs)."""
+    return index, _draw(sampler, target.build(), n_draws, seed)
+
+
 def check_sampler(
     sampler: Sampler,
     model: Model | None = None,
@@ -335,6 +344,7 @@ def check_sampler(
     sbc_bins: int = 10,
     min_ess: float = 100.0,
     raise_on_failure: bool = True,
+    executor: Any = None,
 ) -> SamplerReport:
     """Check that ``sampler(model, n_draws, seed) -> (n_draws, dim)`` draws from its target.
 
@@ -349,6 +359,12 @@ def check_sampler(
     sampler fails with probability at most about ``alpha``. Returns a :class:`SamplerReport`; raises
     ``AssertionError`` listing the failed statistics when any failed (unless
     ``raise_on_failure=False``).
+
+    ``executor``: where the sampler runs (:mod:`nutslite.distributed`): by default threads in this
+    process, one run per target and per SBC replication at a time on each CPU; a Dask ``Client``
+    fans them out over its workers (the sampler and the targets must then pickle with
+    ``cloudpickle``, which Dask uses). The statistics do not depend on where the runs ran. A
+    sampler that cannot run in two threads at once needs ``executor=ThreadPoolExecutor(1)``.
     """
     start = time.perf_counter()
     if model is not None:
@@ -359,24 +375,26 @@ def check_sampler(
     n_sbc = 0
     if sbc:
         simulated = hierarchical_normal()
-        n_sbc = simulated.model.dim
+        n_sbc = simulated.dim
     n_stats = sum(t.n_statistics() for t in targets) + n_sbc
     z_max = float(stats.norm.isf(alpha / (2 * n_stats)))
     seeds = np.random.SeedSequence(seed).generate_state(len(targets) + 1)
     results: list[CheckResult] = []
+    executor = as_executor(executor)
     with warnings.catch_warnings():
         # judged here: a stuck sampler's constant indicators, the sampler's own ESS warnings
         warnings.simplefilter("ignore", DiagnosticWarning)
         warnings.simplefilter("ignore", SamplingWarning)
-        for target, target_seed in zip(targets, seeds, strict=False):
-            target_model = target.build()
-            draws = _draw(sampler, target_model, n_draws, int(target_seed))
-            results += _check_target(target, draws, z_max, min_ess)
+        tasks = ((sampler, target, n_draws, int(s), i) for i, (target, s) in
+                 enumerate(zip(targets, seeds, strict=False)))
+        draws = dict(map_unordered(_sample_target, tasks, executor))
+        for i, target in enumerate(targets):  # in the order given, whatever finished first
+            results += _check_target(target, draws[i], z_max, min_ess)
         sbc_result = None
         if sbc:
             sbc_result = simulation_based_calibration(
                 sampler, simulated, replications=sbc_replications, n_draws=sbc_draws,
-                bins=sbc_bins, seed=int(seeds[-1]),
+                bins=sbc_bins, seed=int(seeds[-1]), executor=executor,
             )
             chi2_max = float(stats.chi2.isf(alpha / n_stats, sbc_bins - 1))
             for j, coord in enumerate(sbc_result.coords):
