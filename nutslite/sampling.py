@@ -12,7 +12,6 @@ metric estimates go through NumPy's LAPACK (CPU-specific kernels; last bits diff
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import threading
@@ -31,9 +30,11 @@ from nutslite.adaptation.mass_matrix import (
     metric_adaptation_init,
 )
 from nutslite.adaptation.step_size import (
+    SHORT_WARMUP,
     STEP_SIZE_IMPROPER,
     STEP_SIZE_OK,
     DualAveraging,
+    dual_averaging_start,
     find_initial_step_size,
 )
 from nutslite.adaptation.windows import nutpie_schedule, stan_schedule
@@ -219,7 +220,8 @@ def sample(
         eps = user_step
         if tune > 0 or step_sizes is None:
             eps, status = find_initial_step_size(
-                model.logp_grad_function, rng, metric, user_step, q, logp, grad, scratch
+                model.logp_grad_function, rng, metric, user_step, q, logp, grad, scratch,
+                tune < SHORT_WARMUP,  # too short to correct it: the largest that passed
             )
             _raise_for_status(status, c, "finding the initial step size")
         chain_list.append(
@@ -227,8 +229,7 @@ def sample(
                 index=c,
                 rng=rng,
                 state=ChainState(q, grad, logp, eps, metric),
-                # Stan sets mu = log(10 * user step size) before the heuristic runs
-                da=DualAveraging(0.0, 0.0, 0.0, math.log(10.0 * user_step), math.log(eps)),
+                da=dual_averaging_start(user_step, eps, tune),
                 adapt=metric_adaptation_init(kind, dim, tune),
                 traj=allocate_trajectory(dim, max_treedepth),
                 scratch=scratch,

@@ -54,6 +54,7 @@ from numba import objmode
 
 from nutslite._blas import single_blas_thread
 from nutslite._numba import jit
+from nutslite.adaptation.windows import MIN_LIVE_WARMUP
 
 STAN, DENSE, GRAD, LOW_RANK = 0, 1, 2, 3
 ADAPTATION_KINDS = {"stan": STAN, "dense": DENSE, "grad": GRAD, "low_rank": LOW_RANK}
@@ -264,8 +265,9 @@ def initial_inv_mass(kind: int, grad: np.ndarray, num_warmup: int) -> np.ndarray
     ``GRAD`` and ``LOW_RANK``, ``1 / |grad log p(q0)|``. Deviation from nuts-rs, which clips
     that to ``[1e-20, 1e20]``: a zero or non-finite gradient entry gets 1 (a zero gradient at
     the start would otherwise give a 1e20 inverse mass, the pitfall of roualdes/bridgestan#320),
-    and the rest is clipped to ``[1e-10, 1e10]``."""
-    if kind not in (GRAD, LOW_RANK) or num_warmup == 0:
+    and the rest is clipped to ``[1e-10, 1e10]``. Ones too below ``MIN_LIVE_WARMUP`` warmup
+    iterations, where the schedule adapts no metric and nothing would replace that start."""
+    if kind not in (GRAD, LOW_RANK) or num_warmup < MIN_LIVE_WARMUP:
         return np.ones(len(grad))
     size = np.abs(grad)
     usable = np.isfinite(size) & (size > 0)
