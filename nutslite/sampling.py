@@ -16,6 +16,8 @@ import numbers
 import os
 import threading
 import time
+import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -46,7 +48,7 @@ from nutslite.chain import (
     NutsSettings,
     run_chain,
 )
-from nutslite.diagnostics import MIN_DRAWS, warn_problems
+from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
@@ -156,7 +158,9 @@ def sample(
     -------
     SamplingResult
         With ``posterior``, ``unconstrained``, ``sample_stats``, ``warmup`` and ``divergences``.
-        Interrupted by Ctrl-C, it holds the draws completed so far (``result.interrupted``).
+        Interrupted by Ctrl-C, it holds the draws every chain completed (``result.interrupted``).
+        A Ctrl-C after the chains have finished never loses the draws: during the checks below
+        it stops them and ``sample`` returns the complete result with a warning saying so.
         Before it returns (unless ``warn=False``), ``nutslite.diagnostics.warn_problems`` issues one
         ``SamplingWarning`` per problem found (divergences, tree-depth saturation, R-hat above
         1.01, ESS below 100 per chain, E-BFMI below 0.3).
@@ -288,18 +292,18 @@ def sample(
             stop.set()  # an error in one chain stops the others promptly
             raise
 
-    def snapshot() -> list[ChainProgress]:
-        return [
-            ChainProgress(
-                ch.index, ch.done, n_iter, tune, int(ch.divergence_count[0]),
+    def snapshot(kept: int = n_iter) -> list[ChainProgress]:
+        """Every chain's progress, with the divergences among its first ``kept`` iterations."""
+        progress = []
+        for ch in chain_list:
+            iters = ch.divergence_iters[: ch.divergence_count[0]]
+            progress.append(ChainProgress(
+                ch.index, ch.done, n_iter, tune, int(np.count_nonzero(iters < kept)),
                 float(ch.state.step_size), ch.seconds,
-                warmup_divergences=int(
-                    np.count_nonzero(ch.divergence_iters[: ch.divergence_count[0]] < tune)
-                ),
+                warmup_divergences=int(np.count_nonzero(iters < min(tune, kept))),
                 running=ch.running,
-            )
-            for ch in chain_list
-        ]
+            ))
+        return progress
 
     if needs_compiling(run_chain):
         reporter.note(
@@ -319,14 +323,19 @@ def sample(
         finally:
             stop.set()  # no-op after a normal end; else every chain stops after its chunk
             _wait_through_interrupts(futures)
-    reporter.close(snapshot(), interrupted)
+    # From here on the draws are finished: a Ctrl-C must not lose them. An interrupted run keeps
+    # the iterations every chain completed, so the final progress counts divergences among those.
+    try:
+        reporter.close(snapshot(min(ch.done for ch in chain_list)), interrupted)
+    except KeyboardInterrupt:
+        pass  # the progress display is cut short; the draws are not
     for f in futures:
         f.result()  # re-raise any error from a chain thread
     wall = time.perf_counter() - t_start
     for ch in chain_list:
         _raise_for_status(ch.status, ch.index, "warmup")
 
-    result = SamplingResult.from_chains(
+    result = _despite_interrupts(lambda: SamplingResult.from_chains(
         model=model,
         chains=chain_list,
         tune=tune,
@@ -340,10 +349,44 @@ def sample(
             "jitter": float(jitter), "max_delta_h": MAX_DELTA_H, "adaptation": adaptation,
             "wall_seconds": wall,
         },
-    )
+    ))
     if warn and result.n_draws >= MIN_DRAWS:  # name every problem: divergences, R-hat, ...
-        warn_problems(result)
+        _warn_problems_at_caller(result)
     return result
+
+
+def _despite_interrupts(build: Callable[[], SamplingResult]) -> SamplingResult:
+    """``build()``, run again from the start if Ctrl-C interrupts it: it only copies finished
+    draws into a result, which takes a moment, and a Ctrl-C must never throw them away."""
+    while True:
+        try:
+            return build()
+        except KeyboardInterrupt:
+            continue
+
+
+def _warn_problems_at_caller(result: SamplingResult) -> None:
+    """``warn_problems(result)``, its warnings issued at the line that called ``sample``.
+
+    The checks (R-hat, ESS, ...) can take tens of seconds on long runs. A Ctrl-C meanwhile stops
+    them, and ``sample`` still returns the finished draws, with a warning saying that the checks
+    did not run to the end.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            warn_problems(result)
+            stopped = False
+        except KeyboardInterrupt:
+            stopped = True
+    for w in caught:  # re-issued outside the recording, under the caller's warning filters
+        warnings.warn(w.message, w.category, stacklevel=3)  # 3: the caller of ``sample``
+    if stopped:
+        warnings.warn(
+            "Ctrl-C stopped the diagnostic checks after sampling had finished; the draws are "
+            "complete. Check them with nutslite.diagnostics.warn_problems(result)",
+            SamplingWarning, stacklevel=3,
+        )
 
 
 def _wait_through_interrupts(futures: list) -> None:
