@@ -11,16 +11,19 @@ plots with E-BFMI, rank plots, and the MAP against the posterior mean.
 
 Usage::
 
-    python examples/funnel_of_hell.py            # the post's run; figures in examples/output
+    python examples/funnel_of_hell.py            # the post's run; figures in a temporary folder
     python examples/funnel_of_hell.py --quick    # 4 x 1000 draws, a few seconds
     python examples/funnel_of_hell.py --scan 10  # also R-hat & co. over 10 seeds
 
-The printed report is also written to ``OUT/funnel_of_hell.txt``.
+Figures and the printed report (``funnel_of_hell.txt``) go to ``--out``, by default a folder in
+the system's temporary directory, so that a run never rewrites the copies kept in the repository
+(``examples/output``); ``--out examples/output`` refreshes those.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -68,7 +71,11 @@ def parse_args() -> argparse.Namespace:
                         help="chain of the single-chain traces (default: the centered chain with "
                         "the most divergences, where the funnel shows)")
     parser.add_argument("--scan", type=int, default=0, help="also summarize this many seeds")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output")
+    parser.add_argument(
+        "--out", type=Path, default=Path(tempfile.gettempdir()) / "nutslite_funnel_of_hell",
+        help="folder for the figures and the report (default: %(default)s; the copies in the "
+        "repository are refreshed with --out examples/output)",
+    )
     args = parser.parse_args()
     if args.draws is None:
         args.draws = 1000 if args.quick else 5000
@@ -313,6 +320,7 @@ def main() -> None:
     say("Figures:")
     figures(res, args, say)
     say.save(args.out / "funnel_of_hell.txt")
+    print(f"(report and figures written to {args.out})")
 
 
 if __name__ == "__main__":

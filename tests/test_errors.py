@@ -288,3 +288,11 @@ def test_a_density_failing_everywhere_reports_each_trial_point():
     message = str(info.value)
     assert message.count("ValueError: no density here") == 4
     assert "at the origin: " in message and message.count("at (") == 3
+
+
+def test_sampling_warnings_point_at_the_callers_line():
+    """Not at sampling.py: the line to look at is the user's call of nl.sample."""
+    with pytest.warns(nl.diagnostics.SamplingWarning, match="diverged") as caught:
+        nl.sample(zoo.std_normal(2), draws=100, tune=0, chains=2, seed=1, step_size=5.0,
+                  progress=False)
+    assert {w.filename for w in caught} == {__file__}
