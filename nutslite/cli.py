@@ -8,7 +8,10 @@
     nutslite models
 
 Exit status: 0 on success, 1 when sampling fails (``SamplingError``), 2 for bad input (the
-message names the problem), 130 when Ctrl-C stopped sampling (the draws so far are still saved).
+message names the problem, and ``--out`` naming an existing file without ``--force`` is one), 130
+when Ctrl-C stopped sampling or the checks after it. ``sample --out`` writes the draws (atomically:
+a temporary file, then a rename) before it checks them for problems, so a Ctrl-C at any point
+after the chains have started keeps every draw they completed.
 """
 
 from __future__ import annotations
