@@ -74,3 +74,18 @@ def test_a_restart_with_no_update_after_it_keeps_its_step_size():
     from nutslite.adaptation.step_size import dual_averaging_final, dual_averaging_init
 
     assert dual_averaging_final(dual_averaging_init(0.037)) == pytest.approx(0.037)
+
+
+@pytest.mark.parametrize(
+    "adaptation, tune, dim",
+    [("stan", 20, 50), ("dense", 20, 50), ("grad", 3, 100), ("low_rank", 3, 100)],
+)
+def test_the_cases_of_the_issue(adaptation, tune, dim):
+    """Issue 17: stan at tune=20 on a 50-dimensional normal (794 of 2000 transitions diverged,
+    acceptance 0.03); grad and low_rank at tune=3 (step size exactly 1.0, every transition of a
+    100-dimensional normal diverged)."""
+    res = nl.sample(std_normal(dim), draws=200, tune=tune, chains=2, seed=1,
+                    adaptation=adaptation, progress=False, warn=False)
+    assert np.isfinite(res.warmup["step_size"]).all() and (res.warmup["step_size"] != 1.0).all()
+    assert BAND[0] <= res.sample_stats["acceptance_rate"].mean() <= BAND[1]
+    assert res.sample_stats["diverging"].sum() <= 2 * MAX_DIVERGENCES  # 1% of 400 draws
