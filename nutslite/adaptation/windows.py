@@ -17,9 +17,11 @@ Stan says so and adapts no metric. Between 20 and 149 it logs that it resizes th
 of the first window stays at the value the constructor computed from zero-sized stages
 (``0 + 0 - 1``, which wraps to the largest unsigned integer) and is never reached: the metric
 stays the initial one, and dual averaging is never restarted (stan-dev/stan#3380). nutslite
-follows the code. Following the log instead, as nutslite did before, restarts dual averaging
-with only ``int(0.1 * num_warmup)`` iterations left (2 at 20): on a 50-dimensional normal at 20
-warmup iterations 40% of the transitions then diverged.
+follows the code, for ``"stan"`` and ``"dense"`` alike. Following the log instead, as nutslite
+did before, restarts dual averaging with only ``int(0.1 * num_warmup)`` iterations left (2 at
+20): on a 50-dimensional normal at 20 warmup iterations 40% of the transitions then diverged.
+Below 20 iterations the step-size adaptation itself departs from Stan's (``step_size``, "Short
+warmups").
 
 For 1000 warmup iterations the windows end at iterations 99, 149, 249, 449 and 949. At each
 window's end the metric is set from the window's draws, the estimator forgets, the initial
