@@ -114,7 +114,10 @@ def sample(
     model
         The target (``nl.Model``).
     draws, tune, chains
-        Draws kept per chain, warmup iterations per chain, number of chains.
+        Draws kept per chain, warmup iterations per chain, number of chains. Shorter warmups
+        adapt only the step size: below 150 iterations with ``"stan"`` and ``"dense"`` (as
+        Stan's code does), below 20 with ``"grad"`` and ``"low_rank"``; below 20 the step-size
+        adaptation starts cautiously (``nutslite.adaptation.step_size``, "Short warmups").
     seed
         Seed of ``numpy.random.SeedSequence``; chain ``c`` uses the ``c``-th spawned stream.
         ``None`` draws fresh entropy (recorded in ``result.settings["seed"]``).
