@@ -8,7 +8,10 @@
     nutslite models
 
 Exit status: 0 on success, 1 when sampling fails (``SamplingError``), 2 for bad input (the
-message names the problem), 130 when Ctrl-C stopped sampling (the draws so far are still saved).
+message names the problem, and ``--out`` naming an existing file without ``--force`` is one), 130
+when Ctrl-C stopped sampling or the checks after it. ``sample --out`` writes the draws (atomically:
+a temporary file, then a rename) before it checks them for problems, so a Ctrl-C at any point
+after the chains have started keeps every draw they completed.
 """
 
 from __future__ import annotations
@@ -92,7 +95,8 @@ def build_model(name: str, parameterization: str | None = None, likelihood: str 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Sample a model with the No-U-Turn Sampler (Stan's algorithm and warmup),\n"
+        description="Sample a model with the No-U-Turn Sampler (Stan's algorithm; warmup adapts\n"
+        "the metric as nutpie does by default, as Stan does with --adaptation stan),\n"
         "then summarise and plot the saved run.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -138,7 +142,10 @@ def _parser() -> argparse.ArgumentParser:
                             "(Stan's windows), dense, low_rank")
     group = run.add_argument_group("output options")
     group.add_argument("--out", metavar="PATH",
-                       help="save the run to this .npz file (default: not saved)")
+                       help="save the run to this .npz file (default: not saved); an existing "
+                       "file is refused unless --force")
+    group.add_argument("--force", action="store_true",
+                       help="let --out replace an existing file")
     group.add_argument("--save-warmup", action="store_true",
                        help="keep the warmup draws in the file too")
     group.add_argument("--no-progress", action="store_true", help="do not show progress")
@@ -191,8 +198,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import nutslite as nl
     from nutslite.io import check_output_path
 
-    if args.out is not None:
-        check_output_path(args.out)  # before sampling, so a long run never ends unsaved
+    if args.out is not None:  # before sampling, so that a long run never ends unsaved
+        out = check_output_path(args.out)
+        if out.exists() and not args.force:
+            raise UsageError(
+                f"{str(out)!r} already exists; choose another --out, or pass --force to "
+                "replace it"
+            )
     model = build_model(args.model, args.parameterization, args.likelihood)
     cores = args.cores or os.cpu_count() or 1
     print(
@@ -203,31 +215,52 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:  # shown with the summary
             warnings.simplefilter("always")
+            # the checks come after saving (below): a Ctrl-C during them keeps the draws
             res = nl.sample(
                 model, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                 cores=args.cores, target_accept=args.target_accept,
                 max_treedepth=args.max_treedepth, adaptation=args.adaptation,
-                save_warmup=args.save_warmup, progress=not args.no_progress,
+                save_warmup=args.save_warmup, progress=not args.no_progress, warn=False,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # nl.sample returns the draws of any Ctrl-C once chains run
         print(f"{PROG}: interrupted before sampling started; nothing saved", file=sys.stderr)
         return EXIT_INTERRUPTED
     except nl.SamplingError as err:
         print(f"{PROG}: sampling failed: {err}", file=sys.stderr)
         return EXIT_FAILED
+    saved = ""
     if args.out is not None:
         try:
-            path = res.save(args.out)
+            path = res.save(args.out)  # atomic: a temporary file, then a rename
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted while saving; {args.out} not written", file=sys.stderr)
             return EXIT_INTERRUPTED
         print(f"{PROG}: saved to {path}", file=sys.stderr)
-    # nl.sample has already looked for problems (warn_problems): show its warnings
-    _report(res, args.vars, args.all, sampling_warnings=[str(w.message) for w in caught])
+        saved = f"; the draws are saved in {path}"
+    try:
+        checked = _check(res)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted while checking the draws{saved}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _report(res, args.vars, args.all,
+            sampling_warnings=[*(str(w.message) for w in caught), *checked])
     if args.seed is None:
         print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
               file=sys.stderr)
     return EXIT_INTERRUPTED if res.interrupted else 0
+
+
+def _check(res: Any) -> list[str]:
+    """The messages of ``warn_problems`` (divergences, R-hat, ESS, ...), as ``nl.sample`` would
+    have issued them."""
+    from nutslite.diagnostics import MIN_DRAWS, warn_problems
+
+    if res.n_draws < MIN_DRAWS:
+        return []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_problems(res)
+    return [str(w.message) for w in caught]
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:

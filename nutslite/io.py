@@ -28,6 +28,8 @@ from nutslite.result import SamplingResult
 FORMAT = "nutslite-result"
 FORMAT_VERSION = 1
 META_KEY = "__nutslite__"
+ZIP_MAGIC = b"PK\x03\x04"  # how every .npz (a zip archive) begins
+NPY_MAGIC = b"\x93NUMPY"  # how a single .npy array begins
 
 PathLike = str | os.PathLike
 PLAIN_TYPES = (type(None), bool, int, float, str)  # stored as JSON (exact types: not np.float64)
@@ -138,6 +140,19 @@ def load(path: PathLike) -> SamplingResult:
         raise FileNotFoundError(f"no such file: {str(path)!r}")
     if path.is_dir():
         raise ValueError(f"{str(path)!r} is a directory, not a saved nutslite result")
+    with open(path, "rb") as f:
+        start = f.read(len(ZIP_MAGIC))
+    if start != ZIP_MAGIC:  # before numpy, whose error on a text file suggests allow_pickle
+        if not start:
+            what = "it is empty"
+        elif start == NPY_MAGIC[: len(start)]:
+            what = "it is a single .npy array, not an .npz archive"
+        else:
+            what = "it is not an .npz (zip) archive"
+        raise ValueError(
+            f"{str(path)!r} is not a readable nutslite result (.npz written by res.save or "
+            f"nutslite sample --out): {what}"
+        )
     try:
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):

@@ -21,6 +21,11 @@ from nutslite._numba import JIT_DISABLED, LOGP_GRAD_SIGNATURE
 
 ConstrainFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
+TRIAL_POINTS = 4  # the origin and three uniform(-2, 2) points (Model._trial_call)
+TRIAL_SEED = 20141  # the trial points are the same for every construction
+GUARD = 64  # sentinel entries after grad_out at a trial call
+GUARD_VALUE = -1.2345678901234567e-300  # an unlikely gradient entry
+
 
 class Model:
     """A differentiable log density on ``R^dim``.
@@ -33,7 +38,9 @@ class Model:
         Number of unconstrained coordinates.
     logp_grad
         A ``numba.njit`` function ``(theta: float64[dim], grad_out: float64[dim]) -> float``.
-        It is compiled here for C-contiguous float64 vectors and tried once at the origin.
+        It is compiled here for C-contiguous float64 vectors and tried at the origin and, if it
+        fails there, at up to three seeded uniform(-2, 2) points; a gradient written past
+        ``grad_out[dim - 1]`` is detected there (``_guarded_call`` says what cannot be).
     constrain
         Maps unconstrained draws of shape ``(..., dim)`` to a dict of named arrays with the leading
         dimensions kept (deterministics included). Defaults to the identity, named ``"x"``.
@@ -54,9 +61,11 @@ class Model:
     Raises
     ------
     TypeError
-        When ``logp_grad`` is not a Numba-jitted function or fails its trial call.
+        When ``logp_grad`` is not a Numba-jitted function, returns something other than a
+        number, or fails at every trial point (the message says what happened at each).
     ValueError
-        When ``name``, ``dim`` or ``coords`` are malformed.
+        When ``name``, ``dim`` or ``coords`` are malformed, or ``logp_grad`` writes past the end
+        of ``grad_out`` (``dim`` is not the length of the gradient it writes).
     """
 
     def __init__(
@@ -101,19 +110,32 @@ class Model:
         self._trial_call()
 
     def _trial_call(self) -> None:
-        theta = np.zeros(self.dim)
-        grad = np.zeros(self.dim)
-        try:
-            value = self.logp_grad(theta, grad)
-        except Exception as err:  # any failure here is the user's function failing
-            raise TypeError(
-                f"Model {self.name!r}: logp_grad(theta, grad_out) failed on a trial call with two "
-                f"float64 arrays of shape ({self.dim},): {type(err).__name__}: {err}"
-            ) from err
-        if not isinstance(value, float | np.floating | int | np.integer):
-            raise TypeError(
-                f"Model {self.name!r}: logp_grad must return a float, got {type(value).__name__}"
-            )
+        """Call ``logp_grad`` at ``TRIAL_POINTS`` seeded points (the origin first, then Stan's
+        uniform(-2, 2)) and check what it did. See ``_guarded_call`` for what a trial call can
+        and cannot detect.
+
+        Raises ``ValueError`` when a call writes past ``grad_out[dim - 1]``, ``TypeError`` when
+        it returns something other than a number, or when it fails (raises) at every point;
+        one point where it works is enough, since a valid density may fail at a single point
+        (``1 / |theta|`` at the origin)."""
+        rng = np.random.default_rng(TRIAL_SEED)
+        points = [np.zeros(self.dim)]
+        points += [rng.uniform(-2.0, 2.0, self.dim) for _ in range(TRIAL_POINTS - 1)]
+        outcomes = []
+        for theta in points:
+            error, value = _guarded_call(self, theta)
+            if error is None:
+                if not isinstance(value, float | np.floating | int | np.integer):
+                    raise TypeError(
+                        f"Model {self.name!r}: logp_grad must return a float, got "
+                        f"{type(value).__name__}"
+                    )
+                return
+            outcomes.append(f"at {_point_text(theta)}: {type(error).__name__}: {error}")
+        raise TypeError(
+            f"Model {self.name!r}: logp_grad(theta, grad_out) failed at each of {TRIAL_POINTS} "
+            f"trial points (float64 arrays of shape ({self.dim},)): " + "; ".join(outcomes)
+        )
 
     def logp(self, theta: np.ndarray) -> float:
         """``log p(theta)`` up to a constant (Python convenience; allocates)."""
@@ -202,6 +224,51 @@ def rebuild(factory: Callable[..., Model], args: tuple, kwargs: dict[str, Any]) 
         while len(_REBUILT) > MAX_REBUILT:
             _REBUILT.popitem(last=False)
     return model
+
+
+def _guarded_call(model: Model, theta: np.ndarray) -> tuple[Exception | None, object]:
+    """Call ``model.logp_grad(theta, grad_out)`` with ``GUARD`` sentinel entries after
+    ``grad_out`` in the same buffer; return ``(exception or None, returned value)``.
+
+    Compiled code does not check bounds, so a function that writes past ``grad_out[dim - 1]``
+    (a gradient of the wrong length) corrupts whatever memory follows, and the interpreter dies
+    later (``corrupted double-linked list``). Here it overwrites the sentinels instead, and a
+    ``ValueError`` names the model and its ``dim``. What a trial call cannot detect: a write more
+    than ``GUARD`` entries past the end or before the start, a write of exactly the sentinel's
+    bits, a write past the end that happens only at other points than those tried, reads past
+    the end of ``theta`` (they return garbage, not a crash), and writes into other arrays.
+    Interpreted (``NUMBA_DISABLE_JIT=1``), NumPy checks bounds and raises ``IndexError``,
+    reported the same way.
+    """
+    dim = model.dim
+    buffer = np.full(dim + GUARD, GUARD_VALUE)
+    grad = buffer[:dim]
+    try:
+        value, error = model.logp_grad(theta, grad), None
+    except IndexError as err:  # interpreted: NumPy's bounds check caught the same mistake
+        raise _past_the_end(model, f"({err})") from err
+    except Exception as err:  # any failure here is the user's function failing at theta
+        value, error = None, err
+    guards = buffer[dim:].view(np.int64)
+    written = np.flatnonzero(guards != np.array(GUARD_VALUE).view(np.int64))
+    if len(written):
+        raise _past_the_end(model, f"(it wrote grad_out[{dim + written[-1]}] at least)")
+    return error, value
+
+
+def _past_the_end(model: Model, detail: str) -> ValueError:
+    return ValueError(
+        f"Model {model.name!r}: logp_grad wrote past the end of grad_out, which has dim="
+        f"{model.dim} entries {detail}; check that dim matches the gradient logp_grad writes"
+    )
+
+
+def _point_text(theta: np.ndarray, limit: int = 4) -> str:
+    """``the origin`` or ``(0.512, -1.33, ...)``."""
+    if not theta.any():
+        return "the origin"
+    text = ", ".join(f"{v:.3g}" for v in theta[:limit])
+    return f"({text}{', ...' if len(theta) > limit else ''})"
 
 
 def _first_class(logp_grad: Callable) -> Callable:

@@ -51,6 +51,9 @@ from nutslite.diagnostics import ebfmi
 __all__ = ["plot_energy", "plot_pair", "plot_rank", "plot_trace"]
 
 DIVERGENT_COLOR = "red"
+MAX_TRACED_ELEMENTS = 10  # longer vectors: plot_trace draws a forest of intervals instead
+MAX_LEGEND_COLUMNS = 8  # more chains wrap to a second legend row
+MAX_FOREST_BARS = 200  # longer vectors: bands per chain instead of bars side by side
 _ELEMENT = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\]$")
 
 
@@ -148,10 +151,13 @@ def plot_trace(
     """Trace plots: each variable's draws against iteration, one colour per chain.
 
     One row per entry of ``var_names``: a histogram of the draws of each chain (left, when
-    ``density``) and the draws against iteration (right). A vector variable (``"b"``) draws all
-    its elements; with a single chain they are coloured by element, as in Wiecki (2017), and
-    otherwise by chain. With ``divergences``, the iterations of divergent transitions are marked
-    by red ticks along the bottom of the trace.
+    ``density``) and the draws against iteration (right). A vector variable (``"b"``) of up to
+    ``MAX_TRACED_ELEMENTS`` elements draws all of them; with a single chain they are coloured by
+    element, as in Wiecki (2017), and otherwise by chain. A longer one, whose traces would be an
+    unreadable tangle, is drawn as a forest instead: each element's median and central 90%
+    interval per chain against its index, with a note in the histogram's place (name single
+    elements, ``"b[3]"``, to trace them). With ``divergences``, the iterations of divergent
+    transitions are marked by red ticks along the bottom of the trace.
 
     A trace that wanders into a region and stays there for hundreds of draws (``sigma_b`` near
     zero in the centered radon model) is the sampler failing to explore that region: the
@@ -194,56 +200,112 @@ def plot_trace(
     for row, var in enumerate(names):
         labels, arr = _draws(source, var)
         selected = _chain_list(chains, arr.shape[0])
-        by_element = len(selected) == 1 and len(labels) > 1
-        many = len(labels) > 1
-        trace_ax = axes[row, -1]
-        for c in selected:
-            chain_draws = arr[c]
-            if by_element:
-                trace_ax.plot(chain_draws, lw=0.6, alpha=0.5)
-            else:
+        if len(labels) > MAX_TRACED_ELEMENTS:
+            _forest_row(axes[row], var, labels, arr, selected)
+        else:
+            _trace_row(source, axes[row], var, labels, arr, selected, density, divergences)
+    return fig
+
+
+def _trace_row(
+    source: Any, row_axes: np.ndarray, var: str, labels: list[str], arr: np.ndarray,
+    selected: list[int], density: bool, divergences: bool,
+) -> None:
+    """One row of ``plot_trace``: histograms (``row_axes[0]`` with ``density``) and traces."""
+    by_element = len(selected) == 1 and len(labels) > 1
+    many = len(labels) > 1
+    trace_ax = row_axes[-1]
+    for c in selected:
+        chain_draws = arr[c]
+        if by_element:
+            trace_ax.plot(chain_draws, lw=0.6, alpha=0.5)
+        else:
+            for k in range(len(labels)):  # one legend entry per chain, not per element
                 trace_ax.plot(
-                    chain_draws,
+                    chain_draws[:, k],
                     color=f"C{c % 10}",
                     lw=0.4 if many else 0.6,
                     alpha=0.3 if many else 0.7,
-                    label=f"chain {c}" if len(selected) > 1 else None,
+                    label=f"chain {c}" if len(selected) > 1 and k == 0 else None,
                 )
-            if density:
-                hist_ax = axes[row, 0]
-                for k in range(len(labels)):
-                    hist_ax.hist(
-                        chain_draws[:, k],
-                        bins=40,
-                        density=True,
-                        histtype="step",
-                        color=f"C{(k if by_element else c) % 10}",
-                        alpha=0.5 if many else 0.9,
-                        lw=0.8,
-                    )
-        if divergences:
-            flags = _diverging(source, arr.shape[:2])
-            if flags is not None:
-                _mark_divergent_iterations(trace_ax, flags[selected])
-        trace_ax.set(xlabel="draw", ylabel=var, xlim=(0, arr.shape[1]))
-        chain_text = f"chain {selected[0]}" if len(selected) == 1 else f"{len(selected)} chains"
-        trace_ax.set_title(f"{var}: trace ({chain_text})", fontsize="medium", loc="left")
         if density:
-            axes[row, 0].set(xlabel=var, ylabel="density")
-            axes[row, 0].set_title(f"{var}: histogram per chain", fontsize="medium", loc="left")
-        handles, _ = trace_ax.get_legend_handles_labels()
-        if handles:  # above the trace, right of its title, so no draw is hidden
-            trace_ax.legend(
-                loc="lower right",
-                bbox_to_anchor=(1.0, 1.0),
-                ncols=len(handles),
-                fontsize="small",
-                frameon=False,
-                borderaxespad=0.1,
-                handlelength=1.5,
-                columnspacing=1.0,
-            )
-    return fig
+            for k in range(len(labels)):
+                row_axes[0].hist(
+                    chain_draws[:, k],
+                    bins=40,
+                    density=True,
+                    histtype="step",
+                    color=f"C{(k if by_element else c) % 10}",
+                    alpha=0.5 if many else 0.9,
+                    lw=0.8,
+                )
+    if divergences:
+        flags = _diverging(source, arr.shape[:2])
+        if flags is not None:
+            _mark_divergent_iterations(trace_ax, flags[selected])
+    trace_ax.set(xlabel="draw", ylabel=var, xlim=(0, arr.shape[1]))
+    chain_text = f"chain {selected[0]}" if len(selected) == 1 else f"{len(selected)} chains"
+    what = f"{len(labels)} elements" if many else "trace"
+    trace_ax.set_title(f"{var}: {what} ({chain_text})", fontsize="medium", loc="left")
+    if density:
+        row_axes[0].set(xlabel=var, ylabel="density")
+        row_axes[0].set_title(f"{var}: per chain", fontsize="medium", loc="left")
+    _legend_above(trace_ax)
+
+
+def _legend_above(ax: Axes) -> None:
+    """The chains' legend above ``ax``, right of its title, so that no draw is hidden."""
+    handles, _ = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    legend = ax.legend(
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncols=min(len(handles), MAX_LEGEND_COLUMNS),
+        fontsize="small",
+        frameon=False,
+        borderaxespad=0.1,
+        handlelength=1.5,
+        columnspacing=1.0,
+    )
+    for handle in legend.legend_handles:  # faint lines in the plot, clear ones in the legend
+        handle.set_alpha(1.0)
+
+
+def _forest_row(
+    row_axes: np.ndarray, var: str, labels: list[str], arr: np.ndarray, selected: list[int]
+) -> None:
+    """A vector too long to trace element by element: each element's median and central 90%
+    interval per chain, side by side, against the element's index. Chains that disagree on an
+    element (a non-mixing chain) show as intervals that do not overlap."""
+    n = len(labels)
+    ax = row_axes[-1]
+    side_by_side = n <= MAX_FOREST_BARS  # else bands: bars a pixel apart would hide each other
+    for j, c in enumerate(selected):
+        low, mid, high = np.percentile(arr[c], [5.0, 50.0, 95.0], axis=0)
+        color = f"C{c % 10}"
+        label = f"chain {c}" if len(selected) > 1 else None
+        if side_by_side:
+            x = np.arange(n) + 0.8 * ((j + 0.5) / len(selected) - 0.5)
+            ax.vlines(x, low, high, color=color, lw=0.8, alpha=0.8, label=label)
+            ax.plot(x, mid, linestyle="none", marker=".", markersize=2.5, color=color)
+        else:
+            ax.fill_between(np.arange(n), low, high, color=color, alpha=0.15, lw=0)
+            ax.plot(np.arange(n), mid, color=color, lw=0.6, label=label)
+    ax.set(xlabel=f"element of {var} (index)", ylabel=var, xlim=(-1, n))
+    ax.set_title(f"{var}: {n} elements, 90% intervals", fontsize="medium", loc="left")
+    _legend_above(ax)
+    if len(row_axes) > 1:  # the histogram's place holds a note instead
+        note = row_axes[0]
+        note.set_axis_off()
+        note.text(
+            0.0, 0.5,
+            f"{var} has {n} elements, too many\nto trace one by one. Right: each\n"
+            f"element's median and 5% to 95%\n"
+            + ("interval, chain by chain" if side_by_side else "band, one colour per chain")
+            + f".\nTrace single elements by name,\ne.g. {labels[0]!r}.",
+            transform=note.transAxes, va="center", ha="left", fontsize="small",
+        )
 
 
 def _mark_divergent_iterations(ax: Axes, flags: np.ndarray) -> None:

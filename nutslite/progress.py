@@ -50,6 +50,19 @@ class ChainProgress:
         return self.divergences - self.warmup_divergences
 
 
+def _interrupted_line(chains: list[ChainProgress]) -> str:
+    """What an interrupted run keeps: every chain's first ``min(done)`` iterations (the result
+    is rectangular), so the divergences shown at the end are those among them, as in the
+    warnings."""
+    kept = min(ch.done for ch in chains) - chains[0].tune if chains else 0
+    if kept <= 0:
+        return "interrupted during warmup: the chains stopped at the counts above; no draws kept"
+    return (
+        f"interrupted: the chains stopped at the counts above; the result keeps the first {kept} "
+        "draws of every chain, and the divergence counts above are those among them"
+    )
+
+
 class Reporter:
     """Shows nothing. Subclasses draw something in ``update`` and ``close``."""
 
@@ -164,7 +177,7 @@ class TerminalReporter(_StreamReporter):
     def close(self, chains: list[ChainProgress], interrupted: bool) -> None:
         self._draw(chains, time.perf_counter(), interrupted)
         if interrupted:
-            self.stream.write("interrupted: the chains stopped at the counts above\n")
+            self.stream.write(_interrupted_line(chains) + "\n")
         self.stream.flush()
 
     def _draw(self, chains: list[ChainProgress], now: float, interrupted: bool) -> None:
@@ -210,7 +223,7 @@ class LogReporter(_StreamReporter):
         for ch, rate in zip(chains, rates, strict=True):
             self.stream.write(f"{stamp} {_chain_line(ch, rate, interrupted)}\n")
         if interrupted:
-            self.stream.write(f"{stamp} interrupted: the chains stopped at the counts above\n")
+            self.stream.write(f"{stamp} {_interrupted_line(chains)}\n")
         self.stream.flush()
 
 

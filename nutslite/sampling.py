@@ -12,11 +12,12 @@ metric estimates go through NumPy's LAPACK (CPU-specific kernels; last bits diff
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import threading
 import time
+import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -31,9 +32,11 @@ from nutslite.adaptation.mass_matrix import (
     metric_adaptation_init,
 )
 from nutslite.adaptation.step_size import (
+    SHORT_WARMUP,
     STEP_SIZE_IMPROPER,
     STEP_SIZE_OK,
     DualAveraging,
+    dual_averaging_start,
     find_initial_step_size,
 )
 from nutslite.adaptation.windows import nutpie_schedule, stan_schedule
@@ -45,7 +48,7 @@ from nutslite.chain import (
     NutsSettings,
     run_chain,
 )
-from nutslite.diagnostics import MIN_DRAWS, warn_problems
+from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
@@ -111,7 +114,10 @@ def sample(
     model
         The target (``nl.Model``).
     draws, tune, chains
-        Draws kept per chain, warmup iterations per chain, number of chains.
+        Draws kept per chain, warmup iterations per chain, number of chains. Shorter warmups
+        adapt only the step size: below 150 iterations with ``"stan"`` and ``"dense"`` (as
+        Stan's code does), below 20 with ``"grad"`` and ``"low_rank"``; below 20 the step-size
+        adaptation starts cautiously (``nutslite.adaptation.step_size``, "Short warmups").
     seed
         Seed of ``numpy.random.SeedSequence``; chain ``c`` uses the ``c``-th spawned stream.
         ``None`` draws fresh entropy (recorded in ``result.settings["seed"]``).
@@ -155,7 +161,9 @@ def sample(
     -------
     SamplingResult
         With ``posterior``, ``unconstrained``, ``sample_stats``, ``warmup`` and ``divergences``.
-        Interrupted by Ctrl-C, it holds the draws completed so far (``result.interrupted``).
+        Interrupted by Ctrl-C, it holds the draws every chain completed (``result.interrupted``).
+        A Ctrl-C after the chains have finished never loses the draws: during the checks below
+        it stops them and ``sample`` returns the complete result with a warning saying so.
         Before it returns (unless ``warn=False``), ``nutslite.diagnostics.warn_problems`` issues one
         ``SamplingWarning`` per problem found (divergences, tree-depth saturation, R-hat above
         1.01, ESS below 100 per chain, E-BFMI below 0.3).
@@ -219,7 +227,8 @@ def sample(
         eps = user_step
         if tune > 0 or step_sizes is None:
             eps, status = find_initial_step_size(
-                model.logp_grad_function, rng, metric, user_step, q, logp, grad, scratch
+                model.logp_grad_function, rng, metric, user_step, q, logp, grad, scratch,
+                tune < SHORT_WARMUP,  # too short to correct it: the largest that passed
             )
             _raise_for_status(status, c, "finding the initial step size")
         chain_list.append(
@@ -227,8 +236,7 @@ def sample(
                 index=c,
                 rng=rng,
                 state=ChainState(q, grad, logp, eps, metric),
-                # Stan sets mu = log(10 * user step size) before the heuristic runs
-                da=DualAveraging(0.0, 0.0, 0.0, math.log(10.0 * user_step), math.log(eps)),
+                da=dual_averaging_start(user_step, eps, tune),
                 adapt=metric_adaptation_init(kind, dim, tune),
                 traj=allocate_trajectory(dim, max_treedepth),
                 scratch=scratch,
@@ -287,18 +295,18 @@ def sample(
             stop.set()  # an error in one chain stops the others promptly
             raise
 
-    def snapshot() -> list[ChainProgress]:
-        return [
-            ChainProgress(
-                ch.index, ch.done, n_iter, tune, int(ch.divergence_count[0]),
+    def snapshot(kept: int = n_iter) -> list[ChainProgress]:
+        """Every chain's progress, with the divergences among its first ``kept`` iterations."""
+        progress = []
+        for ch in chain_list:
+            iters = ch.divergence_iters[: ch.divergence_count[0]]
+            progress.append(ChainProgress(
+                ch.index, ch.done, n_iter, tune, int(np.count_nonzero(iters < kept)),
                 float(ch.state.step_size), ch.seconds,
-                warmup_divergences=int(
-                    np.count_nonzero(ch.divergence_iters[: ch.divergence_count[0]] < tune)
-                ),
+                warmup_divergences=int(np.count_nonzero(iters < min(tune, kept))),
                 running=ch.running,
-            )
-            for ch in chain_list
-        ]
+            ))
+        return progress
 
     if needs_compiling(run_chain):
         reporter.note(
@@ -318,14 +326,19 @@ def sample(
         finally:
             stop.set()  # no-op after a normal end; else every chain stops after its chunk
             _wait_through_interrupts(futures)
-    reporter.close(snapshot(), interrupted)
+    # From here on the draws are finished: a Ctrl-C must not lose them. An interrupted run keeps
+    # the iterations every chain completed, so the final progress counts divergences among those.
+    try:
+        reporter.close(snapshot(min(ch.done for ch in chain_list)), interrupted)
+    except KeyboardInterrupt:
+        pass  # the progress display is cut short; the draws are not
     for f in futures:
         f.result()  # re-raise any error from a chain thread
     wall = time.perf_counter() - t_start
     for ch in chain_list:
         _raise_for_status(ch.status, ch.index, "warmup")
 
-    result = SamplingResult.from_chains(
+    result = _despite_interrupts(lambda: SamplingResult.from_chains(
         model=model,
         chains=chain_list,
         tune=tune,
@@ -339,10 +352,44 @@ def sample(
             "jitter": float(jitter), "max_delta_h": MAX_DELTA_H, "adaptation": adaptation,
             "wall_seconds": wall,
         },
-    )
+    ))
     if warn and result.n_draws >= MIN_DRAWS:  # name every problem: divergences, R-hat, ...
-        warn_problems(result)
+        _warn_problems_at_caller(result)
     return result
+
+
+def _despite_interrupts(build: Callable[[], SamplingResult]) -> SamplingResult:
+    """``build()``, run again from the start if Ctrl-C interrupts it: it only copies finished
+    draws into a result, which takes a moment, and a Ctrl-C must never throw them away."""
+    while True:
+        try:
+            return build()
+        except KeyboardInterrupt:
+            continue
+
+
+def _warn_problems_at_caller(result: SamplingResult) -> None:
+    """``warn_problems(result)``, its warnings issued at the line that called ``sample``.
+
+    The checks (R-hat, ESS, ...) can take tens of seconds on long runs. A Ctrl-C meanwhile stops
+    them, and ``sample`` still returns the finished draws, with a warning saying that the checks
+    did not run to the end.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            warn_problems(result)
+            stopped = False
+        except KeyboardInterrupt:
+            stopped = True
+    for w in caught:  # re-issued outside the recording, under the caller's warning filters
+        warnings.warn(w.message, w.category, stacklevel=3)  # 3: the caller of ``sample``
+    if stopped:
+        warnings.warn(
+            "Ctrl-C stopped the diagnostic checks after sampling had finished; the draws are "
+            "complete. Check them with nutslite.diagnostics.warn_problems(result)",
+            SamplingWarning, stacklevel=3,
+        )
 
 
 def _wait_through_interrupts(futures: list) -> None:

@@ -170,6 +170,38 @@ def test_bad_output_path_fails_before_sampling(tmp_path):
     assert code == 2 and "is a directory; give a file name such as run.npz" in err
 
 
+def test_out_never_overwrites_silently(tmp_path):
+    existing = tmp_path / "run.npz"
+    existing.write_text("an unrelated file")
+    tiny = ("sample", "std_normal_5", "--draws", "20", "--tune", "20", "--seed", "1",
+            "--no-progress", "--out", str(existing))
+    code, _, err = run(*tiny)
+    assert code == 2
+    assert f"'{existing}' already exists; choose another --out, or pass --force" in err
+    assert "sampling" not in err  # refused before any work
+    assert existing.read_text() == "an unrelated file"
+    code, _, err = run(*tiny, "--force")
+    assert code == 0, err
+    assert load(existing).n_draws == 20
+
+
+def test_summary_of_a_text_file_names_the_problem(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("mean sd\n1 2\n")
+    code, out, err = run("summary", str(text))
+    assert code == 2 and out == ""
+    assert f"nutslite: error: '{text}' is not a readable nutslite result" in err
+    assert "it is not an .npz (zip) archive" in err
+    assert "pickle" not in err  # numpy's advice to load it with allow_pickle is no use here
+
+
+def test_help_names_the_default_warmup():
+    code, out, _ = run("--help")
+    assert code == 0
+    assert "Stan's algorithm and warmup" not in out
+    assert "nutpie does by default" in out
+
+
 def test_bad_input_files(tmp_path, radon_run):
     code, _, err = run("summary", str(tmp_path / "nope.npz"))
     assert code == 2 and f"nutslite: error: no such file: '{tmp_path / 'nope.npz'}'" in err

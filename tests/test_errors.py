@@ -244,3 +244,55 @@ def test_fuzz_sample_arguments(model, draws, tune, chains, cores, max_treedepth,
     else:
         assert res.unconstrained.shape == (chains, draws, 2)
         assert np.isfinite(res.unconstrained).all()
+
+
+# --- the trial call at construction (issue 17) --------------------------------------------------
+
+
+@numba.njit
+def _writes_five_gradient_entries(theta, grad_out):
+    for i in range(5):  # a model of dim 3 that writes a 5-element gradient
+        grad_out[i] = -0.1 * i
+    return 0.0
+
+
+def test_a_gradient_written_past_dim_is_caught_not_a_crash():
+    """Compiled, this used to corrupt the heap (``corrupted double-linked list``, exit 134)."""
+    with pytest.raises(ValueError, match=r"Model 'too_long': logp_grad wrote past the end of "
+                                         r"grad_out, which has dim=3 entries"):
+        nl.Model("too_long", 3, _writes_five_gradient_entries)
+
+
+@numba.njit
+def _one_over_norm(theta, grad_out):
+    """log p = -1 / |theta|: undefined at the origin only (a ZeroDivisionError there)."""
+    r = np.sqrt(np.sum(theta * theta))
+    for i in range(theta.shape[0]):
+        grad_out[i] = theta[i] / r**3
+    return -1.0 / r
+
+
+@numba.njit
+def _always_fails(theta, grad_out):
+    raise ValueError("no density here")
+
+
+def test_a_density_undefined_at_the_origin_is_accepted():
+    model = nl.Model("one_over_norm", 2, _one_over_norm)
+    assert model.logp(np.array([3.0, 4.0])) == pytest.approx(-0.2)
+
+
+def test_a_density_failing_everywhere_reports_each_trial_point():
+    with pytest.raises(TypeError, match="failed at each of 4 trial points") as info:
+        nl.Model("broken", 2, _always_fails)
+    message = str(info.value)
+    assert message.count("ValueError: no density here") == 4
+    assert "at the origin: " in message and message.count("at (") == 3
+
+
+def test_sampling_warnings_point_at_the_callers_line():
+    """Not at sampling.py: the line to look at is the user's call of nl.sample."""
+    with pytest.warns(nl.diagnostics.SamplingWarning, match="diverged") as caught:
+        nl.sample(zoo.std_normal(2), draws=100, tune=0, chains=2, seed=1, step_size=5.0,
+                  progress=False)
+    assert {w.filename for w in caught} == {__file__}

@@ -186,3 +186,148 @@ def test_ctrl_c_in_the_cli_during_warmup_with_fewer_cores_than_chains(tmp_path):
     assert res.interrupted and res.n_draws == 0
     assert ((res.iterations_completed > 0) & (res.iterations_completed < 200_000)).all()
     assert "no post-warmup draws to summarise" in out
+
+
+# --- Ctrl-C after the chains have finished: the draws are kept whatever the stage (issue 17) ---
+
+
+def test_ctrl_c_during_the_checks_returns_the_finished_draws(slow, monkeypatch):
+    """The checks behind the warnings (tens of seconds on long runs) come after the draws are
+    complete; a Ctrl-C there stops the checks, not the result."""
+
+    def interrupted_checks(result):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nutslite.sampling.warn_problems", interrupted_checks)
+    with pytest.warns(nl.diagnostics.SamplingWarning, match="Ctrl-C stopped the diagnostic") as w:
+        res = nl.sample(slow, draws=200, tune=50, chains=2, seed=4, progress=False)
+    assert not res.interrupted and res.n_draws == 200
+    assert all(record.filename == __file__ for record in w)  # points at the caller's line
+
+
+def test_ctrl_c_while_building_the_result_is_absorbed(slow, monkeypatch):
+    """Copying the finished draws into the result is retried, never abandoned."""
+    from nutslite.result import SamplingResult
+
+    build = SamplingResult.from_chains
+    calls = []
+
+    def interrupted_once(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return build(**kwargs)
+
+    monkeypatch.setattr(SamplingResult, "from_chains", staticmethod(interrupted_once))
+    res = nl.sample(slow, draws=20, tune=20, chains=2, seed=5, progress=False, warn=False)
+    assert len(calls) == 2 and res.n_draws == 20
+
+
+def _interrupted_savez(file, **arrays):
+    file.write(b"PK\x03\x04 half an archive")  # a partial write, then Ctrl-C
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_writing_leaves_no_truncated_file(slow, tmp_path, monkeypatch):
+    res = nl.sample(slow, draws=20, tune=20, chains=1, seed=6, progress=False, warn=False)
+    earlier = tmp_path / "earlier.npz"
+    res.save(earlier)
+    before = earlier.read_bytes()
+    monkeypatch.setattr(np, "savez", _interrupted_savez)
+    with pytest.raises(KeyboardInterrupt):
+        res.save(tmp_path / "new.npz")
+    with pytest.raises(KeyboardInterrupt):
+        res.save(earlier)
+    assert not (tmp_path / "new.npz").exists()  # nothing under the requested name
+    assert earlier.read_bytes() == before  # an earlier file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.npz"]  # no temporary left
+
+
+def _cli_in_process(tmp_path, monkeypatch, slow, *args):
+    from nutslite.cli import main
+    from nutslite.models import ZOO
+
+    monkeypatch.setitem(ZOO, "slow", lambda: slow)
+    monkeypatch.chdir(tmp_path)
+    return main(["sample", "slow", "--seed", "1", "--no-progress", *args])
+
+
+def test_cli_ctrl_c_during_the_checks_keeps_the_saved_file(slow, tmp_path, monkeypatch, capsys):
+    def interrupted_checks(result):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nutslite.diagnostics.warn_problems", interrupted_checks)
+    code = _cli_in_process(tmp_path, monkeypatch, slow, "--draws", "200", "--tune", "50",
+                           "--chains", "2", "--out", "run.npz")
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "interrupted while checking the draws; the draws are saved in run.npz" in err
+    res = load(tmp_path / "run.npz")
+    assert not res.interrupted and res.n_draws == 200
+
+
+def test_cli_ctrl_c_while_writing_writes_nothing(slow, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(np, "savez", _interrupted_savez)
+    code = _cli_in_process(tmp_path, monkeypatch, slow, "--draws", "20", "--tune", "20",
+                           "--chains", "1", "--out", "run.npz")
+    assert code == 130
+    assert "interrupted while saving; run.npz not written" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+CLI_WITH_SLOW_CHECKS = CLI_WITH_SLOW_MODEL.replace(
+    "sys.exit(main(sys.argv[1:]))",
+    """
+import time
+import nutslite.diagnostics
+
+
+def slow_checks(result):
+    open("checking", "w").close()  # tells the test that the checks have started
+    time.sleep(60)
+
+
+nutslite.diagnostics.warn_problems = slow_checks
+sys.exit(main(sys.argv[1:]))
+""",
+)
+
+
+def test_real_ctrl_c_in_the_cli_after_the_chains_finished(tmp_path):
+    """The issue's reproduction: Ctrl-C once both chains show "done", while the checks run."""
+    script = tmp_path / "nutslite_with_slow_checks.py"
+    script.write_text(CLI_WITH_SLOW_CHECKS)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "sample", "slow", "--seed", "1", "--draws", "300",
+         "--tune", "50", "--chains", "2", "--out", "run.npz"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    # a marker file, not a line on stderr: select() misses lines already read into the buffer
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "checking").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the checks never started"
+        time.sleep(0.1)
+    code, out, err = _interrupt(proc, "")
+    assert code == 130, err
+    assert "saved to run.npz" in err and "interrupted while checking the draws" in err
+    assert "interrupted before sampling started" not in err
+    res = load(tmp_path / "run.npz")
+    assert not res.interrupted and res.n_draws == 300
+
+
+class Recorder(Reporter):
+    def close(self, chains, interrupted):
+        self.closed = chains
+
+
+def test_after_an_interrupt_progress_and_warnings_count_the_same_divergences(slow):
+    """A step size far past the leapfrog's stability limit makes most transitions diverge."""
+    recorder = Recorder()
+    ctrl_c = CtrlC(lambda chains: min(ch.done for ch in chains) > 300)
+    ctrl_c.close = recorder.close
+    res = nl.sample(slow, draws=100_000, tune=0, chains=2, seed=7, step_size=5.0,
+                    progress=ctrl_c, warn=False)
+    assert res.interrupted
+    shown = sum(ch.sampling_divergences for ch in recorder.closed)
+    kept = int(res.sample_stats["diverging"].sum())
+    assert kept > 0 and shown == kept

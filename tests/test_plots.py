@@ -175,3 +175,28 @@ def test_import_nutslite_does_not_import_matplotlib():
     code = "import sys, nutslite; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("size", [1, 5, 85, 1000])
+def test_trace_of_a_vector_stays_readable_at_any_length(size, tmp_path):
+    """Issue 17: 85 radon slopes repeated "chain 3" across the legend, the titles overlapped and
+    constrained_layout gave up. Now one legend entry per chain, and past
+    ``MAX_TRACED_ELEMENTS`` a forest of per-chain intervals with a note."""
+    import warnings
+
+    rng = np.random.default_rng(1)
+    posterior = {"b": rng.normal(size=(4, 100, size)).squeeze(-1) if size == 1
+                 else rng.normal(size=(4, 100, size))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied" fails the test
+        fig = plots.plot_trace(posterior, "b")
+        fig.savefig(tmp_path / "trace.png")
+    hist_ax, trace_ax = fig.axes[:2]
+    labels = [t.get_text() for t in trace_ax.get_legend().get_texts()]
+    assert labels == [f"chain {c}" for c in range(4)]  # once each, whatever the size
+    if size > plots.MAX_TRACED_ELEMENTS:
+        assert trace_ax.get_title(loc="left") == f"b: {size} elements, 90% intervals"
+        assert not hist_ax.axison and f"b has {size} elements" in hist_ax.texts[0].get_text()
+        assert trace_ax.get_xlim() == (-1, size)
+    else:
+        assert len(trace_ax.get_lines()) == 4 * size

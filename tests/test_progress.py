@@ -80,7 +80,10 @@ def test_terminal_lines_redraw_in_place(monkeypatch):
     assert "150/200 sampling" in redraw and " 1 div" in redraw  # sampling counts its own
     reporter.close(snapshot(170), interrupted=True)
     assert "170/200 stopped" in stream.getvalue()
-    assert stream.getvalue().endswith("interrupted: the chains stopped at the counts above\n")
+    assert stream.getvalue().endswith(
+        "interrupted: the chains stopped at the counts above; the result keeps the first 70 "
+        "draws of every chain, and the divergence counts above are those among them\n"
+    )
 
 
 def test_terminal_lines_fit_a_narrow_window(monkeypatch):

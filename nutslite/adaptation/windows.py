@@ -6,10 +6,22 @@ Warmup has three stages: an initial fast buffer (default 75 iterations) that ada
 size, a series of slow windows (the first of 25 iterations, each next one twice as long) whose
 draws estimate the inverse mass matrix, and a terminal fast buffer (50 iterations). Rules:
 
-* fewer than 20 warmup iterations: the metric is not adapted at all;
-* if 75 + 25 + 50 exceed the warmup, the stages are resized to 15% / 75% / 10% of it;
+* fewer than 75 + 25 + 50 = 150 warmup iterations: the metric is not adapted at all, only the
+  step size (by dual averaging over the whole warmup);
 * a window that would leave too little room for the next (twice as long) one is stretched to the
   start of the terminal buffer.
+
+The first rule is what Stan's code does, not what its log says. For fewer than 20 iterations
+Stan says so and adapts no metric. Between 20 and 149 it logs that it resizes the stages to
+15% / 75% / 10%, but ``set_window_params`` then returns without calling ``restart()``, so the end
+of the first window stays at the value the constructor computed from zero-sized stages
+(``0 + 0 - 1``, which wraps to the largest unsigned integer) and is never reached: the metric
+stays the initial one, and dual averaging is never restarted (stan-dev/stan#3380). nutslite
+follows the code, for ``"stan"`` and ``"dense"`` alike. Following the log instead, as nutslite
+did before, restarts dual averaging with only ``int(0.1 * num_warmup)`` iterations left (2 at
+20): on a 50-dimensional normal at 20 warmup iterations 40% of the transitions then diverged.
+Below 20 iterations the step-size adaptation itself departs from Stan's (``step_size``, "Short
+warmups").
 
 For 1000 warmup iterations the windows end at iterations 99, 149, 249, 449 and 949. At each
 window's end the metric is set from the window's draws, the estimator forgets, the initial
@@ -22,6 +34,12 @@ the foreground at a *switch*, once it holds ``switch_freq`` draws (10 in the fir
 the step size. The step-size heuristic reruns (and dual averaging restarts) after the first metric
 update only. Deviation: nuts-rs skips draws whose chain did not move and grows later windows by
 1.5x (since 2026-03); here every draw counts and windows keep 80 draws, as in nuts-rs 0.17.
+
+*Short warmups (a departure from nutpie).* The first metric update, and with it the step-size
+heuristic and the restart of dual averaging, comes after the third draw. With fewer than
+``MIN_LIVE_WARMUP`` (20) warmup iterations the restart would leave dual averaging too few
+iterations to settle (at 3 the restart fell on the last warmup iteration and the step size came
+out as ``exp(0) = 1``); the metric is then not adapted, as in Stan below 20 iterations.
 """
 
 from __future__ import annotations
@@ -30,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MIN_LIVE_WARMUP = 20  # fewer warmup iterations: nutpie_schedule adapts no metric
 
 @dataclass(frozen=True)
 class WarmupSchedule:
@@ -61,15 +80,12 @@ class WarmupSchedule:
 def stan_schedule(
     num_warmup: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25
 ) -> WarmupSchedule:
-    """The schedule Stan's ``windowed_adaptation`` follows for ``num_warmup`` iterations."""
+    """The schedule Stan's ``windowed_adaptation`` follows for ``num_warmup`` iterations: no
+    metric adaptation when the three stages do not fit (stan-dev/stan#3380, module docstring)."""
     collect = np.zeros(num_warmup, dtype=np.bool_)
     window_end = np.zeros(num_warmup, dtype=np.bool_)
-    if num_warmup < 20:
-        return WarmupSchedule(collect, window_end, window_end, window_end)
-    if init_buffer + base_window + term_buffer > num_warmup:
-        init_buffer = int(0.15 * num_warmup)
-        term_buffer = int(0.1 * num_warmup)
-        base_window = num_warmup - (init_buffer + term_buffer)
+    if num_warmup < 20 or init_buffer + base_window + term_buffer > num_warmup:
+        return WarmupSchedule(collect, window_end, window_end, window_end)  # see the module doc
     last = num_warmup - term_buffer - 1  # the last iteration of the last slow window
     size = base_window
     next_end = init_buffer + size - 1
@@ -97,11 +113,14 @@ def nutpie_schedule(
 ) -> WarmupSchedule:
     """nutpie's live schedule for ``num_warmup`` iterations (defaults of nuts-rs 0.17). The
     metric is recomputed every ``update_freq`` draws (nutpie: 1 for diagonal, 20 for low-rank),
-    and always at the first chance and at the end of the adaptation phase."""
+    and always at the first chance and at the end of the adaptation phase. Below
+    ``MIN_LIVE_WARMUP`` iterations no metric is adapted (module docstring)."""
     collect = np.zeros(num_warmup, dtype=np.bool_)
     update = np.zeros(num_warmup, dtype=np.bool_)
     restart = np.zeros(num_warmup, dtype=np.bool_)
     retune = np.zeros(num_warmup, dtype=np.bool_)
+    if num_warmup < MIN_LIVE_WARMUP:
+        return WarmupSchedule(collect, update, restart, retune)
     adapt_end = num_warmup - int(step_size_window * num_warmup)
     n_fg = n_bg = 0
     tuned = False
