@@ -140,7 +140,11 @@ def _pairwise_sum(a, start, n):
             half = node_n // 2
             half -= half % 8
             starts[top], sizes[top], visited[top] = node_start, node_n, True
-            starts[top + 1], sizes[top + 1], visited[top + 1] = node_start + half, node_n - half, False
+            starts[top + 1], sizes[top + 1], visited[top + 1] = (
+                node_start + half,
+                node_n - half,
+                False,
+            )
             starts[top + 2], sizes[top + 2], visited[top + 2] = node_start, half, False
             top += 3
     return values[0]
@@ -470,8 +474,7 @@ def _one_scalar(x, scores, hdi_prob, rank_stats, out, buffers, index):
     fold_positions = index[1]
     for i in range(size):
         if left >= 0 and (
-            right >= size
-            or abs(kept_values[left] - median) <= abs(kept_values[right] - median)
+            right >= size or abs(kept_values[left] - median) <= abs(kept_values[right] - median)
         ):
             distances[i] = abs(kept_values[left] - median)
             fold_positions[i] = positions[left]
@@ -485,8 +488,10 @@ def _one_scalar(x, scores, hdi_prob, rank_stats, out, buffers, index):
     if chains >= 2:
         rhat_fold = _split_rhat(folded, split_chains, n, work)
         rhat_bulk = _split_rhat(z, split_chains, n, work)
-        out[_R_HAT] = rhat_fold if math.isnan(rhat_bulk) else (
-            rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold)
+        out[_R_HAT] = (
+            rhat_fold
+            if math.isnan(rhat_bulk)
+            else (rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold))
         )
         out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work)
     out[_ESS_BULK] = _ess(z, split_chains, n, centred, rho, acov, work)
@@ -505,8 +510,10 @@ def _one_scalar(x, scores, hdi_prob, rank_stats, out, buffers, index):
             folded[c * n + i] = 1.0 if x[c, i] <= q_high else 0.0
             folded[(chains + c) * n + i] = 1.0 if x[c, draws - n + i] <= q_high else 0.0
     ess_high = _ess(folded, split_chains, n, centred, rho, acov, work)
-    out[_ESS_TAIL] = ess_low if math.isnan(ess_high) else (
-        ess_high if math.isnan(ess_low) else min(ess_low, ess_high)
+    out[_ESS_TAIL] = (
+        ess_low
+        if math.isnan(ess_high)
+        else (ess_high if math.isnan(ess_low) else min(ess_low, ess_high))
     )
 
     # MCSE of the sd: delta method on the variance of d = (theta - mean)^2
@@ -537,9 +544,7 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, first, last, 
     index = np.empty((2, max(total, 1)), dtype=np.int64)
     for k in range(first, last):
         if usable[k]:
-            _one_scalar(
-                batch[k], scores, hdi_prob, draws >= min_draws, out[k], buffers, index
-            )
+            _one_scalar(batch[k], scores, hdi_prob, draws >= min_draws, out[k], buffers, index)
 
 
 # ---------------------------------------------------------------------------
@@ -586,7 +591,9 @@ def scalar_statistics(
     scores = normal_scores(max(split_size, 1))
     usable = np.ascontiguousarray(usable, dtype=np.bool_)
     if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
         if batch.size < _MIN_PARALLEL_DRAWS:
             threads = 1
     threads = max(1, min(threads or 1, n_scalars))
@@ -596,10 +603,8 @@ def scalar_statistics(
         return out
     with ThreadPoolExecutor(max_workers=threads) as pool:
         jobs = [
-            pool.submit(
-                _statistics_kernel, batch, usable, scores, hdi_prob, min_draws, lo, hi, out
-            )
-            for lo, hi in zip(bounds[:-1], bounds[1:])
+            pool.submit(_statistics_kernel, batch, usable, scores, hdi_prob, min_draws, lo, hi, out)
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         for job in jobs:
             job.result()
