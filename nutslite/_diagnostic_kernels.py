@@ -80,30 +80,29 @@ _MIN_PARALLEL_DRAWS = 50_000
 
 
 @jit
-def _block_sum(a, start, n):
+def _block_sum(a):
     """A leaf of :func:`_pairwise_sum`: at most 128 terms, as NumPy sums them."""
+    n = a.shape[0]
     if n < 8:
         total = 0.0
-        for i in range(start, start + n):
+        for i in range(n):
             total += a[i]
         return total
-    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
-    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
     i = 8
     while i < n - n % 8:
-        j = start + i
-        r0 += a[j]
-        r1 += a[j + 1]
-        r2 += a[j + 2]
-        r3 += a[j + 3]
-        r4 += a[j + 4]
-        r5 += a[j + 5]
-        r6 += a[j + 6]
-        r7 += a[j + 7]
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
         i += 8
     total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     while i < n:
-        total += a[start + i]
+        total += a[i]
         i += 1
     return total
 
@@ -113,8 +112,8 @@ PAIRWISE_SCRATCH = 448
 
 
 @jit
-def _pairwise_sum(a, start, n, pw):
-    """``sum(a[start:start + n])`` in NumPy's pairwise order (``numpy/_core/src/umath``).
+def _pairwise_sum(a, pw):
+    """``a.sum()`` in NumPy's pairwise order (``numpy/_core/src/umath/loops_utils.h.src``).
 
     Below 8 terms a plain loop; up to 128 terms eight interleaved partial sums combined as
     ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`` plus the remainder; above that the two
@@ -123,53 +122,44 @@ def _pairwise_sum(a, start, n, pw):
     scratch ``pw`` (``PAIRWISE_SCRATCH`` floats; Numba's cache cannot hold recursive functions):
     pending nodes ``(start, n, visited)`` in ``pw[:384]``, finished sums in ``pw[384:]``.
     """
-    if n <= 128:
-        return _block_sum(a, start, n)
+    if a.shape[0] <= 128:
+        return _block_sum(a)
     top, done = 1, 384
-    pw[0], pw[1], pw[2] = start, n, 0.0
+    pw[0], pw[1], pw[2] = 0.0, a.shape[0], 0.0
     while top:
         top -= 1
-        node_start, node_n = int(pw[3 * top]), int(pw[3 * top + 1])
-        if node_n <= 128:
-            pw[done] = _block_sum(a, node_start, node_n)
+        start, n = int(pw[3 * top]), int(pw[3 * top + 1])
+        if n <= 128:
+            pw[done] = _block_sum(a[start : start + n])
             done += 1
         elif pw[3 * top + 2]:
             done -= 1
             pw[done - 1] = pw[done - 1] + pw[done]
         else:
-            half = node_n // 2
+            half = n // 2
             half -= half % 8
             pw[3 * top + 2] = 1.0
-            pw[3 * top + 3], pw[3 * top + 4], pw[3 * top + 5] = (
-                node_start + half,
-                node_n - half,
-                0.0,
-            )
-            pw[3 * top + 6], pw[3 * top + 7], pw[3 * top + 8] = node_start, half, 0.0
+            pw[3 * top + 3], pw[3 * top + 4], pw[3 * top + 5] = start + half, n - half, 0.0
+            pw[3 * top + 6], pw[3 * top + 7], pw[3 * top + 8] = start, half, 0.0
             top += 3
     return pw[384]
 
 
 @jit
-def _mean(a, start, n, pw):
-    """NumPy's ``a[start:start + n].mean()``."""
-    return _pairwise_sum(a, start, n, pw) / n
+def _mean(a, pw):
+    """NumPy's ``a.mean()``."""
+    return _pairwise_sum(a, pw) / a.shape[0]
 
 
 @jit
-def _variance(a, start, n, ddof, work, pw):
-    """NumPy's ``a[start:start + n].var(ddof=ddof)``; ``work`` holds at least ``n`` floats."""
-    return _mean_and_variance(a, start, n, ddof, work, pw)[1]
-
-
-@jit
-def _mean_and_variance(a, start, n, ddof, work, pw):
-    """``(mean, var(ddof=ddof))`` of ``a[start:start + n]``, both as NumPy computes them."""
-    mean = _mean(a, start, n, pw)
+def _mean_and_variance(a, work, pw):
+    """``(a.mean(), a.var(ddof=1))`` as NumPy computes them; ``work`` holds ``len(a)`` floats."""
+    n = a.shape[0]
+    mean = _mean(a, pw)
     for i in range(n):
-        deviation = a[start + i] - mean
+        deviation = a[i] - mean
         work[i] = deviation * deviation
-    return mean, _pairwise_sum(work, 0, n, pw) / (n - ddof)
+    return mean, _pairwise_sum(work[:n], pw) / (n - 1)
 
 
 # ---------------------------------------------------------------------------
@@ -187,9 +177,9 @@ def _split_rhat(series, chains, n, work, pw):
     variances = work[n : n + chains]
     means = work[n + chains : n + 2 * chains]
     for m in range(chains):
-        means[m], variances[m] = _mean_and_variance(series, m * n, n, 1, work, pw)
-    within = _mean(variances, 0, chains, pw)
-    between = n * _variance(means, 0, chains, 1, work, pw)
+        means[m], variances[m] = _mean_and_variance(series[m * n : (m + 1) * n], work, pw)
+    within = _mean(variances, pw)
+    between = n * _mean_and_variance(means, work, pw)[1]
     return math.sqrt(((n - 1) / n * within + between / n) / within)
 
 
@@ -328,26 +318,28 @@ def _fft_autocovariance_sums(centred, chains, n, acov):
     size = 1
     while size < 2 * n:
         size *= 2
-    angles = 2.0 * np.pi * np.arange(size // 2) / size
-    cos_table = np.cos(angles)
-    sin_table = np.sin(angles)
+    cos_table = np.empty(size // 2)
+    sin_table = np.empty(size // 2)
+    for k in range(size // 2):
+        angle = 2.0 * math.pi * k / size
+        cos_table[k] = math.cos(angle)
+        sin_table[k] = math.sin(angle)
     re = np.empty(size)
     im = np.empty(size)
     power = np.zeros(size)
     for first in range(0, chains, 2):
-        re[:] = 0.0
-        im[:] = 0.0
-        re[:n] = centred[first * n : (first + 1) * n]
-        if first + 1 < chains:
-            im[:n] = centred[(first + 1) * n : (first + 2) * n]
+        for i in range(size):
+            re[i] = centred[first * n + i] if i < n else 0.0
+            im[i] = centred[(first + 1) * n + i] if i < n and first + 1 < chains else 0.0
         _fft(re, im, cos_table, sin_table)
         for k in range(size):
             mirror = (size - k) % size
             power[k] += 0.5 * (
                 re[k] * re[k] + im[k] * im[k] + re[mirror] * re[mirror] + im[mirror] * im[mirror]
             )
-    re[:] = power
-    im[:] = 0.0
+    for k in range(size):
+        re[k] = power[k]
+        im[k] = 0.0
     _fft(re, im, cos_table, sin_table)
     for t in range(n):
         acov[t] = re[t] / size
@@ -376,30 +368,30 @@ def _ess(series, chains, n, centred, rho, acov, work, pw):
         high = max(high, series[i])
     if high - low < _CONSTANT_TOL:
         return float(size)
-    means = work[chains : 2 * chains]  # work[:chains] is _variance's scratch
+    means = work[chains : 2 * chains]  # work[:chains] is _mean_and_variance's scratch
     for m in range(chains):
-        mean = _mean(series, m * n, n, pw)
+        mean = _mean(series[m * n : (m + 1) * n], pw)
         means[m] = mean
         for i in range(m * n, (m + 1) * n):
             centred[i] = series[i] - mean
     scale = 1.0 / (n * chains)
     sums = work[2 * chains : 2 * chains + LAG_BLOCK]
-    _lag_block(centred, chains, n, 0, sums)
-    within = sums[0] * scale * n / (n - 1.0)
-    var_plus = within * (n - 1.0) / n + _variance(means, 0, chains, 1, work, pw)
-    if not (math.isfinite(var_plus) and var_plus > 0):
-        return np.nan
+    between = _mean_and_variance(means, work, pw)[1]
     # the transforms' cost: (M/2 + 1) FFTs of L log2(L) / 2 butterflies, L >= 2n a power of two
     padded = 1
     while padded < 2 * n:
         padded *= 2
     fft_cost = FFT_COST * (chains // 2 + 1) * padded * math.log2(padded) / 2
-    available = 0
+    available = 0  # lags computed so far
+    within = var_plus = 0.0
     while True:
-        direct = available == 0 or size * (available + LAG_BLOCK) <= fft_cost
-        if direct:
-            if available:
-                _lag_block(centred, chains, n, available, sums)
+        if available == 0 or size * (available + LAG_BLOCK) <= fft_cost:
+            _lag_block(centred, chains, n, available, sums)
+            if available == 0:
+                within = sums[0] * scale * n / (n - 1.0)
+                var_plus = within * (n - 1.0) / n + between
+                if not (math.isfinite(var_plus) and var_plus > 0):
+                    return np.nan
             for j in range(min(LAG_BLOCK, n - available)):
                 rho[available + j] = 1.0 - (within - sums[j] * scale) / var_plus
             available = min(available + LAG_BLOCK, n)
@@ -520,8 +512,9 @@ def _one_scalar(x, scores, hdi_prob, rank_stats, out, scratch):
     srt = buffers[0]
     for i in range(total):
         srt[i] = flat[order[i]]
-    out[_MEAN] = _mean(flat, 0, total, pw)
-    out[_SD] = math.sqrt(_variance(flat, 0, total, 1, buffers[1], pw)) if total > 1 else np.nan
+    mean, variance = _mean_and_variance(flat, buffers[1], pw)
+    out[_MEAN] = mean
+    out[_SD] = math.sqrt(variance) if total > 1 else np.nan
     span = min(int(math.floor(hdi_prob * total)), total - 1)
     best = 0
     for i in range(1, total - span):
@@ -628,10 +621,10 @@ def _one_scalar(x, scores, hdi_prob, rank_stats, out, scratch):
     for i in range(total):
         deviation = flat[i] - mean
         squared[i] = deviation * deviation
-    variance = _mean(squared, 0, total, pw)
+    variance = _mean(squared[:total], pw)
     for i in range(total):
         work[i] = squared[i] * squared[i]
-    fourth = _mean(work, 0, total, pw)
+    fourth = _mean(work[:total], pw)
     for c in range(chains):
         for i in range(n):
             split[c * n + i] = squared[c * draws + i]

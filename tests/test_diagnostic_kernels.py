@@ -145,10 +145,10 @@ def test_lag_blocks_equal_direct_sums():
 def test_pairwise_sums_are_numpys(size):
     values = np.random.default_rng(size).standard_normal(size) * 1e3 + 0.1
     pw = np.empty(kernels.PAIRWISE_SCRATCH)
-    assert kernels._pairwise_sum(values, 0, size, pw) == values.sum()
-    assert kernels._mean(values, 0, size, pw) == values.mean()
+    assert kernels._pairwise_sum(values, pw) == values.sum()
+    assert kernels._mean(values, pw) == values.mean()
     if size > 1:
-        assert kernels._variance(values, 0, size, 1, np.empty(size), pw) == values.var(ddof=1)
+        assert kernels._mean_and_variance(values, np.empty(size), pw)[1] == values.var(ddof=1)
 
 
 @pytest.mark.parametrize("size", [3, 200, 20_000])
