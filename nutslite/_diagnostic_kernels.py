@@ -438,7 +438,9 @@ def _radix_argsort(values, order, keys, spare_keys, spare_order, counts):
     passes = (64 + width - 1) // width
     mask = np.uint64((1 << width) - 1)
     bits = values.view(np.uint64)
-    counts[:passes, : 1 << width] = 0
+    for digit_index in range(passes):
+        for digit in range(1 << width):
+            counts[digit_index, digit] = 0
     for i in range(size):
         key = bits[i] ^ (_ALL_BITS if bits[i] & _SIGN_BIT else _SIGN_BIT)
         keys[i] = key
@@ -446,6 +448,7 @@ def _radix_argsort(values, order, keys, spare_keys, spare_order, counts):
         for digit_index in range(passes):
             counts[digit_index, (key >> np.uint64(width * digit_index)) & mask] += 1
     source_keys, source_order, target_keys, target_order = keys, order, spare_keys, spare_order
+    moved = 0  # passes done: after an odd number the result sits in the spare arrays
     for digit_index in range(passes):
         shift = np.uint64(width * digit_index)
         tally = counts[digit_index]
@@ -465,8 +468,10 @@ def _radix_argsort(values, order, keys, spare_keys, spare_order, counts):
             target_order[position] = source_order[i]
         source_keys, target_keys = target_keys, source_keys
         source_order, target_order = target_order, source_order
-    if source_order is not order:
-        order[:] = source_order
+        moved += 1
+    if moved % 2:
+        for i in range(size):
+            order[i] = spare_order[i]
 
 
 @jit
