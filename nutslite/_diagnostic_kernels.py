@@ -351,22 +351,18 @@ FFT_COST = 5.0
 
 
 @jit
-def _ess(series, chains, n, centred, rho, acov, work, pw):
+def _ess(series, chains, n, constant, centred, rho, acov, work, pw):
     """Effective sample size of ``chains`` split chains of ``n`` draws (Vehtari et al. sec. 3.2).
 
     With ``gamma_t`` the biased autocovariance averaged over chains, ``W = gamma_0 n/(n-1)`` and
     ``var+ = (n-1)/n W + var(chain means)`` (eq. 3), ``rho_t = 1 - (W - gamma_t) / var+`` (eq. 10
     in Stan's form) and ``S_eff = S / max(tau, 1 / log10 S)`` with ``tau`` from
     :func:`_geyer_tau` (eqs. 12-13). Lags are computed eight at a time until the scan stops, or
-    all at once by FFT once the direct cost would pass the transforms'. Constant draws (range
-    below 1e-15) give ``S_eff = S``, as ArviZ.
+    all at once by FFT once the direct cost would pass the transforms'. Constant draws (the
+    caller's ``constant``: range below 1e-15) give ``S_eff = S``, as ArviZ.
     """
     size = chains * n
-    low = high = series[0]
-    for i in range(size):
-        low = min(low, series[i])
-        high = max(high, series[i])
-    if high - low < _CONSTANT_TOL:
+    if constant:
         return float(size)
     means = work[chains : 2 * chains]  # work[:chains] is _mean_and_variance's scratch
     for m in range(chains):
@@ -480,6 +476,7 @@ def _average_ranks_to_scores(values, positions, count, scores, out):
 
     ``values[:count]`` is sorted; tied values share the mean of their ranks (rankdata's
     ``"average"``), ``(first + last) / 2`` in 1-based ranks, looked up as ``scores[2r - 2]``.
+    Returns whether all values tie (then every score is the same: constant scores).
     """
     first = 0
     while first < count:
@@ -490,6 +487,7 @@ def _average_ranks_to_scores(values, positions, count, scores, out):
         for i in range(first, last + 1):
             out[positions[i]] = score
         first = last + 1
+    return count == 0 or values[0] == values[count - 1]
 
 
 @jit
@@ -499,6 +497,22 @@ def _quantile_type7(srt, size, prob):
     k = int(math.floor(min(max(h, 1.0), size - 1.0)))
     g = min(max(h - k, 0.0), 1.0)
     return (1.0 - g) * srt[k - 1] + g * srt[k]
+
+
+@jit
+def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw):
+    """ESS of the split-chain indicators ``I(theta <= threshold)`` (Vehtari et al. eq. 16)."""
+    chains, draws = x.shape
+    below = 0
+    for c in range(chains):
+        for i in range(n):
+            first_half = x[c, i] <= threshold
+            second_half = x[c, draws - n + i] <= threshold
+            indicators[c * n + i] = 1.0 if first_half else 0.0
+            indicators[(chains + c) * n + i] = 1.0 if second_half else 0.0
+            below += first_half + second_half
+    constant = below == 0 or below == 2 * chains * n
+    return _ess(indicators, 2 * chains, n, constant, centred, rho, acov, work, pw)
 
 
 @jit
@@ -547,25 +561,22 @@ def _one_scalar(x, scores, hdi_prob, rank_stats, out, scratch):
     q_low = _quantile_type7(srt, total, _TAIL_PROBS[0])
     q_high = _quantile_type7(srt, total, _TAIL_PROBS[1])
     positions = index[1]
+    split_position = index[3]
     count = 0
     for i in range(total):
-        chain, draw = divmod(order[i], draws)
-        if draw < n:
-            position = chain * n + draw
-        elif draw >= draws - n:
-            position = (chains + chain) * n + draw - (draws - n)
-        else:
-            continue  # the middle draw of an odd-length chain
-        kept_values[count] = flat[order[i]]
-        positions[count] = position
-        count += 1
+        position = split_position[order[i]]
+        if position >= 0:  # not the middle draw of an odd-length chain
+            kept_values[count] = flat[order[i]]
+            positions[count] = position
+            count += 1
     for c in range(chains):
         for i in range(n):
             split[c * n + i] = x[c, i]
             split[(chains + c) * n + i] = x[c, draws - n + i]
 
     # rank normalization (eq. 14) and, merged from both sides of the median, the folded ranks
-    _average_ranks_to_scores(kept_values, positions, size, scores, z)
+    z_constant = _average_ranks_to_scores(kept_values, positions, size, scores, z)
+    split_constant = kept_values[size - 1] - kept_values[0] < _CONSTANT_TOL
     if size % 2:
         median = kept_values[size // 2]
     else:
@@ -598,22 +609,14 @@ def _one_scalar(x, scores, hdi_prob, rank_stats, out, scratch):
             else (rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold))
         )
         out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
-    out[_ESS_BULK] = _ess(z, split_chains, n, centred, rho, acov, work, pw)
-    ess_mean = _ess(split, split_chains, n, centred, rho, acov, work, pw)
+    out[_ESS_BULK] = _ess(z, split_chains, n, z_constant, centred, rho, acov, work, pw)
+    ess_mean = _ess(split, split_chains, n, split_constant, centred, rho, acov, work, pw)
     out[_ESS_MEAN] = ess_mean
     out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
 
     # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
-    for c in range(chains):
-        for i in range(n):
-            folded[c * n + i] = 1.0 if x[c, i] <= q_low else 0.0
-            folded[(chains + c) * n + i] = 1.0 if x[c, draws - n + i] <= q_low else 0.0
-    ess_low = _ess(folded, split_chains, n, centred, rho, acov, work, pw)
-    for c in range(chains):
-        for i in range(n):
-            folded[c * n + i] = 1.0 if x[c, i] <= q_high else 0.0
-            folded[(chains + c) * n + i] = 1.0 if x[c, draws - n + i] <= q_high else 0.0
-    ess_high = _ess(folded, split_chains, n, centred, rho, acov, work, pw)
+    ess_low = _ess_below(x, q_low, n, folded, centred, rho, acov, work, pw)
+    ess_high = _ess_below(x, q_high, n, folded, centred, rho, acov, work, pw)
     out[_ESS_TAIL] = (
         ess_low
         if math.isnan(ess_high)
@@ -630,22 +633,39 @@ def _one_scalar(x, scores, hdi_prob, rank_stats, out, scratch):
     for i in range(total):
         work[i] = squared[i] * squared[i]
     fourth = _mean(work[:total], pw)
+    low, high = np.inf, -np.inf
     for c in range(chains):
         for i in range(n):
-            split[c * n + i] = squared[c * draws + i]
-            split[(chains + c) * n + i] = squared[c * draws + draws - n + i]
-    ess_squared = _ess(split, split_chains, n, centred, rho, acov, work, pw)
+            first_half = squared[c * draws + i]
+            second_half = squared[c * draws + draws - n + i]
+            split[c * n + i] = first_half
+            split[(chains + c) * n + i] = second_half
+            low = min(low, first_half, second_half)
+            high = max(high, first_half, second_half)
+    constant = high - low < _CONSTANT_TOL
+    ess_squared = _ess(split, split_chains, n, constant, centred, rho, acov, work, pw)
     var_of_var = (fourth - variance * variance) / ess_squared
     out[_MCSE_SD] = math.sqrt(var_of_var / variance / 4.0)
 
 
 @jit
-def _scratch(total, split_chains):
-    """Work arrays for :func:`_one_scalar` on ``total`` draws: eight float rows (with room for
-    per-chain values beyond the draws), three index rows, the radix sort's keys and counts, and
-    the pairwise sums' stack."""
-    buffers = np.empty((8, total + 2 * split_chains + LAG_BLOCK))
-    index = np.empty((3, total), dtype=np.int64)
+def _scratch(chains, draws):
+    """Work arrays for :func:`_one_scalar` on ``chains x draws`` draws: eight float rows (with
+    room for per-chain values beyond the draws), three index rows and the position of each draw
+    among the split chains (-1 for the middle draw of an odd-length chain), the radix sort's
+    keys and counts, and the pairwise sums' stack."""
+    total = chains * draws
+    buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
+    index = np.empty((4, total), dtype=np.int64)
+    n = draws // 2
+    for chain in range(chains):  # chain c's first half is split chain c, its second half C + c
+        for draw in range(draws):
+            if draw < n:
+                index[3, chain * draws + draw] = chain * n + draw
+            elif draw >= draws - n:
+                index[3, chain * draws + draw] = (chains + chain) * n + draw - (draws - n)
+            else:
+                index[3, chain * draws + draw] = -1
     keys = np.empty((2, total), dtype=np.uint64)
     counts = np.empty((8, 1 << RADIX_BITS_LARGE), dtype=np.int64)
     return buffers, index, keys, counts, np.empty(PAIRWISE_SCRATCH)
@@ -655,7 +675,7 @@ def _scratch(total, split_chains):
 def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, first, last, out):
     """Fill ``out[k]`` for the scalars ``first <= k < last`` with ``usable[k]`` true."""
     _, chains, draws = batch.shape
-    scratch = _scratch(chains * draws, 2 * chains)
+    scratch = _scratch(chains, draws)
     for k in range(first, last):
         if usable[k]:
             _one_scalar(batch[k], scores, hdi_prob, draws >= min_draws, out[k], scratch)
