@@ -4,23 +4,27 @@ One call of :func:`scalar_statistics` computes, for every scalar of a batch ``(K
 of finite draws, the columns of :data:`COLUMNS`: mean, sd, HDI, MCSE of the mean and of the sd,
 bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per scalar is
 
-* **one sort** (an argsort of the pooled draws). Every rank-based statistic reads it: the average
-  ranks of the split draws (Vehtari et al. 2021, eq. 14), their median and the ranks of the folded
-  draws ``|theta - median|`` (eq. 15; merged from the two sides of the median, which are already
-  in order, so the fold needs no second sort), the type-7 quantiles behind the tail ESS (eq. 16)
-  and the shortest-interval HDI;
-* autocovariances computed lag by lag, only up to the lag where Geyer's (1992) initial positive
-  sequence stops (Vehtari et al. eq. 13), which costs ``O(draws)`` per lag; when a scalar mixes so
-  slowly that this would pass the cost of a transform, a radix-2 FFT of the zero-padded chains
-  (``O(draws log draws)``) gives all lags at once.
+* **one sort**, a radix argsort of the pooled draws (:func:`_radix_argsort`, ``O(S)``). Every
+  rank-based statistic reads it: the average ranks of the split draws (Vehtari et al. 2021,
+  eq. 14), their median and the ranks of the folded draws ``|theta - median|`` (eq. 15; merged
+  from the two sides of the median, which are already in order, so the fold needs no second
+  sort), the type-7 quantiles behind the tail ESS (eq. 16) and the shortest-interval HDI;
+* autocovariances computed eight lags per pass over the draws, only up to the lag where Geyer's
+  (1992) initial positive sequence stops (Vehtari et al. eq. 13), ``O(S)`` per pass; when a
+  scalar mixes so slowly that this would pass the cost of a transform, a radix-2 FFT of the
+  zero-padded chains (``O(S log S)``) gives all lags at once. Either way the cost grows linearly
+  (up to the logarithm) with the number of draws.
 
 Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
 the batch in a thread pool, one slice per core. Sums are NumPy's pairwise summation
 (:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the autocovariances
-differ from an FFT's by rounding only, so every statistic equals the NumPy/SciPy formulation of
-:mod:`nutslite.diagnostics` (and ArviZ 0.23) to about 1e-14 relative. The inverse normal CDF of
-the rank normalization is taken from a table of ``scipy.special.ndtri`` at every possible average
-rank (``(2S - 1)`` half-integers for ``S`` pooled draws), built once per size outside the kernel.
+differ from an FFT's by rounding only, so every statistic equals the NumPy/SciPy formulation
+(``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagnostics` used before, and ArviZ 0.23, to
+about 1e-14 relative. (Geyer's scan and the quantile indicators make discrete choices; a pair sum
+within rounding of zero could tip one either way in either code. The tests have not met one.)
+The inverse normal CDF of the rank normalization is a table of ``scipy.special.ndtri`` at every
+possible average rank (``2S - 1`` half-integers for ``S`` pooled draws), built once per size
+outside the kernel, so the normal scores are bit-identical to ``ndtri``'s.
 """
 
 from __future__ import annotations
@@ -345,9 +349,10 @@ def _fft_autocovariance_sums(centred, chains, n, acov):
         acov[t] = re[t] / size
 
 
-FFT_COST = 5.0
-"""Cost of one butterfly of :func:`_fft` relative to one product of :func:`_lag_block`
-(measured: a 1024-point transform of 8 chains of 500 draws against blocks of 8 lags)."""
+FFT_COST = 16.0
+"""Cost of one butterfly of :func:`_fft` relative to one product of :func:`_lag_block`: measured
+13 (8 chains of 500 draws) to 27 (4 chains of 33,335 draws, where the transform leaves the
+cache), so the lags are computed directly up to about 100 (4 x 1000 draws) or 400 (2 x 66,670)."""
 
 
 @jit
