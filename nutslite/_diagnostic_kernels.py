@@ -521,139 +521,6 @@ def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw):
 
 
 @jit
-def _one_scalar(x, scores, hdi_prob, rank_stats, out, scratch):
-    """Every column of :data:`COLUMNS` for the finite draws ``x (chains, draws)``.
-
-    ``rank_stats`` says whether the split-chain statistics are wanted (at least 4 draws).
-    ``scratch`` is the tuple of work arrays made by :func:`_scratch`.
-    """
-    buffers, index, keys, counts, pw = scratch
-    chains, draws = x.shape
-    total = chains * draws
-    flat = x.ravel()
-    order = index[0]
-    _radix_argsort(flat, order, keys[0], keys[1], index[2], counts)
-    srt = buffers[0]
-    for i in range(total):
-        srt[i] = flat[order[i]]
-    mean, variance = _mean_and_variance(flat, buffers[1], pw)
-    out[_MEAN] = mean
-    out[_SD] = math.sqrt(variance) if total > 1 else np.nan
-    span = min(int(math.floor(hdi_prob * total)), total - 1)
-    best = 0
-    for i in range(1, total - span):
-        if srt[i + span] - srt[i] < srt[best + span] - srt[best]:
-            best = i
-    out[_HDI_LOW] = srt[best]
-    out[_HDI_HIGH] = srt[best + span]
-    if not rank_stats:
-        return
-
-    # split chains: chain c's first half is split chain c, its second half split chain C + c
-    n = draws // 2
-    split_chains = 2 * chains
-    size = split_chains * n
-    split, z, folded, centred, rho, acov, work = (
-        buffers[1],
-        buffers[2],
-        buffers[3],
-        buffers[4],
-        buffers[5],
-        buffers[6],
-        buffers[7],
-    )
-    kept_values = buffers[0]  # overwrites srt, no longer needed after the quantiles
-    q_low = _quantile_type7(srt, total, _TAIL_PROBS[0])
-    q_high = _quantile_type7(srt, total, _TAIL_PROBS[1])
-    positions = index[1]
-    split_position = index[3]
-    count = 0
-    for i in range(total):
-        position = split_position[order[i]]
-        if position >= 0:  # not the middle draw of an odd-length chain
-            kept_values[count] = flat[order[i]]
-            positions[count] = position
-            count += 1
-    for c in range(chains):
-        for i in range(n):
-            split[c * n + i] = x[c, i]
-            split[(chains + c) * n + i] = x[c, draws - n + i]
-
-    # rank normalization (eq. 14) and, merged from both sides of the median, the folded ranks
-    z_constant = _average_ranks_to_scores(kept_values, positions, size, scores, z)
-    split_constant = kept_values[size - 1] - kept_values[0] < _CONSTANT_TOL
-    if size % 2:
-        median = kept_values[size // 2]
-    else:
-        median = (kept_values[size // 2 - 1] + kept_values[size // 2]) / 2.0
-    right = 0
-    while right < size and kept_values[right] < median:
-        right += 1
-    left = right - 1
-    distances = acov  # scratch: the folded values in increasing order
-    fold_positions = index[2]
-    for i in range(size):
-        if left >= 0 and (
-            right >= size or abs(kept_values[left] - median) <= abs(kept_values[right] - median)
-        ):
-            distances[i] = abs(kept_values[left] - median)
-            fold_positions[i] = positions[left]
-            left -= 1
-        else:
-            distances[i] = abs(kept_values[right] - median)
-            fold_positions[i] = positions[right]
-            right += 1
-    _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
-
-    if chains >= 2:
-        rhat_fold = _split_rhat(folded, split_chains, n, work, pw)
-        rhat_bulk = _split_rhat(z, split_chains, n, work, pw)
-        out[_R_HAT] = (
-            rhat_fold
-            if math.isnan(rhat_bulk)
-            else (rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold))
-        )
-        out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
-    out[_ESS_BULK] = _ess(z, split_chains, n, z_constant, centred, rho, acov, work, pw)
-    ess_mean = _ess(split, split_chains, n, split_constant, centred, rho, acov, work, pw)
-    out[_ESS_MEAN] = ess_mean
-    out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
-
-    # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
-    ess_low = _ess_below(x, q_low, n, folded, centred, rho, acov, work, pw)
-    ess_high = _ess_below(x, q_high, n, folded, centred, rho, acov, work, pw)
-    out[_ESS_TAIL] = (
-        ess_low
-        if math.isnan(ess_high)
-        else (ess_high if math.isnan(ess_low) else min(ess_low, ess_high))
-    )
-
-    # MCSE of the sd: delta method on the variance of d = (theta - mean)^2
-    mean = out[_MEAN]
-    squared = buffers[2]  # z is no longer needed
-    for i in range(total):
-        deviation = flat[i] - mean
-        squared[i] = deviation * deviation
-    variance = _mean(squared[:total], pw)
-    for i in range(total):
-        work[i] = squared[i] * squared[i]
-    fourth = _mean(work[:total], pw)
-    low, high = np.inf, -np.inf
-    for c in range(chains):
-        for i in range(n):
-            first_half = squared[c * draws + i]
-            second_half = squared[c * draws + draws - n + i]
-            split[c * n + i] = first_half
-            split[(chains + c) * n + i] = second_half
-            low = min(low, first_half, second_half)
-            high = max(high, first_half, second_half)
-    constant = high - low < _CONSTANT_TOL
-    ess_squared = _ess(split, split_chains, n, constant, centred, rho, acov, work, pw)
-    var_of_var = (fourth - variance * variance) / ess_squared
-    out[_MCSE_SD] = math.sqrt(var_of_var / variance / 4.0)
-
-
-@jit
 def _scratch(chains, draws):
     """Work arrays for :func:`_one_scalar` on ``chains x draws`` draws: eight float rows (with
     room for per-chain values beyond the draws), three index rows and the position of each draw
@@ -677,13 +544,144 @@ def _scratch(chains, draws):
 
 
 @jit
-def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, first, last, out):
-    """Fill ``out[k]`` for the scalars ``first <= k < last`` with ``usable[k]`` true."""
-    _, chains, draws = batch.shape
-    scratch = _scratch(chains, draws)
+def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, first, last, results):
+    """Every column of :data:`COLUMNS` into ``results[k]``, for the scalars ``first <= k < last``
+    with finite draws (``usable[k]``); the split-chain statistics only if ``draws >= min_draws``.
+
+    One function, not a call per scalar: Numba re-optimises every caller together with its
+    callees, so each level of calls costs compile time.
+    """
+    chains, draws = batch.shape[1], batch.shape[2]
+    buffers, index, keys, counts, pw = _scratch(chains, draws)
+    rank_stats = draws >= min_draws
     for k in range(first, last):
-        if usable[k]:
-            _one_scalar(batch[k], scores, hdi_prob, draws >= min_draws, out[k], scratch)
+        if not usable[k]:
+            continue
+        x = batch[k]
+        out = results[k]
+        chains, draws = x.shape
+        total = chains * draws
+        flat = x.ravel()
+        order = index[0]
+        _radix_argsort(flat, order, keys[0], keys[1], index[2], counts)
+        srt = buffers[0]
+        for i in range(total):
+            srt[i] = flat[order[i]]
+        mean, variance = _mean_and_variance(flat, buffers[1], pw)
+        out[_MEAN] = mean
+        out[_SD] = math.sqrt(variance) if total > 1 else np.nan
+        span = min(int(math.floor(hdi_prob * total)), total - 1)
+        best = 0
+        for i in range(1, total - span):
+            if srt[i + span] - srt[i] < srt[best + span] - srt[best]:
+                best = i
+        out[_HDI_LOW] = srt[best]
+        out[_HDI_HIGH] = srt[best + span]
+        if not rank_stats:
+            continue
+
+        # split chains: chain c's first half is split chain c, its second half split chain C + c
+        n = draws // 2
+        split_chains = 2 * chains
+        size = split_chains * n
+        split, z, folded, centred, rho, acov, work = (
+            buffers[1],
+            buffers[2],
+            buffers[3],
+            buffers[4],
+            buffers[5],
+            buffers[6],
+            buffers[7],
+        )
+        kept_values = buffers[0]  # overwrites srt, no longer needed after the quantiles
+        q_low = _quantile_type7(srt, total, _TAIL_PROBS[0])
+        q_high = _quantile_type7(srt, total, _TAIL_PROBS[1])
+        positions = index[1]
+        split_position = index[3]
+        count = 0
+        for i in range(total):
+            position = split_position[order[i]]
+            if position >= 0:  # not the middle draw of an odd-length chain
+                kept_values[count] = flat[order[i]]
+                positions[count] = position
+                count += 1
+        for c in range(chains):
+            for i in range(n):
+                split[c * n + i] = x[c, i]
+                split[(chains + c) * n + i] = x[c, draws - n + i]
+
+        # rank normalization (eq. 14) and, merged from both sides of the median, the folded ranks
+        z_constant = _average_ranks_to_scores(kept_values, positions, size, scores, z)
+        split_constant = kept_values[size - 1] - kept_values[0] < _CONSTANT_TOL
+        if size % 2:
+            median = kept_values[size // 2]
+        else:
+            median = (kept_values[size // 2 - 1] + kept_values[size // 2]) / 2.0
+        right = 0
+        while right < size and kept_values[right] < median:
+            right += 1
+        left = right - 1
+        distances = acov  # scratch: the folded values in increasing order
+        fold_positions = index[2]
+        for i in range(size):
+            if left >= 0 and (
+                right >= size or abs(kept_values[left] - median) <= abs(kept_values[right] - median)
+            ):
+                distances[i] = abs(kept_values[left] - median)
+                fold_positions[i] = positions[left]
+                left -= 1
+            else:
+                distances[i] = abs(kept_values[right] - median)
+                fold_positions[i] = positions[right]
+                right += 1
+        _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
+
+        if chains >= 2:
+            rhat_fold = _split_rhat(folded, split_chains, n, work, pw)
+            rhat_bulk = _split_rhat(z, split_chains, n, work, pw)
+            out[_R_HAT] = (
+                rhat_fold
+                if math.isnan(rhat_bulk)
+                else (rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold))
+            )
+            out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
+        out[_ESS_BULK] = _ess(z, split_chains, n, z_constant, centred, rho, acov, work, pw)
+        ess_mean = _ess(split, split_chains, n, split_constant, centred, rho, acov, work, pw)
+        out[_ESS_MEAN] = ess_mean
+        out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
+
+        # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
+        ess_low = _ess_below(x, q_low, n, folded, centred, rho, acov, work, pw)
+        ess_high = _ess_below(x, q_high, n, folded, centred, rho, acov, work, pw)
+        out[_ESS_TAIL] = (
+            ess_low
+            if math.isnan(ess_high)
+            else (ess_high if math.isnan(ess_low) else min(ess_low, ess_high))
+        )
+
+        # MCSE of the sd: delta method on the variance of d = (theta - mean)^2
+        mean = out[_MEAN]
+        squared = buffers[2]  # z is no longer needed
+        for i in range(total):
+            deviation = flat[i] - mean
+            squared[i] = deviation * deviation
+        variance = _mean(squared[:total], pw)
+        for i in range(total):
+            work[i] = squared[i] * squared[i]
+        fourth = _mean(work[:total], pw)
+        low, high = np.inf, -np.inf
+        for c in range(chains):
+            for i in range(n):
+                first_half = squared[c * draws + i]
+                second_half = squared[c * draws + draws - n + i]
+                split[c * n + i] = first_half
+                split[(chains + c) * n + i] = second_half
+                low = min(low, first_half, second_half)
+                high = max(high, first_half, second_half)
+        constant = high - low < _CONSTANT_TOL
+        ess_squared = _ess(split, split_chains, n, constant, centred, rho, acov, work, pw)
+        var_of_var = (fourth - variance * variance) / ess_squared
+        out[_MCSE_SD] = math.sqrt(var_of_var / variance / 4.0)
 
 
 # ---------------------------------------------------------------------------
