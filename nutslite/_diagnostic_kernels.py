@@ -719,14 +719,16 @@ def scalar_statistics(
     ``(K, len(COLUMNS))``. ``threads`` (default: the cores this process may use) slices the
     scalars among threads; the results do not depend on it.
     """
-    batch = np.ascontiguousarray(batch, dtype=np.float64)
+    # C-contiguous and writeable, so that one compiled version serves every input (Numba
+    # compiles read-only arrays separately)
+    batch = np.require(batch, dtype=np.float64, requirements=["C", "W"])
     n_scalars, chains, draws = batch.shape
     out = np.full((n_scalars, len(COLUMNS)), np.nan)
     if n_scalars == 0 or chains * draws == 0:
         return out
     split_size = 2 * chains * (draws // 2)
     scores = normal_scores(max(split_size, 1))
-    usable = np.ascontiguousarray(usable, dtype=np.bool_)
+    usable = np.require(usable, dtype=np.bool_, requirements=["C", "W"])
     if threads is None:
         threads = (
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from scipy.signal import lfilter
 
 from nutslite import _diagnostic_kernels as kernels
+from nutslite._numba import JIT_DISABLED
 from nutslite.diagnostics import (
     DiagnosticWarning,
     all_statistics,
@@ -230,3 +231,13 @@ def test_import_pulls_in_no_scipy_stats_or_fft():
         [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled with NUMBA_DISABLE_JIT=1")
+def test_read_only_draws_need_no_second_compilation():
+    batch = ar1(np.random.default_rng(25), (2, 2, 30), 0.2)
+    kernels.scalar_statistics(batch, np.ones(2, bool), 0.94, 4)
+    signatures = len(kernels._statistics_kernel.signatures)
+    batch.flags.writeable = False
+    kernels.scalar_statistics(batch, np.ones(2, bool), 0.94, 4)
+    assert len(kernels._statistics_kernel.signatures) == signatures
