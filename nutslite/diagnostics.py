@@ -50,6 +50,7 @@ __all__ = [
     "DiagnosticWarning",
     "SamplingWarning",
     "TreeDepthSaturation",
+    "all_statistics",
     "check",
     "divergence_counts",
     "divergence_locations",
