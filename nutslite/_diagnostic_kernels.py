@@ -544,9 +544,10 @@ def _scratch(chains, draws):
 
 
 @jit
-def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, first, last, results):
+def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, last, results):
     """Every column of :data:`COLUMNS` into ``results[k]``, for the scalars ``first <= k < last``
-    with finite draws (``usable[k]``); the split-chain statistics only if ``draws >= min_draws``.
+    with finite draws (``usable[k]``); the split-chain statistics only if ``draws >= min_draws``,
+    and ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
 
     One function, not a call per scalar: Numba re-optimises every caller together with its
     callees, so each level of calls costs compile time.
@@ -644,11 +645,13 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, first, last, 
                 if math.isnan(rhat_bulk)
                 else (rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold))
             )
-            out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
+            if mcse:
+                out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
         out[_ESS_BULK] = _ess(z, split_chains, n, z_constant, centred, rho, acov, work, pw)
-        ess_mean = _ess(split, split_chains, n, split_constant, centred, rho, acov, work, pw)
-        out[_ESS_MEAN] = ess_mean
-        out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
+        if mcse:
+            ess_mean = _ess(split, split_chains, n, split_constant, centred, rho, acov, work, pw)
+            out[_ESS_MEAN] = ess_mean
+            out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
 
         # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
         ess_low = _ess_below(x, q_low, n, folded, centred, rho, acov, work, pw)
@@ -659,6 +662,8 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, first, last, 
             else (ess_high if math.isnan(ess_low) else min(ess_low, ess_high))
         )
 
+        if not mcse:
+            continue
         # MCSE of the sd: delta method on the variance of d = (theta - mean)^2
         mean = out[_MEAN]
         squared = buffers[2]  # z is no longer needed
@@ -711,13 +716,17 @@ def scalar_statistics(
     hdi_prob: float,
     min_draws: int,
     threads: int | None = None,
+    *,
+    mcse: bool = True,
 ) -> NDArray[np.float64]:
     """Every statistic of :data:`COLUMNS` for each scalar of ``batch (K, chains, draws)``.
 
     Only scalars with ``usable[k]`` (finite draws) are computed; the others, and the split-chain
-    statistics when ``draws < min_draws``, are ``nan``; R-hat needs two chains. Returns
-    ``(K, len(COLUMNS))``. ``threads`` (default: the cores this process may use) slices the
-    scalars among threads; the results do not depend on it.
+    statistics when ``draws < min_draws``, are ``nan``; R-hat needs two chains. ``mcse=False``
+    skips ``split_rhat``, ``ess_mean`` and the MCSEs (``nan``), two fifths of the autocovariance
+    work, for the convergence checks. Returns ``(K, len(COLUMNS))``. ``threads`` (default: the
+    cores this process may use) slices the scalars among threads; the results do not depend on
+    it.
     """
     # C-contiguous and writeable, so that one compiled version serves every input (Numba
     # compiles read-only arrays separately)
@@ -738,11 +747,13 @@ def scalar_statistics(
     threads = max(1, min(threads or 1, n_scalars))
     bounds = np.linspace(0, n_scalars, threads + 1).astype(np.int64)
     if threads == 1:
-        _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, 0, n_scalars, out)
+        _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, 0, n_scalars, out)
         return out
     with ThreadPoolExecutor(max_workers=threads) as pool:
         jobs = [
-            pool.submit(_statistics_kernel, batch, usable, scores, hdi_prob, min_draws, lo, hi, out)
+            pool.submit(
+                _statistics_kernel, batch, usable, scores, hdi_prob, min_draws, mcse, lo, hi, out
+            )
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         for job in jobs:

@@ -535,6 +535,14 @@ def _percent(fraction: float) -> str:
     return f"{fraction:.1%}"
 
 
+def _convergence(draws: FloatArray) -> dict[str, FloatArray]:
+    """``r_hat``, ``ess_bulk`` and ``ess_tail`` of ``draws (K, chains, draws)`` as
+    :func:`scalar_diagnostics` gives them, silently, without the MCSE work."""
+    usable = _usable(draws, _ranges(draws), "diagnostics", 1, warn=False)
+    stats = scalar_statistics(draws, usable, hdi_prob=0.94, min_draws=MIN_DRAWS, mcse=False)
+    return {name: stats[:, COLUMNS.index(name)] for name in ("r_hat", "ess_bulk", "ess_tail")}
+
+
 def check(res: Any, *, stacklevel: int = 2) -> list[str]:
     """Human-readable messages for every sampling problem found in ``res``.
 
@@ -597,7 +605,7 @@ def check(res: Any, *, stacklevel: int = 2) -> list[str]:
                 + (f" and {more} more" if more > 0 else "")
             )
         chains = draws.shape[1]
-        diag = scalar_diagnostics(draws, warn=False)
+        diag = _convergence(draws)
         r_hat = diag["r_hat"]
         high = r_hat > RHAT_THRESHOLD
         if high.any():

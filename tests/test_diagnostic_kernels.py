@@ -241,3 +241,15 @@ def test_read_only_draws_need_no_second_compilation():
     batch.flags.writeable = False
     kernels.scalar_statistics(batch, np.ones(2, bool), 0.94, 4)
     assert len(kernels._statistics_kernel.signatures) == signatures
+
+
+def test_convergence_checks_skip_only_the_mcse_columns():
+    batch = ar1(np.random.default_rng(26), (3, 4, 90), 0.7)
+    usable = np.ones(3, bool)
+    full = kernels.scalar_statistics(batch, usable, 0.94, 4)
+    short = kernels.scalar_statistics(batch, usable, 0.94, 4, mcse=False)
+    for j, name in enumerate(kernels.COLUMNS):
+        if name in ("split_rhat", "ess_mean", "mcse_mean", "mcse_sd"):
+            assert np.isnan(short[:, j]).all(), name
+        else:
+            np.testing.assert_array_equal(short[:, j], full[:, j], err_msg=name)
