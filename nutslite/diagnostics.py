@@ -27,6 +27,10 @@ Edge cases never raise; they return a documented value and issue a
 * NaN or infinite draws: ``nan`` for that scalar;
 * constant draws: R-hat ``nan``; ESS equals the number of draws kept after
   splitting (ArviZ's convention); ``mcse_mean`` 0 and ``mcse_sd`` ``nan``.
+
+The arithmetic runs in the compiled kernels of :mod:`nutslite._diagnostic_kernels`: all
+statistics of all scalars in one call, one sort per scalar shared by every rank-based
+statistic, threads across scalars. This module checks the input and issues the warnings.
 """
 
 from __future__ import annotations
@@ -34,20 +38,19 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import fft
-from scipy.special import ndtri
-from scipy.stats import rankdata
+
+from nutslite._diagnostic_kernels import COLUMNS, scalar_statistics
 
 __all__ = [
     "DiagnosticWarning",
     "SamplingWarning",
     "TreeDepthSaturation",
+    "all_statistics",
     "check",
     "divergence_counts",
     "divergence_locations",
@@ -114,15 +117,42 @@ def _finish(values: FloatArray, lead: tuple[int, ...]) -> float | FloatArray:
     return values.reshape(lead)
 
 
-def _warn(message: str) -> None:
-    """Issue a :class:`DiagnosticWarning` attributed to the first caller outside nutslite."""
+def _warn(message: str, stacklevel: int | None = None) -> None:
+    """Issue a :class:`DiagnosticWarning`.
+
+    By default it is attributed to the first caller outside nutslite; ``stacklevel`` counts
+    frames from the caller of ``_warn`` instead (1 = that caller), as ``warnings.warn`` does.
+    """
+    if stacklevel is not None:
+        warnings.warn(message, DiagnosticWarning, stacklevel=stacklevel + 1)
+        return
     frame, level = sys._getframe(1), 2
     while frame is not None and frame.f_globals.get("__name__", "").startswith("nutslite."):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, DiagnosticWarning, stacklevel=level)
 
 
-def _usable(batch: FloatArray, what: str, min_chains: int, warn: bool) -> NDArray[np.bool_]:
+class _Ranges(NamedTuple):
+    """Per-scalar extremes of a batch ``(K, chains, draws)``: finiteness and constancy."""
+
+    finite: NDArray[np.bool_]
+    """All draws finite (``max`` and ``min`` propagate NaN and show infinities)."""
+    constant: NDArray[np.bool_]
+    """The range of the draws is below ``_CONSTANT_TOL`` (1e-15, as ArviZ)."""
+
+
+def _ranges(batch: FloatArray) -> _Ranges:
+    n_scalars, chains, draws = batch.shape
+    if chains * draws == 0:
+        return _Ranges(np.zeros(n_scalars, dtype=bool), np.zeros(n_scalars, dtype=bool))
+    high, low = batch.max(axis=(1, 2)), batch.min(axis=(1, 2))
+    with np.errstate(invalid="ignore"):
+        return _Ranges(np.isfinite(high) & np.isfinite(low), (high - low) < _CONSTANT_TOL)
+
+
+def _usable(
+    batch: FloatArray, ranges: _Ranges, what: str, min_chains: int, warn: bool
+) -> NDArray[np.bool_]:
     """Mask of the scalars ``what`` can be computed for; warn about the others."""
     n_scalars, chains, draws = batch.shape
     if draws < MIN_DRAWS or chains < min_chains:
@@ -132,7 +162,7 @@ def _usable(batch: FloatArray, what: str, min_chains: int, warn: bool) -> NDArra
                 f"got {chains} chain(s) of {draws} draws; returning nan"
             )
         return np.zeros(n_scalars, dtype=bool)
-    finite = np.isfinite(batch).all(axis=(1, 2))
+    finite = ranges.finite
     if warn and not finite.all():
         _warn(
             f"{what}: {np.count_nonzero(~finite)} of {n_scalars} scalar(s) have NaN or "
@@ -141,225 +171,32 @@ def _usable(batch: FloatArray, what: str, min_chains: int, warn: bool) -> NDArra
     return finite
 
 
-def _is_constant(batch: FloatArray) -> NDArray[np.bool_]:
-    """Per scalar: is the range of all draws below ``_CONSTANT_TOL``?"""
-    return (batch.max(axis=(1, 2)) - batch.min(axis=(1, 2))) < _CONSTANT_TOL
-
-
-def _warn_constant(batch: FloatArray, what: str, consequence: str) -> None:
-    n_const = np.count_nonzero(_is_constant(batch))
+def _warn_constant(ranges: _Ranges, usable: NDArray[np.bool_], what: str, consequence: str) -> None:
+    n_const = np.count_nonzero(ranges.constant & usable)
     if n_const:
-        _warn(f"{what}: {n_const} of {len(batch)} scalar(s) have constant draws; {consequence}")
-
-
-# ---------------------------------------------------------------------------
-# Building blocks (all act on valid batches of shape (K, chains, draws))
-# ---------------------------------------------------------------------------
-
-
-def _split_chains(batch: FloatArray) -> FloatArray:
-    """Split every chain in half: ``(K, M, N) -> (K, 2M, N // 2)``.
-
-    For odd ``N`` the middle draw is dropped (BDA3 sec. 11.4; Stan, ArviZ).
-    """
-    half = batch.shape[-1] // 2
-    return np.concatenate((batch[..., :half], batch[..., batch.shape[-1] - half :]), axis=1)
-
-
-def _rank_normalize(batch: FloatArray) -> FloatArray:
-    """Rank-normalize over the pooled draws of each scalar (Vehtari et al. eq. 14).
-
-    ``z = Phi^{-1}((r - 3/8) / (S + 1/4))`` with ``r`` the average rank among all
-    ``S`` draws of the scalar (Blom 1958 offsets).
-    """
-    flat = batch.reshape(len(batch), -1)
-    ranks = rankdata(flat, method="average", axis=-1)
-    return ndtri((ranks - 3 / 8) / (flat.shape[-1] + 1 / 4)).reshape(batch.shape)
-
-
-def _fold(batch: FloatArray) -> FloatArray:
-    """Folded draws ``|theta - median(theta)|`` (Vehtari et al. eq. 15)."""
-    median = np.median(batch.reshape(len(batch), -1), axis=-1)
-    return np.abs(batch - median[:, np.newaxis, np.newaxis])
-
-
-def _quantile_type7(batch: FloatArray, prob: float) -> FloatArray:
-    """Per-scalar ``prob`` quantile of the pooled draws, Hyndman & Fan (1996) type 7.
-
-    With ``h = S p + (1 - p)`` (1-based), ``k = floor(clip(h, 1, S - 1))`` and
-    ``g = clip(h - k, 0, 1)``: ``q = (1 - g) x_(k) + g x_(k+1)``.  Written in the
-    same floating-point order as ``scipy.stats.mstats.mquantiles(alphap=1, betap=1)``
-    (used by ArviZ), so the quantile indicators below match ArviZ exactly.
-    """
-    srt = np.sort(batch.reshape(len(batch), -1), axis=-1)
-    size = srt.shape[-1]
-    h = size * prob + (1.0 - prob)
-    k = int(np.floor(np.clip(h, 1, size - 1)))
-    g = float(np.clip(h - k, 0.0, 1.0))
-    return (1.0 - g) * srt[:, k - 1] + g * srt[:, k]
-
-
-def _autocovariance(chains: FloatArray) -> FloatArray:
-    """Biased autocovariance ``gamma_t = 1/n sum_i (x_i - xbar)(x_{i+t} - xbar)`` by FFT.
-
-    Zero-padded to at least ``2n`` so the circular correlation equals the linear
-    one (Geyer 1992 recommends the divisor ``n``; Vehtari et al. sec. 3.2).
-    """
-    n = chains.shape[-1]
-    centred = chains - chains.mean(axis=-1, keepdims=True)
-    size = fft.next_fast_len(2 * n, real=True)
-    spectrum = fft.rfft(centred, n=size, axis=-1)
-    return fft.irfft(spectrum * spectrum.conj(), n=size, axis=-1)[..., :n] / n
-
-
-def _geyer_tau(rho: FloatArray) -> FloatArray:
-    """Integrated autocorrelation time from multi-chain autocorrelations ``rho (K, n)``.
-
-    Geyer's (1992) initial positive sequence, made monotone, exactly as Stan and
-    ArviZ do it (Vehtari et al. eq. 13).  With pair sums
-    ``P_k = rho_{2k} + rho_{2k+1}`` (``rho_0 = 1``), the scan computes
-    ``P_1, P_2, ...`` while the previous pair sum is positive and the lag stays
-    below ``n - 3``; let ``K`` be the index of the last pair computed (``K = 0``
-    when no pair beyond ``P_0`` is computed).  Then
-
-    ``tau = -1 + 2 sum_{k<K} min(P_0, ..., P_k) + rho_{2K}^+``
-
-    where the running minimum is the initial *monotone* sequence and the extra
-    even-lag term ``rho_{2K}^+`` is ``rho_{2K}`` if ``P_K >= 0`` or
-    ``rho_{2K} > 0`` and 0 otherwise: Stan's rule that averages the sums ending at
-    the last odd and the next even lag, which stabilises antithetic chains.
-    """
-    n_scalars, n = rho.shape
-    last_pair = max(0, (n - 3) // 2)
-    pair_sums = rho[:, 0 : 2 * last_pair + 1 : 2] + rho[:, 1 : 2 * last_pair + 2 : 2]
-    nonpositive = pair_sums <= 0
-    stop = np.where(nonpositive.any(axis=1), nonpositive.argmax(axis=1), last_pair)
-    monotone = np.minimum.accumulate(pair_sums, axis=1)
-    cumulative = np.concatenate((np.zeros((n_scalars, 1)), np.cumsum(monotone, axis=1)), axis=1)
-    rows = np.arange(n_scalars)
-    even = rho[rows, 2 * stop]
-    extra = np.where((pair_sums[rows, stop] >= 0) | (even > 0), even, 0.0)
-    tau = -1.0 + 2.0 * cumulative[rows, stop] + extra
-    return np.where(np.isfinite(rho).all(axis=1), tau, np.nan)
-
-
-def _ess(split: FloatArray) -> FloatArray:
-    """Effective sample size of already-split chains ``(K, M, n)`` (Vehtari et al. sec. 3.2).
-
-    With per-chain biased autocovariances ``gamma_{t,m}`` (FFT), ``W`` the mean
-    within-chain variance and ``var+ = (n-1)/n W + var(chain means)`` (eq. 3), the
-    multi-chain autocorrelation is (eq. 10, in Stan's form)
-    ``rho_t = 1 - (W - mean_m gamma_{t,m}) / var+``.  Then ``S_eff = S / tau``
-    (eq. 12) with ``tau`` from :func:`_geyer_tau`, capped below at
-    ``1 / log10(S)`` so that ``S_eff <= S log10 S`` (Vehtari et al. sec. 3.2).
-    Constant draws get ``S_eff = S`` (ArviZ's convention).
-    """
-    n_scalars, chains, n = split.shape
-    size = chains * n
-    out = np.full(n_scalars, float(size))
-    varying = ~_is_constant(split)
-    if not varying.any():
-        return out
-    draws = split[varying]
-    mean_acov = _autocovariance(draws).mean(axis=1)
-    within = mean_acov[:, 0] * n / (n - 1.0)
-    var_plus = within * (n - 1.0) / n
-    if chains > 1:
-        var_plus = var_plus + draws.mean(axis=-1).var(axis=-1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = 1.0 - (within[:, np.newaxis] - mean_acov) / var_plus[:, np.newaxis]
-    rho[:, 0] = 1.0
-    tau = np.maximum(_geyer_tau(rho), 1.0 / np.log10(size))
-    out[varying] = size / tau
-    return out
-
-
-def _rhat_from_split(split: FloatArray) -> FloatArray:
-    """``sqrt(var+ / W)`` for already-split chains (Vehtari et al. eqs. 1-4).
-
-    ``B = n/(M-1) sum_m (mean_m - mean)^2``, ``W = 1/M sum_m s_m^2``,
-    ``var+ = (n-1)/n W + B/n``.  ``W = 0`` gives ``inf`` (or ``nan`` if also
-    ``B = 0``).
-    """
-    n = split.shape[-1]
-    within = split.var(axis=-1, ddof=1).mean(axis=-1)
-    between = n * split.mean(axis=-1).var(axis=-1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.sqrt(((n - 1) / n * within + between / n) / within)
-
-
-def _rank_rhat_from_split(split: FloatArray, z_split: FloatArray) -> FloatArray:
-    """max(rank-normalized split-R-hat, rank-normalized folded split-R-hat).
-
-    ``split`` are the split chains and ``z_split`` their rank-normalized values.
-    """
-    tail = _rhat_from_split(_rank_normalize(_fold(split)))
-    return np.fmax(_rhat_from_split(z_split), tail)
-
-
-def _rank_rhat(batch: FloatArray) -> FloatArray:
-    split = _split_chains(batch)
-    return _rank_rhat_from_split(split, _rank_normalize(split))
-
-
-def _ess_bulk(batch: FloatArray) -> FloatArray:
-    return _ess(_rank_normalize(_split_chains(batch)))
-
-
-def _ess_tail(batch: FloatArray) -> FloatArray:
-    low, high = (
-        _ess(_split_chains(_indicator_below(batch, _quantile_type7(batch, p))))
-        for p in (0.05, 0.95)
-    )
-    return np.fmin(low, high)
-
-
-def _indicator_below(batch: FloatArray, threshold: FloatArray) -> FloatArray:
-    """``I(theta <= threshold)`` as floats, one threshold per scalar (eq. 16)."""
-    return (batch <= threshold[:, np.newaxis, np.newaxis]).astype(float)
-
-
-def _ess_mean(batch: FloatArray) -> FloatArray:
-    return _ess(_split_chains(batch))
-
-
-def _mcse_mean(batch: FloatArray, ess: FloatArray) -> FloatArray:
-    """``sd / sqrt(ess)`` with ``ess`` the :func:`ess_mean` of ``batch``."""
-    flat = batch.reshape(len(batch), -1)
-    return flat.std(axis=-1, ddof=1) / np.sqrt(ess)
-
-
-def _mcse_sd(batch: FloatArray) -> FloatArray:
-    flat = batch.reshape(len(batch), -1)
-    squared = (batch - flat.mean(axis=-1)[:, np.newaxis, np.newaxis]) ** 2
-    sq_flat = squared.reshape(len(batch), -1)
-    var = sq_flat.mean(axis=-1)
-    var_of_var = ((sq_flat**2).mean(axis=-1) - var**2) / _ess_mean(squared)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.sqrt(var_of_var / var / 4.0)
-
-
-# ---------------------------------------------------------------------------
-# Public scalar diagnostics
-# ---------------------------------------------------------------------------
+        _warn(
+            f"{what}: {n_const} of {np.count_nonzero(usable)} scalar(s) have constant draws; "
+            f"{consequence}"
+        )
 
 
 def _apply(
     x: ArrayLike,
-    core: Callable[[FloatArray], FloatArray],
+    column: str,
     what: str,
     min_chains: int = 1,
     constant_consequence: str | None = None,
 ) -> float | FloatArray:
+    """One column of the kernel for ``x (..., chains, draws)``, with the edge-case warnings."""
     batch, lead = _as_batch(x)
     out = np.full(len(batch), np.nan)
-    usable = _usable(batch, what, min_chains, warn=True)
+    ranges = _ranges(batch)
+    usable = _usable(batch, ranges, what, min_chains, warn=True)
     if usable.any():
-        good = batch[usable]
         if constant_consequence is not None:
-            _warn_constant(good, what, constant_consequence)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[usable] = core(good)
+            _warn_constant(ranges, usable, what, constant_consequence)
+        stats = scalar_statistics(batch, usable, hdi_prob=0.94, min_draws=MIN_DRAWS)
+        out[usable] = stats[usable, COLUMNS.index(column)]
     return _finish(out, lead)
 
 
@@ -376,7 +213,7 @@ def split_rhat(x: ArrayLike) -> float | FloatArray:
     """
     return _apply(
         x,
-        lambda b: _rhat_from_split(_split_chains(b)),
+        "split_rhat",
         "split_rhat",
         min_chains=2,
         constant_consequence="their R-hat is nan",
@@ -392,7 +229,7 @@ def rhat(x: ArrayLike) -> float | FloatArray:
     ``az.rhat(x, method="rank")``.  Values above 1.01 indicate non-convergence.
     Needs at least 2 chains of 4 draws (as ArviZ); otherwise ``nan``.
     """
-    return _apply(x, _rank_rhat, "rhat", min_chains=2, constant_consequence="their R-hat is nan")
+    return _apply(x, "r_hat", "rhat", min_chains=2, constant_consequence="their R-hat is nan")
 
 
 def ess_bulk(x: ArrayLike) -> float | FloatArray:
@@ -401,7 +238,9 @@ def ess_bulk(x: ArrayLike) -> float | FloatArray:
     The ESS of eqs. (10)-(13) applied to the rank-normalized (eq. 14) split
     chains.  Equals ``az.ess(x, method="bulk")``.
     """
-    return _apply(x, _ess_bulk, "ess_bulk", constant_consequence="their ESS is the number of draws")
+    return _apply(
+        x, "ess_bulk", "ess_bulk", constant_consequence="their ESS is the number of draws"
+    )
 
 
 def ess_tail(x: ArrayLike) -> float | FloatArray:
@@ -411,7 +250,9 @@ def ess_tail(x: ArrayLike) -> float | FloatArray:
     split-chain indicators of the pooled 5% and 95% quantiles (type-7 quantiles).
     Equals ``az.ess(x, method="tail")``.
     """
-    return _apply(x, _ess_tail, "ess_tail", constant_consequence="their ESS is the number of draws")
+    return _apply(
+        x, "ess_tail", "ess_tail", constant_consequence="their ESS is the number of draws"
+    )
 
 
 def ess_mean(x: ArrayLike) -> float | FloatArray:
@@ -420,7 +261,9 @@ def ess_mean(x: ArrayLike) -> float | FloatArray:
     No rank normalization, so it is the ESS relevant to ``mcse_mean`` (Vehtari et
     al. 2021 sec. 3.2).  Equals ``az.ess(x, method="mean")``.
     """
-    return _apply(x, _ess_mean, "ess_mean", constant_consequence="their ESS is the number of draws")
+    return _apply(
+        x, "ess_mean", "ess_mean", constant_consequence="their ESS is the number of draws"
+    )
 
 
 def mcse_mean(x: ArrayLike) -> float | FloatArray:
@@ -432,7 +275,7 @@ def mcse_mean(x: ArrayLike) -> float | FloatArray:
     """
     return _apply(
         x,
-        lambda b: _mcse_mean(b, _ess_mean(b)),
+        "mcse_mean",
         "mcse_mean",
         constant_consequence="their MCSE is 0",
     )
@@ -447,7 +290,7 @@ def mcse_sd(x: ArrayLike) -> float | FloatArray:
     :func:`ess_mean` of ``d``, and ``sd = sqrt(v)`` gives
     ``Var(sd_hat) ~ Var(v_hat) / (4 v)``.  Returns ``sqrt`` of that.
     """
-    return _apply(x, _mcse_sd, "mcse_sd", constant_consequence="their MCSE of the sd is nan")
+    return _apply(x, "mcse_sd", "mcse_sd", constant_consequence="their MCSE of the sd is nan")
 
 
 DIAGNOSTIC_COLUMNS = ("mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
@@ -462,42 +305,43 @@ def scalar_diagnostics(x: ArrayLike, *, warn: bool = True) -> dict[str, FloatArr
     :func:`ess_tail` and :func:`rhat`.  With ``warn=True`` each edge case is
     reported once by a :class:`DiagnosticWarning`; ``warn=False`` stays silent.
     """
+    table = all_statistics(x, warn=warn)
+    return {name: table[name] for name in DIAGNOSTIC_COLUMNS}
+
+
+def all_statistics(
+    x: ArrayLike, *, hdi_prob: float = 0.94, warn: bool = True
+) -> dict[str, FloatArray]:
+    """Every per-scalar statistic of ``x (..., chains, draws)`` from one compiled pass.
+
+    The columns of :data:`nutslite._diagnostic_kernels.COLUMNS`: ``mean``, ``sd``
+    (``ddof=1``) and the shortest ``hdi_prob`` interval ``hdi_low``/``hdi_high``
+    for every scalar with finite draws (``nan`` otherwise, except that ``mean`` and
+    ``sd`` keep NumPy's value), and the diagnostics of :func:`scalar_diagnostics`
+    plus ``split_rhat`` and ``ess_mean`` where those are defined.  Each column has
+    shape ``x.shape[:-2]`` (``(1,)`` for 1-D or 2-D ``x``).  Warnings as
+    :func:`scalar_diagnostics`.
+    """
     batch, lead = _as_batch(x)
     shape = lead if lead else (1,)
-    out = {name: np.full(len(batch), np.nan) for name in DIAGNOSTIC_COLUMNS}
-    usable = _usable(batch, "diagnostics", 1, warn)
-    if usable.any():
-        good = batch[usable]
-        if warn:
-            _warn_constant(good, "diagnostics", "R-hat and MCSE of the sd are nan for them")
-            if batch.shape[1] < 2:
-                _warn("R-hat needs at least 2 chains; returning nan")
-        # every scalar is independent of the others: with many of them, two threads share the
-        # work (NumPy's sorts and SciPy's FFTs release the GIL), with identical results
-        parts = np.array_split(np.arange(len(good)), 2 if good.size >= PARALLEL_SIZE else 1)
-        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-            results = list(pool.map(lambda idx: _scalar_diagnostics(good[idx]), parts))
-        for name in DIAGNOSTIC_COLUMNS:
-            out[name][usable] = np.concatenate([r[name] for r in results])
+    ranges = _ranges(batch)
+    finite = ranges.finite
+    usable = _usable(batch, ranges, "diagnostics", 1, warn)
+    if warn and usable.any():
+        _warn_constant(ranges, usable, "diagnostics", "R-hat and MCSE of the sd are nan for them")
+        if batch.shape[1] < 2:
+            _warn("R-hat needs at least 2 chains; returning nan")
+    stats = scalar_statistics(batch, finite, hdi_prob=hdi_prob, min_draws=MIN_DRAWS)
+    out = {name: stats[:, j] for j, name in enumerate(COLUMNS)}
+    bad = ~finite
+    if bad.any():
+        flat = batch[bad].reshape(np.count_nonzero(bad), -1)
+        with np.errstate(invalid="ignore"):
+            if flat.shape[1]:
+                out["mean"][bad] = flat.mean(axis=1)
+            if flat.shape[1] > 1:
+                out["sd"][bad] = flat.std(axis=1, ddof=1)
     return {name: values.reshape(shape) for name, values in out.items()}
-
-
-PARALLEL_SIZE = 200_000  # draws in a batch above which scalar_diagnostics uses two threads
-
-
-def _scalar_diagnostics(good: FloatArray) -> dict[str, FloatArray]:
-    """``scalar_diagnostics`` of usable scalars ``good (K, chains, draws)``, without warnings."""
-    split = _split_chains(good)
-    z_split = _rank_normalize(split)
-    nan = np.full(len(good), np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {
-            "mcse_mean": _mcse_mean(good, _ess(split)),
-            "mcse_sd": _mcse_sd(good),
-            "ess_bulk": _ess(z_split),
-            "ess_tail": _ess_tail(good),
-            "r_hat": _rank_rhat_from_split(split, z_split) if good.shape[1] >= 2 else nan,
-        }
 
 
 # ---------------------------------------------------------------------------
@@ -520,21 +364,28 @@ def ebfmi(energy: ArrayLike) -> FloatArray:
     ``energy.shape[:-1]`` (``(1,)`` for 1-D input).  Fewer than 2 draws,
     non-finite or constant energies give ``nan`` with a warning.
     """
+    return _ebfmi(energy, None)
+
+
+def _ebfmi(energy: ArrayLike, stacklevel: int | None) -> FloatArray:
+    """:func:`ebfmi` with its warnings' ``stacklevel`` counted from the caller (see ``_warn``)."""
+    level = None if stacklevel is None else stacklevel + 1
     arr = np.atleast_2d(np.asarray(energy, dtype=float))
     out = np.full(arr.shape[:-1], np.nan)
     if arr.shape[-1] < 2:
-        _warn(f"ebfmi needs at least 2 draws per chain, got {arr.shape[-1]}; returning nan")
+        _warn(f"ebfmi needs at least 2 draws per chain, got {arr.shape[-1]}; returning nan", level)
         return out
     finite = np.isfinite(arr).all(axis=-1)
     if not finite.all():
         _warn(
             f"ebfmi: {np.count_nonzero(~finite)} chain(s) have NaN or infinite energies; "
-            "returning nan for them"
+            "returning nan for them",
+            level,
         )
     good = arr[finite]
     denominator = good.var(axis=-1, ddof=1)
     if np.any(denominator == 0):
-        _warn("ebfmi: constant energy in some chain(s); returning nan for them")
+        _warn("ebfmi: constant energy in some chain(s); returning nan for them", level)
     with np.errstate(divide="ignore", invalid="ignore"):
         out[finite] = np.square(np.diff(good, axis=-1)).mean(axis=-1) / denominator
     return out
@@ -672,13 +523,37 @@ def _worst(
     return listed + (f" and {more} more" if more > 0 else "")
 
 
-def check(res: Any) -> list[str]:
+def _percent(fraction: float) -> str:
+    """``"5.0%"``; a fraction strictly between 0 and 0.1% is ``"<0.1%"`` (never ``"0.0%"``),
+    one strictly between 99.9% and 1 is ``">99.9%"``, and exactly 0 is ``"0%"``."""
+    if fraction == 0:
+        return "0%"
+    if 0 < fraction < 0.001:
+        return "<0.1%"
+    if 0.999 < fraction < 1:
+        return ">99.9%"
+    return f"{fraction:.1%}"
+
+
+def _convergence(draws: FloatArray) -> dict[str, FloatArray]:
+    """``r_hat``, ``ess_bulk`` and ``ess_tail`` of ``draws (K, chains, draws)`` as
+    :func:`scalar_diagnostics` gives them, silently, without the MCSE work."""
+    usable = _usable(draws, _ranges(draws), "diagnostics", 1, warn=False)
+    stats = scalar_statistics(draws, usable, hdi_prob=0.94, min_draws=MIN_DRAWS, mcse=False)
+    return {name: stats[:, COLUMNS.index(name)] for name in ("r_hat", "ess_bulk", "ess_tail")}
+
+
+def check(res: Any, *, stacklevel: int = 2) -> list[str]:
     """Human-readable messages for every sampling problem found in ``res``.
 
     ``res`` has ``.posterior`` (``name -> (chains, draws, *shape)``),
     ``.sample_stats`` (with ``diverging``, ``reached_max_treedepth`` and
     ``energy``, each ``(chains, draws)``; missing entries are skipped) and
-    optionally ``.settings`` (``max_treedepth`` is used if present).  Checks:
+    optionally ``.settings`` (``max_treedepth`` is used if present) and
+    ``.interrupted`` (then the divergence count says it covers the draws kept
+    before the interrupt).  ``stacklevel`` attributes the
+    :class:`DiagnosticWarning` s of the E-BFMI check as ``warnings.warn`` would
+    from inside ``check`` (2: the line that called ``check``).  Checks:
 
     * any divergent post-warmup transition (count, percentage, per chain);
     * any transition that hit the maximum tree depth (fraction, depth);
@@ -699,8 +574,10 @@ def check(res: Any) -> list[str]:
         total = int(counts.sum())
         if total:
             n_draws = np.atleast_2d(np.asarray(stats["diverging"])).size
+            kept = " kept before the interrupt" if getattr(res, "interrupted", False) else ""
             messages.append(
-                f"{total} of {n_draws} post-warmup transitions ({total / n_draws:.1%}) diverged "
+                f"{total} of {n_draws} post-warmup transitions{kept} ({_percent(total / n_draws)}) "
+                "diverged "
                 f"(per chain: {', '.join(map(str, counts))}); reparameterize or raise "
                 "target_accept"
             )
@@ -710,9 +587,9 @@ def check(res: Any) -> list[str]:
         if saturation.overall > 0:
             depth = settings.get("max_treedepth")
             depth_text = "the maximum tree depth" + (f" {depth}" if depth is not None else "")
-            per_chain = ", ".join(f"{f:.1%}" for f in saturation.per_chain)
+            per_chain = ", ".join(_percent(f) for f in saturation.per_chain)
             messages.append(
-                f"{saturation.overall:.1%} of transitions hit {depth_text} "
+                f"{_percent(saturation.overall)} of transitions hit {depth_text} "
                 f"(per chain: {per_chain}); trajectories were cut short"
             )
 
@@ -728,7 +605,7 @@ def check(res: Any) -> list[str]:
                 + (f" and {more} more" if more > 0 else "")
             )
         chains = draws.shape[1]
-        diag = scalar_diagnostics(draws, warn=False)
+        diag = _convergence(draws)
         r_hat = diag["r_hat"]
         high = r_hat > RHAT_THRESHOLD
         if high.any():
@@ -748,7 +625,7 @@ def check(res: Any) -> list[str]:
                 )
 
     if "energy" in stats:
-        values = ebfmi(stats["energy"])
+        values = _ebfmi(stats["energy"], stacklevel)
         low = values < EBFMI_THRESHOLD
         if low.any():
             listed = ", ".join(f"chain {c}: {values[c]:.2f}" for c in np.flatnonzero(low))
@@ -759,9 +636,14 @@ def check(res: Any) -> list[str]:
     return messages
 
 
-def warn_problems(res: Any) -> list[str]:
-    """Issue one :class:`SamplingWarning` per message of :func:`check`; return them."""
-    messages = check(res)
+def warn_problems(res: Any, *, stacklevel: int = 2) -> list[str]:
+    """Issue one :class:`SamplingWarning` per message of :func:`check`; return them.
+
+    ``stacklevel`` is passed to ``warnings.warn``: 2 (the default) attributes the
+    warnings to the line that called ``warn_problems``; a caller inside a library
+    function passes 3 so that they point at its own caller's line.
+    """
+    messages = check(res, stacklevel=stacklevel + 1)
     for message in messages:
-        warnings.warn(message, SamplingWarning, stacklevel=2)
+        warnings.warn(message, SamplingWarning, stacklevel=stacklevel)
     return messages

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from nutslite.diagnostics import DIAGNOSTIC_COLUMNS, scalar_diagnostics, scalar_draws
+from nutslite._diagnostic_kernels import COLUMNS, scalar_statistics
+from nutslite.diagnostics import DIAGNOSTIC_COLUMNS, all_statistics, scalar_draws
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,29 +35,6 @@ def _check_prob(hdi_prob: float) -> None:
         raise ValueError(f"hdi_prob must be in (0, 1], got {hdi_prob}")
 
 
-def _hdi_rows(flat: FloatArray, hdi_prob: float) -> FloatArray:
-    """Shortest-interval HDI of each row of ``flat (K, S)``: returns ``(K, 2)``.
-
-    With the ``S`` draws sorted, ``j = floor(hdi_prob * S)`` (at most ``S - 1``)
-    and the interval ``[x_(i), x_(i+j)]`` of smallest width over ``i`` (first one
-    on ties), as ``az.hdi`` for unimodal distributions.  Rows with non-finite
-    draws give ``nan``.
-    """
-    n_rows, size = flat.shape
-    out = np.full((n_rows, 2), np.nan)
-    finite = np.isfinite(flat).all(axis=1)
-    if size == 0 or not finite.any():
-        return out
-    srt = np.sort(flat[finite], axis=1)
-    span = min(math.floor(hdi_prob * size), size - 1)
-    widths = srt[:, span:] - srt[:, : size - span]
-    start = widths.argmin(axis=1)
-    rows = np.arange(len(srt))
-    out[finite, 0] = srt[rows, start]
-    out[finite, 1] = srt[rows, start + span]
-    return out
-
-
 def hdi(x: ArrayLike, hdi_prob: float = 0.94) -> FloatArray:
     """Highest-density interval of the pooled draws (shortest interval, unimodal).
 
@@ -70,8 +48,13 @@ def hdi(x: ArrayLike, hdi_prob: float = 0.94) -> FloatArray:
     if arr.ndim == 1:
         arr = arr[np.newaxis, :]
     lead = arr.shape[:-2]
-    flat = arr.reshape(math.prod(lead), arr.shape[-2] * arr.shape[-1])
-    return _hdi_rows(flat, hdi_prob).reshape(lead + (2,))
+    batch = arr.reshape((math.prod(lead),) + arr.shape[-2:])
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(batch).all(axis=(1, 2)) & (batch[0].size > 0)
+    # a min_draws beyond the draws skips the split-chain statistics: only mean, sd and HDI
+    stats = scalar_statistics(batch, finite, hdi_prob, min_draws=batch.shape[-1] + 1)
+    columns = [COLUMNS.index("hdi_low"), COLUMNS.index("hdi_high")]
+    return stats[:, columns].reshape(lead + (2,))
 
 
 def _hdi_column_names(hdi_prob: float) -> tuple[str, str]:
@@ -184,10 +167,11 @@ def summary(
     and orders variables (default: all).  Columns: ``mean``, ``sd`` (``ddof=1``),
     the HDI bounds named as ArviZ does (``hdi_3%``, ``hdi_97%`` for
     ``hdi_prob=0.94``; see :func:`hdi`), then ``mcse_mean``, ``mcse_sd``,
-    ``ess_bulk``, ``ess_tail`` and ``r_hat`` from
+    ``ess_bulk``, ``ess_tail`` and ``r_hat`` as
     :func:`nutslite.diagnostics.scalar_diagnostics` (warnings about constant,
-    NaN or too-short draws are issued once).  Vector elements are named
-    ``b[75]``, array elements ``x[1,2]`` (0-based).
+    NaN or too-short draws are issued once).  All columns come from one
+    compiled pass over the draws (:func:`nutslite.diagnostics.all_statistics`).
+    Vector elements are named ``b[75]``, array elements ``x[1,2]`` (0-based).
     """
     _check_prob(hdi_prob)
     posterior = getattr(res_or_posterior, "posterior", res_or_posterior)
@@ -197,15 +181,12 @@ def summary(
             f"name -> (chains, draws, ...) array, got {type(res_or_posterior).__name__}"
         )
     names, draws = scalar_draws(posterior, var_names)
-    flat = draws.reshape(len(draws), draws.shape[1] * draws.shape[2])
-    lower, upper = _hdi_rows(flat, hdi_prob).T
+    stats = all_statistics(draws, hdi_prob=hdi_prob) if len(draws) else None
     low_name, high_name = _hdi_column_names(hdi_prob)
+    sources = {"mean": "mean", "sd": "sd", low_name: "hdi_low", high_name: "hdi_high"}
+    sources.update({name: name for name in DIAGNOSTIC_COLUMNS})
     columns: dict[str, FloatArray] = {
-        "mean": flat.mean(axis=1) if flat.shape[1] else np.full(len(flat), np.nan),
-        "sd": flat.std(axis=1, ddof=1) if flat.shape[1] > 1 else np.full(len(flat), np.nan),
-        low_name: lower,
-        high_name: upper,
+        column: stats[source] if stats is not None else np.empty(0)
+        for column, source in sources.items()
     }
-    diagnostics = scalar_diagnostics(draws)
-    columns.update({name: diagnostics[name] for name in DIAGNOSTIC_COLUMNS})
     return Summary(names, columns)

@@ -7,6 +7,7 @@ The reference numbers quoted below come from 20 000 simulated replications of
 """
 
 import logging
+import sys
 import time
 import warnings
 from types import SimpleNamespace
@@ -495,3 +496,47 @@ def test_check_tolerates_missing_stats_and_settings():
     res.settings = {}
     res.sample_stats["reached_max_treedepth"][:] = True
     assert "100.0% of transitions hit the maximum tree depth (" in check(res)[0]
+
+
+def test_small_percentages_are_never_printed_as_zero():
+    res = _healthy(draws=1000)
+    res.sample_stats["diverging"][0, 0] = True  # 1 of 4000 = 0.025%
+    res.sample_stats["reached_max_treedepth"][1, 0] = True
+    divergence, treedepth = check(res)
+    assert "(<0.1%)" in divergence and "0.0%" not in divergence
+    assert treedepth.startswith("<0.1% of transitions") and "0.0%" not in treedepth
+    assert "per chain: 0%, 0.1%, 0%, 0%" in treedepth  # 1 of 1000 in chain 1
+    res.sample_stats["reached_max_treedepth"][:] = True
+    res.sample_stats["reached_max_treedepth"][2, 5] = False
+    assert check(res)[1].startswith(">99.9% of transitions")
+
+
+def test_divergence_message_after_an_interrupt_counts_the_kept_draws():
+    res = _healthy(draws=300)
+    res.sample_stats["diverging"][2, :3] = True
+    res.interrupted = True
+    (message,) = check(res)
+    assert message.startswith("3 of 1200 post-warmup transitions kept before the interrupt")
+    res.interrupted = False
+    assert "interrupt" not in check(res)[0]
+
+
+def _warn_from_library(res, stacklevel):
+    """Stands for nl.sample: a library function that checks the result it returns."""
+    return warn_problems(res, stacklevel=stacklevel)
+
+
+def test_warn_problems_stacklevel_points_at_the_chosen_line():
+    res = _healthy(draws=200)
+    res.sample_stats["diverging"][0, 0] = True
+    res.sample_stats["energy"][1] = 1.0  # constant energy: a DiagnosticWarning from check
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        line = sys._getframe().f_lineno + 1
+        _warn_from_library(res, stacklevel=3)
+    assert {w.category for w in record} == {SamplingWarning, DiagnosticWarning}
+    assert all(w.filename == __file__ and w.lineno == line for w in record)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _warn_from_library(res, stacklevel=2)
+    assert {w.lineno for w in record} == {_warn_from_library.__code__.co_firstlineno + 2}

@@ -1,0 +1,178 @@
+"""What the diagnostics behind ``nl.sample``'s warnings and ``nl.summary`` cost.
+
+Usage::
+
+    python benchmarks/bench_diagnostics.py             # radon draws from nl.sample, seed 1
+    python benchmarks/bench_diagnostics.py --synthetic # AR(1) draws of the same shape, no sampling
+
+Measured in one process, on the same draws:
+
+(a) the old NumPy/SciPy code (``tests/diagnostics_oracle.py``: rankdata, scipy.fft, every column
+    of the summary) against the compiled kernels (``nutslite.diagnostics.all_statistics``, the
+    same columns), and ``warn_problems`` as ``nl.sample`` runs it;
+(b) ``arviz.summary`` against ``nl.summary`` (345 scalars x 4 chains x 1000 draws);
+(c) ``nl.summary`` on 345 scalars x 2 chains x 66,670 AR(1) draws, and the cost per draw at
+    1/4, 1/2 and all of those draws (linear growth: equal costs per draw).
+
+Warm times are the minimum over ``--repeats`` calls (compiled code loaded); the cold compile of
+the kernels is timed apart, in a fresh process with an empty cache. Writes
+``benchmarks/results/diagnostics.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import nutslite as nl
+from nutslite.diagnostics import all_statistics, scalar_draws, warn_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "tests"))
+
+COLD_SCRIPT = """
+import time, numpy as np
+from nutslite._diagnostic_kernels import scalar_statistics
+x = np.random.default_rng(0).standard_normal((2, 4, 50))
+start = time.perf_counter()
+scalar_statistics(x, np.ones(2, bool), 0.94, 4)
+print(time.perf_counter() - start)
+"""
+
+
+def best_time(function: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """The fastest wall-clock and the smallest CPU time (all threads) of ``repeats`` calls of
+    ``function()``, in seconds. On a shared machine the CPU time is the steadier of the two."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        start, cpu = time.perf_counter(), time.process_time()
+        function()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
+
+
+def cold_compile_seconds() -> float:
+    """Seconds of the first kernel call in a fresh process whose cache is empty."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUTSLITE_CACHE_DIR=cache)
+        env.pop("NUMBA_CACHE_DIR", None)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        out = subprocess.run(
+            [sys.executable, "-c", COLD_SCRIPT], env=env, check=True, capture_output=True, text=True
+        )
+    return float(out.stdout.split()[-1])
+
+
+def ar1_draws(shape: tuple[int, ...], phi: float, seed: int) -> np.ndarray:
+    """AR(1) draws along the last axis (stationary start), as a slowly mixing sampler gives."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(shape)
+    noise[..., 0] /= np.sqrt(1 - phi**2)
+    return lfilter([1.0], [1.0, -phi], noise, axis=-1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--synthetic", action="store_true", help="AR(1) draws, no sampling")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS / "diagnostics.md")
+    args = parser.parse_args(argv)
+
+    import arviz as az
+    from diagnostics_oracle import oracle
+
+    logging.getLogger("arviz").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")
+    cold = cold_compile_seconds()
+
+    if args.synthetic:
+        source = "AR(1) draws, phi = 0.5, 345 scalars"
+        res = None
+        posterior = {"theta": np.moveaxis(ar1_draws((345, 4, 1000), 0.5, 1), 0, -1)}
+    else:
+        source = 'radon draws: `nl.sample(nl.models.radon("noncentered"), seed=1)`'
+        res = nl.sample(nl.models.radon("noncentered"), seed=1, progress=False, warn=False)
+        posterior = res.posterior
+    names, batch = scalar_draws(posterior)
+    all_statistics(batch[:2])  # load the compiled kernels
+    rows: list[tuple[str, str, tuple[float, float], tuple[float, float]]] = []
+    none = (float("nan"), float("nan"))
+
+    old = best_time(lambda: oracle(batch), args.repeats)
+    new = best_time(lambda: all_statistics(batch, warn=False), args.repeats)
+    shape = f"{batch.shape[0]} x {batch.shape[1]} x {batch.shape[2]}"
+    rows.append(("(a) every summary column: old NumPy/SciPy vs kernels", shape, old, new))
+    if res is not None:
+        checks = best_time(lambda: warn_problems(res), args.repeats)
+        rows.append(("(a) warn_problems(res) as nl.sample runs it", shape, none, checks))
+
+    dataset = az.convert_to_dataset({name: np.asarray(value) for name, value in posterior.items()})
+    theirs = best_time(lambda: az.summary(dataset), max(2, args.repeats // 2))
+    ours = best_time(lambda: nl.summary(posterior), args.repeats)
+    rows.append(("(b) arviz.summary vs nl.summary", shape, theirs, ours))
+
+    draws = 66_670
+    big = ar1_draws((345, 2, draws), 0.5, 2)
+    per_draw = []
+    for fraction in (4, 2, 1):
+        part = {"theta": np.moveaxis(big[..., : draws // fraction], 0, -1)}
+        seconds = best_time(lambda part=part: nl.summary(part), max(1, args.repeats // 2))
+        label = f"(c) nl.summary, {draws // fraction} draws per chain"
+        rows.append((label, f"345 x 2 x {draws // fraction}", none, seconds))
+        per_draw.append(seconds[1] / (345 * 2 * (draws // fraction)))
+
+    flag = " --synthetic" if args.synthetic else ""
+    lines = [
+        "# Diagnostics: compiled kernels against the old code and ArviZ",
+        "",
+        f"Command: `python benchmarks/bench_diagnostics.py{flag} --repeats {args.repeats}`; "
+        f"{source}; {os.cpu_count()} cores shared with other jobs "
+        "(wall times are noisy, the ratios within one run are the result; CPU time counts all "
+        "threads); warm times are the "
+        f"best of {args.repeats} calls.",
+        "",
+        "| what | scalars x chains x draws | before / ArviZ: wall s, CPU s | nutslite: wall s, "
+        "CPU s | ratio: wall, CPU |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for what, size, before, after in rows:
+        if np.isfinite(before[0]):
+            before_text = f"{before[0]:.3f}, {before[1]:.3f}"
+            ratio = f"{before[0] / after[0]:.1f}x, {before[1] / after[1]:.1f}x"
+        else:
+            before_text = ratio = ""
+        lines.append(
+            f"| {what} | {size} | {before_text} | {after[0]:.3f}, {after[1]:.3f} | {ratio} |"
+        )
+    spread = max(per_draw) / min(per_draw)
+    lines += [
+        "",
+        "CPU time per draw at 1/4, 1/2 and all of 66,670 draws: "
+        + ", ".join(f"{1e9 * c:.1f} ns" for c in per_draw)
+        + f" (largest / smallest {spread:.2f}; linear growth gives 1).",
+        "",
+        f"Cold compile of the kernels (first call, fresh process, empty cache): {cold:.1f} s.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

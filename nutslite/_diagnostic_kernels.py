@@ -1,0 +1,761 @@
+"""Compiled kernels behind :mod:`nutslite.diagnostics` and :func:`nutslite.summary`.
+
+One call of :func:`scalar_statistics` computes, for every scalar of a batch ``(K, chains, draws)``
+of finite draws, the columns of :data:`COLUMNS`: mean, sd, HDI, MCSE of the mean and of the sd,
+bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per scalar is
+
+* **one sort**, a radix argsort of the pooled draws (:func:`_radix_argsort`, ``O(S)``). Every
+  rank-based statistic reads it: the average ranks of the split draws (Vehtari et al. 2021,
+  eq. 14), their median and the ranks of the folded draws ``|theta - median|`` (eq. 15; merged
+  from the two sides of the median, which are already in order, so the fold needs no second
+  sort), the type-7 quantiles behind the tail ESS (eq. 16) and the shortest-interval HDI;
+* autocovariances computed eight lags per pass over the draws, only up to the lag where Geyer's
+  (1992) initial positive sequence stops (Vehtari et al. eq. 13), ``O(S)`` per pass; when a
+  scalar mixes so slowly that this would pass the cost of a transform, a radix-2 FFT of the
+  zero-padded chains (``O(S log S)``) gives all lags at once. Either way the cost grows linearly
+  (up to the logarithm) with the number of draws.
+
+Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
+the batch in a thread pool, one slice per core. Sums are NumPy's pairwise summation
+(:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the autocovariances
+differ from an FFT's by rounding only, so every statistic equals the NumPy/SciPy formulation
+(``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagnostics` used before, and ArviZ 0.23, to
+about 1e-14 relative. (Geyer's scan and the quantile indicators make discrete choices; a pair sum
+within rounding of zero could tip one either way in either code. The tests have not met one.)
+The inverse normal CDF of the rank normalization is a table of ``scipy.special.ndtri`` at every
+possible average rank (``2S - 1`` half-integers for ``S`` pooled draws), built once per size
+outside the kernel, so the normal scores are bit-identical to ``ndtri``'s.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from nutslite._numba import jit
+
+__all__ = ["COLUMNS", "scalar_statistics", "normal_scores"]
+
+COLUMNS = (
+    "mean",
+    "sd",
+    "hdi_low",
+    "hdi_high",
+    "mcse_mean",
+    "mcse_sd",
+    "ess_bulk",
+    "ess_tail",
+    "r_hat",
+    "split_rhat",
+    "ess_mean",
+)
+"""The statistics of :func:`scalar_statistics`, in the order of its output's columns."""
+
+(
+    _MEAN,
+    _SD,
+    _HDI_LOW,
+    _HDI_HIGH,
+    _MCSE_MEAN,
+    _MCSE_SD,
+    _ESS_BULK,
+    _ESS_TAIL,
+    _R_HAT,
+    _SPLIT_RHAT,
+    _ESS_MEAN,
+) = range(len(COLUMNS))
+
+_CONSTANT_TOL = np.finfo(float).resolution
+"""Draws whose range is below this (1e-15) count as constant (as in ArviZ)."""
+
+_TAIL_PROBS = (0.05, 0.95)
+_MIN_PARALLEL_DRAWS = 50_000
+"""Draws in a batch below which one thread does all the work (a pool costs more than it saves)."""
+
+
+# ---------------------------------------------------------------------------
+# Sums and moments, bit-identical to NumPy's
+# ---------------------------------------------------------------------------
+
+
+@jit
+def _block_sum(a):
+    """A leaf of :func:`_pairwise_sum`: at most 128 terms, as NumPy sums them."""
+    n = a.shape[0]
+    if n < 8:
+        total = 0.0
+        for i in range(n):
+            total += a[i]
+        return total
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        total += a[i]
+        i += 1
+    return total
+
+
+PAIRWISE_SCRATCH = 448
+"""Length of the float scratch ``pw`` that :func:`_pairwise_sum` keeps its stack in."""
+
+
+@jit
+def _pairwise_sum(a, pw):
+    """``a.sum()`` in NumPy's pairwise order (``numpy/_core/src/umath/loops_utils.h.src``).
+
+    Below 8 terms a plain loop; up to 128 terms eight interleaved partial sums combined as
+    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`` plus the remainder; above that the two
+    halves (the first a multiple of 8 long) are summed separately and added. The rounding error
+    grows like ``log n`` rather than ``n``. The recursion runs on an explicit stack in the
+    scratch ``pw`` (``PAIRWISE_SCRATCH`` floats; Numba's cache cannot hold recursive functions):
+    pending nodes ``(start, n, visited)`` in ``pw[:384]``, finished sums in ``pw[384:]``.
+    """
+    if a.shape[0] <= 128:
+        return _block_sum(a)
+    top, done = 1, 384
+    pw[0], pw[1], pw[2] = 0.0, a.shape[0], 0.0
+    while top:
+        top -= 1
+        start, n = int(pw[3 * top]), int(pw[3 * top + 1])
+        if n <= 128:
+            pw[done] = _block_sum(a[start : start + n])
+            done += 1
+        elif pw[3 * top + 2]:
+            done -= 1
+            pw[done - 1] = pw[done - 1] + pw[done]
+        else:
+            half = n // 2
+            half -= half % 8
+            pw[3 * top + 2] = 1.0
+            pw[3 * top + 3], pw[3 * top + 4], pw[3 * top + 5] = start + half, n - half, 0.0
+            pw[3 * top + 6], pw[3 * top + 7], pw[3 * top + 8] = start, half, 0.0
+            top += 3
+    return pw[384]
+
+
+@jit
+def _mean(a, pw):
+    """NumPy's ``a.mean()``."""
+    return _pairwise_sum(a, pw) / a.shape[0]
+
+
+@jit
+def _mean_and_variance(a, work, pw):
+    """``(a.mean(), a.var(ddof=1))`` as NumPy computes them; ``work`` holds ``len(a)`` floats."""
+    n = a.shape[0]
+    mean = _mean(a, pw)
+    for i in range(n):
+        deviation = a[i] - mean
+        work[i] = deviation * deviation
+    return mean, _pairwise_sum(work[:n], pw) / (n - 1)
+
+
+# ---------------------------------------------------------------------------
+# R-hat and ESS of split chains stored as rows of a (M, n) array, flattened
+# ---------------------------------------------------------------------------
+
+
+@jit
+def _split_rhat(series, chains, n, work, pw):
+    """``sqrt(var+ / W)`` of ``chains`` split chains of ``n`` draws (Vehtari et al. eqs. 1-4).
+
+    ``B = n/(M-1) sum_m (mean_m - mean)^2``, ``W = 1/M sum_m s_m^2`` and
+    ``var+ = (n-1)/n W + B/n``; ``W = 0`` gives ``inf`` (``nan`` if also ``B = 0``).
+    """
+    variances = work[n : n + chains]
+    means = work[n + chains : n + 2 * chains]
+    for m in range(chains):
+        means[m], variances[m] = _mean_and_variance(series[m * n : (m + 1) * n], work, pw)
+    within = _mean(variances, pw)
+    between = n * _mean_and_variance(means, work, pw)[1]
+    return math.sqrt(((n - 1) / n * within + between / n) / within)
+
+
+@jit
+def _geyer_tau(rho, available, n):
+    """Geyer's initial monotone sequence estimate of ``tau`` from ``rho[:available]``.
+
+    Exactly the rule of Stan and ArviZ (Vehtari et al. 2021, eq. 13): with pair sums
+    ``P_k = rho_{2k} + rho_{2k+1}`` scanned while positive (up to ``k = (n - 3) // 2``) and
+    ``K`` the index of the last pair computed,
+    ``tau = -1 + 2 sum_{k<K} min(P_0, ..., P_k) + rho_{2K}^+`` where ``rho_{2K}^+`` is
+    ``rho_{2K}`` if ``P_K >= 0`` or ``rho_{2K} > 0`` and 0 otherwise. Returns
+    ``(True, tau)``, or ``(False, nan)`` if the scan needs lags beyond ``available``.
+    """
+    last_pair = max(0, (n - 3) // 2)
+    cumulative = 0.0
+    running_min = np.inf
+    for k in range(last_pair + 1):
+        if 2 * k + 1 >= available:
+            return False, np.nan
+        pair = rho[2 * k] + rho[2 * k + 1]
+        if not math.isfinite(pair):
+            return True, np.nan
+        if pair <= 0 or k == last_pair:
+            even = rho[2 * k]
+            extra = even if (pair >= 0 or even > 0) else 0.0
+            return True, -1.0 + 2.0 * cumulative + extra
+        running_min = min(running_min, pair)
+        cumulative += running_min
+    return True, np.nan  # not reached: the loop returns at k == last_pair
+
+
+LAG_BLOCK = 8
+"""Autocovariance lags computed together in one pass over the draws."""
+
+
+@jit
+def _lag_block(centred, chains, n, first, sums):
+    """``sums[j] = sum_m sum_i c_{m,i} c_{m,i+first+j}`` for the lags ``first + j``, ``j < 8``.
+
+    Lags at or beyond ``n`` give 0. One pass over the draws serves eight lags: each draw is
+    multiplied by the eight that follow it at those lags (eight independent sums, which the
+    compiler can keep in one vector register without reordering any sum). Each sum runs over
+    blocks of 256 draws that are then added, so its rounding error stays far below ``n`` ulps.
+    """
+    for j in range(LAG_BLOCK):
+        sums[j] = 0.0
+    full = max(0, n - first - (LAG_BLOCK - 1))  # draws for which all eight lags exist
+    for m in range(chains):
+        base = m * n
+        t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
+        for block in range(0, full, 256):
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+            stop = min(block + 256, full)
+            # slices let the compiler drop negative-index checks from the inner loop
+            head = centred[base + block : base + stop]
+            tail = centred[base + block + first : base + stop + first + LAG_BLOCK - 1]
+            for i in range(stop - block):
+                ci = head[i]
+                s0 += ci * tail[i]
+                s1 += ci * tail[i + 1]
+                s2 += ci * tail[i + 2]
+                s3 += ci * tail[i + 3]
+                s4 += ci * tail[i + 4]
+                s5 += ci * tail[i + 5]
+                s6 += ci * tail[i + 6]
+                s7 += ci * tail[i + 7]
+            t0 += s0
+            t1 += s1
+            t2 += s2
+            t3 += s3
+            t4 += s4
+            t5 += s5
+            t6 += s6
+            t7 += s7
+        sums[0] += t0
+        sums[1] += t1
+        sums[2] += t2
+        sums[3] += t3
+        sums[4] += t4
+        sums[5] += t5
+        sums[6] += t6
+        sums[7] += t7
+        for i in range(full, max(0, n - first)):  # the last draws, where some lags run out
+            ci = centred[base + i]
+            for lag in range(first, min(first + LAG_BLOCK, n - i)):
+                sums[lag - first] += ci * centred[base + i + lag]
+
+
+@jit
+def _fft(re, im, cos_table, sin_table):
+    """In-place iterative radix-2 decimation-in-time FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``.
+
+    ``L = len(re)`` is a power of two; ``cos_table[j] = cos(2 pi j / L)`` and
+    ``sin_table[j] = sin(2 pi j / L)`` for ``j < L/2`` (Cooley & Tukey 1965).
+    """
+    size = re.shape[0]
+    j = 0
+    for i in range(1, size):  # bit-reversal permutation
+        bit = size >> 1
+        while j & bit:
+            j ^= bit
+            bit >>= 1
+        j |= bit
+        if i < j:
+            re[i], re[j] = re[j], re[i]
+            im[i], im[j] = im[j], im[i]
+    length = 2
+    while length <= size:
+        half = length // 2
+        stride = size // length
+        for start in range(0, size, length):
+            for k in range(half):
+                wr = cos_table[k * stride]
+                wi = -sin_table[k * stride]
+                a = start + k
+                b = a + half
+                tr = wr * re[b] - wi * im[b]
+                ti = wr * im[b] + wi * re[b]
+                re[b] = re[a] - tr
+                im[b] = im[a] - ti
+                re[a] += tr
+                im[a] += ti
+        length *= 2
+
+
+@jit
+def _fft_autocovariance_sums(centred, chains, n, acov):
+    """``acov[t] = sum_m sum_i c_{m,i} c_{m,i+t}`` for every lag ``t < n``, by FFT.
+
+    Each chain is zero-padded to a power of two ``L >= 2n`` so the circular correlation is the
+    linear one (Wiener-Khinchin). Two real chains share one complex transform: with
+    ``z = a + i b`` and ``Z = FFT(z)``, ``|A_k|^2 + |B_k|^2 = (|Z_k|^2 + |Z_{L-k}|^2) / 2``, and
+    the pooled power spectrum, real and even, is transformed back with the same forward FFT.
+    """
+    size = 1
+    while size < 2 * n:
+        size *= 2
+    cos_table = np.empty(size // 2)
+    sin_table = np.empty(size // 2)
+    for k in range(size // 2):
+        angle = 2.0 * math.pi * k / size
+        cos_table[k] = math.cos(angle)
+        sin_table[k] = math.sin(angle)
+    re = np.empty(size)
+    im = np.empty(size)
+    power = np.zeros(size)
+    for first in range(0, chains, 2):
+        for i in range(size):
+            re[i] = centred[first * n + i] if i < n else 0.0
+            im[i] = centred[(first + 1) * n + i] if i < n and first + 1 < chains else 0.0
+        _fft(re, im, cos_table, sin_table)
+        for k in range(size):
+            mirror = (size - k) % size
+            power[k] += 0.5 * (
+                re[k] * re[k] + im[k] * im[k] + re[mirror] * re[mirror] + im[mirror] * im[mirror]
+            )
+    for k in range(size):
+        re[k] = power[k]
+        im[k] = 0.0
+    _fft(re, im, cos_table, sin_table)
+    for t in range(n):
+        acov[t] = re[t] / size
+
+
+FFT_COST = 16.0
+"""Cost of one butterfly of :func:`_fft` relative to one product of :func:`_lag_block`: measured
+13 (8 chains of 500 draws) to 27 (4 chains of 33,335 draws, where the transform leaves the
+cache), so the lags are computed directly up to about 100 (4 x 1000 draws) or 400 (2 x 66,670)."""
+
+
+@jit
+def _ess(series, chains, n, constant, centred, rho, acov, work, pw):
+    """Effective sample size of ``chains`` split chains of ``n`` draws (Vehtari et al. sec. 3.2).
+
+    With ``gamma_t`` the biased autocovariance averaged over chains, ``W = gamma_0 n/(n-1)`` and
+    ``var+ = (n-1)/n W + var(chain means)`` (eq. 3), ``rho_t = 1 - (W - gamma_t) / var+`` (eq. 10
+    in Stan's form) and ``S_eff = S / max(tau, 1 / log10 S)`` with ``tau`` from
+    :func:`_geyer_tau` (eqs. 12-13). Lags are computed eight at a time until the scan stops, or
+    all at once by FFT once the direct cost would pass the transforms'. Constant draws (the
+    caller's ``constant``: range below 1e-15) give ``S_eff = S``, as ArviZ.
+    """
+    size = chains * n
+    if constant:
+        return float(size)
+    means = work[chains : 2 * chains]  # work[:chains] is _mean_and_variance's scratch
+    for m in range(chains):
+        mean = _mean(series[m * n : (m + 1) * n], pw)
+        means[m] = mean
+        for i in range(m * n, (m + 1) * n):
+            centred[i] = series[i] - mean
+    scale = 1.0 / (n * chains)
+    sums = work[2 * chains : 2 * chains + LAG_BLOCK]
+    between = _mean_and_variance(means, work, pw)[1]
+    # the transforms' cost: (M/2 + 1) FFTs of L log2(L) / 2 butterflies, L >= 2n a power of two
+    padded = 1
+    while padded < 2 * n:
+        padded *= 2
+    fft_cost = FFT_COST * (chains // 2 + 1) * padded * math.log2(padded) / 2
+    available = 0  # lags computed so far
+    within = var_plus = 0.0
+    while True:
+        if available == 0 or size * (available + LAG_BLOCK) <= fft_cost:
+            _lag_block(centred, chains, n, available, sums)
+            if available == 0:
+                within = sums[0] * scale * n / (n - 1.0)
+                var_plus = within * (n - 1.0) / n + between
+                if not (math.isfinite(var_plus) and var_plus > 0):
+                    return np.nan
+            for j in range(min(LAG_BLOCK, n - available)):
+                rho[available + j] = 1.0 - (within - sums[j] * scale) / var_plus
+            available = min(available + LAG_BLOCK, n)
+        else:
+            _fft_autocovariance_sums(centred, chains, n, acov)
+            for t in range(1, n):
+                rho[t] = 1.0 - (within - acov[t] * scale) / var_plus
+            available = n
+        rho[0] = 1.0
+        done, tau = _geyer_tau(rho, available, n)
+        if done:
+            break
+    tau = max(tau, 1.0 / math.log10(size)) if math.isfinite(tau) else np.nan
+    return size / tau
+
+
+# ---------------------------------------------------------------------------
+# The per-scalar kernel
+# ---------------------------------------------------------------------------
+
+
+_SIGN_BIT = np.uint64(1) << np.uint64(63)
+_ALL_BITS = ~np.uint64(0)
+
+
+RADIX_BITS_LARGE = 11
+"""Digit width of the radix sort above ``RADIX_LARGE`` values (6 passes, 2048 buckets)."""
+RADIX_LARGE = 16_384
+
+
+@jit
+def _radix_argsort(values, order, keys, spare_keys, spare_order, counts):
+    """``order`` = a stable argsort of the finite ``values`` (LSD radix sort).
+
+    Each float's IEEE-754 bits become an unsigned key in the same order (negative: all bits
+    flipped; positive: sign bit set), so ``-0.0`` lands next to ``0.0``. Then one counting-sort
+    pass per digit, least significant first, skipping digits all keys share: 8 passes of 8 bits,
+    or for more than ``RADIX_LARGE`` values 6 passes of 11 bits. ``O(S)`` for ``S`` values,
+    several times faster than a comparison sort here. ``counts`` is ``(8, 2048)`` integer
+    scratch; ``keys``, ``spare_keys`` and ``spare_order`` hold ``S`` each.
+    """
+    size = values.shape[0]
+    width = RADIX_BITS_LARGE if size > RADIX_LARGE else 8
+    passes = (64 + width - 1) // width
+    mask = np.uint64((1 << width) - 1)
+    bits = values.view(np.uint64)
+    for digit_index in range(passes):
+        for digit in range(1 << width):
+            counts[digit_index, digit] = 0
+    for i in range(size):
+        key = bits[i] ^ (_ALL_BITS if bits[i] & _SIGN_BIT else _SIGN_BIT)
+        keys[i] = key
+        order[i] = i
+        for digit_index in range(passes):
+            counts[digit_index, (key >> np.uint64(width * digit_index)) & mask] += 1
+    source_keys, source_order, target_keys, target_order = keys, order, spare_keys, spare_order
+    moved = 0  # passes done: after an odd number the result sits in the spare arrays
+    for digit_index in range(passes):
+        shift = np.uint64(width * digit_index)
+        tally = counts[digit_index]
+        if tally[(source_keys[0] >> shift) & mask] == size:
+            continue  # every key has this digit: the pass would not move anything
+        offset = 0
+        for digit in range(1 << width):
+            count = tally[digit]
+            tally[digit] = offset
+            offset += count
+        for i in range(size):
+            key = source_keys[i]
+            digit = (key >> shift) & mask
+            position = tally[digit]
+            tally[digit] = position + 1
+            target_keys[position] = key
+            target_order[position] = source_order[i]
+        source_keys, target_keys = target_keys, source_keys
+        source_order, target_order = target_order, source_order
+        moved += 1
+    if moved % 2:
+        for i in range(size):
+            order[i] = spare_order[i]
+
+
+@jit
+def _average_ranks_to_scores(values, positions, count, scores, out):
+    """Give ``out[positions[i]]`` the normal score of the average rank of ``values[i]``.
+
+    ``values[:count]`` is sorted; tied values share the mean of their ranks (rankdata's
+    ``"average"``), ``(first + last) / 2`` in 1-based ranks, looked up as ``scores[2r - 2]``.
+    Returns whether all values tie (then every score is the same: constant scores).
+    """
+    first = 0
+    while first < count:
+        last = first
+        while last + 1 < count and values[last + 1] == values[first]:
+            last += 1
+        score = scores[first + last]  # 2 * ((first + 1 + last + 1) / 2) - 2
+        for i in range(first, last + 1):
+            out[positions[i]] = score
+        first = last + 1
+    return count == 0 or values[0] == values[count - 1]
+
+
+@jit
+def _quantile_type7(srt, size, prob):
+    """Hyndman & Fan type-7 quantile of sorted ``srt[:size]`` in ``mquantiles``' float order."""
+    h = size * prob + (1.0 - prob)
+    k = int(math.floor(min(max(h, 1.0), size - 1.0)))
+    g = min(max(h - k, 0.0), 1.0)
+    return (1.0 - g) * srt[k - 1] + g * srt[k]
+
+
+@jit
+def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw):
+    """ESS of the split-chain indicators ``I(theta <= threshold)`` (Vehtari et al. eq. 16)."""
+    chains, draws = x.shape
+    below = 0
+    for c in range(chains):
+        for i in range(n):
+            first_half = x[c, i] <= threshold
+            second_half = x[c, draws - n + i] <= threshold
+            indicators[c * n + i] = 1.0 if first_half else 0.0
+            indicators[(chains + c) * n + i] = 1.0 if second_half else 0.0
+            below += first_half + second_half
+    constant = below == 0 or below == 2 * chains * n
+    return _ess(indicators, 2 * chains, n, constant, centred, rho, acov, work, pw)
+
+
+@jit
+def _scratch(chains, draws):
+    """Work arrays for :func:`_one_scalar` on ``chains x draws`` draws: eight float rows (with
+    room for per-chain values beyond the draws), three index rows and the position of each draw
+    among the split chains (-1 for the middle draw of an odd-length chain), the radix sort's
+    keys and counts, and the pairwise sums' stack."""
+    total = chains * draws
+    buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
+    index = np.empty((4, total), dtype=np.int64)
+    n = draws // 2
+    for chain in range(chains):  # chain c's first half is split chain c, its second half C + c
+        for draw in range(draws):
+            if draw < n:
+                index[3, chain * draws + draw] = chain * n + draw
+            elif draw >= draws - n:
+                index[3, chain * draws + draw] = (chains + chain) * n + draw - (draws - n)
+            else:
+                index[3, chain * draws + draw] = -1
+    keys = np.empty((2, total), dtype=np.uint64)
+    counts = np.empty((8, 1 << RADIX_BITS_LARGE), dtype=np.int64)
+    return buffers, index, keys, counts, np.empty(PAIRWISE_SCRATCH)
+
+
+@jit
+def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, last, results):
+    """Every column of :data:`COLUMNS` into ``results[k]``, for the scalars ``first <= k < last``
+    with finite draws (``usable[k]``); the split-chain statistics only if ``draws >= min_draws``,
+    and ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
+
+    One function, not a call per scalar: Numba re-optimises every caller together with its
+    callees, so each level of calls costs compile time.
+    """
+    chains, draws = batch.shape[1], batch.shape[2]
+    buffers, index, keys, counts, pw = _scratch(chains, draws)
+    rank_stats = draws >= min_draws
+    for k in range(first, last):
+        if not usable[k]:
+            continue
+        x = batch[k]
+        out = results[k]
+        chains, draws = x.shape
+        total = chains * draws
+        flat = x.ravel()
+        order = index[0]
+        _radix_argsort(flat, order, keys[0], keys[1], index[2], counts)
+        srt = buffers[0]
+        for i in range(total):
+            srt[i] = flat[order[i]]
+        mean, variance = _mean_and_variance(flat, buffers[1], pw)
+        out[_MEAN] = mean
+        out[_SD] = math.sqrt(variance) if total > 1 else np.nan
+        span = min(int(math.floor(hdi_prob * total)), total - 1)
+        best = 0
+        for i in range(1, total - span):
+            if srt[i + span] - srt[i] < srt[best + span] - srt[best]:
+                best = i
+        out[_HDI_LOW] = srt[best]
+        out[_HDI_HIGH] = srt[best + span]
+        if not rank_stats:
+            continue
+
+        # split chains: chain c's first half is split chain c, its second half split chain C + c
+        n = draws // 2
+        split_chains = 2 * chains
+        size = split_chains * n
+        split, z, folded, centred, rho, acov, work = (
+            buffers[1],
+            buffers[2],
+            buffers[3],
+            buffers[4],
+            buffers[5],
+            buffers[6],
+            buffers[7],
+        )
+        kept_values = buffers[0]  # overwrites srt, no longer needed after the quantiles
+        q_low = _quantile_type7(srt, total, _TAIL_PROBS[0])
+        q_high = _quantile_type7(srt, total, _TAIL_PROBS[1])
+        positions = index[1]
+        split_position = index[3]
+        count = 0
+        for i in range(total):
+            position = split_position[order[i]]
+            if position >= 0:  # not the middle draw of an odd-length chain
+                kept_values[count] = flat[order[i]]
+                positions[count] = position
+                count += 1
+        for c in range(chains):
+            for i in range(n):
+                split[c * n + i] = x[c, i]
+                split[(chains + c) * n + i] = x[c, draws - n + i]
+
+        # rank normalization (eq. 14) and, merged from both sides of the median, the folded ranks
+        z_constant = _average_ranks_to_scores(kept_values, positions, size, scores, z)
+        split_constant = kept_values[size - 1] - kept_values[0] < _CONSTANT_TOL
+        if size % 2:
+            median = kept_values[size // 2]
+        else:
+            median = (kept_values[size // 2 - 1] + kept_values[size // 2]) / 2.0
+        right = 0
+        while right < size and kept_values[right] < median:
+            right += 1
+        left = right - 1
+        distances = acov  # scratch: the folded values in increasing order
+        fold_positions = index[2]
+        for i in range(size):
+            if left >= 0 and (
+                right >= size or abs(kept_values[left] - median) <= abs(kept_values[right] - median)
+            ):
+                distances[i] = abs(kept_values[left] - median)
+                fold_positions[i] = positions[left]
+                left -= 1
+            else:
+                distances[i] = abs(kept_values[right] - median)
+                fold_positions[i] = positions[right]
+                right += 1
+        _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
+
+        if chains >= 2:
+            rhat_fold = _split_rhat(folded, split_chains, n, work, pw)
+            rhat_bulk = _split_rhat(z, split_chains, n, work, pw)
+            out[_R_HAT] = (
+                rhat_fold
+                if math.isnan(rhat_bulk)
+                else (rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold))
+            )
+            if mcse:
+                out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
+        out[_ESS_BULK] = _ess(z, split_chains, n, z_constant, centred, rho, acov, work, pw)
+        if mcse:
+            ess_mean = _ess(split, split_chains, n, split_constant, centred, rho, acov, work, pw)
+            out[_ESS_MEAN] = ess_mean
+            out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
+
+        # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
+        ess_low = _ess_below(x, q_low, n, folded, centred, rho, acov, work, pw)
+        ess_high = _ess_below(x, q_high, n, folded, centred, rho, acov, work, pw)
+        out[_ESS_TAIL] = (
+            ess_low
+            if math.isnan(ess_high)
+            else (ess_high if math.isnan(ess_low) else min(ess_low, ess_high))
+        )
+
+        if not mcse:
+            continue
+        # MCSE of the sd: delta method on the variance of d = (theta - mean)^2
+        mean = out[_MEAN]
+        squared = buffers[2]  # z is no longer needed
+        for i in range(total):
+            deviation = flat[i] - mean
+            squared[i] = deviation * deviation
+        variance = _mean(squared[:total], pw)
+        for i in range(total):
+            work[i] = squared[i] * squared[i]
+        fourth = _mean(work[:total], pw)
+        low, high = np.inf, -np.inf
+        for c in range(chains):
+            for i in range(n):
+                first_half = squared[c * draws + i]
+                second_half = squared[c * draws + draws - n + i]
+                split[c * n + i] = first_half
+                split[(chains + c) * n + i] = second_half
+                low = min(low, first_half, second_half)
+                high = max(high, first_half, second_half)
+        constant = high - low < _CONSTANT_TOL
+        ess_squared = _ess(split, split_chains, n, constant, centred, rho, acov, work, pw)
+        var_of_var = (fourth - variance * variance) / ess_squared
+        out[_MCSE_SD] = math.sqrt(var_of_var / variance / 4.0)
+
+
+# ---------------------------------------------------------------------------
+# Python driver
+# ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def normal_scores(size: int) -> NDArray[np.float64]:
+    """``Phi^{-1}((r - 3/8) / (S + 1/4))`` for every average rank ``r = 1, 1.5, ..., S``.
+
+    The Blom (1958) normal scores of rank normalization (Vehtari et al. 2021, eq. 14), indexed
+    by ``2r - 2``; computed with ``scipy.special.ndtri`` in the same float operations as
+    ``ndtri((rankdata(x) - 3/8) / (S + 1/4))``, hence bit-identical to them.
+    """
+    from scipy.special import ndtri
+
+    ranks = np.arange(2, 2 * size + 1) / 2.0
+    scores = ndtri((ranks - 3 / 8) / (size + 1 / 4))
+    scores.flags.writeable = False
+    return scores
+
+
+def scalar_statistics(
+    batch: NDArray[np.float64],
+    usable: NDArray[np.bool_],
+    hdi_prob: float,
+    min_draws: int,
+    threads: int | None = None,
+    *,
+    mcse: bool = True,
+) -> NDArray[np.float64]:
+    """Every statistic of :data:`COLUMNS` for each scalar of ``batch (K, chains, draws)``.
+
+    Only scalars with ``usable[k]`` (finite draws) are computed; the others, and the split-chain
+    statistics when ``draws < min_draws``, are ``nan``; R-hat needs two chains. ``mcse=False``
+    skips ``split_rhat``, ``ess_mean`` and the MCSEs (``nan``), two fifths of the autocovariance
+    work, for the convergence checks. Returns ``(K, len(COLUMNS))``. ``threads`` (default: the
+    cores this process may use) slices the scalars among threads; the results do not depend on
+    it.
+    """
+    # C-contiguous and writeable, so that one compiled version serves every input (Numba
+    # compiles read-only arrays separately)
+    batch = np.require(batch, dtype=np.float64, requirements=["C", "W"])
+    n_scalars, chains, draws = batch.shape
+    out = np.full((n_scalars, len(COLUMNS)), np.nan)
+    if n_scalars == 0 or chains * draws == 0:
+        return out
+    split_size = 2 * chains * (draws // 2)
+    scores = normal_scores(max(split_size, 1))
+    usable = np.require(usable, dtype=np.bool_, requirements=["C", "W"])
+    if threads is None:
+        threads = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        )
+        if batch.size < _MIN_PARALLEL_DRAWS:
+            threads = 1
+    threads = max(1, min(threads or 1, n_scalars))
+    bounds = np.linspace(0, n_scalars, threads + 1).astype(np.int64)
+    if threads == 1:
+        _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, 0, n_scalars, out)
+        return out
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        jobs = [
+            pool.submit(
+                _statistics_kernel, batch, usable, scores, hdi_prob, min_draws, mcse, lo, hi, out
+            )
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        for job in jobs:
+            job.result()
+    return out

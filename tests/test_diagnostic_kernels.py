@@ -1,0 +1,255 @@
+"""The compiled diagnostics equal the NumPy/SciPy code they replaced, to 1e-12 relative.
+
+The oracle is ``tests/diagnostics_oracle.py``: the array-level functions of
+``nutslite/diagnostics.py`` and ``nutslite/summary.py`` before the kernels (rankdata, scipy.fft),
+which matched ArviZ 0.23. These are deterministic comparisons, not statistical tests: a mismatch
+beyond 1e-12 relative is a bug, whatever the seed.
+"""
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostics_oracle import oracle
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.signal import lfilter
+
+from nutslite import _diagnostic_kernels as kernels
+from nutslite._numba import JIT_DISABLED
+from nutslite.diagnostics import (
+    DiagnosticWarning,
+    all_statistics,
+    ess_bulk,
+    ess_mean,
+    ess_tail,
+    mcse_mean,
+    mcse_sd,
+    rhat,
+    scalar_diagnostics,
+    split_rhat,
+)
+from nutslite.summary import hdi
+
+RTOL = 1e-12
+EXAMPLES = max(60, settings.default.max_examples)
+REPO = Path(__file__).resolve().parents[1]
+PUBLIC = {
+    "r_hat": rhat,
+    "split_rhat": split_rhat,
+    "ess_bulk": ess_bulk,
+    "ess_tail": ess_tail,
+    "ess_mean": ess_mean,
+    "mcse_mean": mcse_mean,
+    "mcse_sd": mcse_sd,
+}
+
+
+def ar1(rng: np.random.Generator, shape: tuple[int, ...], phi: float) -> np.ndarray:
+    """AR(1) draws along the last axis, started from N(0, 1)."""
+    noise = rng.standard_normal(shape)
+    noise[..., 0] /= np.sqrt(max(1e-3, 1 - phi**2))
+    return lfilter([1.0], [1.0, -phi], noise, axis=-1)
+
+
+def assert_equals_oracle(batch: np.ndarray, hdi_prob: float = 0.94) -> None:
+    """Every kernel column equals the oracle's to 1e-12 relative (NaN where it is NaN)."""
+    ours = kernels.scalar_statistics(batch, np.ones(len(batch), bool), hdi_prob, 4)
+    theirs = oracle(batch, hdi_prob)
+    for j, name in enumerate(kernels.COLUMNS):
+        np.testing.assert_allclose(
+            ours[:, j], theirs[name], rtol=RTOL, atol=0, equal_nan=True, err_msg=name
+        )
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    scalars=st.integers(1, 3),
+    chains=st.integers(1, 6),
+    draws=st.integers(4, 300),
+    phi=st.floats(-0.9, 0.995),
+    rounding=st.sampled_from([None, 1.0, 0.25]),
+    constant_chain=st.booleans(),
+    constant_scalar=st.booleans(),
+    hdi_prob=st.sampled_from([0.5, 0.94, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_kernels_equal_the_oracle(
+    scalars, chains, draws, phi, rounding, constant_chain, constant_scalar, hdi_prob, seed
+):
+    rng = np.random.default_rng(seed)
+    batch = ar1(rng, (scalars, chains, draws), phi) + rng.standard_normal((scalars, chains, 1))
+    if rounding is not None:  # ties, as for discrete or rounded draws
+        batch = np.round(batch / rounding) * rounding
+    if constant_chain:
+        batch[0, 0] = 1.5
+    if constant_scalar:
+        batch[-1] = -0.25
+    assert_equals_oracle(batch, hdi_prob)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        np.ones((1, 4, 100)),  # constant
+        np.arange(4.0)[None, :, None] * np.ones((1, 4, 60)),  # constant chains, different values
+        np.where(np.arange(400).reshape(1, 4, 100) % 2, 1.0, -1.0),  # folded draws constant
+        np.tile([0.0, 0.0, 0.0, 1.0], (1, 3, 25)),  # many ties at one value
+        np.array([[[0.0, -0.0, 1.0, -1.0, 0.0], [2.0, -0.0, 0.0, 0.0, 1.0]]]),  # signed zeros
+        np.random.default_rng(3).standard_normal((2, 1, 4)),  # shortest chains, one chain
+        1e-300 * np.random.default_rng(4).standard_normal((1, 2, 50)),  # tiny but not constant
+    ],
+    ids=["constant", "constant-chains", "two-point", "ties", "signed-zeros", "short", "tiny"],
+)
+def test_degenerate_draws_equal_the_oracle(batch):
+    assert_equals_oracle(batch)
+
+
+def test_slow_mixing_uses_the_fft_and_equals_the_oracle():
+    # phi = 0.999: the autocorrelations stay positive for hundreds of lags, far past the point
+    # where computing them one block at a time costs more than the FFT
+    rng = np.random.default_rng(20)
+    batch = ar1(rng, (2, 4, 1500), 0.999)
+    assert_equals_oracle(batch)
+
+
+def test_fft_autocovariances_equal_direct_sums():
+    rng = np.random.default_rng(21)
+    for chains, n in [(1, 5), (3, 17), (4, 64), (5, 300)]:
+        centred = rng.standard_normal(chains * n)
+        acov = np.empty(n)
+        kernels._fft_autocovariance_sums(centred, chains, n, acov)
+        rows = centred.reshape(chains, n)
+        direct = [np.sum(rows[:, : n - t] * rows[:, t:]) for t in range(n)]
+        scale = np.sum(rows**2)
+        np.testing.assert_allclose(acov, direct, rtol=0, atol=1e-13 * scale)
+
+
+def test_lag_blocks_equal_direct_sums():
+    rng = np.random.default_rng(22)
+    chains, n = 3, 40
+    centred = rng.standard_normal(chains * n)
+    rows = centred.reshape(chains, n)
+    sums = np.empty(kernels.LAG_BLOCK)
+    for first in (0, 8, 33, 39):
+        kernels._lag_block(centred, chains, n, first, sums)
+        lags = range(first, first + kernels.LAG_BLOCK)
+        direct = [np.sum(rows[:, : n - t] * rows[:, t:]) if t < n else 0.0 for t in lags]
+        np.testing.assert_allclose(sums, direct, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 127, 128, 129, 1000, 4001, 70_000])
+def test_pairwise_sums_are_numpys(size):
+    values = np.random.default_rng(size).standard_normal(size) * 1e3 + 0.1
+    pw = np.empty(kernels.PAIRWISE_SCRATCH)
+    assert kernels._pairwise_sum(values, pw) == values.sum()
+    assert kernels._mean(values, pw) == values.mean()
+    if size > 1:
+        assert kernels._mean_and_variance(values, np.empty(size), pw)[1] == values.var(ddof=1)
+
+
+@pytest.mark.parametrize("size", [3, 200, 20_000])
+def test_radix_argsort_sorts(size):
+    rng = np.random.default_rng(size)
+    cases = [
+        rng.standard_normal(size),
+        rng.uniform(1, 2, size),  # the top digits are shared: those passes are skipped
+        np.round(rng.standard_normal(size)),  # ties and signed zeros
+        -np.exp(rng.standard_normal(size) * 50),
+    ]
+    for values in cases:
+        order = np.empty(size, np.int64)
+        keys = np.empty((2, size), np.uint64)
+        counts = np.empty((8, 1 << kernels.RADIX_BITS_LARGE), np.int64)
+        kernels._radix_argsort(values, order, keys[0], keys[1], np.empty(size, np.int64), counts)
+        np.testing.assert_array_equal(np.sort(order), np.arange(size))
+        np.testing.assert_array_equal(values[order], np.sort(values))
+
+
+def test_public_functions_equal_the_kernel_columns_and_handle_nan():
+    rng = np.random.default_rng(23)
+    batch = ar1(rng, (4, 3, 120), 0.6)
+    batch[2, 1, 7] = np.nan
+    theirs = oracle(batch[[0, 1, 3]])
+    for name, function in PUBLIC.items():
+        with pytest.warns(DiagnosticWarning, match="1 of 4 scalar"):
+            values = function(batch)
+        assert np.isnan(values[2])
+        np.testing.assert_allclose(values[[0, 1, 3]], theirs[name], rtol=RTOL, atol=0)
+    with pytest.warns(DiagnosticWarning, match="NaN"):
+        table = all_statistics(batch)
+    assert np.isnan(table["hdi_low"][2]) and np.isnan(table["mean"][2])
+    np.testing.assert_allclose(hdi(batch[[0, 1, 3]]), np.c_[theirs["hdi_low"], theirs["hdi_high"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        joint = scalar_diagnostics(batch, warn=False)
+    np.testing.assert_array_equal(joint["ess_tail"][[0, 1, 3]], table["ess_tail"][[0, 1, 3]])
+
+
+def test_results_do_not_depend_on_the_threads():
+    batch = ar1(np.random.default_rng(24), (7, 2, 80), 0.3)
+    usable = np.ones(7, bool)
+    one = kernels.scalar_statistics(batch, usable, 0.94, 4, threads=1)
+    three = kernels.scalar_statistics(batch, usable, 0.94, 4, threads=3)
+    np.testing.assert_array_equal(one, three)
+
+
+INTERPRETED_SCRIPT = """
+import sys, numpy as np
+from nutslite._diagnostic_kernels import scalar_statistics
+x = np.random.default_rng(5).standard_normal((3, 3, 41)).cumsum(axis=-1)
+x[1] = np.round(x[1])
+np.save(sys.argv[1], scalar_statistics(x, np.ones(3, bool), 0.94, 4))
+"""
+
+
+def test_interpreted_kernels_give_the_compiled_values(tmp_path):
+    """The same source runs under NUMBA_DISABLE_JIT=1 and gives the compiled bits."""
+    out = {}
+    for flag in ("0", "1"):
+        path = tmp_path / f"jit{flag}.npy"
+        env = dict(os.environ, NUMBA_DISABLE_JIT=flag)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        subprocess.run([sys.executable, "-c", INTERPRETED_SCRIPT, str(path)], env=env, check=True)
+        out[flag] = np.load(path)
+    np.testing.assert_array_equal(out["0"], out["1"])
+
+
+def test_import_pulls_in_no_scipy_stats_or_fft():
+    code = (
+        "import sys, nutslite.diagnostics, nutslite.summary, nutslite._diagnostic_kernels\n"
+        "print([m for m in ('scipy.stats', 'scipy.fft', 'scipy.special', 'matplotlib') "
+        "if m in sys.modules])"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled with NUMBA_DISABLE_JIT=1")
+def test_read_only_draws_need_no_second_compilation():
+    batch = ar1(np.random.default_rng(25), (2, 2, 30), 0.2)
+    kernels.scalar_statistics(batch, np.ones(2, bool), 0.94, 4)
+    signatures = len(kernels._statistics_kernel.signatures)
+    batch.flags.writeable = False
+    kernels.scalar_statistics(batch, np.ones(2, bool), 0.94, 4)
+    assert len(kernels._statistics_kernel.signatures) == signatures
+
+
+def test_convergence_checks_skip_only_the_mcse_columns():
+    batch = ar1(np.random.default_rng(26), (3, 4, 90), 0.7)
+    usable = np.ones(3, bool)
+    full = kernels.scalar_statistics(batch, usable, 0.94, 4)
+    short = kernels.scalar_statistics(batch, usable, 0.94, 4, mcse=False)
+    for j, name in enumerate(kernels.COLUMNS):
+        if name in ("split_rhat", "ess_mean", "mcse_mean", "mcse_sd"):
+            assert np.isnan(short[:, j]).all(), name
+        else:
+            np.testing.assert_array_equal(short[:, j], full[:, j], err_msg=name)
