@@ -369,22 +369,14 @@ def _despite_interrupts(build: Callable[[], SamplingResult]) -> SamplingResult:
 
 
 def _warn_problems_at_caller(result: SamplingResult) -> None:
-    """``warn_problems(result)``, its warnings issued at the line that called ``sample``.
+    """``warn_problems(result)``, its warnings attributed to the line that called ``sample``.
 
-    The checks (R-hat, ESS, ...) can take tens of seconds on long runs. A Ctrl-C meanwhile stops
-    them, and ``sample`` still returns the finished draws, with a warning saying that the checks
-    did not run to the end.
+    A Ctrl-C during the checks stops them, and ``sample`` still returns the finished draws, with
+    a warning saying that the checks did not run to the end.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            warn_problems(result)
-            stopped = False
-        except KeyboardInterrupt:
-            stopped = True
-    for w in caught:  # re-issued outside the recording, under the caller's warning filters
-        warnings.warn(w.message, w.category, stacklevel=3)  # 3: the caller of ``sample``
-    if stopped:
+    try:
+        warn_problems(result, stacklevel=4)  # warn_problems < this < sample < the caller
+    except KeyboardInterrupt:
         warnings.warn(
             "Ctrl-C stopped the diagnostic checks after sampling had finished; the draws are "
             "complete. Check them with nutslite.diagnostics.warn_problems(result)",
