@@ -320,11 +320,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 SBC_ALPHA = 1e-3  # overall false-alarm rate of the uniformity tests (Bonferroni over parameters)
+# the keys of nutslite.testing.sbc.SBC_MODELS, written out so that building the parser (and
+# `nutslite --help`) imports no numerics; a test checks that the two agree
+SBC_MODELS = (
+    "hierarchical_normal",
+    "eight_schools_noncentered",
+    "eight_schools_centered",
+    "radon_sbc_noncentered",
+    "radon_sbc_centered",
+)
 
 
 def _add_sbc_parser(commands: Any) -> None:
-    from nutslite.testing.sbc import SBC_MODELS
-
     sbc = commands.add_parser(
         "sbc", help="simulation-based calibration of NUTS on a model, in-process or on Dask",
         description="Simulation-based calibration (Talts et al. 2018): draw parameters and data "
@@ -334,7 +341,7 @@ def _add_sbc_parser(commands: Any) -> None:
         "chi-square uniformity test per parameter. Exit status 1 when a test fails at level "
         f"{SBC_ALPHA:g} / (number of parameters).",
     )
-    sbc.add_argument("model", choices=list(SBC_MODELS), metavar="MODEL",
+    sbc.add_argument("model", choices=SBC_MODELS, metavar="MODEL",
                      help=f"a model with a data-generating process: {', '.join(SBC_MODELS)}")
     sbc.add_argument("--replications", type=_int_type(1), default=200, metavar="N",
                      help="replications (default: 200)")

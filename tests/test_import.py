@@ -69,3 +69,10 @@ def test_every_public_name_resolves():
     assert set(nutslite.__all__) == {*nutslite._EXPORTS, "__version__"}
     for name in nutslite.__all__:
         assert getattr(nutslite, name) is not None
+
+
+def test_the_cli_lists_every_sbc_model():
+    from nutslite import cli
+    from nutslite.testing.sbc import SBC_MODELS
+
+    assert tuple(SBC_MODELS) == cli.SBC_MODELS
