@@ -195,7 +195,7 @@ def test_ctrl_c_during_the_checks_returns_the_finished_draws(slow, monkeypatch):
     """The checks behind the warnings (tens of seconds on long runs) come after the draws are
     complete; a Ctrl-C there stops the checks, not the result."""
 
-    def interrupted_checks(result):
+    def interrupted_checks(result, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("nutslite.sampling.warn_problems", interrupted_checks)
@@ -253,7 +253,7 @@ def _cli_in_process(tmp_path, monkeypatch, slow, *args):
 
 
 def test_cli_ctrl_c_during_the_checks_keeps_the_saved_file(slow, tmp_path, monkeypatch, capsys):
-    def interrupted_checks(result):
+    def interrupted_checks(result, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("nutslite.diagnostics.warn_problems", interrupted_checks)
