@@ -125,20 +125,20 @@ def log_sum_exp(a, b):
     return b + math.log1p(math.exp(a - b))
 
 
-@jit(inline="always")
+@jit
 def row(traj, s):
     """Buffer row of trajectory position ``s`` (``s`` may be negative)."""
     return s & (traj.q.shape[0] - 1)
 
 
-@jit(inline="always")
+@jit
 def prefix_row(traj, s):
     """Row of the prefix sum ``R[s] = sum of momenta over positions <= s`` (relative to the
     leftmost position; only differences ``R[b] - R[a - 1]`` are ever used)."""
     return s & (traj.rho_prefix.shape[0] - 1)
 
 
-@jit(inline="always")
+@jit
 def record_check(recorder, a, b, merge_depth, top_level, turning):
     """Log one U-turn check ``[a, b]`` and its outcome (recorded transitions only)."""
     if recorder.active:
@@ -222,7 +222,7 @@ def record_subtree(recorder, lo, hi, depth, top_level, valid):
         recorder.counts[0] = n + 1
 
 
-@jit(inline="always")
+@jit
 def take_step(logp_grad, traj, metric, step_size, edge, direction, h0, max_delta_h):
     """Base case of the recursion: one leapfrog step from position ``edge`` to
     ``s = edge + direction``, stored in the buffer with its energy and momentum prefix sum.
