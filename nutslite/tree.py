@@ -299,7 +299,8 @@ def nuts_transition(
     ``base_nuts::transition``: draw a momentum, then double the trajectory forward or backward at
     random until it turns, diverges or reaches ``max_depth`` doublings.
 
-    The selected state is in ``traj`` row ``info.proposal & (2^max_depth - 1)``. Returns a ``TransitionInfo``.
+    The selected state is in ``traj`` row ``info.proposal & (2^max_depth - 1)``. Returns a
+    ``TransitionInfo``.
     """
     r0 = 0  # the row of position 0
     for i in range(q0.shape[0]):

@@ -133,6 +133,16 @@ if not JIT_DISABLED:
 
 
 @jit
+def _all_finite(x):
+    """Whether every entry of the vector ``x`` is finite (a loop: ``np.all(np.isfinite(x))``
+    would compile NumPy's ufunc machinery and an array allocation into every cold start)."""
+    for i in range(x.shape[0]):
+        if not math.isfinite(x[i]):
+            return False
+    return True
+
+
+@jit
 def _collect_low_rank(state, x, g):
     n = state.n + 1.0
     row = int(state.n_total)
@@ -204,7 +214,7 @@ def _update_stan(state, metric):
     for i in range(state.x_mean.shape[0]):
         var = state.x_m2[i] / (n - 1.0) if n > 1.0 else metric.diag[i]
         metric.diag[i] = shrink * var + ridge
-    return bool(np.all(np.isfinite(metric.diag)))
+    return _all_finite(metric.diag)
 
 
 @jit
@@ -216,12 +226,13 @@ def _update_dense(state, metric):
         for j in range(dim):
             cov = state.cov_m2[i, j] / (n - 1.0) if n > 1.0 else metric.dense[i, j]
             metric.dense[i, j] = shrink * cov + (ridge if i == j else 0.0)
-    if not np.all(np.isfinite(metric.dense)):
-        return False
+    for i in range(dim):
+        if not _all_finite(metric.dense[i]):
+            return False
     _cholesky_into(metric.dense, metric.cholesky)
     for i in range(dim):
         metric.diag[i] = metric.dense[i, i]
-    return bool(np.all(np.isfinite(metric.diag)))
+    return _all_finite(metric.diag)
 
 
 @jit
@@ -231,7 +242,7 @@ def _update_low_rank(state, metric):
         state.history_x[first:last], state.history_g[first:last],
         metric.diag, metric.basis, metric.eigvals,
     )
-    return bool(np.all(np.isfinite(metric.diag)))
+    return _all_finite(metric.diag)
 
 
 @jit
@@ -240,7 +251,7 @@ def _update_grad(state, metric):
         if state.g_m2[i] > 0.0 and state.x_m2[i] > 0.0:
             ratio = math.sqrt(state.x_m2[i] / state.g_m2[i])
             metric.diag[i] = min(max(ratio, 1.0 / GRAD_CLIP), GRAD_CLIP)
-    return bool(np.all(np.isfinite(metric.diag)))
+    return _all_finite(metric.diag)
 
 
 adaptation_update = by_type({
