@@ -32,7 +32,7 @@ from nutslite.adaptation.step_size import (
     dual_averaging_update,
     find_initial_step_size,
 )
-from nutslite.tree import nuts_transition, row
+from nutslite.tree import nuts_transition
 
 ChainState = namedtuple("ChainState", ["q", "grad", "logp", "step_size", "metric"])
 ChainState.__doc__ = """Where a chain stands: position, gradient, log density, step size and
@@ -80,6 +80,7 @@ def run_chain(
     q, grad, metric = state.q, state.grad, state.metric
     collect, update, restart, retune = schedule
     logp, step_size = state.logp, state.step_size
+    mask = traj.q.shape[0] - 1  # trajectory position s is stored in row s & mask
     for t in range(start, stop):
         eps = step_size
         if settings.jitter > 0.0:
@@ -90,13 +91,13 @@ def run_chain(
         )
         if info.diverging:
             k = divergence_count[0]
-            start_row, div_row = row(traj, 0), row(traj, info.divergent_position)
+            start_row, div_row = 0, info.divergent_position & mask
             for i in range(q.shape[0]):
                 divergences[k, 0, i] = traj.q[start_row, i]
                 divergences[k, 1, i] = traj.q[div_row, i]
             divergence_iters[k] = t
             divergence_count[0] = k + 1
-        r = row(traj, info.proposal)
+        r = info.proposal & mask
         for i in range(q.shape[0]):
             q[i] = traj.q[r, i]
             grad[i] = traj.grad[r, i]

@@ -12,31 +12,31 @@ Reich 2004, ch. 4).
 
 from __future__ import annotations
 
-from nutslite._numba import jit
+from nutslite._numba import by_type, jit
 from nutslite.linalg import dot
-from nutslite.metric import DIAGONAL, velocity
+from nutslite.metric import DenseMetric, DiagonalMetric, LowRankMetric, velocity
 
 
 @jit
-def leapfrog(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v_out):
-    """One leapfrog step from ``(q, p)`` with ``grad = grad log p(q)``.
+def _leapfrog_diagonal(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v_out):
+    """The diagonal metric's step, fused into three passes over the coordinates."""
+    half = 0.5 * step_size
+    m = metric.diag
+    for i in range(q.shape[0]):
+        p_out[i] = p[i] + half * grad[i]
+        q_out[i] = q[i] + step_size * (m[i] * p_out[i])
+    logp = logp_grad(q_out, grad_out)
+    for i in range(q.shape[0]):
+        p_out[i] += half * grad_out[i]
+        v_out[i] = m[i] * p_out[i]
+    return logp, 0.5 * dot(p_out, v_out)
 
-    Writes the new state to ``(q_out, p_out, grad_out)`` and its velocity ``M^{-1} p_out`` to
-    ``v_out``; returns ``(log p(q_out), K(p_out))``. The outputs may be the inputs (an in-place
-    step). One gradient evaluation.
-    """
+
+@jit
+def _leapfrog_general(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v_out):
+    """Any metric, through ``velocity``."""
     half = 0.5 * step_size
     n = q.shape[0]
-    if metric.kind == DIAGONAL:  # the common case, fused into three passes
-        m = metric.diag
-        for i in range(n):
-            p_out[i] = p[i] + half * grad[i]
-            q_out[i] = q[i] + step_size * (m[i] * p_out[i])
-        logp = logp_grad(q_out, grad_out)
-        for i in range(n):
-            p_out[i] += half * grad_out[i]
-            v_out[i] = m[i] * p_out[i]
-        return logp, 0.5 * dot(p_out, v_out)
     for i in range(n):
         p_out[i] = p[i] + half * grad[i]
     velocity(metric, p_out, v_out)
@@ -46,3 +46,19 @@ def leapfrog(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v
     for i in range(n):
         p_out[i] += half * grad_out[i]
     return logp, velocity(metric, p_out, v_out)
+
+
+leapfrog = by_type(
+    {
+        DiagonalMetric: _leapfrog_diagonal,
+        DenseMetric: _leapfrog_general,
+        LowRankMetric: _leapfrog_general,
+    },
+    position=2,
+)
+leapfrog.__doc__ = """``leapfrog(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out,
+v_out)``: one leapfrog step from ``(q, p)`` with ``grad = grad log p(q)``.
+
+Writes the new state to ``(q_out, p_out, grad_out)`` and its velocity ``M^{-1} p_out`` to
+``v_out``; returns ``(log p(q_out), K(p_out))``. The outputs may be the inputs (an in-place
+step). One gradient evaluation."""

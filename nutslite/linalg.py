@@ -20,7 +20,7 @@ from __future__ import annotations
 from nutslite._numba import jit
 
 
-@jit(inline="always")
+@jit
 def dot(x, y):
     """``x . y`` for vectors of equal length (see the module docstring for the order)."""
     n = x.shape[0]

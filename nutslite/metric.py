@@ -16,9 +16,11 @@ Introduction to Hamiltonian Monte Carlo", sec. 4.2 and appendix A.4.2). The inve
   ``y = D p``; and ``p = D^{-1} (z + U ((Lambda^{-1/2} - 1) * U^T z))``, whose covariance is
   ``D^{-1} (I + U (Lambda^{-1} - I) U^T) D^{-1} = M`` because ``U^T U = I``. Cost ``O(dim k)``.
 
-A ``Metric`` is a plain tuple holding all three forms' arrays, the unused ones empty, so the
-compiled engine has one type whatever the metric and branches on ``kind``. A low-rank basis has a
-fixed number of columns; columns whose eigenvalue is exactly 1 contribute nothing and are skipped.
+Each form is its own plain tuple type (``DiagonalMetric``, ``DenseMetric``, ``LowRankMetric``;
+``Metric`` is their union), and ``velocity`` and ``sample_momentum`` pick the form's code by type
+(``nutslite._numba.by_type``), so the compiled engine contains only the metric a run uses. A
+low-rank basis has a fixed number of columns; columns whose eigenvalue is exactly 1 contribute
+nothing and are skipped.
 """
 
 from __future__ import annotations
@@ -28,38 +30,39 @@ from collections import namedtuple
 
 import numpy as np
 
-from nutslite._numba import jit
+from nutslite._numba import by_type, jit
 from nutslite.linalg import dot
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
 
-Metric = namedtuple("Metric", ["kind", "diag", "dense", "cholesky", "basis", "eigvals"])
-Metric.__doc__ = """An inverse mass matrix: ``kind`` (``DIAGONAL``, ``DENSE`` or ``LOW_RANK``),
-``diag`` ``(dim,)`` (the diagonal, or ``m`` of the low-rank form), ``dense`` and ``cholesky``
-``(dim, dim)`` (empty unless dense), ``basis`` ``(dim, k)`` and ``eigvals`` ``(k,)`` (empty
-unless low-rank)."""
+DiagonalMetric = namedtuple("DiagonalMetric", ["kind", "diag"])
+DiagonalMetric.__doc__ = """``M^{-1} = diag(diag)``; ``kind`` is ``DIAGONAL``."""
+DenseMetric = namedtuple("DenseMetric", ["kind", "diag", "dense", "cholesky"])
+DenseMetric.__doc__ = """``M^{-1} = dense`` ``(dim, dim)`` with Cholesky factor ``cholesky``;
+``diag`` is its diagonal and ``kind`` is ``DENSE``."""
+LowRankMetric = namedtuple("LowRankMetric", ["kind", "diag", "basis", "eigvals"])
+LowRankMetric.__doc__ = """``M^{-1} = D (I + U (Lambda - I) U^T) D`` with ``D = diag(sqrt(diag))``,
+``U = basis`` ``(dim, k)`` and ``Lambda = eigvals`` ``(k,)``; ``kind`` is ``LOW_RANK``."""
+Metric = DiagonalMetric | DenseMetric | LowRankMetric
 
 
-def diagonal_metric(inv_mass: np.ndarray) -> Metric:
+def diagonal_metric(inv_mass: np.ndarray) -> DiagonalMetric:
     """A diagonal metric from the diagonal of ``M^{-1}``."""
-    diag = np.ascontiguousarray(inv_mass, dtype=np.float64)
-    return Metric(DIAGONAL, diag, np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0))
+    return DiagonalMetric(DIAGONAL, np.ascontiguousarray(inv_mass, dtype=np.float64))
 
 
-def dense_metric(inv_mass: np.ndarray) -> Metric:
+def dense_metric(inv_mass: np.ndarray) -> DenseMetric:
     """A dense metric from ``M^{-1}`` (symmetric positive definite)."""
     dense = np.ascontiguousarray(inv_mass, dtype=np.float64)
     chol = np.ascontiguousarray(np.linalg.cholesky(dense))
-    return Metric(DENSE, np.diag(dense).copy(), dense, chol, np.zeros((0, 0)), np.zeros(0))
+    return DenseMetric(DENSE, np.diag(dense).copy(), dense, chol)
 
 
-def low_rank_metric(diag: np.ndarray, basis: np.ndarray, eigvals: np.ndarray) -> Metric:
+def low_rank_metric(diag: np.ndarray, basis: np.ndarray, eigvals: np.ndarray) -> LowRankMetric:
     """``M^{-1} = D (I + U (Lambda - I) U^T) D`` with ``D = diag(sqrt(diag))``."""
-    return Metric(
+    return LowRankMetric(
         LOW_RANK,
         np.ascontiguousarray(diag, dtype=np.float64),
-        np.zeros((0, 0)),
-        np.zeros((0, 0)),
         np.ascontiguousarray(basis, dtype=np.float64),
         np.ascontiguousarray(eigvals, dtype=np.float64),
     )
@@ -78,55 +81,91 @@ def as_matrix(metric: Metric) -> np.ndarray:
 
 
 @jit
-def velocity(metric, p, v_out):
-    """``v = M^{-1} p`` into ``v_out``; returns ``K(p) = 1/2 p . v``."""
+def _velocity_diagonal(metric, p, v_out):
     n = p.shape[0]
-    if metric.kind == DIAGONAL:
-        for i in range(n):
-            v_out[i] = metric.diag[i] * p[i]
-    elif metric.kind == DENSE:
-        for i in range(n):
-            v_out[i] = dot(metric.dense[i], p)
-    else:
-        basis, r = metric.basis, metric.basis.shape[1]
-        for i in range(n):  # y = D p, kept in v_out
-            v_out[i] = math.sqrt(metric.diag[i]) * p[i]
-        for c in range(r):  # w = y + U ((Lambda - 1) U^T y)
-            if metric.eigvals[c] == 1.0:
-                continue
-            proj = dot(basis[:, c], v_out) * (metric.eigvals[c] - 1.0)
-            for i in range(n):
-                v_out[i] += basis[i, c] * proj
-        for i in range(n):  # v = D w
-            v_out[i] *= math.sqrt(metric.diag[i])
+    for i in range(n):
+        v_out[i] = metric.diag[i] * p[i]
     return 0.5 * dot(p, v_out)
 
 
 @jit
-def sample_momentum(rng, metric, p_out):
-    """Draw ``p ~ N(0, M)`` into ``p_out`` from ``dim`` standard normal draws."""
+def _velocity_dense(metric, p, v_out):
+    n = p.shape[0]
+    for i in range(n):
+        v_out[i] = dot(metric.dense[i], p)
+    return 0.5 * dot(p, v_out)
+
+
+@jit
+def _velocity_low_rank(metric, p, v_out):
+    n = p.shape[0]
+    basis, r = metric.basis, metric.basis.shape[1]
+    for i in range(n):  # y = D p, kept in v_out
+        v_out[i] = math.sqrt(metric.diag[i]) * p[i]
+    for c in range(r):  # w = y + U ((Lambda - 1) U^T y)
+        if metric.eigvals[c] == 1.0:
+            continue
+        proj = dot(basis[:, c], v_out) * (metric.eigvals[c] - 1.0)
+        for i in range(n):
+            v_out[i] += basis[i, c] * proj
+    for i in range(n):  # v = D w
+        v_out[i] *= math.sqrt(metric.diag[i])
+    return 0.5 * dot(p, v_out)
+
+
+velocity = by_type({
+    DiagonalMetric: _velocity_diagonal,
+    DenseMetric: _velocity_dense,
+    LowRankMetric: _velocity_low_rank,
+})
+velocity.__doc__ = """``velocity(metric, p, v_out)``: ``v = M^{-1} p`` into ``v_out``; returns
+``K(p) = 1/2 p . v``."""
+
+
+@jit
+def _sample_momentum_diagonal(rng, metric, p_out):
+    for i in range(p_out.shape[0]):
+        p_out[i] = rng.standard_normal() / math.sqrt(metric.diag[i])
+
+
+@jit
+def _sample_momentum_dense(rng, metric, p_out):
     n = p_out.shape[0]
     for i in range(n):
         p_out[i] = rng.standard_normal()
-    if metric.kind == DIAGONAL:
+    chol = metric.cholesky
+    for i in range(n - 1, -1, -1):  # solve L^T p = z by back substitution
+        s = p_out[i]
+        for j in range(i + 1, n):
+            s -= chol[j, i] * p_out[j]
+        p_out[i] = s / chol[i, i]
+
+
+@jit
+def _sample_momentum_low_rank(rng, metric, p_out):
+    n = p_out.shape[0]
+    for i in range(n):
+        p_out[i] = rng.standard_normal()
+    basis, r = metric.basis, metric.basis.shape[1]
+    # z + U ((Lambda^{-1/2} - 1) U^T z); updating in place column by column is exact
+    # because the columns are orthonormal: u_c . (z + u_b a) = u_c . z for b != c
+    for c in range(r):
+        if metric.eigvals[c] == 1.0:
+            continue
+        proj = dot(basis[:, c], p_out) * (1.0 / math.sqrt(metric.eigvals[c]) - 1.0)
         for i in range(n):
-            p_out[i] /= math.sqrt(metric.diag[i])
-    elif metric.kind == DENSE:  # solve L^T p = z by back substitution
-        chol = metric.cholesky
-        for i in range(n - 1, -1, -1):
-            s = p_out[i]
-            for j in range(i + 1, n):
-                s -= chol[j, i] * p_out[j]
-            p_out[i] = s / chol[i, i]
-    else:
-        basis, r = metric.basis, metric.basis.shape[1]
-        # z + U ((Lambda^{-1/2} - 1) U^T z); updating in place column by column is exact
-        # because the columns are orthonormal: u_c . (z + u_b a) = u_c . z for b != c
-        for c in range(r):
-            if metric.eigvals[c] == 1.0:
-                continue
-            proj = dot(basis[:, c], p_out) * (1.0 / math.sqrt(metric.eigvals[c]) - 1.0)
-            for i in range(n):
-                p_out[i] += basis[i, c] * proj
-        for i in range(n):
-            p_out[i] /= math.sqrt(metric.diag[i])
+            p_out[i] += basis[i, c] * proj
+    for i in range(n):
+        p_out[i] /= math.sqrt(metric.diag[i])
+
+
+sample_momentum = by_type(
+    {
+        DiagonalMetric: _sample_momentum_diagonal,
+        DenseMetric: _sample_momentum_dense,
+        LowRankMetric: _sample_momentum_low_rank,
+    },
+    position=1,
+)
+sample_momentum.__doc__ = """``sample_momentum(rng, metric, p_out)``: draw ``p ~ N(0, M)`` into
+``p_out`` from ``dim`` standard normal draws."""

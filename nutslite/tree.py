@@ -58,8 +58,9 @@ Trajectory = namedtuple("Trajectory", ["q", "p", "v", "grad", "logp", "energy", 
 Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated once per chain).
 
 ``q, p, v, grad``: ``(2^max_depth, dim)`` (``v = M^{-1} p`` is the velocity); ``logp, energy``:
-``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)`` prefix sums of momenta. Use
-``row(traj, s)`` for state ``s``.
+``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)`` prefix sums of momenta. State ``s``
+is in row ``s & (2^max_depth - 1)`` and its prefix sum ``R[s]`` in row ``s & (2^(max_depth + 1) -
+1)``.
 """
 
 Recorder = namedtuple("Recorder", ["active", "subtrees", "checks", "counts"])
@@ -125,20 +126,7 @@ def log_sum_exp(a, b):
     return b + math.log1p(math.exp(a - b))
 
 
-@jit(inline="always")
-def row(traj, s):
-    """Buffer row of trajectory position ``s`` (``s`` may be negative)."""
-    return s & (traj.q.shape[0] - 1)
-
-
-@jit(inline="always")
-def prefix_row(traj, s):
-    """Row of the prefix sum ``R[s] = sum of momenta over positions <= s`` (relative to the
-    leftmost position; only differences ``R[b] - R[a - 1]`` are ever used)."""
-    return s & (traj.rho_prefix.shape[0] - 1)
-
-
-@jit(inline="always")
+@jit
 def record_check(recorder, a, b, merge_depth, top_level, turning):
     """Log one U-turn check ``[a, b]`` and its outcome (recorded transitions only)."""
     if recorder.active:
@@ -165,9 +153,11 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     (``nutslite.linalg``).
     """
     v, r = traj.v, traj.rho_prefix
-    va, vb, vm, vn = row(traj, a), row(traj, b), row(traj, m), row(traj, m + 1)
-    rb, ra, rn, rm = (prefix_row(traj, b), prefix_row(traj, a - 1), prefix_row(traj, m + 1),
-                      prefix_row(traj, m - 1))
+    mask, prefix_mask = v.shape[0] - 1, r.shape[0] - 1  # rows of states and of prefix sums
+    va, vb, vm, vn = a & mask, b & mask, m & mask, (m + 1) & mask
+    rb, ra, rn, rm = b & prefix_mask, (a - 1) & prefix_mask, (m + 1) & prefix_mask, (
+        (m - 1) & prefix_mask
+    )
     whole_a0 = whole_a1 = whole_b0 = whole_b1 = 0.0
     left_a0 = left_a1 = left_n0 = left_n1 = 0.0
     right_m0 = right_m1 = right_b0 = right_b1 = 0.0
@@ -222,7 +212,7 @@ def record_subtree(recorder, lo, hi, depth, top_level, valid):
         recorder.counts[0] = n + 1
 
 
-@jit(inline="always")
+@jit(inline="always")  # one call site: inlined, it needs no compile of its own
 def take_step(logp_grad, traj, metric, step_size, edge, direction, h0, max_delta_h):
     """Base case of the recursion: one leapfrog step from position ``edge`` to
     ``s = edge + direction``, stored in the buffer with its energy and momentum prefix sum.
@@ -230,7 +220,8 @@ def take_step(logp_grad, traj, metric, step_size, edge, direction, h0, max_delta
     Returns ``(s, log_weight, divergent)`` with ``log_weight = H0 - H(s)``.
     """
     s = edge + direction
-    r0, r1 = row(traj, edge), row(traj, s)
+    mask, prefix_mask = traj.q.shape[0] - 1, traj.rho_prefix.shape[0] - 1
+    r0, r1 = edge & mask, s & mask
     logp, kinetic = leapfrog(
         logp_grad, direction * step_size, metric, traj.q[r0], traj.p[r0], traj.grad[r0],
         traj.q[r1], traj.p[r1], traj.grad[r1], traj.v[r1],
@@ -242,9 +233,9 @@ def take_step(logp_grad, traj, metric, step_size, edge, direction, h0, max_delta
     traj.energy[r1] = h
     # prefix sums: forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s
     if direction > 0:
-        src, dst, sign = prefix_row(traj, s - 1), prefix_row(traj, s), 1.0
+        src, dst, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
     else:
-        src, dst, sign = prefix_row(traj, s), prefix_row(traj, s - 1), -1.0
+        src, dst, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
     for i in range(traj.p.shape[1]):
         traj.rho_prefix[dst, i] = traj.rho_prefix[src, i] + sign * traj.p[r1, i]
     return s, h0 - h, (h - h0) > max_delta_h
@@ -300,7 +291,7 @@ def build_tree(
     return not turning, log_w, prop, sum_accept, n_steps, 0
 
 
-@jit
+@jit(inline="always")  # inlined into the chain loop: one compiled module less in a cold start
 def nuts_transition(
     logp_grad, rng, traj, metric, step_size, q0, logp0, grad0, max_depth, max_delta_h, recorder
 ):
@@ -308,9 +299,10 @@ def nuts_transition(
     ``base_nuts::transition``: draw a momentum, then double the trajectory forward or backward at
     random until it turns, diverges or reaches ``max_depth`` doublings.
 
-    The selected state is ``traj`` row ``row(traj, info.proposal)``. Returns a ``TransitionInfo``.
+    The selected state is in ``traj`` row ``info.proposal & (2^max_depth - 1)``. Returns a
+    ``TransitionInfo``.
     """
-    r0 = row(traj, 0)
+    r0 = 0  # the row of position 0
     for i in range(q0.shape[0]):
         traj.q[r0, i] = q0[i]
         traj.grad[r0, i] = grad0[i]
@@ -318,7 +310,7 @@ def nuts_transition(
     h0 = -logp0 + velocity(metric, traj.p[r0], traj.v[r0])
     traj.logp[r0] = logp0
     traj.energy[r0] = h0
-    below, at = prefix_row(traj, -1), prefix_row(traj, 0)
+    below, at = traj.rho_prefix.shape[0] - 1, 0  # prefix-sum rows of positions -1 and 0
     for i in range(q0.shape[0]):
         traj.rho_prefix[below, i] = 0.0
         traj.rho_prefix[at, i] = traj.p[r0, i]

@@ -83,9 +83,10 @@ from collections import namedtuple
 
 import numpy as np
 from numba import objmode
+from numba.extending import overload
 
 from nutslite._blas import single_blas_thread
-from nutslite._numba import jit
+from nutslite._numba import JIT_DISABLED, by_type, jit
 from nutslite.adaptation.windows import MIN_LIVE_WARMUP
 
 STAN, DENSE, GRAD, LOW_RANK = 0, 1, 2, 3
@@ -94,13 +95,22 @@ GRAD_CLIP = 1e20
 LOW_RANK_GAMMA = 1e-5  # ridge per draw in the whitened subspace (nuts-rs LowRankSettings)
 LOW_RANK_CUTOFF = 2.0  # keep eigenvalues outside [1/c, c] (nuts-rs eigval_cutoff)
 
-MetricAdaptation = namedtuple(
-    "MetricAdaptation",
-    ["kind", "n", "x_mean", "x_m2", "g_mean", "g_m2",
-     "n_bg", "bg_x_mean", "bg_x_m2", "bg_g_mean", "bg_g_m2", "cov_m2",
-     "n_total", "history_x", "history_g"],
-)
-MetricAdaptation.__doc__ = """Running moments for mass-matrix adaptation.
+_ADAPTATION_FIELDS = [
+    "kind", "n", "x_mean", "x_m2", "g_mean", "g_m2",
+    "n_bg", "bg_x_mean", "bg_x_m2", "bg_g_mean", "bg_g_m2", "cov_m2",
+    "n_total", "history_x", "history_g",
+]
+# one tuple type per kind, so that a compiled chain loop contains its own kind's estimator only
+# (the functions below pick the kind's code by type, ``nutslite._numba.by_type``)
+StanAdaptation = namedtuple("StanAdaptation", _ADAPTATION_FIELDS)
+DenseAdaptation = namedtuple("DenseAdaptation", _ADAPTATION_FIELDS)
+GradAdaptation = namedtuple("GradAdaptation", _ADAPTATION_FIELDS)
+LowRankAdaptation = namedtuple("LowRankAdaptation", _ADAPTATION_FIELDS)
+_ADAPTATION_TYPES = {
+    STAN: StanAdaptation, DENSE: DenseAdaptation, GRAD: GradAdaptation, LOW_RANK: LowRankAdaptation
+}
+MetricAdaptation = StanAdaptation | DenseAdaptation | GradAdaptation | LowRankAdaptation
+"""Running moments for mass-matrix adaptation (one tuple type per kind, same fields).
 
 ``n``, ``x_*``, ``g_*``: count, mean and sum of squared deviations of the (foreground) draws and
 gradients; ``n_bg``, ``bg_*``: the background estimator of ``GRAD``; ``cov_m2``: the sum of outer
@@ -116,7 +126,7 @@ def metric_adaptation_init(kind: int, dim: int, num_warmup: int) -> MetricAdapta
 
     grad = kind == GRAD
     history = (num_warmup, dim) if kind == LOW_RANK else (0, 0)
-    return MetricAdaptation(
+    return _ADAPTATION_TYPES[kind](
         kind, 0.0, vec(True), vec(True), vec(grad), vec(grad),
         0.0, vec(grad), vec(grad), vec(grad), vec(grad),
         np.zeros((dim, dim) if kind == DENSE else (0, 0)),
@@ -124,7 +134,7 @@ def metric_adaptation_init(kind: int, dim: int, num_warmup: int) -> MetricAdapta
     )
 
 
-@jit(inline="always")
+@jit
 def _welford(n, mean, m2, x):
     """Add ``x`` to the running ``mean`` and ``m2`` in place; ``n`` is the new count."""
     for i in range(x.shape[0]):
@@ -133,42 +143,86 @@ def _welford(n, mean, m2, x):
         m2[i] += d * (x[i] - mean[i])
 
 
-@jit(inline="always")
 def _with_counts(state, n, n_bg, n_total):
     """``state`` with new counts (namedtuples are immutable; the arrays are shared)."""
-    return MetricAdaptation(
-        state.kind, n, state.x_mean, state.x_m2, state.g_mean, state.g_m2, n_bg,
-        state.bg_x_mean, state.bg_x_m2, state.bg_g_mean, state.bg_g_m2, state.cov_m2,
-        n_total, state.history_x, state.history_g,
-    )
+    return state._replace(n=n, n_bg=n_bg, n_total=n_total)
+
+
+if not JIT_DISABLED:
+
+    @overload(_with_counts)
+    def _with_counts_typed(state, n, n_bg, n_total):
+        """Compiled: a new tuple of the state's own type (Numba has no ``_replace``)."""
+        cls = state.instance_class
+
+        def with_counts(state, n, n_bg, n_total):
+            return cls(
+                state.kind, n, state.x_mean, state.x_m2, state.g_mean, state.g_m2, n_bg,
+                state.bg_x_mean, state.bg_x_m2, state.bg_g_mean, state.bg_g_m2, state.cov_m2,
+                n_total, state.history_x, state.history_g,
+            )
+
+        return with_counts
 
 
 @jit
-def adaptation_collect(state, x, g):
-    """Add a draw ``x`` with gradient ``g``; returns the new state (arrays updated in place)."""
+def _all_finite(x):
+    """Whether every entry of the vector ``x`` is finite (a loop: ``np.all(np.isfinite(x))``
+    would compile NumPy's ufunc machinery and an array allocation into every cold start)."""
+    for i in range(x.shape[0]):
+        if not math.isfinite(x[i]):
+            return False
+    return True
+
+
+@jit
+def _collect_low_rank(state, x, g):
     n = state.n + 1.0
-    if state.kind == LOW_RANK:
-        row = int(state.n_total)
-        for i in range(x.shape[0]):
-            state.history_x[row, i] = x[i]
-            state.history_g[row, i] = g[i]
-        return _with_counts(state, n, state.n_bg + 1.0, state.n_total + 1.0)
-    if state.kind == DENSE:
-        dim = x.shape[0]
-        for i in range(dim):  # m2 += (x - mean_old) (x - mean_new)^T, Welford for covariances
-            d = x[i] - state.x_mean[i]
-            for j in range(dim):
-                state.cov_m2[i, j] += d * (x[j] - state.x_mean[j]) * (n - 1.0) / n
-        _welford(n, state.x_mean, state.x_m2, x)
-        return _with_counts(state, n, state.n_bg, state.n_total)
+    row = int(state.n_total)
+    for i in range(x.shape[0]):
+        state.history_x[row, i] = x[i]
+        state.history_g[row, i] = g[i]
+    return _with_counts(state, n, state.n_bg + 1.0, state.n_total + 1.0)
+
+
+@jit
+def _collect_dense(state, x, g):
+    n = state.n + 1.0
+    dim = x.shape[0]
+    for i in range(dim):  # m2 += (x - mean_old) (x - mean_new)^T, Welford for covariances
+        d = x[i] - state.x_mean[i]
+        for j in range(dim):
+            state.cov_m2[i, j] += d * (x[j] - state.x_mean[j]) * (n - 1.0) / n
     _welford(n, state.x_mean, state.x_m2, x)
-    if state.kind != GRAD:
-        return _with_counts(state, n, state.n_bg, state.n_total)
+    return _with_counts(state, n, state.n_bg, state.n_total)
+
+
+@jit
+def _collect_stan(state, x, g):
+    n = state.n + 1.0
+    _welford(n, state.x_mean, state.x_m2, x)
+    return _with_counts(state, n, state.n_bg, state.n_total)
+
+
+@jit
+def _collect_grad(state, x, g):
+    n = state.n + 1.0
+    _welford(n, state.x_mean, state.x_m2, x)
     _welford(n, state.g_mean, state.g_m2, g)
     n_bg = state.n_bg + 1.0
     _welford(n_bg, state.bg_x_mean, state.bg_x_m2, x)
     _welford(n_bg, state.bg_g_mean, state.bg_g_m2, g)
     return _with_counts(state, n, n_bg, state.n_total)
+
+
+adaptation_collect = by_type({
+    StanAdaptation: _collect_stan,
+    DenseAdaptation: _collect_dense,
+    GradAdaptation: _collect_grad,
+    LowRankAdaptation: _collect_low_rank,
+})
+adaptation_collect.__doc__ = """``adaptation_collect(state, x, g)``: add a draw ``x`` with gradient
+``g``; returns the new state (arrays updated in place)."""
 
 
 @jit(nogil=False)  # object mode takes the GIL anyway; callers are compiled and release it
@@ -187,61 +241,98 @@ def _low_rank_into(xs, gs, diag, basis, eigvals):
 
 
 @jit
-def adaptation_update(state, metric):
-    """Set the metric from the estimator; returns False if a value is not finite (Stan:
-    "Numerical overflow in metric adaptation"), leaving the metric partly updated."""
+def _update_stan(state, metric):
     n = state.n
     shrink, ridge = n / (n + 5.0), 1e-3 * (5.0 / (n + 5.0))
-    dim = state.x_mean.shape[0]
-    if state.kind == STAN:
-        for i in range(dim):
-            var = state.x_m2[i] / (n - 1.0) if n > 1.0 else metric.diag[i]
-            metric.diag[i] = shrink * var + ridge
-    elif state.kind == DENSE:
-        for i in range(dim):
-            for j in range(dim):
-                cov = state.cov_m2[i, j] / (n - 1.0) if n > 1.0 else metric.dense[i, j]
-                metric.dense[i, j] = shrink * cov + (ridge if i == j else 0.0)
-        if not np.all(np.isfinite(metric.dense)):
-            return False
-        _cholesky_into(metric.dense, metric.cholesky)
-        for i in range(dim):
-            metric.diag[i] = metric.dense[i, i]
-    elif state.kind == LOW_RANK:
-        first, last = int(state.n_total - n), int(state.n_total)
-        _low_rank_into(
-            state.history_x[first:last], state.history_g[first:last],
-            metric.diag, metric.basis, metric.eigvals,
-        )
-    else:
-        for i in range(dim):
-            if state.g_m2[i] > 0.0 and state.x_m2[i] > 0.0:
-                ratio = math.sqrt(state.x_m2[i] / state.g_m2[i])
-                metric.diag[i] = min(max(ratio, 1.0 / GRAD_CLIP), GRAD_CLIP)
-    return bool(np.all(np.isfinite(metric.diag)))
+    for i in range(state.x_mean.shape[0]):
+        var = state.x_m2[i] / (n - 1.0) if n > 1.0 else metric.diag[i]
+        metric.diag[i] = shrink * var + ridge
+    return _all_finite(metric.diag)
 
 
 @jit
-def adaptation_restart(state):
-    """Start the next window: Stan's estimators forget; ``GRAD``'s background becomes the
-    foreground and starts afresh."""
-    if state.kind == LOW_RANK:
-        return _with_counts(state, state.n_bg, 0.0, state.n_total)
-    if state.kind == GRAD:
-        for i in range(state.x_mean.shape[0]):
-            state.x_mean[i] = state.bg_x_mean[i]
-            state.x_m2[i] = state.bg_x_m2[i]
-            state.g_mean[i] = state.bg_g_mean[i]
-            state.g_m2[i] = state.bg_g_m2[i]
-            state.bg_x_mean[i] = 0.0
-            state.bg_x_m2[i] = 0.0
-            state.bg_g_mean[i] = 0.0
-            state.bg_g_m2[i] = 0.0
-        return _with_counts(state, state.n_bg, 0.0, state.n_total)
+def _update_dense(state, metric):
+    n = state.n
+    shrink, ridge = n / (n + 5.0), 1e-3 * (5.0 / (n + 5.0))
+    dim = state.x_mean.shape[0]
+    for i in range(dim):
+        for j in range(dim):
+            cov = state.cov_m2[i, j] / (n - 1.0) if n > 1.0 else metric.dense[i, j]
+            metric.dense[i, j] = shrink * cov + (ridge if i == j else 0.0)
+    for i in range(dim):
+        if not _all_finite(metric.dense[i]):
+            return False
+    _cholesky_into(metric.dense, metric.cholesky)
+    for i in range(dim):
+        metric.diag[i] = metric.dense[i, i]
+    return _all_finite(metric.diag)
+
+
+@jit
+def _update_low_rank(state, metric):
+    first, last = int(state.n_total - state.n), int(state.n_total)
+    _low_rank_into(
+        state.history_x[first:last], state.history_g[first:last],
+        metric.diag, metric.basis, metric.eigvals,
+    )
+    return _all_finite(metric.diag)
+
+
+@jit
+def _update_grad(state, metric):
+    for i in range(state.x_mean.shape[0]):
+        if state.g_m2[i] > 0.0 and state.x_m2[i] > 0.0:
+            ratio = math.sqrt(state.x_m2[i] / state.g_m2[i])
+            metric.diag[i] = min(max(ratio, 1.0 / GRAD_CLIP), GRAD_CLIP)
+    return _all_finite(metric.diag)
+
+
+adaptation_update = by_type({
+    StanAdaptation: _update_stan,
+    DenseAdaptation: _update_dense,
+    GradAdaptation: _update_grad,
+    LowRankAdaptation: _update_low_rank,
+})
+adaptation_update.__doc__ = """``adaptation_update(state, metric)``: set the metric from the
+estimator; returns False if a value is not finite (Stan: "Numerical overflow in metric
+adaptation"), leaving the metric partly updated."""
+
+
+@jit
+def _restart_low_rank(state):
+    return _with_counts(state, state.n_bg, 0.0, state.n_total)
+
+
+@jit
+def _restart_grad(state):
+    for i in range(state.x_mean.shape[0]):
+        state.x_mean[i] = state.bg_x_mean[i]
+        state.x_m2[i] = state.bg_x_m2[i]
+        state.g_mean[i] = state.bg_g_mean[i]
+        state.g_m2[i] = state.bg_g_m2[i]
+        state.bg_x_mean[i] = 0.0
+        state.bg_x_m2[i] = 0.0
+        state.bg_g_mean[i] = 0.0
+        state.bg_g_m2[i] = 0.0
+    return _with_counts(state, state.n_bg, 0.0, state.n_total)
+
+
+@jit
+def _restart_stan(state):
     state.x_mean[:] = 0.0
     state.x_m2[:] = 0.0
     state.cov_m2[:, :] = 0.0
     return _with_counts(state, 0.0, 0.0, state.n_total)
+
+
+adaptation_restart = by_type({
+    StanAdaptation: _restart_stan,
+    DenseAdaptation: _restart_stan,
+    GradAdaptation: _restart_grad,
+    LowRankAdaptation: _restart_low_rank,
+})
+adaptation_restart.__doc__ = """``adaptation_restart(state)``: start the next window: Stan's
+estimators forget; ``GRAD``'s background becomes the foreground and starts afresh."""
 
 
 def cholesky_into(a: np.ndarray, out: np.ndarray) -> None:

@@ -99,7 +99,7 @@ def dual_averaging_final(state):
     return math.exp(state.x_bar)
 
 
-@jit
+@jit(inline="always")
 def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     """``H0 - H`` after one leapfrog step of ``step_size`` from ``q`` with a fresh momentum
     (NaN counts as a rejection, -inf). ``scratch`` is a ``(5, dim)`` work array."""
