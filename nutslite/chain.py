@@ -126,8 +126,9 @@ def run_chain(
             if restart[t]:
                 adapt = adaptation_restart(adapt)
             if retune[t]:
+                # every argument given, so this call and sampling.py's share one compiled version
                 step_size, status = find_initial_step_size(
-                    logp_grad, rng, metric, step_size, q, logp, grad, scratch
+                    logp_grad, rng, metric, step_size, q, logp, grad, scratch, False
                 )
                 if status != STEP_SIZE_OK:
                     return ChainState(q, grad, logp, step_size, metric), da, adapt, status
