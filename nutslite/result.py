@@ -64,7 +64,11 @@ class SamplingResult:
         True when Ctrl-C stopped the run; the arrays then hold the draws every chain completed
         (the shortest chain's count) and ``iterations_completed`` gives each chain's count.
     settings : dict
-        The arguments of the run (seed included) and its wall time.
+        The arguments of the run (seed included) and where the call's time went, in seconds:
+        ``setup_seconds`` (validation, initial points and step sizes, buffers),
+        ``wall_seconds`` (the chains, warmup included), ``assemble_seconds`` (building this
+        result) and, when ``nl.sample`` checked the draws, ``check_seconds`` (the diagnostics
+        behind its warnings).
     """
 
     def __init__(self, **fields: Any) -> None:

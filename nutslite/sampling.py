@@ -168,6 +168,7 @@ def sample(
         ``SamplingWarning`` per problem found (divergences, tree-depth saturation, R-hat above
         1.01, ESS below 100 per chain, E-BFMI below 0.3).
     """
+    t_call = time.perf_counter()
     if not isinstance(model, Model):
         raise TypeError(f"model must be a nutslite.Model, got {type(model).__name__}")
     draws = _positive_int("draws", draws, allow_zero=False)
@@ -338,6 +339,7 @@ def sample(
     for ch in chain_list:
         _raise_for_status(ch.status, ch.index, "warmup")
 
+    t_assemble = time.perf_counter()
     result = _despite_interrupts(lambda: SamplingResult.from_chains(
         model=model,
         chains=chain_list,
@@ -350,11 +352,14 @@ def sample(
             "draws": draws, "tune": tune, "chains": chains, "seed": int(seed), "cores": cores,
             "target_accept": float(target_accept), "max_treedepth": max_treedepth,
             "jitter": float(jitter), "max_delta_h": MAX_DELTA_H, "adaptation": adaptation,
-            "wall_seconds": wall,
+            "wall_seconds": wall, "setup_seconds": t_start - t_call,
         },
     ))
+    t_check = time.perf_counter()
+    result.settings["assemble_seconds"] = t_check - t_assemble
     if warn and result.n_draws >= MIN_DRAWS:  # name every problem: divergences, R-hat, ...
         _warn_problems_at_caller(result)
+        result.settings["check_seconds"] = time.perf_counter() - t_check
     return result
 
 
