@@ -473,6 +473,17 @@ def _radix_argsort(values, order, keys, spare_keys, spare_order, counts):
     if moved % 2:
         for i in range(size):
             order[i] = spare_order[i]
+            keys[i] = spare_keys[i]
+
+
+@jit
+def _sorted_values(keys, size, out):
+    """``out[:size]`` = the floats whose keys (as made by :func:`_radix_argsort`) are
+    ``keys[:size]``: the sorted values, bit for bit, read in order rather than gathered."""
+    bits = out.view(np.uint64)
+    for i in range(size):
+        key = keys[i]
+        bits[i] = key ^ _SIGN_BIT if key & _SIGN_BIT else ~key
 
 
 @jit
@@ -522,22 +533,12 @@ def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw):
 
 @jit
 def _scratch(chains, draws):
-    """Work arrays for :func:`_one_scalar` on ``chains x draws`` draws: eight float rows (with
-    room for per-chain values beyond the draws), three index rows and the position of each draw
-    among the split chains (-1 for the middle draw of an odd-length chain), the radix sort's
-    keys and counts, and the pairwise sums' stack."""
+    """Work arrays for :func:`_statistics_kernel` on ``chains x draws`` draws: eight float rows
+    (with room for per-chain values beyond the draws), three index rows, the radix sort's keys
+    and counts, and the pairwise sums' stack."""
     total = chains * draws
     buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
-    index = np.empty((4, total), dtype=np.int64)
-    n = draws // 2
-    for chain in range(chains):  # chain c's first half is split chain c, its second half C + c
-        for draw in range(draws):
-            if draw < n:
-                index[3, chain * draws + draw] = chain * n + draw
-            elif draw >= draws - n:
-                index[3, chain * draws + draw] = (chains + chain) * n + draw - (draws - n)
-            else:
-                index[3, chain * draws + draw] = -1
+    index = np.empty((3, total), dtype=np.int64)
     keys = np.empty((2, total), dtype=np.uint64)
     counts = np.empty((8, 1 << RADIX_BITS_LARGE), dtype=np.int64)
     return buffers, index, keys, counts, np.empty(PAIRWISE_SCRATCH)
@@ -563,12 +564,24 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
         chains, draws = x.shape
         total = chains * draws
         flat = x.ravel()
+        # the draws arranged as split chains (chain c's first half is split chain c, its second
+        # half split chain C + c), then the middle draw of each odd-length chain: sorting this
+        # arrangement gives each sorted draw's split-chain position directly
+        n = draws // 2
+        split_chains = 2 * chains
+        size = split_chains * n
+        split = buffers[1]
+        for c in range(chains):
+            for i in range(n):
+                split[c * n + i] = x[c, i]
+                split[(chains + c) * n + i] = x[c, draws - n + i]
+            if draws % 2:
+                split[size + c] = x[c, n]
         order = index[0]
-        _radix_argsort(flat, order, keys[0], keys[1], index[2], counts)
+        _radix_argsort(split[:total], order, keys[0], keys[1], index[2], counts)
         srt = buffers[0]
-        for i in range(total):
-            srt[i] = flat[order[i]]
-        mean, variance = _mean_and_variance(flat, buffers[1], pw)
+        _sorted_values(keys[0], total, srt)
+        mean, variance = _mean_and_variance(flat, buffers[2], pw)
         out[_MEAN] = mean
         out[_SD] = math.sqrt(variance) if total > 1 else np.nan
         span = min(int(math.floor(hdi_prob * total)), total - 1)
@@ -581,12 +594,7 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
         if not rank_stats:
             continue
 
-        # split chains: chain c's first half is split chain c, its second half split chain C + c
-        n = draws // 2
-        split_chains = 2 * chains
-        size = split_chains * n
-        split, z, folded, centred, rho, acov, work = (
-            buffers[1],
+        z, folded, centred, rho, acov, work = (
             buffers[2],
             buffers[3],
             buffers[4],
@@ -594,22 +602,18 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
             buffers[6],
             buffers[7],
         )
-        kept_values = buffers[0]  # overwrites srt, no longer needed after the quantiles
         q_low = _quantile_type7(srt, total, _TAIL_PROBS[0])
         q_high = _quantile_type7(srt, total, _TAIL_PROBS[1])
-        positions = index[1]
-        split_position = index[3]
+        # the sorted split draws and their positions: all sorted draws but the middle ones
+        kept_values = srt  # overwritten in place: srt is no longer needed after the quantiles
+        positions = order
         count = 0
-        for i in range(total):
-            position = split_position[order[i]]
-            if position >= 0:  # not the middle draw of an odd-length chain
-                kept_values[count] = flat[order[i]]
-                positions[count] = position
-                count += 1
-        for c in range(chains):
-            for i in range(n):
-                split[c * n + i] = x[c, i]
-                split[(chains + c) * n + i] = x[c, draws - n + i]
+        if size < total:
+            for i in range(total):
+                if order[i] < size:
+                    kept_values[count] = srt[i]
+                    positions[count] = order[i]
+                    count += 1
 
         # rank normalization (eq. 14) and, merged from both sides of the median, the folded ranks
         z_constant = _average_ranks_to_scores(kept_values, positions, size, scores, z)
