@@ -4,7 +4,9 @@ One call of :func:`scalar_statistics` computes, for every scalar of a batch ``(K
 of finite draws, the columns of :data:`COLUMNS`: mean, sd, HDI, MCSE of the mean and of the sd,
 bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per scalar is
 
-* **one sort**, a radix argsort of the pooled draws (:func:`_radix_argsort`, ``O(S)``). Every
+* **one sort** of the pooled draws, arranged as split chains so that the sort order is each
+  draw's split-chain position (:func:`_bucket_argsort`, a bucket sort on the values backed by a
+  radix sort for clumped buckets, ``O(S)``). Every
   rank-based statistic reads it: the average ranks of the split draws (Vehtari et al. 2021,
   eq. 14), their median and the ranks of the folded draws ``|theta - median|`` (eq. 15; merged
   from the two sides of the median, which are already in order, so the fold needs no second
@@ -486,6 +488,71 @@ def _sorted_values(keys, size, out):
         bits[i] = key ^ _SIGN_BIT if key & _SIGN_BIT else ~key
 
 
+INSERTION_MAX = 16
+"""Longest bucket of :func:`_bucket_argsort` sorted by insertion; longer ones go to the radix
+sort, so clumped draws cost ``O(S)`` too."""
+
+
+@jit
+def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_keys, counts):
+    """``order`` = a stable argsort of the finite ``values``, ``srt`` = the sorted values
+    (``-0.0`` and ``0.0`` count as equal, or ``-0.0`` comes first: the statistics cannot tell).
+
+    A bucket sort on the monotone map ``b(v) = min(floor((v - lo) S / (hi - lo)), S - 1)``
+    (each rounded step is monotone, so buckets are in order): one counting pass, one stable
+    scatter of values and indices, then each bucket sorted on its own, by insertion up to
+    ``INSERTION_MAX`` values (``O(1)`` expected for smooth draws) and by
+    :func:`_radix_argsort` above that. ``spare``, ``local`` and ``spare_local`` are integer
+    scratch of ``S``, ``keys`` and ``spare_keys`` unsigned ones, ``counts`` the radix sort's.
+    """
+    size = values.shape[0]
+    lo = hi = values[0]
+    for i in range(size):
+        lo = min(lo, values[i])
+        hi = max(hi, values[i])
+    scale = size / (hi - lo)
+    if not (hi > lo and math.isfinite(scale) and scale > 0):  # constant, or a range too small
+        _radix_argsort(values, order, keys, spare_keys, spare_local, counts)  # or too large
+        _sorted_values(keys, size, srt)
+        return
+    for b in range(size):
+        spare[b] = 0
+    for i in range(size):
+        spare[min(int((values[i] - lo) * scale), size - 1)] += 1
+    offset = 0
+    for b in range(size):
+        count = spare[b]
+        spare[b] = offset
+        offset += count
+    for i in range(size):
+        value = values[i]
+        b = min(int((value - lo) * scale), size - 1)
+        position = spare[b]
+        spare[b] = position + 1
+        srt[position] = value
+        order[position] = i
+    start = 0
+    for b in range(size):  # spare[b] is now where bucket b ends
+        end = spare[b]
+        length = end - start
+        if length <= INSERTION_MAX:
+            for i in range(start + 1, end):
+                value, index = srt[i], order[i]
+                j = i
+                while j > start and srt[j - 1] > value:
+                    srt[j], order[j] = srt[j - 1], order[j - 1]
+                    j -= 1
+                srt[j], order[j] = value, index
+        else:
+            _radix_argsort(srt[start:end], local, keys, spare_keys, spare_local, counts)
+            _sorted_values(keys, length, srt[start:end])
+            for t in range(length):
+                spare_local[t] = order[start + local[t]]
+            for t in range(length):
+                order[start + t] = spare_local[t]
+        start = end
+
+
 @jit
 def _average_ranks_to_scores(values, positions, count, scores, out):
     """Give ``out[positions[i]]`` the normal score of the average rank of ``values[i]``.
@@ -534,11 +601,11 @@ def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw):
 @jit
 def _scratch(chains, draws):
     """Work arrays for :func:`_statistics_kernel` on ``chains x draws`` draws: eight float rows
-    (with room for per-chain values beyond the draws), three index rows, the radix sort's keys
+    (with room for per-chain values beyond the draws), four index rows, the radix sort's keys
     and counts, and the pairwise sums' stack."""
     total = chains * draws
     buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
-    index = np.empty((3, total), dtype=np.int64)
+    index = np.empty((4, total), dtype=np.int64)
     keys = np.empty((2, total), dtype=np.uint64)
     counts = np.empty((8, 1 << RADIX_BITS_LARGE), dtype=np.int64)
     return buffers, index, keys, counts, np.empty(PAIRWISE_SCRATCH)
@@ -578,9 +645,10 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
             if draws % 2:
                 split[size + c] = x[c, n]
         order = index[0]
-        _radix_argsort(split[:total], order, keys[0], keys[1], index[2], counts)
         srt = buffers[0]
-        _sorted_values(keys[0], total, srt)
+        _bucket_argsort(
+            split[:total], order, srt, index[1], index[2], index[3], keys[0], keys[1], counts
+        )
         mean, variance = _mean_and_variance(flat, buffers[2], pw)
         out[_MEAN] = mean
         out[_SD] = math.sqrt(variance) if total > 1 else np.nan
