@@ -696,17 +696,24 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
         left = right - 1
         distances = acov  # scratch: the folded values in increasing order
         fold_positions = index[2]
-        for i in range(size):
-            if left >= 0 and (
-                right >= size or abs(kept_values[left] - median) <= abs(kept_values[right] - median)
-            ):
-                distances[i] = abs(kept_values[left] - median)
-                fold_positions[i] = positions[left]
-                left -= 1
-            else:
-                distances[i] = abs(kept_values[right] - median)
-                fold_positions[i] = positions[right]
-                right += 1
+        i = 0
+        while left >= 0 and right < size:  # selects, not branches: the choice is a coin flip
+            below = abs(kept_values[left] - median)
+            above = abs(kept_values[right] - median)
+            take_left = below <= above
+            distances[i] = below if take_left else above
+            fold_positions[i] = positions[left] if take_left else positions[right]
+            left -= take_left
+            right += 1 - take_left
+            i += 1
+        for j in range(left, -1, -1):
+            distances[i] = abs(kept_values[j] - median)
+            fold_positions[i] = positions[j]
+            i += 1
+        for j in range(right, size):
+            distances[i] = abs(kept_values[j] - median)
+            fold_positions[i] = positions[j]
+            i += 1
         _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
 
         if chains >= 2:
