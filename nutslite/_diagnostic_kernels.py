@@ -4,7 +4,9 @@ One call of :func:`scalar_statistics` computes, for every scalar of a batch ``(K
 of finite draws, the columns of :data:`COLUMNS`: mean, sd, HDI, MCSE of the mean and of the sd,
 bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per scalar is
 
-* **one sort**, a radix argsort of the pooled draws (:func:`_radix_argsort`, ``O(S)``). Every
+* **one sort** of the pooled draws, arranged as split chains so that the sort order is each
+  draw's split-chain position (:func:`_bucket_argsort`, a bucket sort on the values backed by a
+  radix sort for clumped buckets, ``O(S)``). Every
   rank-based statistic reads it: the average ranks of the split draws (Vehtari et al. 2021,
   eq. 14), their median and the ranks of the folded draws ``|theta - median|`` (eq. 15; merged
   from the two sides of the median, which are already in order, so the fold needs no second
@@ -473,6 +475,82 @@ def _radix_argsort(values, order, keys, spare_keys, spare_order, counts):
     if moved % 2:
         for i in range(size):
             order[i] = spare_order[i]
+            keys[i] = spare_keys[i]
+
+
+@jit
+def _sorted_values(keys, size, out):
+    """``out[:size]`` = the floats whose keys (as made by :func:`_radix_argsort`) are
+    ``keys[:size]``: the sorted values, bit for bit, read in order rather than gathered."""
+    bits = out.view(np.uint64)
+    for i in range(size):
+        key = keys[i]
+        bits[i] = key ^ _SIGN_BIT if key & _SIGN_BIT else ~key
+
+
+INSERTION_MAX = 16
+"""Longest bucket of :func:`_bucket_argsort` sorted by insertion; longer ones go to the radix
+sort, so clumped draws cost ``O(S)`` too."""
+
+
+@jit
+def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_keys, counts):
+    """``order`` = a stable argsort of the finite ``values``, ``srt`` = the sorted values
+    (``-0.0`` and ``0.0`` count as equal, or ``-0.0`` comes first: the statistics cannot tell).
+
+    A bucket sort on the monotone map ``b(v) = min(floor((v - lo) S / (hi - lo)), S - 1)``
+    (each rounded step is monotone, so buckets are in order): one counting pass, one stable
+    scatter of values and indices, then each bucket sorted on its own, by insertion up to
+    ``INSERTION_MAX`` values (``O(1)`` expected for smooth draws) and by
+    :func:`_radix_argsort` above that. ``spare``, ``local`` and ``spare_local`` are integer
+    scratch of ``S``, ``keys`` and ``spare_keys`` unsigned ones, ``counts`` the radix sort's.
+    """
+    size = values.shape[0]
+    lo = hi = values[0]
+    for i in range(size):
+        lo = min(lo, values[i])
+        hi = max(hi, values[i])
+    scale = size / (hi - lo)
+    if not (hi > lo and math.isfinite(scale) and scale > 0):  # constant, or a range too small
+        _radix_argsort(values, order, keys, spare_keys, spare_local, counts)  # or too large
+        _sorted_values(keys, size, srt)
+        return
+    for b in range(size):
+        spare[b] = 0
+    for i in range(size):
+        spare[min(int((values[i] - lo) * scale), size - 1)] += 1
+    offset = 0
+    for b in range(size):
+        count = spare[b]
+        spare[b] = offset
+        offset += count
+    for i in range(size):
+        value = values[i]
+        b = min(int((value - lo) * scale), size - 1)
+        position = spare[b]
+        spare[b] = position + 1
+        srt[position] = value
+        order[position] = i
+    start = 0
+    for b in range(size):  # spare[b] is now where bucket b ends
+        end = spare[b]
+        length = end - start
+        if length <= INSERTION_MAX:
+            for i in range(start + 1, end):
+                value, index = srt[i], order[i]
+                j = i
+                while j > start and srt[j - 1] > value:
+                    srt[j], order[j] = srt[j - 1], order[j - 1]
+                    j -= 1
+                srt[j], order[j] = value, index
+        else:
+            _radix_argsort(srt[start:end], local, keys, spare_keys, spare_local, counts)
+            _sorted_values(keys, length, srt[start:end])
+            for t in range(length):
+                spare_local[t] = order[start + local[t]]
+            for t in range(length):
+                order[start + t] = spare_local[t]
+        start = end
 
 
 @jit
@@ -522,22 +600,12 @@ def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw):
 
 @jit
 def _scratch(chains, draws):
-    """Work arrays for :func:`_one_scalar` on ``chains x draws`` draws: eight float rows (with
-    room for per-chain values beyond the draws), three index rows and the position of each draw
-    among the split chains (-1 for the middle draw of an odd-length chain), the radix sort's
-    keys and counts, and the pairwise sums' stack."""
+    """Work arrays for :func:`_statistics_kernel` on ``chains x draws`` draws: eight float rows
+    (with room for per-chain values beyond the draws), four index rows, the radix sort's keys
+    and counts, and the pairwise sums' stack."""
     total = chains * draws
     buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
     index = np.empty((4, total), dtype=np.int64)
-    n = draws // 2
-    for chain in range(chains):  # chain c's first half is split chain c, its second half C + c
-        for draw in range(draws):
-            if draw < n:
-                index[3, chain * draws + draw] = chain * n + draw
-            elif draw >= draws - n:
-                index[3, chain * draws + draw] = (chains + chain) * n + draw - (draws - n)
-            else:
-                index[3, chain * draws + draw] = -1
     keys = np.empty((2, total), dtype=np.uint64)
     counts = np.empty((8, 1 << RADIX_BITS_LARGE), dtype=np.int64)
     return buffers, index, keys, counts, np.empty(PAIRWISE_SCRATCH)
@@ -563,12 +631,25 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
         chains, draws = x.shape
         total = chains * draws
         flat = x.ravel()
+        # the draws arranged as split chains (chain c's first half is split chain c, its second
+        # half split chain C + c), then the middle draw of each odd-length chain: sorting this
+        # arrangement gives each sorted draw's split-chain position directly
+        n = draws // 2
+        split_chains = 2 * chains
+        size = split_chains * n
+        split = buffers[1]
+        for c in range(chains):
+            for i in range(n):
+                split[c * n + i] = x[c, i]
+                split[(chains + c) * n + i] = x[c, draws - n + i]
+            if draws % 2:
+                split[size + c] = x[c, n]
         order = index[0]
-        _radix_argsort(flat, order, keys[0], keys[1], index[2], counts)
         srt = buffers[0]
-        for i in range(total):
-            srt[i] = flat[order[i]]
-        mean, variance = _mean_and_variance(flat, buffers[1], pw)
+        _bucket_argsort(
+            split[:total], order, srt, index[1], index[2], index[3], keys[0], keys[1], counts
+        )
+        mean, variance = _mean_and_variance(flat, buffers[2], pw)
         out[_MEAN] = mean
         out[_SD] = math.sqrt(variance) if total > 1 else np.nan
         span = min(int(math.floor(hdi_prob * total)), total - 1)
@@ -581,12 +662,7 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
         if not rank_stats:
             continue
 
-        # split chains: chain c's first half is split chain c, its second half split chain C + c
-        n = draws // 2
-        split_chains = 2 * chains
-        size = split_chains * n
-        split, z, folded, centred, rho, acov, work = (
-            buffers[1],
+        z, folded, centred, rho, acov, work = (
             buffers[2],
             buffers[3],
             buffers[4],
@@ -594,22 +670,18 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
             buffers[6],
             buffers[7],
         )
-        kept_values = buffers[0]  # overwrites srt, no longer needed after the quantiles
         q_low = _quantile_type7(srt, total, _TAIL_PROBS[0])
         q_high = _quantile_type7(srt, total, _TAIL_PROBS[1])
-        positions = index[1]
-        split_position = index[3]
+        # the sorted split draws and their positions: all sorted draws but the middle ones
+        kept_values = srt  # overwritten in place: srt is no longer needed after the quantiles
+        positions = order
         count = 0
-        for i in range(total):
-            position = split_position[order[i]]
-            if position >= 0:  # not the middle draw of an odd-length chain
-                kept_values[count] = flat[order[i]]
-                positions[count] = position
-                count += 1
-        for c in range(chains):
-            for i in range(n):
-                split[c * n + i] = x[c, i]
-                split[(chains + c) * n + i] = x[c, draws - n + i]
+        if size < total:
+            for i in range(total):
+                if order[i] < size:
+                    kept_values[count] = srt[i]
+                    positions[count] = order[i]
+                    count += 1
 
         # rank normalization (eq. 14) and, merged from both sides of the median, the folded ranks
         z_constant = _average_ranks_to_scores(kept_values, positions, size, scores, z)
@@ -624,17 +696,24 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
         left = right - 1
         distances = acov  # scratch: the folded values in increasing order
         fold_positions = index[2]
-        for i in range(size):
-            if left >= 0 and (
-                right >= size or abs(kept_values[left] - median) <= abs(kept_values[right] - median)
-            ):
-                distances[i] = abs(kept_values[left] - median)
-                fold_positions[i] = positions[left]
-                left -= 1
-            else:
-                distances[i] = abs(kept_values[right] - median)
-                fold_positions[i] = positions[right]
-                right += 1
+        i = 0
+        while left >= 0 and right < size:  # selects, not branches: the choice is a coin flip
+            below = abs(kept_values[left] - median)
+            above = abs(kept_values[right] - median)
+            take_left = below <= above
+            distances[i] = below if take_left else above
+            fold_positions[i] = positions[left] if take_left else positions[right]
+            left -= take_left
+            right += 1 - take_left
+            i += 1
+        for j in range(left, -1, -1):
+            distances[i] = abs(kept_values[j] - median)
+            fold_positions[i] = positions[j]
+            i += 1
+        for j in range(right, size):
+            distances[i] = abs(kept_values[j] - median)
+            fold_positions[i] = positions[j]
+            i += 1
         _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
 
         if chains >= 2:

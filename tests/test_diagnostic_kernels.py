@@ -170,6 +170,35 @@ def test_radix_argsort_sorts(size):
         np.testing.assert_array_equal(values[order], np.sort(values))
 
 
+@pytest.mark.parametrize("size", [1, 3, 200, 20_000])
+def test_bucket_argsort_is_a_stable_sort(size):
+    rng = np.random.default_rng(size)
+    clumped = rng.standard_normal(size)
+    clumped[: size // 2] = 1e-9 * rng.standard_normal(size // 2)  # long buckets: radix sorted
+    cases = [
+        rng.standard_normal(size),
+        np.round(rng.standard_normal(size)),  # ties and signed zeros
+        clumped,
+        np.full(size, 2.5),  # constant
+        1.0 + 1e-300 * rng.standard_normal(size),  # a range too small for the bucket map
+        np.where(rng.random(size) < 0.5, -1e308, 1e308) * rng.random(size),  # a range too large
+    ]
+    for values in cases:
+        order, spare, local, spare_local = np.empty((4, size), np.int64)
+        srt = np.empty(size)
+        keys = np.empty((2, size), np.uint64)
+        counts = np.empty((8, 1 << kernels.RADIX_BITS_LARGE), np.int64)
+        kernels._bucket_argsort(
+            values, order, srt, spare, local, spare_local, keys[0], keys[1], counts
+        )
+        np.testing.assert_array_equal(np.sort(order), np.arange(size))
+        np.testing.assert_array_equal(srt.view(np.uint64), values[order].view(np.uint64))
+        np.testing.assert_array_equal(srt, np.sort(values))
+        # stable: draws with the same bits keep their order (-0.0 may precede 0.0)
+        same = srt[1:].view(np.uint64) == srt[:-1].view(np.uint64)
+        assert np.all(order[1:][same] > order[:-1][same])
+
+
 def test_public_functions_equal_the_kernel_columns_and_handle_nan():
     rng = np.random.default_rng(23)
     batch = ar1(rng, (4, 3, 120), 0.6)
