@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("scipy.stats", "scipy.optimize", "matplotlib", "arviz", "pymc", "dask")
+HEAVY = ("scipy.stats", "scipy.optimize", "scipy.linalg", "matplotlib", "arviz", "pymc", "dask")
 
 
 def _modules_after(code: str) -> set[str]:

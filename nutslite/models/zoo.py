@@ -53,7 +53,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import scipy.linalg
 from numpy.typing import ArrayLike
 
 from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
@@ -137,6 +136,8 @@ def correlated_gaussian(
         )
     cov = 0.5 * (cov + cov.T)
     dim = cov.shape[0]
+    import scipy.linalg  # here: `import nutslite` and the radon models need no SciPy
+
     try:
         factor = scipy.linalg.cho_factor(cov, lower=True)
     except np.linalg.LinAlgError as err:
