@@ -28,7 +28,11 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """``nl.plots`` (matplotlib) and ``nl.testing`` load on first use only."""
+    """``nl.plots`` (matplotlib), ``nl.testing`` and ``nl.from_pymc`` (PyMC) load on first use."""
+    if name == "from_pymc":
+        from nutslite.pymc import from_pymc
+
+        return from_pymc
     if name in ("plots", "testing"):
         import importlib
 
