@@ -113,11 +113,11 @@ def from_pymc(pymc_model: Any, name: str | None = None) -> Model:
     layout = _Layout(frozen, [rv.name for rv in pymc_model.free_RVs])
     mode = "FAST_RUN" if JIT_DISABLED else "NUMBA"
     logp_fn = _compile_logp_dlogp(frozen, layout, pm, pytensor, mode)
-    _check_initial_point(frozen, layout, logp_fn)
     if JIT_DISABLED:
         logp_grad = _python_logp_grad(logp_fn)
     else:
         logp_grad = _numba_logp_grad(logp_fn.vm.jit_fn)
+    _check_initial_point(frozen, layout, logp_grad)
     names, dims, dim_labels = _named_dims(frozen, pymc_model)
     constrain = _make_constrain(frozen, layout, names, pm, pytensor, mode)
     return Model(
@@ -136,9 +136,11 @@ class _Layout:
     """Where each value variable sits in ``theta``: names, shapes, slices, coordinate names."""
 
     def __init__(self, model: Any, order: Sequence[str]) -> None:
+        import pytensor
         from pymc.logprob.transforms import LogTransform
 
-        point = model.initial_point()
+        with pytensor.config.change_flags(mode="FAST_COMPILE"):  # evaluated once: no C compile
+            point = model.initial_point()
         free = sorted(model.free_RVs, key=lambda rv: order.index(rv.name))
         self.value_vars = [model.rvs_to_values[rv] for rv in free]
         self.names = [v.name for v in self.value_vars]
@@ -186,19 +188,15 @@ def _compile_logp_dlogp(model: Any, layout: _Layout, pm: Any, pytensor: Any, mod
         return pm.pytensorf.compile([theta], [logp, grad], mode=mode)
 
 
-def _check_initial_point(model: Any, layout: _Layout, logp_fn: Callable) -> None:
-    """Refuse a model whose compiled density fails or is not finite at PyMC's initial point,
-    naming the variables whose log density is not finite there (``model.point_logps``)."""
-    point = model.initial_point()
-    try:
-        value, grad = logp_fn(layout.initial_point)
-    except Exception as err:  # any failure is the model's, reported with its cause
-        raise ValueError(
-            f"from_pymc: the model's log density fails at PyMC's initial point {point}: "
-            f"{type(err).__name__}: {err}"
-        ) from err
+def _check_initial_point(model: Any, layout: _Layout, logp_grad: Callable) -> None:
+    """Refuse a model whose compiled density (which turns a failure into ``-inf``) is not finite
+    at PyMC's initial point, naming the variables whose log density is not finite there
+    (``model.point_logps``) and the coordinates whose gradient is not."""
+    grad = np.empty(layout.dim)
+    value = logp_grad(layout.initial_point.copy(), grad)
     if np.isfinite(value) and np.isfinite(grad).all():
         return
+    point = model.initial_point()
     terms = model.point_logps(point)
     bad = [k for k, v in terms.items() if not np.isfinite(v)]
     bad_grad = [c for c, g in zip(layout.coords, grad, strict=True) if not np.isfinite(g)]
@@ -209,26 +207,49 @@ def _check_initial_point(model: Any, layout: _Layout, logp_fn: Callable) -> None
     )
 
 
+_ADAPTER_SOURCE = """
+def nutslite_logp_grad(theta, grad_out):
+    try:
+        value, grad = graph(theta)
+    except Exception:
+        grad_out[:] = np.nan
+        return -np.inf
+    grad_out[:] = grad
+    return value[()]
+"""
+
+
 def _numba_logp_grad(graph: Callable) -> Callable:
     """The engine's ``logp_grad`` around PyTensor's jitted graph ``theta -> (logp, grad)``.
 
     The graph returns a fresh gradient array, which is copied into ``grad_out``. An exception
-    inside the graph (a parameter check of PyMC, e.g. a scale <= 0 reached numerically) becomes
-    ``-inf`` with a NaN gradient, which the sampler treats as a divergence, as Stan does with a
-    rejected proposal. Not cached on disk: it refers to the graph, a dynamic global."""
+    inside the graph becomes ``-inf`` with a NaN gradient, which the sampler treats as a
+    divergence, as Stan does with a rejected proposal (PyMC's compile already turns its parameter
+    checks into ``-inf``).
+
+    Compiling this adapter compiles the whole graph into it, which costs seconds. When PyTensor
+    can cache the graph (it then has a key that identifies the graph), the adapter is cached on
+    disk in PyTensor's Numba cache under that key and the adapter's source, so a later process
+    loads it instead; otherwise it is compiled in every process.
+    """
+    import hashlib
+
     import numba
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
 
-    @numba.njit(LOGP_GRAD_SIGNATURE, nogil=True, error_model="numpy")
-    def logp_grad(theta, grad_out):
-        try:
-            value, grad = graph(theta)
-        except Exception:  # noqa: BLE001  (Numba catches only the bare class)
-            grad_out[:] = np.nan
-            return -np.inf
-        grad_out[:] = grad
-        return value[()]
-
-    return logp_grad
+    graph_key = CACHED_SRC_FUNCTIONS.get(graph.py_func)
+    key = None
+    if graph_key is not None:
+        key = hashlib.sha256(f"{graph_key}{_ADAPTER_SOURCE}{LOGP_GRAD_SIGNATURE}".encode())
+        key = f"nutslite_logp_grad_{key.hexdigest()}"
+    adapter = compile_numba_function_src(
+        _ADAPTER_SOURCE, "nutslite_logp_grad",
+        global_env={"__name__": __name__, "graph": graph, "np": np},
+        cache_key=key,
+    )
+    return numba.njit(
+        LOGP_GRAD_SIGNATURE, nogil=True, error_model="numpy", cache=key is not None
+    )(adapter)
 
 
 def _python_logp_grad(logp_fn: Callable) -> Callable:
