@@ -65,7 +65,7 @@ def from_pymc(pymc_model: Any, name: str | None = None) -> Model:
     the compiled run's, since the two backends round differently.
 
     Shared data (``pm.Data`` and other shared variables) and mutable dims are read *once, when
-    the model is compiled* (``pymc.model.transform.optimization.freeze_dims_and_data``): a later
+    the model is compiled* (each shared variable in the compiled graphs becomes a constant): a later
     ``pm.set_data`` does not change the returned ``Model``; call ``from_pymc`` again.
 
     Parameters
@@ -107,19 +107,16 @@ def from_pymc(pymc_model: Any, name: str | None = None) -> Model:
             f"from_pymc: the PyMC model has discrete free variables {discrete}; NUTS needs a "
             "gradient, so marginalise them out (e.g. pymc_extras.marginalize) or observe them"
         )
-    from pymc.model.transform.optimization import freeze_dims_and_data
-
-    frozen = freeze_dims_and_data(pymc_model)
-    layout = _Layout(frozen, [rv.name for rv in pymc_model.free_RVs])
+    layout = _Layout(pymc_model)
     mode = "FAST_RUN" if JIT_DISABLED else "NUMBA"
-    logp_fn = _compile_logp_dlogp(frozen, layout, pm, pytensor, mode)
+    logp_fn = _compile_logp_dlogp(pymc_model, layout, pm, pytensor, mode)
     if JIT_DISABLED:
         logp_grad = _python_logp_grad(logp_fn)
     else:
         logp_grad = _numba_logp_grad(logp_fn.vm.jit_fn)
-    _check_initial_point(frozen, layout, logp_grad)
-    names, dims, dim_labels = _named_dims(frozen, pymc_model)
-    constrain = _make_constrain(frozen, layout, names, pm, pytensor, mode)
+    _check_initial_point(pymc_model, layout, logp_grad)
+    names, dims, dim_labels = _named_dims(pymc_model)
+    constrain = _make_constrain(pymc_model, layout, names, pm, pytensor, mode)
     return Model(
         name=name or pymc_model.name or "pymc_model",
         dim=layout.dim,
@@ -135,13 +132,13 @@ def from_pymc(pymc_model: Any, name: str | None = None) -> Model:
 class _Layout:
     """Where each value variable sits in ``theta``: names, shapes, slices, coordinate names."""
 
-    def __init__(self, model: Any, order: Sequence[str]) -> None:
+    def __init__(self, model: Any) -> None:
         import pytensor
         from pymc.logprob.transforms import LogTransform
 
         with pytensor.config.change_flags(mode="FAST_COMPILE"):  # evaluated once: no C compile
             point = model.initial_point()
-        free = sorted(model.free_RVs, key=lambda rv: order.index(rv.name))
+        free = model.free_RVs
         self.value_vars = [model.rvs_to_values[rv] for rv in free]
         self.names = [v.name for v in self.value_vars]
         self.shapes = [tuple(np.shape(point[n])) for n in self.names]
@@ -181,11 +178,27 @@ def _compile_logp_dlogp(model: Any, layout: _Layout, pm: Any, pytensor: Any, mod
     grads = pytensor.grad(logp, layout.value_vars)
     grad = pt.concatenate([pt.as_tensor(g).ravel() for g in grads])
     theta = pt.TensorType("float64", shape=(layout.dim,))("theta")
-    logp, grad = pytensor.clone_replace([logp, grad], layout.replacements(theta))
+    logp, grad = _frozen([logp, grad], layout.replacements(theta))
     logp = pt.cast(logp, "float64")
     grad = pt.cast(grad, "float64")
     with model:
         return pm.pytensorf.compile([theta], [logp, grad], mode=mode)
+
+
+def _frozen(outputs: list, replacements: dict) -> list:
+    """``outputs`` with the value variables replaced as given and every shared variable
+    (``pm.Data``, mutable dim lengths) replaced by a constant of its current value, so that the
+    compiled function takes ``theta`` alone. (PyMC's ``freeze_dims_and_data`` does the same on a
+    clone of the model, but the clone's nominal variables break the gradient of
+    ``pytensor.scan``.)"""
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    shared = [v for v in graph_inputs(outputs) if isinstance(v, SharedVariable)]
+    constants = {v: pt.constant(v.get_value(borrow=False), dtype=v.dtype) for v in shared}
+    return pytensor.clone_replace(outputs, {**replacements, **constants})
 
 
 def _check_initial_point(model: Any, layout: _Layout, logp_grad: Callable) -> None:
@@ -268,11 +281,14 @@ def _python_logp_grad(logp_fn: Callable) -> Callable:
 
 
 def _named_dims(
-    frozen: Any, original: Any
+    original: Any,
 ) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, list]]:
-    """The constrained variables (free, then deterministic, in model order) and their dims and
-    labels. A dim without coordinate values is labelled ``0..n-1``, as ``pm.sample`` does."""
-    names = [v.name for v in original.free_RVs + original.deterministics]
+    """The constrained variables in ``pm.sample``'s order (``model.unobserved_value_vars``: free
+    variables without a transform, then the transformed ones on their natural scale, then the
+    deterministics) and their dims and labels. A dim without coordinate values is labelled
+    ``0..n-1``, as ``pm.sample`` does."""
+    transformed = {v.name for v in original.value_vars} - {v.name for v in original.free_RVs}
+    names = [v.name for v in original.unobserved_value_vars if v.name not in transformed]
     dims: dict[str, tuple[str, ...]] = {}
     for n in names:
         named = original.named_vars_to_dims.get(n)
@@ -283,7 +299,7 @@ def _named_dims(
     for d in used:
         values = original.coords.get(d)
         if values is None:
-            values = range(int(frozen.dim_lengths[d].eval()))
+            values = range(int(original.dim_lengths[d].eval()))
         labels[d] = list(values)
     return names, dims, labels
 
@@ -299,7 +315,7 @@ def _make_constrain(
     theta = pt.TensorType("float64", shape=(layout.dim,))("theta")
     by_name = {v.name: v for v in model.unobserved_value_vars}
     outputs = [by_name[n] for n in names]
-    outputs = pytensor.clone_replace(outputs, layout.replacements(theta))
+    outputs = _frozen(outputs, layout.replacements(theta))
     with model:
         fn = pm.pytensorf.compile([theta], outputs, mode=mode)
     fn.trust_input = True
