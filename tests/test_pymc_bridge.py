@@ -223,7 +223,7 @@ with pm.Model() as m:
     pm.Normal("y", mu, sigma, observed=[0.2, 1.1, 0.7])
 model = nl.from_pymc(m)
 g = np.empty(2)
-print(repr(model.logp_grad(np.array([0.3, -0.2]), g)), repr(g[0]), repr(g[1]))
+print(repr(float(model.logp_grad(np.array([0.3, -0.2]), g))), repr(float(g[0])), repr(float(g[1])))
 res = nl.sample(model, draws=30, tune=30, chains=1, seed=1, progress=False)
 assert res.posterior["sigma"].shape == (1, 30) and np.isfinite(res.unconstrained).all()
 """
