@@ -6,8 +6,9 @@ transition matrix; ``mu`` is ``positive_ordered`` with ``target += normal_lpdf(m
 normal_lpdf(mu[2] | 10, 1)`` (no truncation correction). With ``g[t, k]`` the log joint of
 ``y[1..t]`` and state ``k`` at ``t``:
 ``g[1, k] = N(y[1] | mu[k], 1)`` and ``g[t, k] = logsumexp_j(g[t-1, j] + log theta[j, k]) +
-N(y[t] | mu[k], 1)``; ``target += logsumexp_k g[N, k]``. The recursion is unrolled in the graph
-(N - 1 small steps).
+N(y[t] | mu[k], 1)``; ``target += logsumexp_k g[N, k]``. The recursion is a ``pytensor.scan``
+(the transition matrix passed as a non-sequence: captured from the closure, its gradient fails
+inside a ``pm.Potential``).
 ``mu`` takes PyMC's positive-ordered transform, the same constraint as Stan's.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from pymc.distributions.transforms import Ordered
 
@@ -33,8 +35,12 @@ def build(data: dict) -> pm.Model:
         )
         log_theta = pt.log(pt.stack([theta1, theta2]))  # log_theta[j, k]: from state j to k
         emission = pm.logp(pm.Normal.dist(mu[None, :], 1.0), y[:, None])  # (N, K)
-        gamma = emission[0]
-        for t in range(1, len(y)):
-            gamma = pt.logsumexp(gamma[:, None] + log_theta, axis=0) + emission[t]
-        pm.Potential("forward", pt.logsumexp(gamma))
+        gamma = pytensor.scan(
+            lambda e, previous, lt: pt.logsumexp(previous[:, None] + lt, axis=0) + e,
+            sequences=[emission[1:]],
+            outputs_info=[emission[0]],
+            non_sequences=[log_theta],
+            return_updates=False,
+        )
+        pm.Potential("forward", pt.logsumexp(gamma[-1]))
     return model
