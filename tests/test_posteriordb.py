@@ -37,6 +37,12 @@ N_REF = 10_000
 
 
 SLOW = {"gp_pois_regr-gp_pois_regr"}
+# ARMA(1,1) conditioned on err[0] = 0: for |theta| > 1 the errors grow like theta^T (T = 200), the
+# density there is astronomically small yet nearly flat in sigma, and a chain that Stan's
+# uniform(-2, 2) starts there can stay for a whole short warmup (seen with seed 20250429: the sd of
+# sigma came out 60x the reference's, of theta 16x, and half the draws of both lay above the
+# reference q95). Its chains start in uniform(-0.5, 0.5) instead; the others keep the default.
+INIT_HALF_WIDTH = {"arma-arma11": 0.5}
 RUN_SLOW = os.environ.get("NUTSLITE_SLOW_TESTS") == "1"
 
 
@@ -48,7 +54,12 @@ RUN_SLOW = os.environ.get("NUTSLITE_SLOW_TESTS") == "1"
 def test_reproduces_reference_posterior(name):
     settings = reference_settings(name)
     model = nl.from_pymc(build(name), name=name)
+    init = None
+    if name in INIT_HALF_WIDTH:
+        width = INIT_HALF_WIDTH[name]
+        init = np.random.default_rng(0).uniform(-width, width, (2, model.dim))
     res = nl.sample(model, draws=1000, tune=1000, chains=2, seed=20250429, progress=False,
+                    init=init,
                     target_accept=settings["adapt_delta"],
                     max_treedepth=settings["max_treedepth"])
     d = nl.diagnostics
