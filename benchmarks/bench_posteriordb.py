@@ -159,6 +159,18 @@ def markdown(rows: list[dict], settings: dict, seconds: float) -> str:
                 f"({r['ess_bulk_argmin']}) | {r['ess_per_s']:.0f} | "
                 f"{r['ess_per_1000_grads']:.1f} | {r['max_abs_z_mean']:.1f} | {ratio} |"
             )
+    lines += [
+        "",
+        "Notes. *Compile* is `nl.from_pymc` plus one iteration that loads the engine for nutslite, "
+        "and `nutpie.compile_pymc_model` for nutpie. nutslite's adapter (the whole log-density "
+        "graph) is cached on disk by PyTensor under the graph's hash, so a process that has seen "
+        "the model before loads it (these runs, after the test suite had compiled every model; "
+        "a cold `from_pymc` took 11 s for mesquite on the same loaded machine); nutpie compiles "
+        "its `cfunc` in every process. *Sampling* is the `nl.sample` call (with `warn=False`) and "
+        "the whole `nutpie.sample` call, which includes nutpie's conversion to InferenceData. "
+        "Both run the same PyTensor-generated Numba code for the gradient, so the difference is "
+        "the engine and the warmup (nutslite's default adaptation against nutpie's).",
+    ]
     return "\n".join(lines) + "\n"
 
 
