@@ -2,7 +2,7 @@
 reproduce posteriordb's reference posteriors (Magnusson et al. 2025).
 
 One short run per posterior (2 chains x 1000 draws after 1000 warmup, fixed seed, the Stan settings
-posteriordb used: adapt_delta and max_treedepth). For each of the 52 reference scalars:
+posteriordb used: adapt_delta and max_treedepth). For each of the 51 reference scalars:
 
 - mean: z = (mean - ref_mean) / sqrt(mcse^2 + ref_mcse^2), with the run's MCSE (Vehtari et al.
   2021) and posteriordb's for the reference, must satisfy |z| < 4.5;
@@ -12,13 +12,14 @@ posteriordb used: adapt_delta and max_treedepth). For each of the 52 reference s
   4.5 sqrt(p (1 - p) / ESS) of p, with the tail ESS for p = 0.05, 0.95 and the bulk ESS for 0.5.
 
 Each is about standard normal under a correct sampler, so |z| > 4.5 has probability 6.8e-6; over
-5 checks x 52 scalars the false-alarm rate is below 2e-3 (and the seeds are fixed, so a pass is
+5 checks x 51 scalars the false-alarm rate is below 2e-3 (and the seeds are fixed, so a pass is
 reproducible). The MCSEs come from 2 chains of 1000 draws and are themselves estimates; 4.5 rather
 than posteriordb's suggested 4 leaves room for that.
 
-``gp_pois_regr`` runs only with ``NUTSLITE_SLOW_TESTS=1``: its gradient costs ~0.7 ms (PyTensor's
-Numba Cholesky and triangular solves fetch their LAPACK pointer in object mode on every call) and
-it needs trees of depth ~8 at adapt_delta 0.99, i.e. minutes for one short run.
+``gp_pois_regr`` runs only with ``NUTSLITE_SLOW_TESTS=1``: its gradient of an 11 x 11 Cholesky
+factor costs ~0.7 ms (measured on the loaded test machine; PyTensor's Numba LAPACK wrappers enter
+object mode to look up the routine, likely most of that, not profiled) and it needs trees of depth
+~8 at adapt_delta 0.99, i.e. minutes for one short run.
 """
 
 import os
