@@ -196,9 +196,8 @@ def _compile_logp_dlogp(model: Any, layout: _Layout, pm: Any, pytensor: Any, mod
 def _frozen(outputs: list, replacements: dict) -> list:
     """``outputs`` with the value variables replaced as given and every shared variable
     (``pm.Data``, mutable dim lengths) replaced by a constant of its current value, so that the
-    compiled function takes ``theta`` alone. (PyMC's ``freeze_dims_and_data`` does the same on a
-    clone of the model, but the clone's nominal variables break the gradient of
-    ``pytensor.scan``.)"""
+    compiled function takes ``theta`` alone (the effect of PyMC's ``freeze_dims_and_data``,
+    applied to the graphs rather than to a clone of the model)."""
     import pytensor
     import pytensor.tensor as pt
     from pytensor.compile.sharedvalue import SharedVariable

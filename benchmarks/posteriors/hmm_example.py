@@ -7,8 +7,9 @@ normal_lpdf(mu[2] | 10, 1)`` (no truncation correction). With ``g[t, k]`` the lo
 ``y[1..t]`` and state ``k`` at ``t``:
 ``g[1, k] = N(y[1] | mu[k], 1)`` and ``g[t, k] = logsumexp_j(g[t-1, j] + log theta[j, k]) +
 N(y[t] | mu[k], 1)``; ``target += logsumexp_k g[N, k]``. The recursion is a ``pytensor.scan``
-(the transition matrix passed as a non-sequence: captured from the closure, its gradient fails
-inside a ``pm.Potential``).
+(the transition matrix passed as a non-sequence: captured from the closure instead, PyTensor's
+gradient of the model's log density failed with "'NominalVariable' object has no attribute
+'shape'").
 ``mu`` takes PyMC's positive-ordered transform, the same constraint as Stan's.
 """
 
