@@ -3,7 +3,7 @@
 The public names load on first use (PEP 562), so ``import nutslite`` and ``nutslite --help`` stay
 quick: Numba, the engine and the models are imported when ``nl.sample``, ``nl.models`` or another
 name is first touched, and SciPy, matplotlib and ArviZ only where they are used
-(``nl.find_map``, ``nl.plots``, ``res.to_arviz()``).
+(``nl.find_map``, ``nl.plots``, ``res.to_arviz()``, ``nl.from_pymc``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _EXPORTS = {
     "TransitionRecord": "nutslite.recorder",
     "diagnostics": "nutslite.diagnostics",
     "find_map": "nutslite.optimize",
+    "from_pymc": "nutslite.pymc",
     "load": "nutslite.io",
     "models": "nutslite.models",
     "plots": "nutslite.plots",
@@ -42,6 +43,7 @@ __all__ = [
     "__version__",
     "diagnostics",
     "find_map",
+    "from_pymc",
     "load",
     "models",
     "plots",
@@ -56,6 +58,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from nutslite.io import load
     from nutslite.model import Model
     from nutslite.optimize import find_map
+    from nutslite.pymc import from_pymc
     from nutslite.recorder import TransitionRecord, record_transition
     from nutslite.result import SamplingResult
     from nutslite.sampling import SamplingError, sample
