@@ -21,6 +21,7 @@ import difflib
 import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -195,6 +196,7 @@ def _add_table_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    started = time.perf_counter()  # before numba's import: the header says what the user waited
     import nutslite as nl
     from nutslite.io import check_output_path
 
@@ -243,7 +245,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted while checking the draws{saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
     _report(res, args.vars, args.all,
-            sampling_warnings=[*(str(w.message) for w in caught), *checked])
+            sampling_warnings=[*(str(w.message) for w in caught), *checked],
+            elapsed=time.perf_counter() - started)
     if args.seed is None:
         print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
               file=sys.stderr)
@@ -546,17 +549,23 @@ def _report(
     var_names: Sequence[str] | None,
     show_all: bool,
     sampling_warnings: Sequence[str] | None = None,
+    elapsed: float | None = None,
 ) -> None:
     """Header, summary table (stdout) and warnings (stderr) of a result. The warnings are
     ``sampling_warnings`` (caught from ``nl.sample``, which checks the run) or, for a saved
-    run, those of ``warn_problems``; either way with the summary's own."""
+    run, those of ``warn_problems``; either way with the summary's own. ``elapsed``: seconds
+    since the command started (imports, compile or cache load, sampling, saving, checks), shown
+    beside the chains' own time."""
     from nutslite.diagnostics import warn_problems
     from nutslite.summary import summary
 
     settings = res.settings
+    timing = f"chains {settings['wall_seconds']:.2f} s"
+    if elapsed is not None:
+        timing = f"{elapsed:.2f} s since the command started ({timing})"
     print(
         f"{res.model_name}: {res.n_chains} chains x {res.n_draws} draws after {settings['tune']} "
-        f"tune, seed {settings['seed']}, {settings['wall_seconds']:.1f} s"
+        f"tune, seed {settings['seed']}; {timing}"
     )
     if res.interrupted:
         counts = ", ".join(str(int(n)) for n in res.iterations_completed)
