@@ -66,7 +66,9 @@ def test_same_seed_same_draws(radon_run, tmp_path):
 def test_summary_of_a_saved_run_repeats_the_table(radon_run):
     path, sampled, _ = radon_run
     code, out, _ = run("summary", str(path))
-    assert code == 0 and out == sampled
+    # the same table; the header of a saved run gives the chains' time, not the command's
+    assert code == 0 and out.splitlines()[1:] == sampled.splitlines()[1:]
+    assert out.splitlines()[0].split(";")[0] == sampled.splitlines()[0].split(";")[0]
     code, out, _ = run("summary", str(path), "--vars", "sigma_b", "b")
     rows = [line.split()[0] for line in out.splitlines()[2:]]
     assert rows == ["sigma_b"] + [f"b[{i}]" for i in range(85)]
@@ -91,7 +93,7 @@ def test_without_seed_the_seed_is_printed(tmp_path):
                          "--no-progress")
     assert code == 0
     seed = int(err.split("nutslite: seed ")[1].split()[0])
-    assert f"seed {seed}," in out
+    assert f"seed {seed};" in out
 
 
 def test_models_lists_radon_and_the_zoo():
