@@ -112,7 +112,8 @@ def figures(res: dict, args: argparse.Namespace, say: Report) -> None:
     if chain is None:
         chain = int(np.argmax(centered.sample_stats["diverging"].sum(axis=1)))
     fig = plots.plot_trace(
-        centered, ["sigma_b", "b"], chains=chain, density=False, figsize=(10, 5.5)
+        centered, ["sigma_b", "b"], chains=chain, density=False, figsize=(10, 5.5),
+        max_traced=85,  # every slope's trace, to show them collapse together
     )
     fig.suptitle(
         f"Centered model, chain {chain}: sigma_b drifts to small values and stays; "

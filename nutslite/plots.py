@@ -147,13 +147,15 @@ def plot_trace(
     divergences: bool = True,
     axes: np.ndarray | None = None,
     figsize: tuple[float, float] | None = None,
+    max_traced: int = MAX_TRACED_ELEMENTS,
 ) -> Figure:
     """Trace plots: each variable's draws against iteration, one colour per chain.
 
     One row per entry of ``var_names``: a histogram of the draws of each chain (left, when
     ``density``) and the draws against iteration (right). A vector variable (``"b"``) of up to
     ``MAX_TRACED_ELEMENTS`` elements draws all of them; with a single chain they are coloured by
-    element, as in Wiecki (2017), and otherwise by chain. A longer one, whose traces would be an
+    element, as in Wiecki (2017), and otherwise by chain. A longer one (more than ``max_traced``
+elements, by default ``MAX_TRACED_ELEMENTS``), whose traces would be an
     unreadable tangle, is drawn as a forest instead: each element's median and central 90%
     interval per chain against its index, with a note in the histogram's place (name single
     elements, ``"b[3]"``, to trace them). With ``divergences``, the iterations of divergent
@@ -180,6 +182,9 @@ def plot_trace(
         without.
     figsize
         Size of a new figure (default: 10 wide, 2.4 per row).
+    max_traced
+        Vectors with more elements are drawn as a forest of intervals; raise it to trace them
+        all (Wiecki's figure of one chain's 85 slopes collapsing together).
     """
     names = [var_names] if isinstance(var_names, str) else list(var_names)
     if not names:
@@ -200,7 +205,7 @@ def plot_trace(
     for row, var in enumerate(names):
         labels, arr = _draws(source, var)
         selected = _chain_list(chains, arr.shape[0])
-        if len(labels) > MAX_TRACED_ELEMENTS:
+        if len(labels) > max_traced:
             _forest_row(axes[row], var, labels, arr, selected)
         else:
             _trace_row(source, axes[row], var, labels, arr, selected, density, divergences)

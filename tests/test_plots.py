@@ -200,3 +200,15 @@ def test_trace_of_a_vector_stays_readable_at_any_length(size, tmp_path):
         assert trace_ax.get_xlim() == (-1, size)
     else:
         assert len(trace_ax.get_lines()) == 4 * size
+
+
+def test_max_traced_traces_every_element_of_a_long_vector():
+    """The funnel figure traces all 85 slopes of one chain; by default they become a forest."""
+    rng = np.random.default_rng(0)
+    posterior = {"b": rng.normal(size=(1, 50, 85))}
+    traced = nl.plots.plot_trace(posterior, "b", density=False, max_traced=85)
+    forest = nl.plots.plot_trace(posterior, "b", density=False)
+    assert len(traced.axes[0].get_lines()) == 85
+    assert len(forest.axes[0].get_lines()) < 85
+    plt.close(traced)
+    plt.close(forest)
