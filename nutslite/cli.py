@@ -260,6 +260,12 @@ def _check(res: Any) -> list[str]:
 
     if res.n_draws < MIN_DRAWS:
         return []
+    from nutslite._diagnostic_kernels import _statistics_kernel
+    from nutslite._numba import cache_dir, needs_compiling
+
+    if needs_compiling(_statistics_kernel):
+        print(f"{PROG}: compiling the diagnostics, once after installing or upgrading nutslite "
+              f"(seconds); later runs load them from {cache_dir()}", file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warn_problems(res)

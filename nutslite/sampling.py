@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nutslite._diagnostic_kernels import _statistics_kernel
 from nutslite._numba import cache_dir, needs_compiling
 from nutslite.adaptation.mass_matrix import (
     ADAPTATION_KINDS,
@@ -310,8 +311,9 @@ def sample(
         return progress
 
     if needs_compiling(run_chain):
+        also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
         reporter.note(
-            "compiling the sampler, once after installing or upgrading nutslite (tens of "
+            f"compiling the sampler{also}, once after installing or upgrading nutslite (tens of "
             f"seconds); later runs load it from {cache_dir()}"
         )
     interrupted = False
