@@ -265,7 +265,7 @@ def _check(res: Any) -> list[str]:
 
     if needs_compiling(_statistics_kernel):
         print(f"{PROG}: compiling the diagnostics, once after installing or upgrading nutslite "
-              f"(seconds); later runs load them from {cache_dir()}", file=sys.stderr)
+              f"(several seconds); later runs load them from {cache_dir()}", file=sys.stderr)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warn_problems(res)
