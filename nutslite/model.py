@@ -57,6 +57,11 @@ class Model:
         Optional exact moments of the target on the unconstrained scale, for tests: ``"mean"`` and
         ``"var"`` (arrays of shape ``(dim,)``, NaN where unknown), and any others documented by the
         model that defines them.
+    observed_data
+        Optional observed values by name (for example a PyMC model's observed variables), kept
+        with every result and exported by ``res.to_arviz()`` as its ``observed_data`` group; their
+        dimension names may be given in ``dims``. Informational only: the log density does not
+        read them.
 
     Raises
     ------
@@ -79,6 +84,7 @@ class Model:
         dim_labels: Mapping[str, Sequence[str]] | None = None,
         moments: Mapping[str, np.ndarray] | None = None,
         log_transformed: Sequence[int] = (),
+        observed_data: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Model name must be a non-empty string, got {name!r}")
@@ -107,6 +113,7 @@ class Model:
                 f"Model {name!r}: log_transformed indices must lie in 0..{self.dim - 1}"
             )
         self.moments = {k: np.asarray(v, dtype=np.float64) for k, v in (moments or {}).items()}
+        self.observed_data = {k: np.asarray(v) for k, v in (observed_data or {}).items()}
         self._trial_call()
 
     def _trial_call(self) -> None:

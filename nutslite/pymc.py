@@ -123,7 +123,8 @@ def from_pymc(pymc_model: Any, name: str | None = None) -> Model:
     else:
         logp_grad = _numba_logp_grad(logp_fn.vm.jit_fn)
     _check_initial_point(pymc_model, layout, logp_grad)
-    names, dims, dim_labels = _named_dims(pymc_model)
+    observed = _observed_data(pymc_model)
+    names, dims, dim_labels = _named_dims(pymc_model, [*observed])
     constrain = _make_constrain(pymc_model, layout, names, pm, pytensor, mode)
     return Model(
         name=name or pymc_model.name or "pymc_model",
@@ -134,6 +135,7 @@ def from_pymc(pymc_model: Any, name: str | None = None) -> Model:
         dims=dims,
         dim_labels=dim_labels,
         log_transformed=layout.log_transformed,
+        observed_data=observed,
     )
 
 
@@ -287,17 +289,30 @@ def _python_logp_grad(logp_fn: Callable) -> Callable:
     return logp_grad
 
 
+def _observed_data(original: Any) -> dict[str, np.ndarray]:
+    """The observed values of the model's observed variables, by name (as ``pm.sample`` puts
+    them in ``observed_data``), read now, like every ``pm.Data``."""
+    out = {}
+    for rv in original.observed_RVs:
+        data = original.rvs_to_values[rv]
+        value = data.get_value() if hasattr(data, "get_value") else getattr(data, "data", None)
+        if value is None:
+            value = data.eval()
+        out[rv.name] = np.asarray(value)
+    return out
+
+
 def _named_dims(
-    original: Any,
+    original: Any, observed: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, list]]:
     """The constrained variables in ``pm.sample``'s order (``model.unobserved_value_vars``: free
     variables without a transform, then the transformed ones on their natural scale, then the
-    deterministics) and their dims and labels. A dim without coordinate values is labelled
-    ``0..n-1``, as ``pm.sample`` does."""
+    deterministics) and the dims and labels of those and of the ``observed`` variables. A dim
+    without coordinate values is labelled ``0..n-1``, as ``pm.sample`` does."""
     transformed = {v.name for v in original.value_vars} - {v.name for v in original.free_RVs}
     names = [v.name for v in original.unobserved_value_vars if v.name not in transformed]
     dims: dict[str, tuple[str, ...]] = {}
-    for n in names:
+    for n in [*names, *observed]:
         named = original.named_vars_to_dims.get(n)
         if named and all(d is not None for d in named):
             dims[n] = tuple(named)
