@@ -57,9 +57,10 @@ class Model:
         Optional exact moments of the target on the unconstrained scale, for tests: ``"mean"`` and
         ``"var"`` (arrays of shape ``(dim,)``, NaN where unknown), and any others documented by the
         model that defines them.
-    observed_data
-        Optional observed values by name (for example a PyMC model's observed variables), kept
-        with every result and exported by ``res.to_arviz()`` as its ``observed_data`` group; their
+    observed_data, constant_data
+        Optional observed values and other data by name (for example a PyMC model's observed
+        variables and its ``pm.Data``), kept with every result and exported by
+        ``res.to_arviz()`` as its ``observed_data`` and ``constant_data`` groups; their
         dimension names may be given in ``dims``. Informational only: the log density does not
         read them.
 
@@ -85,6 +86,7 @@ class Model:
         moments: Mapping[str, np.ndarray] | None = None,
         log_transformed: Sequence[int] = (),
         observed_data: Mapping[str, np.ndarray] | None = None,
+        constant_data: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Model name must be a non-empty string, got {name!r}")
@@ -114,6 +116,7 @@ class Model:
             )
         self.moments = {k: np.asarray(v, dtype=np.float64) for k, v in (moments or {}).items()}
         self.observed_data = {k: np.asarray(v) for k, v in (observed_data or {}).items()}
+        self.constant_data = {k: np.asarray(v) for k, v in (constant_data or {}).items()}
         self._trial_call()
 
     def _trial_call(self) -> None:

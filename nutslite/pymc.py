@@ -123,8 +123,8 @@ def from_pymc(pymc_model: Any, name: str | None = None) -> Model:
     else:
         logp_grad = _numba_logp_grad(logp_fn.vm.jit_fn)
     _check_initial_point(pymc_model, layout, logp_grad)
-    observed = _observed_data(pymc_model)
-    names, dims, dim_labels = _named_dims(pymc_model, [*observed])
+    observed, constant = _data_groups(pymc_model)
+    names, dims, dim_labels = _named_dims(pymc_model, [*observed, *constant])
     constrain = _make_constrain(pymc_model, layout, names, pm, pytensor, mode)
     return Model(
         name=name or pymc_model.name or "pymc_model",
@@ -136,6 +136,7 @@ def from_pymc(pymc_model: Any, name: str | None = None) -> Model:
         dim_labels=dim_labels,
         log_transformed=layout.log_transformed,
         observed_data=observed,
+        constant_data=constant,
     )
 
 
@@ -289,17 +290,20 @@ def _python_logp_grad(logp_fn: Callable) -> Callable:
     return logp_grad
 
 
-def _observed_data(original: Any) -> dict[str, np.ndarray]:
-    """The observed values of the model's observed variables, by name (as ``pm.sample`` puts
-    them in ``observed_data``), read now, like every ``pm.Data``."""
-    out = {}
-    for rv in original.observed_RVs:
-        data = original.rvs_to_values[rv]
-        value = data.get_value() if hasattr(data, "get_value") else getattr(data, "data", None)
-        if value is None:
-            value = data.eval()
-        out[rv.name] = np.asarray(value)
-    return out
+def _data_groups(original: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The values of the observed variables and of the other ``pm.Data``, by name, as
+    ``pm.sample`` puts them in ``observed_data`` and ``constant_data``; read now, like every
+    ``pm.Data``."""
+
+    def value(var: Any) -> np.ndarray:
+        if hasattr(var, "get_value"):  # a shared variable (pm.Data)
+            return np.asarray(var.get_value())
+        return np.asarray(var.data if hasattr(var, "data") else var.eval())
+
+    observed = {rv.name: value(original.rvs_to_values[rv]) for rv in original.observed_RVs}
+    used = {original.rvs_to_values[rv].name for rv in original.observed_RVs}
+    constant = {v.name: value(v) for v in original.data_vars if v.name not in used}
+    return observed, constant
 
 
 def _named_dims(

@@ -58,8 +58,8 @@ class SamplingResult:
         ``iteration`` (0-based, warmup first), ``draw`` (``iteration - tune``, negative in
         warmup), ``warmup`` (bool), ``start`` ``(n, dim)`` where the transition started, and
         ``point`` ``(n, dim)`` where the energy error first exceeded the threshold.
-    observed_data : dict[str, ndarray] or None
-        The model's observed values (``nl.from_pymc`` models), for ``to_arviz``.
+    observed_data, constant_data : dict[str, ndarray] or None
+        The model's observed values and other data (``nl.from_pymc`` models), for ``to_arviz``.
     warmup_posterior, warmup_unconstrained, warmup_sample_stats
         The same for the warmup iterations when ``save_warmup=True``, else ``None``.
     interrupted : bool
@@ -141,6 +141,7 @@ class SamplingResult:
             },
             divergences=divergences,
             observed_data=dict(model.observed_data) or None,
+            constant_data=dict(model.constant_data) or None,
             warmup_posterior=model.constrain(warm_unc) if save_warmup else None,
             warmup_unconstrained=warm_unc,
             warmup_sample_stats=stats_dict(warm) if save_warmup else None,
@@ -176,7 +177,8 @@ class SamplingResult:
 
     def to_arviz(self) -> Any:
         """An ``arviz.InferenceData`` with ``posterior`` and ``sample_stats`` (ArviZ's names),
-        ``observed_data`` when the model has some (``nl.from_pymc``), plus ``warmup_posterior``
+        ``observed_data`` and ``constant_data`` when the model has them (``nl.from_pymc``), plus
+        ``warmup_posterior``
         and ``warmup_sample_stats`` when warmup draws were kept.
         Vector variables get the model's named dimensions and labels (``county`` for radon).
         ArviZ is an optional dependency (``pip install arviz``)."""
@@ -187,7 +189,8 @@ class SamplingResult:
                 "to_arviz needs ArviZ, an optional dependency: pip install arviz"
             ) from err
         observed = getattr(self, "observed_data", None)  # absent from files of older versions
-        named = {*self.posterior, *(observed or {})}
+        constant = getattr(self, "constant_data", None)
+        named = {*self.posterior, *(observed or {}), *(constant or {})}
         dims = {name: list(d) for name, d in self.dims.items() if name in named}
         used = {d for names in dims.values() for d in names}
         coords = {d: labels for d, labels in self.dim_labels.items() if d in used}
@@ -196,6 +199,7 @@ class SamplingResult:
             posterior=self.posterior,
             sample_stats=self.sample_stats,
             observed_data=observed,
+            constant_data=constant,
             warmup_posterior=self.warmup_posterior if warm else None,
             warmup_sample_stats=self.warmup_sample_stats if warm else None,
             save_warmup=warm,

@@ -152,7 +152,7 @@ def test_small_model_layout_and_constrain():
     assert model.coords == ["mu[0]", "mu[1]", "mu[2]", "sigma_log__",
                             "chol[0,0]", "chol[0,1]", "chol[1,0]", "chol[1,1]"]
     assert model.log_transformed == (3,)
-    assert model.dims == {"mu": ("group",), "scaled": ("group",), "y": ("obs",)}
+    assert model.dims == {"mu": ("group",), "scaled": ("group",), "y": ("obs",), "x": ("obs",)}
     assert model.dim_labels == {"group": ["g0", "g1", "g2"], "obs": list(range(6))}
     np.testing.assert_array_equal(model.observed_data["y"], [0.1, -0.3, 1.2, 0.8, -0.5, 0.4])
     theta = np.random.default_rng(0).normal(size=(4, 5, model.dim))
@@ -203,6 +203,10 @@ def test_to_arviz_has_the_structure_of_pm_sample():
     assert ours["y"].dims == theirs["y"].dims
     np.testing.assert_array_equal(ours["y"].values, theirs["y"].values)
     np.testing.assert_array_equal(ours["obs"].values, theirs["obs"].values)
+    ours, theirs = idata.constant_data, reference.constant_data  # pm.Data("x", ...)
+    assert list(ours.data_vars) == list(theirs.data_vars) == ["x"]
+    assert ours["x"].dims == theirs["x"].dims
+    np.testing.assert_array_equal(ours["x"].values, theirs["x"].values)
 
 
 def test_bad_input_is_named():
