@@ -149,6 +149,62 @@ def hyperprior_logp_grad(theta, grad_out):
     return logp
 
 
+@jit
+def group_and_likelihood_logp_grad(theta, grad_out, logp, n, ybar, within, n_obs, noncentered):
+    """Add the group-level terms and the likelihood, from sufficient statistics, to ``logp`` (the
+    hyperpriors' value, whose gradient is already in ``grad_out``) and their gradient to
+    ``grad_out``. ``n`` and ``ybar`` are ``(k, 2)``: homes and mean log radon per county and floor;
+    ``within`` the within-cell sum of squares; ``n_obs`` the number of homes
+    (:func:`sufficient_statistics`). Shared by :func:`radon`'s ``"sufficient"`` form and its SBC
+    variant, which differ only in the hyperpriors."""
+    k = n.shape[0]
+    mu_a, mu_b = theta[0], theta[2]
+    sigma_a, sigma_b = math.exp(theta[1]), math.exp(theta[3])
+    inv_eps2 = math.exp(-2.0 * theta[4])
+    ssr = within  # residual sum of squares, built up county by county
+    d_mu_a = d_mu_b = d_ls_a = d_ls_b = 0.0
+    for c in range(k):
+        ia, ib = N_HYPER + c, N_HYPER + k + c
+        if noncentered:
+            za, zb = theta[ia], theta[ib]
+            a, b = mu_a + sigma_a * za, mu_b + sigma_b * zb
+        else:
+            a, b = theta[ia], theta[ib]
+        r0 = ybar[c, 0] - a  # basement mean residual
+        r1 = ybar[c, 1] - a - b  # first-floor mean residual
+        ssr += n[c, 0] * r0 * r0 + n[c, 1] * r1 * r1
+        ga = (n[c, 0] * r0 + n[c, 1] * r1) * inv_eps2  # d log L / d a[c]
+        gb = n[c, 1] * r1 * inv_eps2  # d log L / d b[c]
+        if noncentered:
+            logp -= 0.5 * (za * za + zb * zb)
+            d_mu_a += ga
+            d_mu_b += gb
+            d_ls_a += ga * sigma_a * za
+            d_ls_b += gb * sigma_b * zb
+            grad_out[ia] = ga * sigma_a - za
+            grad_out[ib] = gb * sigma_b - zb
+        else:
+            ua, ub = (a - mu_a) / sigma_a, (b - mu_b) / sigma_b
+            logp -= 0.5 * (ua * ua + ub * ub)
+            d_mu_a += ua / sigma_a
+            d_mu_b += ub / sigma_b
+            d_ls_a += ua * ua
+            d_ls_b += ub * ub
+            grad_out[ia] = ga - ua / sigma_a
+            grad_out[ib] = gb - ub / sigma_b
+    if not noncentered:  # a ~ Normal(mu_a, sigma_a): -k log sigma_a
+        logp -= k * (theta[1] + theta[3])
+        d_ls_a -= k
+        d_ls_b -= k
+    logp += -n_obs * theta[4] - 0.5 * ssr * inv_eps2
+    grad_out[0] += d_mu_a
+    grad_out[1] += d_ls_a
+    grad_out[2] += d_mu_b
+    grad_out[3] += d_ls_b
+    grad_out[4] += -n_obs + ssr * inv_eps2
+    return logp
+
+
 def _make_logp_grad(parameterization: str, likelihood: str, data: RadonData):
     """Compile ``logp_grad`` for one parameterization and likelihood, with the data frozen in."""
     k = data.n_counties
@@ -160,51 +216,9 @@ def _make_logp_grad(parameterization: str, likelihood: str, data: RadonData):
         @jit(LOGP_GRAD_SIGNATURE)
         def logp_grad(theta, grad_out):
             logp = hyperprior_logp_grad(theta, grad_out)
-            mu_a, mu_b = theta[0], theta[2]
-            sigma_a, sigma_b = math.exp(theta[1]), math.exp(theta[3])
-            inv_eps2 = math.exp(-2.0 * theta[4])
-            ssr = within  # residual sum of squares, built up county by county
-            d_mu_a = d_mu_b = d_ls_a = d_ls_b = 0.0
-            for c in range(k):
-                ia, ib = N_HYPER + c, N_HYPER + k + c
-                if noncentered:
-                    za, zb = theta[ia], theta[ib]
-                    a, b = mu_a + sigma_a * za, mu_b + sigma_b * zb
-                else:
-                    a, b = theta[ia], theta[ib]
-                r0 = ybar[c, 0] - a  # basement mean residual
-                r1 = ybar[c, 1] - a - b  # first-floor mean residual
-                ssr += n[c, 0] * r0 * r0 + n[c, 1] * r1 * r1
-                ga = (n[c, 0] * r0 + n[c, 1] * r1) * inv_eps2  # d log L / d a[c]
-                gb = n[c, 1] * r1 * inv_eps2  # d log L / d b[c]
-                if noncentered:
-                    logp -= 0.5 * (za * za + zb * zb)
-                    d_mu_a += ga
-                    d_mu_b += gb
-                    d_ls_a += ga * sigma_a * za
-                    d_ls_b += gb * sigma_b * zb
-                    grad_out[ia] = ga * sigma_a - za
-                    grad_out[ib] = gb * sigma_b - zb
-                else:
-                    ua, ub = (a - mu_a) / sigma_a, (b - mu_b) / sigma_b
-                    logp -= 0.5 * (ua * ua + ub * ub)
-                    d_mu_a += ua / sigma_a
-                    d_mu_b += ub / sigma_b
-                    d_ls_a += ua * ua
-                    d_ls_b += ub * ub
-                    grad_out[ia] = ga - ua / sigma_a
-                    grad_out[ib] = gb - ub / sigma_b
-            if not noncentered:  # a ~ Normal(mu_a, sigma_a): -k log sigma_a
-                logp -= k * (theta[1] + theta[3])
-                d_ls_a -= k
-                d_ls_b -= k
-            logp += -n_obs * theta[4] - 0.5 * ssr * inv_eps2
-            grad_out[0] += d_mu_a
-            grad_out[1] += d_ls_a
-            grad_out[2] += d_mu_b
-            grad_out[3] += d_ls_b
-            grad_out[4] += -n_obs + ssr * inv_eps2
-            return logp
+            return group_and_likelihood_logp_grad(
+                theta, grad_out, logp, n, ybar, within, n_obs, noncentered
+            )
 
         return logp_grad
 
@@ -366,58 +380,15 @@ def sbc_hyperprior_logp_grad(theta, grad_out):
 def _sbc_density(theta, grad_out, data, noncentered):
     """The SBC variant's log density with the sufficient statistics as an argument: ``data`` is
     ``[n (k x 2, row-major), ybar (k x 2), W, N]`` (see :func:`sufficient_statistics`). The
-    likelihood and group-level terms are those of :func:`radon`'s ``"sufficient"`` form (checked
-    against it in ``tests/test_sbc_models.py``), the hyperpriors
-    :func:`sbc_hyperprior_logp_grad`."""
+    likelihood and group-level terms are :func:`radon`'s ``"sufficient"`` form's
+    (:func:`group_and_likelihood_logp_grad`), the hyperpriors :func:`sbc_hyperprior_logp_grad`."""
     k = (data.shape[0] - 2) // 4
     logp = sbc_hyperprior_logp_grad(theta, grad_out)
-    mu_a, mu_b = theta[0], theta[2]
-    sigma_a, sigma_b = math.exp(theta[1]), math.exp(theta[3])
-    inv_eps2 = math.exp(-2.0 * theta[4])
-    ssr = data[4 * k]
-    n_obs = data[4 * k + 1]
-    d_mu_a = d_mu_b = d_ls_a = d_ls_b = 0.0
-    for c in range(k):
-        ia, ib = N_HYPER + c, N_HYPER + k + c
-        n0, n1 = data[2 * c], data[2 * c + 1]
-        if noncentered:
-            za, zb = theta[ia], theta[ib]
-            a, b = mu_a + sigma_a * za, mu_b + sigma_b * zb
-        else:
-            a, b = theta[ia], theta[ib]
-        r0 = data[2 * k + 2 * c] - a
-        r1 = data[2 * k + 2 * c + 1] - a - b
-        ssr += n0 * r0 * r0 + n1 * r1 * r1
-        ga = (n0 * r0 + n1 * r1) * inv_eps2
-        gb = n1 * r1 * inv_eps2
-        if noncentered:
-            logp -= 0.5 * (za * za + zb * zb)
-            d_mu_a += ga
-            d_mu_b += gb
-            d_ls_a += ga * sigma_a * za
-            d_ls_b += gb * sigma_b * zb
-            grad_out[ia] = ga * sigma_a - za
-            grad_out[ib] = gb * sigma_b - zb
-        else:
-            ua, ub = (a - mu_a) / sigma_a, (b - mu_b) / sigma_b
-            logp -= 0.5 * (ua * ua + ub * ub)
-            d_mu_a += ua / sigma_a
-            d_mu_b += ub / sigma_b
-            d_ls_a += ua * ua
-            d_ls_b += ub * ub
-            grad_out[ia] = ga - ua / sigma_a
-            grad_out[ib] = gb - ub / sigma_b
-    if not noncentered:
-        logp -= k * (theta[1] + theta[3])
-        d_ls_a -= k
-        d_ls_b -= k
-    logp += -n_obs * theta[4] - 0.5 * ssr * inv_eps2
-    grad_out[0] += d_mu_a
-    grad_out[1] += d_ls_a
-    grad_out[2] += d_mu_b
-    grad_out[3] += d_ls_b
-    grad_out[4] += -n_obs + ssr * inv_eps2
-    return logp
+    n = data[: 2 * k].reshape((k, 2))
+    ybar = data[2 * k : 4 * k].reshape((k, 2))
+    return group_and_likelihood_logp_grad(
+        theta, grad_out, logp, n, ybar, data[4 * k], data[4 * k + 1], noncentered
+    )
 
 
 @jit
