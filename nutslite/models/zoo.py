@@ -312,41 +312,11 @@ def eight_schools(parameterization: str = "noncentered") -> Model:
         )
     noncentered = parameterization == "noncentered"
     y = np.array(EIGHT_SCHOOLS_Y)
-    inv_sigma2 = np.array([1.0 / (s * s) for s in EIGHT_SCHOOLS_SIGMA])
     n_schools = len(EIGHT_SCHOOLS_Y)
-    mu_var = 25.0  # mu ~ N(0, 5^2)
-    beta2 = 25.0  # HalfCauchy scale 5, squared
 
     @jit(LOGP_GRAD_SIGNATURE)
     def logp_grad(theta, grad_out):
-        mu, s = theta[0], theta[1]
-        tau = math.exp(s)
-        inv_tau2 = math.exp(-2.0 * s)
-        t2 = math.exp(2.0 * s) / beta2
-        logp = -0.5 * mu * mu / mu_var + s - math.log1p(t2)
-        d_mu = -mu / mu_var
-        d_s = 1.0 - 2.0 * t2 / (1.0 + t2)
-        for j in range(y.shape[0]):
-            if noncentered:
-                z = theta[2 + j]
-                effect = mu + tau * z
-                r = (y[j] - effect) * inv_sigma2[j]  # d log L / d theta_j
-                logp -= 0.5 * z * z + 0.5 * (y[j] - effect) * r
-                d_mu += r
-                d_s += r * tau * z
-                grad_out[2 + j] = r * tau - z
-            else:
-                effect = theta[2 + j]
-                dev = effect - mu
-                u2 = dev * dev * inv_tau2
-                r = (y[j] - effect) * inv_sigma2[j]
-                logp -= 0.5 * u2 + s + 0.5 * (y[j] - effect) * r
-                d_mu += dev * inv_tau2
-                d_s += u2 - 1.0
-                grad_out[2 + j] = r - dev * inv_tau2
-        grad_out[0] = d_mu
-        grad_out[1] = d_s
-        return logp
+        return _eight_schools_density(theta, grad_out, y, noncentered)
 
     group = "theta_tilde" if noncentered else "theta"
 
@@ -555,10 +525,10 @@ _EIGHT_SCHOOLS_INV_SIGMA2 = np.array([1.0 / (s * s) for s in EIGHT_SCHOOLS_SIGMA
 @jit
 def _eight_schools_density(theta, grad_out, y, noncentered):
     """The density of :func:`eight_schools` with the effects ``y`` as an argument (the standard
-    errors stay those of BDA3). The same arithmetic as the model's own closure, which
-    ``tests/test_sbc_models.py`` checks to the bit."""
-    mu_var = 25.0
-    beta2 = 25.0
+    errors stay those of BDA3): the model itself calls it with BDA3's effects, and SBC with
+    simulated ones. Priors mu ~ N(0, 5^2), tau ~ HalfCauchy(5), on ``s = log tau``."""
+    mu_var = 25.0  # mu ~ N(0, 5^2)
+    beta2 = 25.0  # HalfCauchy scale 5, squared
     mu, s = theta[0], theta[1]
     tau = math.exp(s)
     inv_tau2 = math.exp(-2.0 * s)
