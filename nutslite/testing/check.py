@@ -325,9 +325,14 @@ def _draw(sampler: Sampler, model: Model, n_draws: int, seed: int) -> np.ndarray
 
 def _sample_target(
     sampler: Sampler, target: Target, n_draws: int, seed: int, index: int
-) -> tuple[int, np.ndarray]:
-    """``(index, draws)`` of ``sampler`` on ``target``'s model (built where the task runs)."""
-    return index, _draw(sampler, target.build(), n_draws, seed)
+) -> tuple[int, np.ndarray | Exception]:
+    """``(index, draws)`` of ``sampler`` on ``target``'s model (built where the task runs), or
+    ``(index, error)`` when the sampler raised or returned draws of the wrong shape, so that the
+    caller reports the first failing target in the order given, whichever finished first."""
+    try:
+        return index, _draw(sampler, target.build(), n_draws, seed)
+    except Exception as error:  # re-raised by check_sampler, in target order
+        return index, error
 
 
 def check_sampler(
@@ -388,7 +393,10 @@ def check_sampler(
         tasks = ((sampler, target, n_draws, int(s), i) for i, (target, s) in
                  enumerate(zip(targets, seeds, strict=False)))
         draws = dict(map_unordered(_sample_target, tasks, executor))
-        for i, target in enumerate(targets):  # in the order given, whatever finished first
+        for i in range(len(targets)):  # in the order given, whatever finished first
+            if isinstance(draws[i], Exception):
+                raise draws[i]
+        for i, target in enumerate(targets):
             results += _check_target(target, draws[i], z_max, min_ess)
         sbc_result = None
         if sbc:
