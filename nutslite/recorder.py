@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nutslite.metric import Metric, as_matrix, dense_metric, diagonal_metric
+from nutslite.engine.metric import Metric, as_matrix, dense_metric, diagonal_metric
+from nutslite.engine.tree import allocate_recorder, allocate_trajectory, nuts_transition
 from nutslite.model import Model
-from nutslite.tree import allocate_recorder, allocate_trajectory, nuts_transition
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from nutslite.chain import N_STEPS, STAT_NAMES
-from nutslite.metric import DIAGONAL, LOW_RANK, as_matrix
+from nutslite.engine.chain import N_STEPS, STAT_NAMES
+from nutslite.engine.metric import DIAGONAL, LOW_RANK, as_matrix
 
 INTEGER_STATS = ("tree_depth", "n_steps", "index_in_trajectory")
 BOOLEAN_STATS = ("diverging", "reached_max_treedepth")

@@ -1,10 +1,10 @@
 """``nl.sample``: validate the request, initialise each chain, run the chains in threads.
 
 Each chain owns one random stream, ``numpy.random.SeedSequence(seed).spawn(chains)[c]``, its own
-buffers (allocated once) and its own compiled loop (``nutslite.chain.run_chain``), which releases
-the GIL. ``cores`` worker threads run the loop in chunks sized to take about a tenth of a second,
-always advancing the chain that lags most, so progress can be shown, every chain moves even when
-there are fewer cores than chains, and Ctrl-C stops them all promptly with their work kept.
+buffers (allocated once) and its own compiled loop (``nutslite.engine.chain.run_chain``), which
+releases the GIL. ``cores`` worker threads run the loop in chunks sized to take about a tenth of a
+second, always advancing the chain that lags most, so progress can be shown, every chain moves even
+when there are fewer cores than chains, and Ctrl-C stops them all promptly with their work kept.
 Chunking never changes a draw, so a seed gives bit-identical draws whatever ``cores`` is.
 Across machines the draws agree too, except with ``adaptation="dense"`` or ``"low_rank"``, whose
 metric estimates go through NumPy's LAPACK (CPU-specific kernels; last bits differ).
@@ -25,14 +25,15 @@ import numpy as np
 
 from nutslite._diagnostic_kernels import _statistics_kernel
 from nutslite._numba import cache_dir, needs_compiling
-from nutslite.adaptation.mass_matrix import (
+from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
+from nutslite.engine.adaptation.mass_matrix import (
     ADAPTATION_KINDS,
     DENSE,
     LOW_RANK,
     initial_inv_mass,
     metric_adaptation_init,
 )
-from nutslite.adaptation.step_size import (
+from nutslite.engine.adaptation.step_size import (
     SHORT_WARMUP,
     STEP_SIZE_IMPROPER,
     STEP_SIZE_OK,
@@ -40,8 +41,8 @@ from nutslite.adaptation.step_size import (
     dual_averaging_start,
     find_initial_step_size,
 )
-from nutslite.adaptation.windows import nutpie_schedule, stan_schedule
-from nutslite.chain import (
+from nutslite.engine.adaptation.windows import nutpie_schedule, stan_schedule
+from nutslite.engine.chain import (
     CHAIN_METRIC_OVERFLOW,
     CHAIN_OK,
     STAT_NAMES,
@@ -49,12 +50,11 @@ from nutslite.chain import (
     NutsSettings,
     run_chain,
 )
-from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
-from nutslite.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
+from nutslite.engine.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
+from nutslite.engine.tree import allocate_recorder, allocate_trajectory
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
 from nutslite.result import SamplingResult
-from nutslite.tree import allocate_recorder, allocate_trajectory
 
 MAX_INIT_TRIES = 100  # Stan's number of attempts at a random initial point
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0
@@ -118,7 +118,7 @@ def sample(
         Draws kept per chain, warmup iterations per chain, number of chains. Shorter warmups
         adapt only the step size: below 150 iterations with ``"stan"`` and ``"dense"`` (as
         Stan's code does), below 20 with ``"grad"`` and ``"low_rank"``; below 20 the step-size
-        adaptation starts cautiously (``nutslite.adaptation.step_size``, "Short warmups").
+        adaptation starts cautiously (``nutslite.engine.adaptation.step_size``, "Short warmups").
     seed
         Seed of ``numpy.random.SeedSequence``; chain ``c`` uses the ``c``-th spawned stream.
         ``None`` draws fresh entropy (recorded in ``result.settings["seed"]``).
@@ -138,7 +138,7 @@ def sample(
         ``res.warmup["inv_mass_matrix"]`` of an earlier run. With ``tune=0`` they are used as
         given; otherwise warmup starts from them.
     adaptation
-        How warmup learns the metric (``nutslite.adaptation``): ``"grad"`` (the default:
+        How warmup learns the metric (``nutslite.engine.adaptation``): ``"grad"`` (the default:
         nutpie's diagonal from draw and gradient variances, live windows), ``"stan"`` (Stan's
         diagonal and windows, the reference semantics), ``"dense"`` (Stan's dense covariance),
         ``"low_rank"`` (nutpie's diagonal plus low-rank correction, updated every 20 draws).

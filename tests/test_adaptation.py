@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nutslite as nl
-from nutslite.adaptation.mass_matrix import (
+from nutslite.engine.adaptation.mass_matrix import (
     DENSE,
     GRAD,
     STAN,
@@ -17,7 +17,7 @@ from nutslite.adaptation.mass_matrix import (
     adaptation_update,
     metric_adaptation_init,
 )
-from nutslite.adaptation.step_size import (
+from nutslite.engine.adaptation.step_size import (
     DA_MIN_UPDATES,
     STEP_SIZE_IMPROPER,
     STEP_SIZE_OK,
@@ -26,8 +26,8 @@ from nutslite.adaptation.step_size import (
     dual_averaging_update,
     find_initial_step_size,
 )
-from nutslite.adaptation.windows import nutpie_schedule, stan_schedule
-from nutslite.metric import (
+from nutslite.engine.adaptation.windows import nutpie_schedule, stan_schedule
+from nutslite.engine.metric import (
     as_matrix,
     dense_metric,
     diagonal_metric,
@@ -82,7 +82,8 @@ def test_dual_averaging_matches_its_equations():
         x_bar = t**-0.75 * x + (1 - t**-0.75) * x_bar
         assert math.isclose(state.log_step_size, x, rel_tol=1e-14)
         assert math.isclose(state.x_bar, x_bar, rel_tol=1e-14, abs_tol=1e-15)
-    # fewer than DA_MIN_UPDATES updates: shrunk towards exp(mu) by t / (t + t0) (step_size.py)
+    # fewer than DA_MIN_UPDATES updates: shrunk towards exp(mu) by t / (t + t0)
+    # (engine/adaptation/step_size.py)
     t = state.counter
     shrunk = math.exp(state.mu + (state.x_bar - state.mu) * t / (t + 10))
     assert math.isclose(dual_averaging_final(state), shrunk, rel_tol=1e-14)
@@ -146,7 +147,7 @@ def test_grad_estimator_is_exact_for_a_diagonal_gaussian():
 def test_low_rank_estimate_recovers_a_correlated_gaussian():
     """With exact Gaussian draws and gradients, D (I + U (Lambda - I) U^T) D is the covariance
     up to the eigenvalues inside the cutoff band, which are set to 1."""
-    from nutslite.adaptation.mass_matrix import LOW_RANK, low_rank_estimate
+    from nutslite.engine.adaptation.mass_matrix import LOW_RANK, low_rank_estimate
 
     rng = np.random.default_rng(4)
     dim = 6
@@ -311,7 +312,7 @@ def test_recorded_transition_structure(radon_state, seed):
 
 def test_recorded_transition_is_the_sampled_one(radon_state):
     """The recorder only logs: the same stream gives the same transition without it."""
-    from nutslite.tree import allocate_recorder, allocate_trajectory, nuts_transition
+    from nutslite.engine.tree import allocate_recorder, allocate_trajectory, nuts_transition
 
     model, q, eps, inv_mass = radon_state
     rec = nl.record_transition(model, q, eps, inv_mass, seed=5)

@@ -8,7 +8,7 @@ import pytest
 
 import nutslite as nl
 from nutslite._numba import JIT_DISABLED, needs_compiling
-from nutslite.chain import run_chain
+from nutslite.engine.chain import run_chain
 from nutslite.models import zoo
 from nutslite.progress import (
     ChainProgress,

@@ -4,7 +4,7 @@ Short warmups used to fail: Stan's resized windows restarted dual averaging with
 left at ``tune=20`` (40% of the transitions of a 50-dimensional normal diverged), nutpie's first
 retune fell on the last warmup iteration at ``tune=3`` (step size exactly 1.0), and a warmup of
 one or two iterations ended with dual averaging's exploratory step size, ten times the
-heuristic's. ``nutslite.adaptation.step_size`` and ``.windows`` document the fixes.
+heuristic's. ``nutslite.engine.adaptation.step_size`` and ``.windows`` document the fixes.
 
 One chain of 100 draws per case on two small Gaussians keeps the 4 x 201 x 2 runs at a few
 milliseconds each.
@@ -24,7 +24,8 @@ TARGET = 0.8
 # draws (Gaussian targets) a Monte Carlo standard error of about 0.02; the lower edge lies 10
 # standard errors below the target, so with the fixed seeds below a chain whose step size dual
 # averaging really tuned never falls out (false-alarm rate below 1e-20 per case, about 1e-17 over
-# the 1608 cases). Short warmups start cautiously (see step_size.py) and may end above the target:
+# the 1608 cases). Short warmups start cautiously (see
+# engine/adaptation/step_size.py) and may end above the target:
 # less efficient but unbiased, so the upper edge only excludes a step size that stopped adapting
 # (acceptance 1 to two decimals). Measured when written: 0.81 to 0.98 over every case.
 BAND = (TARGET - 0.2, 0.99)
@@ -71,7 +72,7 @@ def test_stan_adapts_no_metric_when_its_stages_do_not_fit():
 
 def test_a_restart_with_no_update_after_it_keeps_its_step_size():
     """Stan's x_bar = 0 would give exp(0) = 1 (stan-dev/stan#3345)."""
-    from nutslite.adaptation.step_size import dual_averaging_final, dual_averaging_init
+    from nutslite.engine.adaptation.step_size import dual_averaging_final, dual_averaging_init
 
     assert dual_averaging_final(dual_averaging_init(0.037)) == pytest.approx(0.037)
 

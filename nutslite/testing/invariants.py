@@ -46,8 +46,8 @@ import numpy as np
 from scipy import stats
 
 from nutslite._numba import jit
-from nutslite.integrators import leapfrog as _leapfrog_step
-from nutslite.metric import Metric, dense_metric, diagonal_metric
+from nutslite.engine.integrators import leapfrog as _leapfrog_step
+from nutslite.engine.metric import Metric, dense_metric, diagonal_metric
 from nutslite.model import Model
 from nutslite.recorder import TransitionRecord, record_transition
 
@@ -100,8 +100,9 @@ def leapfrog(
     inv_mass: np.ndarray | None = None,
     n_steps: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n_steps`` steps of nutslite's compiled leapfrog (``nutslite.integrators.leapfrog``) from
-    ``(q, p)``; returns new arrays ``(q', p')``. The default integrator of the checks below."""
+    """``n_steps`` steps of nutslite's compiled leapfrog
+    (``nutslite.engine.integrators.leapfrog``) from ``(q, p)``; returns new arrays ``(q', p')``.
+    The default integrator of the checks below."""
     q = np.array(q, dtype=np.float64)
     p = np.array(p, dtype=np.float64)
     metric = _metric(inv_mass, model.dim)

@@ -3,9 +3,10 @@ r"""The compiled chain loop: NUTS transitions with warmup (Stan's ``adapt_diag_e
 Each iteration ``t``:
 
 1. draw the step size (``eps (1 + j (2u - 1))`` when jitter ``j > 0``; Stan's default is 0);
-2. run one NUTS transition (``nutslite.tree.nuts_transition``) and record the draw and its stats;
+2. run one NUTS transition (``nutslite.engine.tree.nuts_transition``) and record the draw and
+   its stats;
 3. during warmup, update dual averaging with the transition's acceptance statistic, then follow
-   the schedule (``nutslite.adaptation.windows``): add the draw (and its gradient) to the
+   the schedule (``nutslite.engine.adaptation.windows``): add the draw (and its gradient) to the
    estimator, set the metric from it, start a new window, and rerun the initial step-size
    heuristic with dual averaging restarted around ``mu = log(10 eps)``; after the last warmup
    iteration use ``exp(x_bar)``.
@@ -20,23 +21,23 @@ import math
 from collections import namedtuple
 
 from nutslite._numba import jit
-from nutslite.adaptation.mass_matrix import (
+from nutslite.engine.adaptation.mass_matrix import (
     adaptation_collect,
     adaptation_restart,
     adaptation_update,
 )
-from nutslite.adaptation.step_size import (
+from nutslite.engine.adaptation.step_size import (
     STEP_SIZE_OK,
     dual_averaging_final,
     dual_averaging_init,
     dual_averaging_update,
     find_initial_step_size,
 )
-from nutslite.tree import nuts_transition
+from nutslite.engine.tree import nuts_transition
 
 ChainState = namedtuple("ChainState", ["q", "grad", "logp", "step_size", "metric"])
 ChainState.__doc__ = """Where a chain stands: position, gradient, log density, step size and
-metric (``nutslite.metric.Metric``; the arrays are updated in place)."""
+metric (``nutslite.engine.metric.Metric``; the arrays are updated in place)."""
 
 NutsSettings = namedtuple(
     "NutsSettings", ["max_depth", "max_delta_h", "target_accept", "jitter", "num_warmup"]

@@ -51,8 +51,8 @@ from collections import namedtuple
 import numpy as np
 
 from nutslite._numba import jit
-from nutslite.integrators import leapfrog
-from nutslite.metric import sample_momentum, velocity
+from nutslite.engine.integrators import leapfrog
+from nutslite.engine.metric import sample_momentum, velocity
 
 Trajectory = namedtuple("Trajectory", ["q", "p", "v", "grad", "logp", "energy", "rho_prefix"])
 Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated once per chain).
@@ -150,7 +150,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     are summed in one pass over the coordinates, which reads the four velocities and four prefix
     sums once instead of three times; each dot product is summed in two interleaved partial sums
     (even and odd coordinates), a fixed order that compiled and interpreted runs share
-    (``nutslite.linalg``).
+    (``nutslite.engine.linalg``).
     """
     v, r = traj.v, traj.rho_prefix
     mask, prefix_mask = v.shape[0] - 1, r.shape[0] - 1  # rows of states and of prefix sums

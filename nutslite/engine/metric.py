@@ -31,7 +31,7 @@ from collections import namedtuple
 import numpy as np
 
 from nutslite._numba import by_type, jit
-from nutslite.linalg import dot
+from nutslite.engine.linalg import dot
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
 

@@ -1,8 +1,8 @@
 """Warmup: step-size adaptation by dual averaging and mass-matrix adaptation (Stan, nutpie)."""
 
-from nutslite.adaptation.mass_matrix import ADAPTATION_KINDS, MetricAdaptation
-from nutslite.adaptation.step_size import DualAveraging
-from nutslite.adaptation.windows import WarmupSchedule, nutpie_schedule, stan_schedule
+from nutslite.engine.adaptation.mass_matrix import ADAPTATION_KINDS, MetricAdaptation
+from nutslite.engine.adaptation.step_size import DualAveraging
+from nutslite.engine.adaptation.windows import WarmupSchedule, nutpie_schedule, stan_schedule
 
 __all__ = [
     "ADAPTATION_KINDS",

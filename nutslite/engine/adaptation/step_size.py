@@ -42,8 +42,8 @@ import math
 from collections import namedtuple
 
 from nutslite._numba import jit
-from nutslite.integrators import leapfrog
-from nutslite.metric import sample_momentum, velocity
+from nutslite.engine.integrators import leapfrog
+from nutslite.engine.metric import sample_momentum, velocity
 
 DualAveraging = namedtuple("DualAveraging", ["counter", "s_bar", "x_bar", "mu", "log_step_size"])
 DualAveraging.__doc__ = """State of Nesterov dual averaging of log(step size) (all floats)."""

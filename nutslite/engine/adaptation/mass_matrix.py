@@ -26,7 +26,7 @@ shrinking it, and so does this one.
 which is exact for any Gaussian with diagonal covariance and minimises a Fisher divergence in
 general. Draws and gradients feed a foreground and a background estimator; the metric is
 recomputed from the foreground after every draw, and at a switch the background replaces the
-foreground and starts afresh (``nutslite.adaptation.windows.nutpie_schedule``). The ratio is
+foreground and starts afresh (``nutslite.engine.adaptation.windows.nutpie_schedule``). The ratio is
 clipped to ``[1e-20, 1e20]`` as in nuts-rs.
 
 *Where ``"grad"`` departs from nutpie* (nuts-rs, in the files named). nutslite keeps Stan's
@@ -43,7 +43,7 @@ step-size machinery around nutpie's metric, so:
   (``DrawGradCollector``);
 * the initial step size comes from Stan's single-step heuristic, not from nuts-rs's search on
   the acceptance statistic against ``target_accept``, and short warmups follow
-  ``nutslite.adaptation.windows`` and ``step_size`` ("Short warmups").
+  ``nutslite.engine.adaptation.windows`` and ``step_size`` ("Short warmups").
 
 Why: one engine serves all four adaptations, and its transitions replay Stan's ``base_nuts``
 exactly; ``sample(jitter=0.1)`` gives nutpie's jitter back.
@@ -87,7 +87,7 @@ from numba.extending import overload
 
 from nutslite._blas import single_blas_thread
 from nutslite._numba import JIT_DISABLED, by_type, jit
-from nutslite.adaptation.windows import MIN_LIVE_WARMUP
+from nutslite.engine.adaptation.windows import MIN_LIVE_WARMUP
 
 STAN, DENSE, GRAD, LOW_RANK = 0, 1, 2, 3
 ADAPTATION_KINDS = {"stan": STAN, "dense": DENSE, "grad": GRAD, "low_rank": LOW_RANK}

@@ -13,8 +13,8 @@ Reich 2004, ch. 4).
 from __future__ import annotations
 
 from nutslite._numba import by_type, jit
-from nutslite.linalg import dot
-from nutslite.metric import DenseMetric, DiagonalMetric, LowRankMetric, velocity
+from nutslite.engine.linalg import dot
+from nutslite.engine.metric import DenseMetric, DiagonalMetric, LowRankMetric, velocity
 
 
 @jit

@@ -12,7 +12,7 @@ functions reorder it explicitly instead,
 same result in every run, compiled or not. The rounding differs from a left-to-right sum by a few
 units in the last place, and is no less accurate (pairwise summation bounds, Higham 2002, ch. 4).
 The kinetic energy and the dense and low-rank metrics use them (the U-turn criterion sums its
-six dot products in one pass of its own, ``nutslite.tree.merge_is_turning``).
+six dot products in one pass of its own, ``nutslite.engine.tree.merge_is_turning``).
 """
 
 from __future__ import annotations
