@@ -25,7 +25,7 @@ _EXPORTS = {
     "diagnostics": "nutslite.diagnostics",
     "find_map": "nutslite.optimize",
     "from_pymc": "nutslite.pymc",
-    "load": "nutslite.io",
+    "load": "nutslite.result",
     "models": "nutslite.models",
     "plots": "nutslite.plots",
     "record_transition": "nutslite.recorder",
@@ -55,12 +55,11 @@ __all__ = [
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from nutslite import diagnostics, models, plots, testing
-    from nutslite.io import load
     from nutslite.model import Model
     from nutslite.optimize import find_map
     from nutslite.pymc import from_pymc
     from nutslite.recorder import TransitionRecord, record_transition
-    from nutslite.result import SamplingResult
+    from nutslite.result import SamplingResult, load
     from nutslite.sampling import SamplingError, sample
     from nutslite.summary import Summary, summary
 

@@ -542,7 +542,7 @@ def _usage_error(err: LookupError) -> UsageError:
 
 
 def _load(path: str) -> Any:
-    from nutslite.io import load
+    from nutslite.result import load
 
     try:
         return load(path)

@@ -1,6 +1,8 @@
-"""Save a ``SamplingResult`` to a plain ``.npz`` file and load it back, without pickle.
+"""The ``.npz`` format of a saved ``SamplingResult``: fields to a file and back, without pickle.
 
-Every array of the result is stored under a readable key: dictionaries by key prefixes
+This module knows fields (names and values), not the result class, which builds on it
+(:meth:`nutslite.result.SamplingResult.save`, :func:`nutslite.result.load`). Every array of the
+result is stored under a readable key: dictionaries by key prefixes
 (``posterior/mu_a``, ``sample_stats/diverging``, ``warmup/inv_mass_matrix``), lists of strings as
 unicode arrays (``coords``). Everything else (numbers, strings, ``None``, the settings) and the
 layout itself go into one JSON document stored as a unicode array under ``__nutslite__``, so
@@ -17,13 +19,10 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from nutslite.result import SamplingResult
 
 FORMAT = "nutslite-result"
 FORMAT_VERSION = 1
@@ -33,13 +32,6 @@ NPY_MAGIC = b"\x93NUMPY"  # how a single .npy array begins
 
 PathLike = str | os.PathLike
 PLAIN_TYPES = (type(None), bool, int, float, str)  # stored as JSON (exact types: not np.float64)
-
-
-def _nutslite_version() -> str:
-    try:
-        return metadata.version("nutslite")
-    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
 
 
 def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -88,8 +80,9 @@ def _decode(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     return spec["value"]
 
 
-def save(result: SamplingResult, path: PathLike) -> Path:
-    """Write ``result`` (a ``SamplingResult``) to ``path`` as an ``.npz`` file; return the path.
+def save_fields(fields: dict[str, Any], path: PathLike, version: str) -> Path:
+    """Write a result's ``fields`` (name to value), written by nutslite ``version``, to ``path``
+    as an ``.npz`` file; return the path.
 
     The file is written exactly at ``path`` (no ``.npz`` is appended) and atomically: a failure
     or Ctrl-C while writing leaves any earlier file at ``path`` untouched.
@@ -97,19 +90,18 @@ def save(result: SamplingResult, path: PathLike) -> Path:
     Raises
     ------
     TypeError
-        When ``path`` is not a string or path, or the result holds a value that cannot be stored
+        When ``path`` is not a string or path, or a field holds a value that cannot be stored
         without pickle.
     ValueError
         When ``path`` is a directory or its directory does not exist.
     """
     path = check_output_path(path)
     arrays: dict[str, np.ndarray] = {}
-    fields = {name: _encode(value, name, arrays) for name, value in vars(result).items()}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "nutslite_version": getattr(result, "nutslite_version", _nutslite_version()),
-        "fields": fields,
+        "nutslite_version": version,
+        "fields": {name: _encode(value, name, arrays) for name, value in fields.items()},
     }
     _put(arrays, META_KEY, np.array(json.dumps(meta)))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -123,8 +115,8 @@ def save(result: SamplingResult, path: PathLike) -> Path:
     return path
 
 
-def load(path: PathLike) -> SamplingResult:
-    """Read a result written by ``SamplingResult.save`` (or ``nutslite.io.save``).
+def load_fields(path: PathLike) -> dict[str, Any]:
+    """The fields of a result written by :func:`save_fields`, ``nutslite_version`` included.
 
     Raises
     ------
@@ -177,7 +169,7 @@ def load(path: PathLike) -> SamplingResult:
             f"{str(path)!r} is not a readable nutslite result (.npz written by res.save): {err}"
         ) from err
     fields["nutslite_version"] = meta.get("nutslite_version", "unknown")
-    return SamplingResult(**fields)
+    return fields
 
 
 def check_output_path(path: PathLike) -> Path:

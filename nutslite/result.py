@@ -1,29 +1,53 @@
-"""The result of ``nl.sample``: draws, sample statistics, the adapted warmup state, divergences."""
+"""The result of ``nl.sample``: draws, sample statistics, the adapted warmup state, divergences.
+
+:class:`ChainOutput` is what one chain hands over when it stops; :meth:`SamplingResult.from_chains`
+assembles the run from them. :meth:`SamplingResult.save` and :func:`load` store a result in the
+plain ``.npz`` format of :mod:`nutslite.io`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nutslite.engine.chain import N_STEPS, STAT_NAMES
-from nutslite.engine.metric import DIAGONAL, LOW_RANK, as_matrix
-
-INTEGER_STATS = ("tree_depth", "n_steps", "index_in_trajectory")
-BOOLEAN_STATS = ("diverging", "reached_max_treedepth")
-
-
-def _version() -> str:
-    from nutslite import __version__
-
-    return __version__
+from nutslite import io
+from nutslite._version import __version__
+from nutslite.engine.metric import DIAGONAL, LOW_RANK, Metric, as_matrix
+from nutslite.engine.stats import N_STEPS, SAMPLE_STATS
 
 
-def _low_rank_parts(chains) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class ChainOutput:
+    """One chain's work when it stops (finished or interrupted).
+
+    ``draws`` ``(n_iter, dim)`` and ``stats`` ``(n_iter, len(SAMPLE_STATS))`` hold every iteration,
+    warmup first, of which the first ``completed`` were run. ``step_size`` and ``metric`` are
+    the adapted ones; ``init_point`` is where the chain started. ``divergence_iters`` ``(n,)``
+    and ``divergence_points`` ``(n, 2, dim)`` give each divergent transition's iteration, start and
+    the point where the energy error first exceeded the threshold. ``seconds``: compiled time.
+    """
+
+    index: int
+    draws: np.ndarray
+    stats: np.ndarray
+    completed: int
+    step_size: float
+    metric: Metric
+    init_point: np.ndarray
+    divergence_iters: np.ndarray
+    divergence_points: np.ndarray
+    seconds: float
+
+
+def _low_rank_parts(chains: Sequence[ChainOutput]) -> dict[str, np.ndarray]:
     """The factors of low-rank metrics, ``M^{-1} = D (I + U (Lambda - I) U^T) D``."""
-    metrics = [ch.state.metric for ch in chains]
+    metrics = [ch.metric for ch in chains]
     if metrics[0].kind != LOW_RANK:
         return {}
     return {
@@ -33,6 +57,7 @@ def _low_rank_parts(chains) -> dict[str, np.ndarray]:
     }
 
 
+@dataclass(eq=False)  # identity: comparing arrays field by field has no single truth value
 class SamplingResult:
     """Draws of one run.
 
@@ -71,46 +96,63 @@ class SamplingResult:
         ``wall_seconds`` (the chains, warmup included), ``assemble_seconds`` (building this
         result) and, when ``nl.sample`` checked the draws, ``check_seconds`` (the diagnostics
         behind its warnings).
+    model_name, coords, dims, dim_labels
+        The model's name, its unconstrained coordinates, and the named dimensions and labels of
+        its vector variables (for ArviZ).
+    chain_seconds : ndarray
+        ``(chains,)`` each chain's compiled time, warmup included.
+    nutslite_version : str
+        The version that produced the draws.
     """
 
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
+    model_name: str
+    coords: list[str]
+    dims: dict[str, Any]
+    dim_labels: dict[str, Any]
+    posterior: dict[str, np.ndarray]
+    unconstrained: np.ndarray
+    sample_stats: dict[str, np.ndarray]
+    warmup: dict[str, Any]
+    divergences: dict[str, np.ndarray]
+    interrupted: bool
+    iterations_completed: np.ndarray
+    settings: dict[str, Any]
+    observed_data: dict[str, np.ndarray] | None = None  # absent from files of older versions
+    constant_data: dict[str, np.ndarray] | None = None
+    warmup_posterior: dict[str, np.ndarray] | None = None
+    warmup_unconstrained: np.ndarray | None = None
+    warmup_sample_stats: dict[str, np.ndarray] | None = None
+    chain_seconds: np.ndarray | None = None
+    nutslite_version: str = __version__
 
     @classmethod
     def from_chains(
-        cls, model, chains, tune, draws, save_warmup, interrupted, schedule, settings
+        cls, model, chains: Sequence[ChainOutput], tune, draws, save_warmup, interrupted, schedule,
+        settings,
     ) -> SamplingResult:
-        completed = np.array([ch.done for ch in chains])
+        completed = np.array([ch.completed for ch in chains])
         n_keep = int(max(0, min(completed.min() - tune, draws)))
         n_warm = int(min(completed.min(), tune))
 
         def stats_dict(sl: slice) -> dict[str, np.ndarray]:
-            out = {}
-            for k, name in enumerate(STAT_NAMES):
-                arr = np.stack([ch.stats[sl, k] for ch in chains])
-                if name in INTEGER_STATS:
-                    arr = arr.astype(np.int64)
-                elif name in BOOLEAN_STATS:
-                    arr = arr.astype(np.bool_)
-                out[name] = arr
-            return out
+            return {
+                name: np.stack([ch.stats[sl, k] for ch in chains]).astype(dtype, copy=False)
+                for k, (name, dtype) in enumerate(SAMPLE_STATS)
+            }
 
         sampling = slice(tune, tune + n_keep)
         unconstrained = np.stack([ch.draws[sampling] for ch in chains])
         warm = slice(0, n_warm)
         warm_unc = np.stack([ch.draws[warm] for ch in chains]) if save_warmup else None
 
-        div_rows = []
-        for ch in chains:
-            n = int(ch.divergence_count[0])
-            for k in range(n):
-                div_rows.append((ch.index, int(ch.divergence_iters[k]), ch.divergences[k]))
         dim = model.dim
+        points = np.concatenate([ch.divergence_points for ch in chains]).reshape(-1, 2, dim)
         divergences = {
-            "chain": np.array([r[0] for r in div_rows], dtype=np.int64),
-            "iteration": np.array([r[1] for r in div_rows], dtype=np.int64),
-            "start": np.array([r[2][0] for r in div_rows]).reshape(-1, dim),
-            "point": np.array([r[2][1] for r in div_rows]).reshape(-1, dim),
+            "chain": np.concatenate([np.full(len(ch.divergence_iters), ch.index, dtype=np.int64)
+                                     for ch in chains]),
+            "iteration": np.concatenate([ch.divergence_iters for ch in chains]).astype(np.int64),
+            "start": points[:, 0],
+            "point": points[:, 1],
         }
         divergences["draw"] = divergences["iteration"] - tune
         divergences["warmup"] = divergences["iteration"] < tune
@@ -124,10 +166,9 @@ class SamplingResult:
             unconstrained=unconstrained,
             sample_stats=stats_dict(sampling),
             warmup={
-                "step_size": np.array([ch.state.step_size for ch in chains]),
+                "step_size": np.array([ch.step_size for ch in chains]),
                 "inv_mass_matrix": np.stack([
-                    ch.state.metric.diag if ch.state.metric.kind == DIAGONAL
-                    else as_matrix(ch.state.metric)
+                    ch.metric.diag if ch.metric.kind == DIAGONAL else as_matrix(ch.metric)
                     for ch in chains
                 ]),
                 **_low_rank_parts(chains),
@@ -148,7 +189,6 @@ class SamplingResult:
             interrupted=interrupted,
             iterations_completed=completed,
             chain_seconds=np.array([ch.seconds for ch in chains]),
-            nutslite_version=_version(),
             settings=settings,
         )
 
@@ -170,10 +210,9 @@ class SamplingResult:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write this result to ``path`` as a plain ``.npz`` (no pickle); read it back with
-        ``nl.load(path)``. See ``nutslite.io``."""
-        from nutslite.io import save
-
-        return save(self, path)
+        ``nl.load(path)``. See :func:`nutslite.io.save_fields` for the format and its errors."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return io.save_fields(fields, path, self.nutslite_version)
 
     def to_arviz(self) -> Any:
         """An ``arviz.InferenceData`` with ``posterior`` and ``sample_stats`` (ArviZ's names),
@@ -188,8 +227,7 @@ class SamplingResult:
             raise ImportError(
                 "to_arviz needs ArviZ, an optional dependency: pip install arviz"
             ) from err
-        observed = getattr(self, "observed_data", None)  # absent from files of older versions
-        constant = getattr(self, "constant_data", None)
+        observed, constant = self.observed_data, self.constant_data
         named = {*self.posterior, *(observed or {}), *(constant or {})}
         dims = {name: list(d) for name, d in self.dims.items() if name in named}
         used = {d for names in dims.values() for d in names}
@@ -214,3 +252,20 @@ class SamplingResult:
             f"<SamplingResult {self.model_name}: {self.n_chains} chains x {self.n_draws} draws, "
             f"{n_div} divergences{flag}>"
         )
+
+
+def load(path: str | os.PathLike) -> SamplingResult:
+    """Read a result written by ``SamplingResult.save`` or ``nutslite sample --out``.
+
+    Raises ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is not
+    an ``.npz`` file written by nutslite, is damaged, or holds fields this version does not know.
+    """
+    fields = io.load_fields(path)
+    known = {f.name for f in dataclasses.fields(SamplingResult)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(
+            f"{str(path)!r} holds fields this nutslite ({__version__}) does not know: "
+            f"{', '.join(unknown)}; it was written by nutslite {fields.get('nutslite_version')}"
+        )
+    return SamplingResult(**fields)

@@ -45,16 +45,16 @@ from nutslite.engine.adaptation.windows import nutpie_schedule, stan_schedule
 from nutslite.engine.chain import (
     CHAIN_METRIC_OVERFLOW,
     CHAIN_OK,
-    STAT_NAMES,
     ChainState,
     NutsSettings,
     run_chain,
 )
 from nutslite.engine.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
+from nutslite.engine.stats import STAT_NAMES
 from nutslite.engine.tree import allocate_recorder, allocate_trajectory
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
-from nutslite.result import SamplingResult
+from nutslite.result import ChainOutput, SamplingResult
 
 MAX_INIT_TRIES = 100  # Stan's number of attempts at a random initial point
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0
@@ -88,6 +88,16 @@ class _Chain:
     init_point: np.ndarray = field(default=None)
     chunk: int = 1  # iterations in the next compiled chunk, sized to take about CHUNK_SECONDS
     running: bool = False  # a worker thread is running a chunk of this chain
+
+    def output(self) -> ChainOutput:
+        """What the chain hands to the result (its buffers, not copies)."""
+        n_div = int(self.divergence_count[0])
+        return ChainOutput(
+            index=self.index, draws=self.draws, stats=self.stats, completed=self.done,
+            step_size=self.state.step_size, metric=self.state.metric, init_point=self.init_point,
+            divergence_iters=self.divergence_iters[:n_div],
+            divergence_points=self.divergences[:n_div], seconds=self.seconds,
+        )
 
 
 def sample(
@@ -344,7 +354,7 @@ def sample(
     t_assemble = time.perf_counter()
     result = _despite_interrupts(lambda: SamplingResult.from_chains(
         model=model,
-        chains=chain_list,
+        chains=[ch.output() for ch in chain_list],
         tune=tune,
         draws=draws,
         save_warmup=save_warmup,

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import nutslite
 from nutslite.cli import main
-from nutslite.io import load
 from nutslite.models import ZOO
+from nutslite.result import load
 
 
 def run(*argv: str) -> tuple[int, str, str]:

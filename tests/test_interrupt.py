@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import nutslite as nl
-from nutslite.io import load
 from nutslite.progress import Reporter
+from nutslite.result import load
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),

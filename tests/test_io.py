@@ -1,14 +1,16 @@
 """``res.save`` / ``load``: a plain ``.npz`` without pickle that round-trips everything."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 import nutslite as nl
-from nutslite.io import META_KEY, load, save
+from nutslite.io import META_KEY
 from nutslite.models import zoo
 from nutslite.progress import Reporter
+from nutslite.result import load
 
 # short runs: the sampler's warnings about R-hat, ESS or divergences are expected here
 pytestmark = pytest.mark.filterwarnings("ignore::nutslite.diagnostics.SamplingWarning")
@@ -67,7 +69,7 @@ def test_round_trip_keeps_everything(radon_result, tmp_path):
 
 
 def test_file_is_plain_npz_without_pickle(radon_result, tmp_path):
-    path = save(radon_result, tmp_path / "run.npz")
+    path = radon_result.save(tmp_path / "run.npz")
     with np.load(path, allow_pickle=False) as npz:
         files = set(npz.files)
         assert {"unconstrained", "coords", "posterior/mu_a", "sample_stats/lp",
@@ -111,11 +113,11 @@ def test_failed_save_leaves_the_old_file_and_no_debris(radon_result, tmp_path, m
 
 
 def test_values_that_need_pickle_are_refused(radon_result, tmp_path):
-    res = nl.SamplingResult(**{**vars(radon_result), "extra": {"f": object()}})
-    with pytest.raises(TypeError, match="'extra/f': unsupported type object"):
+    res = dataclasses.replace(radon_result, constant_data={"f": object()})
+    with pytest.raises(TypeError, match="'constant_data/f': unsupported type object"):
         res.save(tmp_path / "run.npz")
-    res = nl.SamplingResult(**{**vars(radon_result), "extra": np.array([None, 1])})
-    with pytest.raises(TypeError, match="'extra': object arrays need pickle"):
+    res = dataclasses.replace(radon_result, constant_data={"f": np.array([None, 1])})
+    with pytest.raises(TypeError, match="'constant_data/f': object arrays need pickle"):
         res.save(tmp_path / "run.npz")
     assert list(tmp_path.iterdir()) == []
 
@@ -159,5 +161,11 @@ def test_load_errors_name_the_problem(tmp_path):
     np.savez(newer, **{META_KEY: np.array(json.dumps(meta))})
     with pytest.raises(ValueError, match="upgrade nutslite"):
         load(newer)
+    unknown = tmp_path / "unknown.npz"
+    meta = {"format": "nutslite-result", "format_version": 1, "nutslite_version": "9.9",
+            "fields": {"weights": {"value": 1}}}
+    np.savez(unknown, **{META_KEY: np.array(json.dumps(meta))})
+    with pytest.raises(ValueError, match="does not know: weights; it was written by nutslite 9.9"):
+        load(unknown)
     with pytest.raises(TypeError, match="path must be a string"):
         load(None)

@@ -33,6 +33,18 @@ from nutslite.engine.adaptation.step_size import (
     dual_averaging_update,
     find_initial_step_size,
 )
+from nutslite.engine.stats import (
+    ACCEPT,
+    DEPTH,
+    DIVERGING,
+    ENERGY,
+    ENERGY_ERROR,
+    INDEX,
+    LP,
+    MAX_DEPTH_HIT,
+    N_STEPS,
+    STEP,
+)
 from nutslite.engine.tree import nuts_transition
 
 ChainState = namedtuple("ChainState", ["q", "grad", "logp", "step_size", "metric"])
@@ -42,22 +54,6 @@ metric (``nutslite.engine.metric.Metric``; the arrays are updated in place)."""
 NutsSettings = namedtuple(
     "NutsSettings", ["max_depth", "max_delta_h", "target_accept", "jitter", "num_warmup"]
 )
-
-STAT_NAMES = (
-    "lp",
-    "acceptance_rate",
-    "step_size",
-    "tree_depth",
-    "n_steps",
-    "diverging",
-    "energy",
-    "energy_error",
-    "reached_max_treedepth",
-    "index_in_trajectory",
-)
-(
-    LP, ACCEPT, STEP, DEPTH, N_STEPS, DIVERGING, ENERGY, ENERGY_ERROR, MAX_DEPTH_HIT, INDEX,
-) = range(len(STAT_NAMES))
 
 # status codes returned by run_chain
 CHAIN_OK = 0
@@ -71,10 +67,11 @@ def run_chain(
 ):
     """Run iterations ``[start, stop)`` of one chain.
 
-    ``draws`` ``(n_iter, dim)`` and ``stats`` ``(n_iter, len(STAT_NAMES))`` receive every
-    iteration, warmup included. ``divergences`` ``(n_iter, 2, dim)`` receives, for each divergent
-    transition in order, its starting point and the point where the energy blew up;
-    ``divergence_iters[k]`` is the iteration of the k-th and ``divergence_count[0]`` counts them.
+    ``draws`` ``(n_iter, dim)`` and ``stats`` ``(n_iter, len(STAT_NAMES))`` (the columns of
+    ``nutslite.engine.stats``) receive every iteration, warmup included. ``divergences``
+    ``(n_iter, 2, dim)`` receives, for each divergent transition in order, its starting point
+    and the point where the energy blew up; ``divergence_iters[k]`` is the iteration of the k-th
+    and ``divergence_count[0]`` counts them.
     ``schedule`` is ``(collect, update, restart, retune)``, flags per warmup iteration.
     Returns ``(state, da, adapt, status)``.
     """
