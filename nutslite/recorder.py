@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nutslite.engine.metric import Metric, as_matrix, dense_metric, diagonal_metric
+from nutslite.engine.metric import Metric, as_matrix, metric_from_inv_mass
 from nutslite.engine.tree import allocate_recorder, allocate_trajectory, nuts_transition
 from nutslite.model import Model
 
@@ -85,13 +85,10 @@ def record_transition(
         raise ValueError(f"q must have shape ({model.dim},), got {q.shape}")
     if not (np.isfinite(step_size) and step_size > 0):
         raise ValueError(f"step_size must be positive and finite, got {step_size!r}")
-    if inv_mass is None:
-        metric = diagonal_metric(np.ones(model.dim))
-    elif isinstance(inv_mass, Metric):
+    if isinstance(inv_mass, Metric):
         metric = inv_mass
     else:
-        arr = np.asarray(inv_mass, dtype=np.float64)
-        metric = dense_metric(arr) if arr.ndim == 2 else diagonal_metric(arr)
+        metric = metric_from_inv_mass(inv_mass, model.dim)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     grad = np.empty(model.dim)
     logp = float(model.logp_grad(q, grad))

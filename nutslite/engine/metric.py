@@ -68,6 +68,15 @@ def low_rank_metric(diag: np.ndarray, basis: np.ndarray, eigvals: np.ndarray) ->
     )
 
 
+def metric_from_inv_mass(inv_mass: np.ndarray | None, dim: int) -> Metric:
+    """The metric with inverse mass matrix ``inv_mass``: a vector gives a diagonal metric, a
+    ``(dim, dim)`` matrix a dense one, ``None`` the identity."""
+    if inv_mass is None:
+        return diagonal_metric(np.ones(dim))
+    arr = np.asarray(inv_mass, dtype=np.float64)
+    return dense_metric(arr) if arr.ndim == 2 else diagonal_metric(arr)
+
+
 def as_matrix(metric: Metric) -> np.ndarray:
     """``M^{-1}`` as a dense ``(dim, dim)`` array (for tests and reports)."""
     if metric.kind == DIAGONAL:

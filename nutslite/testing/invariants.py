@@ -47,7 +47,7 @@ from scipy import stats
 
 from nutslite._numba import jit
 from nutslite.engine.integrators import leapfrog as _leapfrog_step
-from nutslite.engine.metric import Metric, dense_metric, diagonal_metric
+from nutslite.engine.metric import metric_from_inv_mass
 from nutslite.model import Model
 from nutslite.recorder import TransitionRecord, record_transition
 
@@ -75,13 +75,6 @@ class Recorder(Protocol):
 # ----------------------------------------------------------------------------------------------
 
 
-def _metric(inv_mass: np.ndarray | None, dim: int) -> Metric:
-    if inv_mass is None:
-        return diagonal_metric(np.ones(dim))
-    arr = np.asarray(inv_mass, dtype=np.float64)
-    return dense_metric(arr) if arr.ndim == 2 else diagonal_metric(arr)
-
-
 @jit
 def _leapfrog_steps(logp_grad, step_size, metric, q, p, n_steps):
     grad = np.empty_like(q)
@@ -105,7 +98,7 @@ def leapfrog(
     The default integrator of the checks below."""
     q = np.array(q, dtype=np.float64)
     p = np.array(p, dtype=np.float64)
-    metric = _metric(inv_mass, model.dim)
+    metric = metric_from_inv_mass(inv_mass, model.dim)
     return _leapfrog_steps(model.logp_grad_function, float(step_size), metric, q, p, int(n_steps))
 
 
