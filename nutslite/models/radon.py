@@ -150,32 +150,28 @@ def hyperprior_logp_grad(theta, grad_out):
 
 
 @jit
-def group_and_likelihood_logp_grad(theta, grad_out, logp, n, ybar, within, n_obs, noncentered):
-    """Add the group-level terms and the likelihood, from sufficient statistics, to ``logp`` (the
-    hyperpriors' value, whose gradient is already in ``grad_out``) and their gradient to
-    ``grad_out``. ``n`` and ``ybar`` are ``(k, 2)``: homes and mean log radon per county and floor;
-    ``within`` the within-cell sum of squares; ``n_obs`` the number of homes
-    (:func:`sufficient_statistics`). Shared by :func:`radon`'s ``"sufficient"`` form and its SBC
-    variant, which differ only in the hyperpriors."""
-    k = n.shape[0]
+def group_prior_and_chain_rule(theta, grad_out, logp, ssr, n_obs, noncentered):
+    """Add the group-level prior and the likelihood's ``eps`` terms to ``logp``, and finish the
+    gradient by the chain rule.
+
+    On entry ``grad_out`` holds the hyperpriors' gradient in its first ``N_HYPER`` slots and, in
+    the slots of ``a[c]`` and ``b[c]`` (or of their offsets), the likelihood's gradient with
+    respect to the county intercept and slope themselves, ``d log L / d a[c]`` and
+    ``d log L / d b[c]`` at ``eps = 1``; ``ssr`` is the residual sum of squares over the ``n_obs``
+    homes. Non-centered: ``a = mu_a + sigma_a z_a``, so ``d/d z_a = sigma_a d/d a - z_a`` and the
+    hyperparameters collect ``d/d a`` (``mu_a``) and ``sigma_a z_a d/d a`` (``log sigma_a``).
+    Centered: ``a ~ Normal(mu_a, sigma_a)`` adds ``-(a - mu_a)^2 / (2 sigma_a^2) - log sigma_a``.
+    Shared by both likelihood forms of :func:`radon` and by its SBC variant."""
+    k = (theta.shape[0] - N_HYPER) // 2
     mu_a, mu_b = theta[0], theta[2]
     sigma_a, sigma_b = math.exp(theta[1]), math.exp(theta[3])
     inv_eps2 = math.exp(-2.0 * theta[4])
-    ssr = within  # residual sum of squares, built up county by county
     d_mu_a = d_mu_b = d_ls_a = d_ls_b = 0.0
     for c in range(k):
         ia, ib = N_HYPER + c, N_HYPER + k + c
+        ga, gb = grad_out[ia] * inv_eps2, grad_out[ib] * inv_eps2
         if noncentered:
             za, zb = theta[ia], theta[ib]
-            a, b = mu_a + sigma_a * za, mu_b + sigma_b * zb
-        else:
-            a, b = theta[ia], theta[ib]
-        r0 = ybar[c, 0] - a  # basement mean residual
-        r1 = ybar[c, 1] - a - b  # first-floor mean residual
-        ssr += n[c, 0] * r0 * r0 + n[c, 1] * r1 * r1
-        ga = (n[c, 0] * r0 + n[c, 1] * r1) * inv_eps2  # d log L / d a[c]
-        gb = n[c, 1] * r1 * inv_eps2  # d log L / d b[c]
-        if noncentered:
             logp -= 0.5 * (za * za + zb * zb)
             d_mu_a += ga
             d_mu_b += gb
@@ -184,7 +180,7 @@ def group_and_likelihood_logp_grad(theta, grad_out, logp, n, ybar, within, n_obs
             grad_out[ia] = ga * sigma_a - za
             grad_out[ib] = gb * sigma_b - zb
         else:
-            ua, ub = (a - mu_a) / sigma_a, (b - mu_b) / sigma_b
+            ua, ub = (theta[ia] - mu_a) / sigma_a, (theta[ib] - mu_b) / sigma_b
             logp -= 0.5 * (ua * ua + ub * ub)
             d_mu_a += ua / sigma_a
             d_mu_b += ub / sigma_b
@@ -203,6 +199,32 @@ def group_and_likelihood_logp_grad(theta, grad_out, logp, n, ybar, within, n_obs
     grad_out[3] += d_ls_b
     grad_out[4] += -n_obs + ssr * inv_eps2
     return logp
+
+
+@jit
+def group_and_likelihood_logp_grad(theta, grad_out, logp, n, ybar, within, n_obs, noncentered):
+    """Add the group-level terms and the likelihood, from sufficient statistics, to ``logp`` (the
+    hyperpriors' value, whose gradient is already in ``grad_out``) and their gradient to
+    ``grad_out``. ``n`` and ``ybar`` are ``(k, 2)``: homes and mean log radon per county and floor;
+    ``within`` the within-cell sum of squares; ``n_obs`` the number of homes
+    (:func:`sufficient_statistics`). Shared by :func:`radon`'s ``"sufficient"`` form and its SBC
+    variant, which differ only in the hyperpriors."""
+    k = n.shape[0]
+    mu_a, mu_b = theta[0], theta[2]
+    sigma_a, sigma_b = math.exp(theta[1]), math.exp(theta[3])
+    ssr = within  # residual sum of squares, built up county by county
+    for c in range(k):
+        ia, ib = N_HYPER + c, N_HYPER + k + c
+        if noncentered:
+            a, b = mu_a + sigma_a * theta[ia], mu_b + sigma_b * theta[ib]
+        else:
+            a, b = theta[ia], theta[ib]
+        r0 = ybar[c, 0] - a  # basement mean residual
+        r1 = ybar[c, 1] - a - b  # first-floor mean residual
+        ssr += n[c, 0] * r0 * r0 + n[c, 1] * r1 * r1
+        grad_out[ia] = n[c, 0] * r0 + n[c, 1] * r1  # d log L / d a[c] at eps = 1
+        grad_out[ib] = n[c, 1] * r1  # d log L / d b[c]
+    return group_prior_and_chain_rule(theta, grad_out, logp, ssr, n_obs, noncentered)
 
 
 def _make_logp_grad(parameterization: str, likelihood: str, data: RadonData):
@@ -231,7 +253,6 @@ def _make_logp_grad(parameterization: str, likelihood: str, data: RadonData):
         logp = hyperprior_logp_grad(theta, grad_out)
         mu_a, mu_b = theta[0], theta[2]
         sigma_a, sigma_b = math.exp(theta[1]), math.exp(theta[3])
-        inv_eps2 = math.exp(-2.0 * theta[4])
         for j in range(N_HYPER, N_HYPER + 2 * k):
             grad_out[j] = 0.0
         ssr = 0.0
@@ -244,38 +265,10 @@ def _make_logp_grad(parameterization: str, likelihood: str, data: RadonData):
                 a, b = theta[N_HYPER + c], theta[N_HYPER + k + c]
             r = y[i] - a - b * floor[i]
             ssr += r * r
-            grad_out[N_HYPER + c] += r * inv_eps2  # d log L / d a[c], for now
-            grad_out[N_HYPER + k + c] += r * floor[i] * inv_eps2  # d log L / d b[c]
-        d_mu_a = d_mu_b = d_ls_a = d_ls_b = 0.0
-        for c in range(k):  # the group-level prior and the chain rule
-            ia, ib = N_HYPER + c, N_HYPER + k + c
-            ga, gb = grad_out[ia], grad_out[ib]
-            if noncentered:
-                za, zb = theta[ia], theta[ib]
-                logp -= 0.5 * (za * za + zb * zb)
-                d_mu_a += ga
-                d_mu_b += gb
-                d_ls_a += ga * sigma_a * za
-                d_ls_b += gb * sigma_b * zb
-                grad_out[ia] = ga * sigma_a - za
-                grad_out[ib] = gb * sigma_b - zb
-            else:
-                ua, ub = (theta[ia] - mu_a) / sigma_a, (theta[ib] - mu_b) / sigma_b
-                logp -= 0.5 * (ua * ua + ub * ub) + theta[1] + theta[3]
-                d_mu_a += ua / sigma_a
-                d_mu_b += ub / sigma_b
-                d_ls_a += ua * ua - 1.0
-                d_ls_b += ub * ub - 1.0
-                grad_out[ia] = ga - ua / sigma_a
-                grad_out[ib] = gb - ub / sigma_b
-        n_obs = y.shape[0]
-        logp += -n_obs * theta[4] - 0.5 * ssr * inv_eps2
-        grad_out[0] += d_mu_a
-        grad_out[1] += d_ls_a
-        grad_out[2] += d_mu_b
-        grad_out[3] += d_ls_b
-        grad_out[4] += -n_obs + ssr * inv_eps2
-        return logp
+            grad_out[N_HYPER + c] += r  # d log L / d a[c] at eps = 1
+            grad_out[N_HYPER + k + c] += r * floor[i]  # d log L / d b[c] at eps = 1
+        return group_prior_and_chain_rule(theta, grad_out, logp, ssr, float(y.shape[0]),
+                                          noncentered)
 
     return logp_grad_pointwise
 
