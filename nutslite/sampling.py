@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import numbers
 import os
-import threading
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,7 +39,7 @@ from nutslite.engine.adaptation.step_size import (
     dual_averaging_start,
     find_initial_step_size,
 )
-from nutslite.engine.adaptation.windows import nutpie_schedule, stan_schedule
+from nutslite.engine.adaptation.windows import WarmupSchedule, nutpie_schedule, stan_schedule
 from nutslite.engine.chain import (
     CHAIN_METRIC_OVERFLOW,
     CHAIN_OK,
@@ -55,10 +53,10 @@ from nutslite.engine.tree import allocate_recorder, allocate_trajectory
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
 from nutslite.result import ChainOutput, SamplingResult
+from nutslite.scheduler import ChainScheduler, ChunkedRun
 
 MAX_INIT_TRIES = 100  # Stan's number of attempts at a random initial point
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0
-CHUNK_SECONDS = 0.1  # target wall time of one compiled chunk
 TRAJECTORY_MEMORY_LIMIT = 2**31  # bytes of trajectory buffers per chain
 
 
@@ -82,21 +80,18 @@ class _Chain:
     divergences: np.ndarray
     divergence_iters: np.ndarray
     divergence_count: np.ndarray
-    done: int = 0
+    init_point: np.ndarray
+    run: ChunkedRun  # iterations done, chunk size, compiled time (``nutslite.scheduler``)
     status: int = CHAIN_OK
-    seconds: float = 0.0
-    init_point: np.ndarray = field(default=None)
-    chunk: int = 1  # iterations in the next compiled chunk, sized to take about CHUNK_SECONDS
-    running: bool = False  # a worker thread is running a chunk of this chain
 
     def output(self) -> ChainOutput:
         """What the chain hands to the result (its buffers, not copies)."""
         n_div = int(self.divergence_count[0])
         return ChainOutput(
-            index=self.index, draws=self.draws, stats=self.stats, completed=self.done,
+            index=self.index, draws=self.draws, stats=self.stats, completed=self.run.done,
             step_size=self.state.step_size, metric=self.state.metric, init_point=self.init_point,
             divergence_iters=self.divergence_iters[:n_div],
-            divergence_points=self.divergences[:n_div], seconds=self.seconds,
+            divergence_points=self.divergences[:n_div], seconds=self.run.seconds,
         )
 
 
@@ -180,6 +175,78 @@ def sample(
         1.01, ESS below 100 per chain, E-BFMI below 0.3).
     """
     t_call = time.perf_counter()
+    request = _validate(
+        model, draws, tune, chains, seed, cores, target_accept, max_treedepth, init, step_size,
+        inv_mass_matrix, adaptation, jitter,
+    )
+    reporter = make_reporter(progress)
+    chain_list = [_init_chain(model, request, c) for c in range(chains)]
+    if needs_compiling(run_chain):
+        also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
+        reporter.note(
+            f"compiling the sampler{also}, once after installing or upgrading nutslite (tens of "
+            f"seconds); later runs load it from {cache_dir()}"
+        )
+    t_start = time.perf_counter()
+    interrupted = _run_chains(model, request, chain_list, reporter)
+    wall = time.perf_counter() - t_start
+
+    t_assemble = time.perf_counter()
+    result = _despite_interrupts(lambda: SamplingResult.from_chains(
+        model=model,
+        chains=[ch.output() for ch in chain_list],
+        tune=request.tune,
+        draws=request.draws,
+        save_warmup=save_warmup,
+        interrupted=interrupted,
+        schedule=request.schedule,
+        settings={
+            **request.settings(), "wall_seconds": wall, "setup_seconds": t_start - t_call,
+        },
+    ))
+    t_check = time.perf_counter()
+    result.settings["assemble_seconds"] = t_check - t_assemble
+    if warn and result.n_draws >= MIN_DRAWS:  # name every problem: divergences, R-hat, ...
+        _warn_problems_at_caller(result)
+        result.settings["check_seconds"] = time.perf_counter() - t_check
+    return result
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The validated arguments of one ``sample`` call."""
+
+    draws: int
+    tune: int
+    chains: int
+    seed: int
+    cores: int
+    target_accept: float
+    max_treedepth: int
+    jitter: float
+    adaptation: str
+    kind: int  # the adaptation's metric estimator (``ADAPTATION_KINDS``)
+    schedule: WarmupSchedule
+    nuts: NutsSettings
+    inits: np.ndarray | None  # (chains, dim)
+    inv_masses: np.ndarray | None  # (chains, dim) or (chains, dim, dim)
+    step_sizes: np.ndarray | None  # (chains,)
+
+    def settings(self) -> dict[str, object]:
+        """The run's arguments as ``SamplingResult.settings`` records them."""
+        return {
+            "draws": self.draws, "tune": self.tune, "chains": self.chains, "seed": self.seed,
+            "cores": self.cores, "target_accept": self.target_accept,
+            "max_treedepth": self.max_treedepth, "jitter": self.jitter,
+            "max_delta_h": MAX_DELTA_H, "adaptation": self.adaptation,
+        }
+
+
+def _validate(
+    model, draws, tune, chains, seed, cores, target_accept, max_treedepth, init, step_size,
+    inv_mass_matrix, adaptation, jitter,
+) -> _Request:
+    """``sample``'s arguments checked, each bad one named in a ``TypeError`` or ``ValueError``."""
     if not isinstance(model, Model):
         raise TypeError(f"model must be a nutslite.Model, got {type(model).__name__}")
     draws = _positive_int("draws", draws, allow_zero=False)
@@ -191,7 +258,6 @@ def sample(
         raise ValueError(f"target_accept must lie strictly between 0 and 1, got {target_accept!r}")
     if not _is_real(jitter) or not 0.0 <= jitter < 1.0:
         raise ValueError(f"jitter must lie in [0, 1), got {jitter!r}")
-    reporter = make_reporter(progress)
     trajectory_bytes = 5 * 8 * model.dim * 2**max_treedepth
     if trajectory_bytes > TRAJECTORY_MEMORY_LIMIT:
         raise ValueError(
@@ -203,7 +269,6 @@ def sample(
         seed = int(np.random.SeedSequence().entropy)
     elif isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-
     if adaptation not in ADAPTATION_KINDS:
         raise ValueError(
             f"unknown adaptation {adaptation!r}; choose one of "
@@ -211,101 +276,82 @@ def sample(
         )
     kind = ADAPTATION_KINDS[adaptation]
     dim = model.dim
-    inits = _per_chain("init", init, chains, dim)
-    inv_masses = _inv_mass_matrices(inv_mass_matrix, chains, dim, dense=kind == DENSE)
-    step_sizes = _step_sizes(step_size, chains)
     if adaptation == "grad":
         schedule = nutpie_schedule(tune)
     elif adaptation == "low_rank":
         schedule = nutpie_schedule(tune, update_freq=20)
     else:
         schedule = stan_schedule(tune)
-    settings = NutsSettings(max_treedepth, MAX_DELTA_H, float(target_accept), float(jitter), tune)
-    streams = np.random.SeedSequence(seed).spawn(chains)
-    rngs = [np.random.Generator(np.random.PCG64(s)) for s in streams]
+    return _Request(
+        draws=draws, tune=tune, chains=chains, seed=int(seed), cores=cores,
+        target_accept=float(target_accept), max_treedepth=max_treedepth, jitter=float(jitter),
+        adaptation=adaptation, kind=kind, schedule=schedule,
+        nuts=NutsSettings(max_treedepth, MAX_DELTA_H, float(target_accept), float(jitter), tune),
+        inits=_per_chain("init", init, chains, dim),
+        inv_masses=_inv_mass_matrices(inv_mass_matrix, chains, dim, dense=kind == DENSE),
+        step_sizes=_step_sizes(step_size, chains),
+    )
 
-    n_iter = tune + draws
-    chain_list = []
-    for c in range(chains):
-        rng = rngs[c]
-        q = _initial_point(model, rng, None if inits is None else inits[c], c)
-        grad = np.empty(dim)
-        logp = float(model.logp_grad(q, grad))
-        metric = _initial_metric(
-            kind, None if inv_masses is None else inv_masses[c], grad, tune
+
+def _init_chain(model: Model, request: _Request, c: int) -> _Chain:
+    """Chain ``c`` ready to run: its random stream, initial point, metric, step size (Stan's
+    heuristic, unless the user's is used as given) and buffers."""
+    stream = np.random.SeedSequence(request.seed).spawn(request.chains)[c]
+    rng = np.random.Generator(np.random.PCG64(stream))
+    dim, tune = model.dim, request.tune
+    q = _initial_point(model, rng, None if request.inits is None else request.inits[c], c)
+    grad = np.empty(dim)
+    logp = float(model.logp_grad(q, grad))
+    inv_mass = None if request.inv_masses is None else request.inv_masses[c]
+    metric = _initial_metric(request.kind, inv_mass, grad, tune)
+    user_step = 1.0 if request.step_sizes is None else float(request.step_sizes[c])
+    scratch = np.empty((5, dim))
+    eps = user_step
+    if tune > 0 or request.step_sizes is None:
+        eps, status = find_initial_step_size(
+            model.logp_grad_function, rng, metric, user_step, q, logp, grad, scratch,
+            tune < SHORT_WARMUP,  # too short to correct it: the largest that passed
         )
-        user_step = 1.0 if step_sizes is None else float(step_sizes[c])
-        scratch = np.empty((5, dim))
-        eps = user_step
-        if tune > 0 or step_sizes is None:
-            eps, status = find_initial_step_size(
-                model.logp_grad_function, rng, metric, user_step, q, logp, grad, scratch,
-                tune < SHORT_WARMUP,  # too short to correct it: the largest that passed
-            )
-            _raise_for_status(status, c, "finding the initial step size")
-        chain_list.append(
-            _Chain(
-                index=c,
-                rng=rng,
-                state=ChainState(q, grad, logp, eps, metric),
-                da=dual_averaging_start(user_step, eps, tune),
-                adapt=metric_adaptation_init(kind, dim, tune),
-                traj=allocate_trajectory(dim, max_treedepth),
-                scratch=scratch,
-                draws=np.empty((n_iter, dim)),
-                stats=np.empty((n_iter, len(STAT_NAMES))),
-                divergences=np.empty((n_iter, 2, dim)),
-                divergence_iters=np.empty(n_iter, dtype=np.int64),
-                divergence_count=np.zeros(1, dtype=np.int64),
-                init_point=q.copy(),
-            )
-        )
+        _raise_for_status(status, c, "finding the initial step size")
+    n_iter = tune + request.draws
+    return _Chain(
+        index=c,
+        rng=rng,
+        state=ChainState(q, grad, logp, eps, metric),
+        da=dual_averaging_start(user_step, eps, tune),
+        adapt=metric_adaptation_init(request.kind, dim, tune),
+        traj=allocate_trajectory(dim, request.max_treedepth),
+        scratch=scratch,
+        draws=np.empty((n_iter, dim)),
+        stats=np.empty((n_iter, len(STAT_NAMES))),
+        divergences=np.empty((n_iter, 2, dim)),
+        divergence_iters=np.empty(n_iter, dtype=np.int64),
+        divergence_count=np.zeros(1, dtype=np.int64),
+        init_point=q.copy(),
+        run=ChunkedRun(n_iter),
+    )
 
-    recorder = allocate_recorder(max_treedepth, False)
-    stop = threading.Event()
-    lock = threading.Lock()
-    waiting = list(chain_list)  # chains that are neither running a chunk nor finished
 
-    def run_chunk(chain: _Chain) -> None:
-        stop_at = min(n_iter, chain.done + chain.chunk)
-        t0 = time.perf_counter()
-        chain.state, chain.da, chain.adapt, status = run_chain(
-            model.logp_grad_function, chain.rng, chain.state, chain.da, chain.adapt, settings,
-            (schedule.collect, schedule.update, schedule.restart, schedule.retune),
-            chain.done, stop_at,
+def _run_chains(
+    model: Model, request: _Request, chain_list: list[_Chain], reporter: Reporter
+) -> bool:
+    """Run every chain to its end on ``request.cores`` threads, showing progress; returns whether
+    Ctrl-C interrupted the run. Raises ``SamplingError`` when a chain failed in warmup."""
+    recorder = allocate_recorder(request.max_treedepth, False)
+    schedule = request.schedule
+    flags = (schedule.collect, schedule.update, schedule.restart, schedule.retune)
+
+    def advance(c: int, start: int, stop: int) -> bool:
+        chain = chain_list[c]
+        chain.state, chain.da, chain.adapt, chain.status = run_chain(
+            model.logp_grad_function, chain.rng, chain.state, chain.da, chain.adapt,
+            request.nuts, flags, start, stop,
             chain.traj, recorder, chain.scratch, chain.draws, chain.stats,
             chain.divergences, chain.divergence_iters, chain.divergence_count,
         )
-        elapsed = time.perf_counter() - t0
-        chain.seconds += elapsed
-        n = stop_at - chain.done
-        chain.chunk = max(1, min(2 * n, int(CHUNK_SECONDS * n / max(elapsed, 1e-9))))
-        chain.done = stop_at
-        chain.status = status
-        if status != CHAIN_OK:
-            stop.set()  # the run fails (SamplingError below); stop the other chains now
+        return chain.status == CHAIN_OK
 
-    def worker() -> None:
-        """Run a chunk of the chain that lags most, again and again. With fewer cores than chains
-        every chain advances at the same pace, so Ctrl-C keeps the work of all of them."""
-        try:
-            while not stop.is_set():
-                with lock:
-                    if not waiting:
-                        return
-                    chain = min(waiting, key=lambda ch: ch.done)
-                    waiting.remove(chain)
-                chain.running = True
-                try:
-                    run_chunk(chain)
-                finally:
-                    chain.running = False
-                if chain.done < n_iter and chain.status == CHAIN_OK:
-                    with lock:
-                        waiting.append(chain)
-        except BaseException:
-            stop.set()  # an error in one chain stops the others promptly
-            raise
+    n_iter, tune = request.tune + request.draws, request.tune
 
     def snapshot(kept: int = n_iter) -> list[ChainProgress]:
         """Every chain's progress, with the divergences among its first ``kept`` iterations."""
@@ -313,66 +359,27 @@ def sample(
         for ch in chain_list:
             iters = ch.divergence_iters[: ch.divergence_count[0]]
             progress.append(ChainProgress(
-                ch.index, ch.done, n_iter, tune, int(np.count_nonzero(iters < kept)),
-                float(ch.state.step_size), ch.seconds,
+                ch.index, ch.run.done, n_iter, tune, int(np.count_nonzero(iters < kept)),
+                float(ch.state.step_size), ch.run.seconds,
                 warmup_divergences=int(np.count_nonzero(iters < min(tune, kept))),
-                running=ch.running,
+                running=ch.run.running,
             ))
         return progress
 
-    if needs_compiling(run_chain):
-        also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
-        reporter.note(
-            f"compiling the sampler{also}, once after installing or upgrading nutslite (tens of "
-            f"seconds); later runs load it from {cache_dir()}"
-        )
-    interrupted = False
-    t_start = time.perf_counter()
-    n_workers = min(cores, chains)
-    with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        futures = [pool.submit(worker) for _ in range(n_workers)]
-        try:
-            while wait(futures, timeout=0.1).not_done:
-                reporter.update(snapshot())
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            stop.set()  # no-op after a normal end; else every chain stops after its chunk
-            _wait_through_interrupts(futures)
+    scheduler = ChainScheduler(
+        [ch.run for ch in chain_list], advance, min(request.cores, request.chains)
+    )
+    interrupted = scheduler.run(lambda: reporter.update(snapshot()))
     # From here on the draws are finished: a Ctrl-C must not lose them. An interrupted run keeps
     # the iterations every chain completed, so the final progress counts divergences among those.
     try:
-        reporter.close(snapshot(min(ch.done for ch in chain_list)), interrupted)
+        reporter.close(snapshot(min(ch.run.done for ch in chain_list)), interrupted)
     except KeyboardInterrupt:
         pass  # the progress display is cut short; the draws are not
-    for f in futures:
-        f.result()  # re-raise any error from a chain thread
-    wall = time.perf_counter() - t_start
+    scheduler.raise_errors()  # an error from a chain thread
     for ch in chain_list:
         _raise_for_status(ch.status, ch.index, "warmup")
-
-    t_assemble = time.perf_counter()
-    result = _despite_interrupts(lambda: SamplingResult.from_chains(
-        model=model,
-        chains=[ch.output() for ch in chain_list],
-        tune=tune,
-        draws=draws,
-        save_warmup=save_warmup,
-        interrupted=interrupted,
-        schedule=schedule,
-        settings={
-            "draws": draws, "tune": tune, "chains": chains, "seed": int(seed), "cores": cores,
-            "target_accept": float(target_accept), "max_treedepth": max_treedepth,
-            "jitter": float(jitter), "max_delta_h": MAX_DELTA_H, "adaptation": adaptation,
-            "wall_seconds": wall, "setup_seconds": t_start - t_call,
-        },
-    ))
-    t_check = time.perf_counter()
-    result.settings["assemble_seconds"] = t_check - t_assemble
-    if warn and result.n_draws >= MIN_DRAWS:  # name every problem: divergences, R-hat, ...
-        _warn_problems_at_caller(result)
-        result.settings["check_seconds"] = time.perf_counter() - t_check
-    return result
+    return interrupted
 
 
 def _despite_interrupts(build: Callable[[], SamplingResult]) -> SamplingResult:
@@ -399,16 +406,6 @@ def _warn_problems_at_caller(result: SamplingResult) -> None:
             "complete. Check them with nutslite.diagnostics.warn_problems(result)",
             SamplingWarning, stacklevel=3,
         )
-
-
-def _wait_through_interrupts(futures: list) -> None:
-    """Wait for the chains to finish their current chunk, ignoring further Ctrl-C meanwhile."""
-    while True:
-        try:
-            wait(futures)
-            return
-        except KeyboardInterrupt:
-            continue
 
 
 def _is_real(value: object) -> bool:
