@@ -18,7 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from nutslite.engine.metric import Metric, as_matrix, metric_from_inv_mass
-from nutslite.engine.tree import allocate_recorder, allocate_trajectory, nuts_transition
+from nutslite.engine.tree import (
+    MAX_DELTA_H,
+    allocate_recorder,
+    allocate_trajectory,
+    nuts_transition,
+)
 from nutslite.model import Model
 
 
@@ -96,7 +101,7 @@ def record_transition(
     recorder = allocate_recorder(max_treedepth, True)
     info = nuts_transition(
         model.logp_grad_function, rng, traj, metric, float(step_size), q, logp, grad,
-        max_treedepth, 1000.0, recorder,
+        max_treedepth, MAX_DELTA_H, recorder,
     )
     positions = np.arange(info.lo, info.hi + 1)
     rows = positions & (traj.q.shape[0] - 1)

@@ -49,14 +49,13 @@ from nutslite.engine.chain import (
 )
 from nutslite.engine.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
 from nutslite.engine.stats import STAT_NAMES
-from nutslite.engine.tree import allocate_recorder, allocate_trajectory
+from nutslite.engine.tree import MAX_DELTA_H, allocate_recorder, allocate_trajectory
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
 from nutslite.result import ChainOutput, SamplingResult
 from nutslite.scheduler import ChainScheduler, ChunkedRun
 
 MAX_INIT_TRIES = 100  # Stan's number of attempts at a random initial point
-MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0
 TRAJECTORY_MEMORY_LIMIT = 2**31  # bytes of trajectory buffers per chain
 
 

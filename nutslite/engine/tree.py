@@ -54,6 +54,8 @@ from nutslite._numba import jit
 from nutslite.engine.integrators import leapfrog
 from nutslite.engine.metric import sample_momentum, velocity
 
+MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
+
 Trajectory = namedtuple("Trajectory", ["q", "p", "v", "grad", "logp", "energy", "rho_prefix"])
 Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated once per chain).
 

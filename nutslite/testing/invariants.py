@@ -48,10 +48,9 @@ from scipy import stats
 from nutslite._numba import jit
 from nutslite.engine.integrators import leapfrog as _leapfrog_step
 from nutslite.engine.metric import metric_from_inv_mass
+from nutslite.engine.tree import MAX_DELTA_H
 from nutslite.model import Model
 from nutslite.recorder import TransitionRecord, record_transition
-
-MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0
 
 Integrator = Callable[[Model, np.ndarray, np.ndarray, float, np.ndarray, int], tuple]
 
