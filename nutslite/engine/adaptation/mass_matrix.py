@@ -29,24 +29,40 @@ recomputed from the foreground after every draw, and at a switch the background 
 foreground and starts afresh (``nutslite.engine.adaptation.windows.nutpie_schedule``). The ratio is
 clipped to ``[1e-20, 1e20]`` as in nuts-rs.
 
-*Where ``"grad"`` departs from nutpie* (nuts-rs, in the files named). nutslite keeps Stan's
-step-size machinery around nutpie's metric, so:
+*Where ``"grad"`` departs from nutpie.* The nutpie compared against (0.16.8, in
+``benchmarks/bench_radon_warmup.py``) bundles nuts-rs 0.17.4; the files named are nuts-rs's.
+nutslite keeps Stan's step-size machinery (``step_size``) around nutpie's metric, so:
 
-* the step size is adapted with Stan's acceptance statistic (the mean of ``min(1, e^{-dH})``)
-  throughout warmup; nuts-rs switches to the symmetric ``mean 2 / (1 + e^{|dH|})`` in the final,
-  step-size-only phase (``AcceptanceRateCollector``, ``update_estimator_late``);
+* the step size is tuned on Stan's acceptance statistic, the mean over the trajectory's leapfrog
+  states of ``min(1, e^{-dH})``, throughout warmup. nuts-rs switches to the symmetric
+  ``mean 2 min(1, e^{-dH}) / (1 + e^{-dH})`` once no further window switch fits, from iteration
+  771 of 1000 on (``adapt_strategy.rs``, ``is_late``; ``AcceptanceRateCollector``). The
+  symmetric statistic also penalises energy decreases, so it is smaller and gives slightly
+  smaller step sizes; the engine's transitions report Stan's statistic only;
+* nuts-rs's initial step-size search starts from 0.1 at every call, keeps one momentum for all
+  trial steps and compares ``min(1, e^{-dH})`` with ``target_accept``; nutslite runs Stan's
+  heuristic (a fresh momentum per trial, threshold 0.8) from the user's step size (default 1);
 * dual averaging may propose any step size; nuts-rs caps ``log eps`` at ``log pi``;
 * no jitter unless asked for (``jitter=0``, Stan's default); nuts-rs jitters every step size by
   a uniform +-10% by default (``StepSizeSettings::default``);
-* every warmup draw feeds the estimators; nuts-rs leaves out draws where the chain did not move
-  (``index_in_trajectory == 0``) and divergent draws unless ``|index| > 4``
-  (``DrawGradCollector``);
-* the initial step size comes from Stan's single-step heuristic, not from nuts-rs's search on
-  the acceptance statistic against ``target_accept``, and short warmups follow
-  ``nutslite.engine.adaptation.windows`` and ``step_size`` ("Short warmups").
+* the estimators start empty and take every warmup draw. nuts-rs adds the initial point and its
+  gradient, and leaves out draws where the chain did not move (``index_in_trajectory == 0``) and
+  divergent draws unless ``|index| > 4`` (``DrawGradCollector``);
+* short warmups follow ``nutslite.engine.adaptation.windows`` and ``step_size`` ("Short
+  warmups"); windows keep 80 draws as in nuts-rs 0.17, not the 1.5x growth of nuts-rs 0.18
+  (``windows``).
 
 Why: one engine serves all four adaptations, and its transitions replay Stan's ``base_nuts``
-exactly; ``sample(jitter=0.1)`` gives nutpie's jitter back.
+exactly (the symmetric statistic and a moved-or-not flag would have to come out of the tree);
+``sample(jitter=0.1)`` gives nutpie's jitter back. None of these decides ESS per gradient on
+radon: over seeds 1 to 5 (``bench_radon_warmup.py``) both samplers end warmup with the same step
+size (medians 0.380 and 0.379), acceptance (0.81 and 0.80), tree depth (3.98 and 3.94) and
+warmup gradients (55,386 and 57,537 for seed 1). Their minimum bulk ESS is always that of
+``log sigma_b``, whose posterior is skewed (skewness -2.4): ``sqrt(Var x / Var g)`` puts its
+inverse mass at 0.11 to 0.32 per chain (both samplers) against a posterior variance of 0.61.
+With the metric held fixed (step size 0.38), its ESS per gradient falls by 30% when that entry
+goes from 0.2 to 0.1. This spread between chains, not the step size, moves the per-seed ESS of
+either sampler by up to 2x.
 
 ``LOW_RANK`` (nutpie's ``low_rank``; Seyboldt, Carlson & Carpenter 2026) adds, on top of that
 diagonal ``D^2``, the directions in which the whitened posterior is far from isotropic. From the
