@@ -24,13 +24,7 @@ import numpy as np
 from nutslite._diagnostic_kernels import _statistics_kernel
 from nutslite._numba import cache_dir, needs_compiling
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
-from nutslite.engine.adaptation.mass_matrix import (
-    ADAPTATION_KINDS,
-    DENSE,
-    LOW_RANK,
-    initial_inv_mass,
-    metric_adaptation_init,
-)
+from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
 from nutslite.engine.adaptation.step_size import (
     SHORT_WARMUP,
     STEP_SIZE_IMPROPER,
@@ -39,7 +33,7 @@ from nutslite.engine.adaptation.step_size import (
     dual_averaging_start,
     find_initial_step_size,
 )
-from nutslite.engine.adaptation.windows import WarmupSchedule, nutpie_schedule, stan_schedule
+from nutslite.engine.adaptation.windows import WarmupSchedule
 from nutslite.engine.chain import (
     CHAIN_METRIC_OVERFLOW,
     CHAIN_OK,
@@ -47,7 +41,7 @@ from nutslite.engine.chain import (
     NutsSettings,
     run_chain,
 )
-from nutslite.engine.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
+from nutslite.engine.metric import DENSE, initial_metric
 from nutslite.engine.stats import STAT_NAMES
 from nutslite.engine.tree import MAX_DELTA_H, allocate_recorder, allocate_trajectory
 from nutslite.model import Model
@@ -224,7 +218,7 @@ class _Request:
     max_treedepth: int
     jitter: float
     adaptation: str
-    kind: int  # the adaptation's metric estimator (``ADAPTATION_KINDS``)
+    warmup: Adaptation  # ``ADAPTATIONS[adaptation]``
     schedule: WarmupSchedule
     nuts: NutsSettings
     inits: np.ndarray | None  # (chains, dim)
@@ -268,26 +262,22 @@ def _validate(
         seed = int(np.random.SeedSequence().entropy)
     elif isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-    if adaptation not in ADAPTATION_KINDS:
+    if adaptation not in ADAPTATIONS:
         raise ValueError(
             f"unknown adaptation {adaptation!r}; choose one of "
-            f"{', '.join(map(repr, ADAPTATION_KINDS))}"
+            f"{', '.join(map(repr, ADAPTATIONS))}"
         )
-    kind = ADAPTATION_KINDS[adaptation]
+    warmup = ADAPTATIONS[adaptation]
     dim = model.dim
-    if adaptation == "grad":
-        schedule = nutpie_schedule(tune)
-    elif adaptation == "low_rank":
-        schedule = nutpie_schedule(tune, update_freq=20)
-    else:
-        schedule = stan_schedule(tune)
     return _Request(
         draws=draws, tune=tune, chains=chains, seed=int(seed), cores=cores,
         target_accept=float(target_accept), max_treedepth=max_treedepth, jitter=float(jitter),
-        adaptation=adaptation, kind=kind, schedule=schedule,
+        adaptation=adaptation, warmup=warmup, schedule=warmup.schedule(tune),
         nuts=NutsSettings(max_treedepth, MAX_DELTA_H, float(target_accept), float(jitter), tune),
         inits=_per_chain("init", init, chains, dim),
-        inv_masses=_inv_mass_matrices(inv_mass_matrix, chains, dim, dense=kind == DENSE),
+        inv_masses=_inv_mass_matrices(
+            inv_mass_matrix, chains, dim, dense=warmup.metric_kind == DENSE
+        ),
         step_sizes=_step_sizes(step_size, chains),
     )
 
@@ -302,7 +292,9 @@ def _init_chain(model: Model, request: _Request, c: int) -> _Chain:
     grad = np.empty(dim)
     logp = float(model.logp_grad(q, grad))
     inv_mass = None if request.inv_masses is None else request.inv_masses[c]
-    metric = _initial_metric(request.kind, inv_mass, grad, tune)
+    if inv_mass is None:
+        inv_mass = request.warmup.initial_inv_mass(grad, tune)
+    metric = initial_metric(request.warmup.metric_kind, inv_mass)
     user_step = 1.0 if request.step_sizes is None else float(request.step_sizes[c])
     scratch = np.empty((5, dim))
     eps = user_step
@@ -318,7 +310,7 @@ def _init_chain(model: Model, request: _Request, c: int) -> _Chain:
         rng=rng,
         state=ChainState(q, grad, logp, eps, metric),
         da=dual_averaging_start(user_step, eps, tune),
-        adapt=metric_adaptation_init(request.kind, dim, tune),
+        adapt=request.warmup.estimator(dim, tune),
         traj=allocate_trajectory(dim, request.max_treedepth),
         scratch=scratch,
         draws=np.empty((n_iter, dim)),
@@ -477,20 +469,6 @@ def _inv_mass_matrices(value: object, chains: int, dim: int, dense: bool) -> np.
                 ) from err
         return mats
     return _per_chain("inv_mass_matrix", value, chains, dim, positive=True)
-
-
-def _initial_metric(
-    kind: int, inv_mass: np.ndarray | None, grad: np.ndarray, tune: int
-) -> Metric:
-    """The metric warmup starts from: the user's, else the adaptation's default."""
-    if inv_mass is None:
-        inv_mass = initial_inv_mass(kind, grad, tune)
-    if kind == DENSE:
-        return dense_metric(inv_mass if inv_mass.ndim == 2 else np.diag(inv_mass))
-    if kind == LOW_RANK:  # starts diagonal; warmup adds the low-rank part
-        n = len(inv_mass)
-        return low_rank_metric(inv_mass.copy(), np.zeros((n, n)), np.ones(n))
-    return diagonal_metric(inv_mass.copy())
 
 
 def _step_sizes(step_size: object, chains: int) -> np.ndarray | None:

@@ -68,6 +68,18 @@ def low_rank_metric(diag: np.ndarray, basis: np.ndarray, eigvals: np.ndarray) ->
     )
 
 
+def initial_metric(kind: int, inv_mass: np.ndarray) -> Metric:
+    """The metric of ``kind`` that warmup starts from, with inverse mass matrix ``inv_mass``: a
+    vector (its diagonal) or, for ``DENSE``, also a matrix. A ``LOW_RANK`` metric starts diagonal;
+    warmup adds the low-rank part."""
+    if kind == DENSE:
+        return dense_metric(inv_mass if inv_mass.ndim == 2 else np.diag(inv_mass))
+    if kind == LOW_RANK:
+        n = len(inv_mass)
+        return low_rank_metric(inv_mass.copy(), np.zeros((n, n)), np.ones(n))
+    return diagonal_metric(inv_mass.copy())
+
+
 def metric_from_inv_mass(inv_mass: np.ndarray | None, dim: int) -> Metric:
     """The metric with inverse mass matrix ``inv_mass``: a vector gives a diagonal metric, a
     ``(dim, dim)`` matrix a dense one, ``None`` the identity."""

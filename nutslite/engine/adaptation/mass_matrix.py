@@ -3,7 +3,10 @@ r"""Mass-matrix adaptation: estimate ``M^{-1}`` from warmup draws (and gradients
 Running moments use Welford's (1962) update, one draw at a time:
 ``n += 1;  d = x - mean;  mean += d / n;  m2 += d * (x - mean)``.
 
-Three estimators share one state (``MetricAdaptation``), chosen by ``kind``:
+Four estimators, each with a state of its own (a tuple type; the compiled functions
+``adaptation_collect``, ``adaptation_update`` and ``adaptation_restart`` pick the estimator's code
+by the state's type, so a chain loop compiles only the estimator in use). Which adaptation uses
+which estimator, metric and window schedule is the table in ``nutslite.engine.adaptation``.
 
 ``STAN`` (Stan's ``var_adaptation.hpp``): the regularised sample variance of the window's draws,
 shrunk towards a small multiple of the identity so that short windows cannot produce a
@@ -99,55 +102,56 @@ from collections import namedtuple
 
 import numpy as np
 from numba import objmode
-from numba.extending import overload
 
 from nutslite._blas import single_blas_thread
-from nutslite._numba import JIT_DISABLED, by_type, jit
+from nutslite._numba import by_type, jit
 from nutslite.engine.adaptation.windows import MIN_LIVE_WARMUP
 
-STAN, DENSE, GRAD, LOW_RANK = 0, 1, 2, 3
-ADAPTATION_KINDS = {"stan": STAN, "dense": DENSE, "grad": GRAD, "low_rank": LOW_RANK}
 GRAD_CLIP = 1e20
 LOW_RANK_GAMMA = 1e-5  # ridge per draw in the whitened subspace (nuts-rs LowRankSettings)
 LOW_RANK_CUTOFF = 2.0  # keep eigenvalues outside [1/c, c] (nuts-rs eigval_cutoff)
 
-_ADAPTATION_FIELDS = [
-    "kind", "n", "x_mean", "x_m2", "g_mean", "g_m2",
-    "n_bg", "bg_x_mean", "bg_x_m2", "bg_g_mean", "bg_g_m2", "cov_m2",
-    "n_total", "history_x", "history_g",
-]
-# one tuple type per kind, so that a compiled chain loop contains its own kind's estimator only
-# (the functions below pick the kind's code by type, ``nutslite._numba.by_type``)
-StanAdaptation = namedtuple("StanAdaptation", _ADAPTATION_FIELDS)
-DenseAdaptation = namedtuple("DenseAdaptation", _ADAPTATION_FIELDS)
-GradAdaptation = namedtuple("GradAdaptation", _ADAPTATION_FIELDS)
-LowRankAdaptation = namedtuple("LowRankAdaptation", _ADAPTATION_FIELDS)
-_ADAPTATION_TYPES = {
-    STAN: StanAdaptation, DENSE: DenseAdaptation, GRAD: GradAdaptation, LOW_RANK: LowRankAdaptation
-}
+StanAdaptation = namedtuple("StanAdaptation", ["n", "x_mean", "x_m2"])
+StanAdaptation.__doc__ = """Stan's windowed variance: count, mean and sum of squared deviations
+of the window's draws."""
+DenseAdaptation = namedtuple("DenseAdaptation", ["n", "x_mean", "cov_m2"])
+DenseAdaptation.__doc__ = """Stan's windowed covariance: count, mean and sum of outer products of
+deviations ``(dim, dim)`` of the window's draws."""
+GradAdaptation = namedtuple("GradAdaptation", [
+    "n", "x_mean", "x_m2", "g_mean", "g_m2", "n_bg", "bg_x_mean", "bg_x_m2", "bg_g_mean", "bg_g_m2",
+])
+GradAdaptation.__doc__ = """nutpie's draw and gradient variances: count, means and sums of
+squared deviations of the foreground's draws ``x_*`` and gradients ``g_*``, and the same for the
+background (``n_bg``, ``bg_*``), which replaces the foreground at a switch."""
+LowRankAdaptation = namedtuple(
+    "LowRankAdaptation", ["n", "n_bg", "n_total", "history_x", "history_g"]
+)
+LowRankAdaptation.__doc__ = """nutpie's low-rank estimator: every collected draw and gradient
+(``history_*``, ``(num_warmup, dim)``; ``n_total`` rows so far), of which the foreground is the
+last ``n`` and the background the last ``n_bg``."""
 MetricAdaptation = StanAdaptation | DenseAdaptation | GradAdaptation | LowRankAdaptation
-"""Running moments for mass-matrix adaptation (one tuple type per kind, same fields).
-
-``n``, ``x_*``, ``g_*``: count, mean and sum of squared deviations of the (foreground) draws and
-gradients; ``n_bg``, ``bg_*``: the background estimator of ``GRAD``; ``cov_m2``: the sum of outer
-products of ``DENSE``; ``history_*``: every collected draw and gradient of ``LOW_RANK`` (the
-foreground is the last ``n`` rows of the ``n_total`` so far). Arrays a kind does not use are
-empty."""
 
 
-def metric_adaptation_init(kind: int, dim: int, num_warmup: int) -> MetricAdaptation:
-    """Empty estimators for ``kind`` in ``dim`` dimensions over ``num_warmup`` iterations."""
-    def vec(used: bool) -> np.ndarray:
-        return np.zeros(dim if used else 0)
+def stan_adaptation_init(dim: int, num_warmup: int) -> StanAdaptation:
+    """An empty windowed-variance estimator in ``dim`` dimensions."""
+    return StanAdaptation(0.0, np.zeros(dim), np.zeros(dim))
 
-    grad = kind == GRAD
-    history = (num_warmup, dim) if kind == LOW_RANK else (0, 0)
-    return _ADAPTATION_TYPES[kind](
-        kind, 0.0, vec(True), vec(True), vec(grad), vec(grad),
-        0.0, vec(grad), vec(grad), vec(grad), vec(grad),
-        np.zeros((dim, dim) if kind == DENSE else (0, 0)),
-        0.0, np.zeros(history), np.zeros(history),
-    )
+
+def dense_adaptation_init(dim: int, num_warmup: int) -> DenseAdaptation:
+    """An empty windowed-covariance estimator in ``dim`` dimensions."""
+    return DenseAdaptation(0.0, np.zeros(dim), np.zeros((dim, dim)))
+
+
+def grad_adaptation_init(dim: int, num_warmup: int) -> GradAdaptation:
+    """Empty foreground and background draw and gradient variances in ``dim`` dimensions."""
+    return GradAdaptation(0.0, *(np.zeros(dim) for _ in range(4)), 0.0,
+                          *(np.zeros(dim) for _ in range(4)))
+
+
+def low_rank_adaptation_init(dim: int, num_warmup: int) -> LowRankAdaptation:
+    """Room for every draw and gradient of ``num_warmup`` iterations in ``dim`` dimensions."""
+    return LowRankAdaptation(0.0, 0.0, 0.0, np.zeros((num_warmup, dim)),
+                             np.zeros((num_warmup, dim)))
 
 
 @jit
@@ -157,28 +161,6 @@ def _welford(n, mean, m2, x):
         d = x[i] - mean[i]
         mean[i] += d / n
         m2[i] += d * (x[i] - mean[i])
-
-
-def _with_counts(state, n, n_bg, n_total):
-    """``state`` with new counts (namedtuples are immutable; the arrays are shared)."""
-    return state._replace(n=n, n_bg=n_bg, n_total=n_total)
-
-
-if not JIT_DISABLED:
-
-    @overload(_with_counts)
-    def _with_counts_typed(state, n, n_bg, n_total):
-        """Compiled: a new tuple of the state's own type (Numba has no ``_replace``)."""
-        cls = state.instance_class
-
-        def with_counts(state, n, n_bg, n_total):
-            return cls(
-                state.kind, n, state.x_mean, state.x_m2, state.g_mean, state.g_m2, n_bg,
-                state.bg_x_mean, state.bg_x_m2, state.bg_g_mean, state.bg_g_m2, state.cov_m2,
-                n_total, state.history_x, state.history_g,
-            )
-
-        return with_counts
 
 
 @jit
@@ -193,12 +175,13 @@ def _all_finite(x):
 
 @jit
 def _collect_low_rank(state, x, g):
-    n = state.n + 1.0
     row = int(state.n_total)
     for i in range(x.shape[0]):
         state.history_x[row, i] = x[i]
         state.history_g[row, i] = g[i]
-    return _with_counts(state, n, state.n_bg + 1.0, state.n_total + 1.0)
+    return LowRankAdaptation(
+        state.n + 1.0, state.n_bg + 1.0, state.n_total + 1.0, state.history_x, state.history_g
+    )
 
 
 @jit
@@ -209,15 +192,16 @@ def _collect_dense(state, x, g):
         d = x[i] - state.x_mean[i]
         for j in range(dim):
             state.cov_m2[i, j] += d * (x[j] - state.x_mean[j]) * (n - 1.0) / n
-    _welford(n, state.x_mean, state.x_m2, x)
-    return _with_counts(state, n, state.n_bg, state.n_total)
+    for i in range(dim):
+        state.x_mean[i] += (x[i] - state.x_mean[i]) / n
+    return DenseAdaptation(n, state.x_mean, state.cov_m2)
 
 
 @jit
 def _collect_stan(state, x, g):
     n = state.n + 1.0
     _welford(n, state.x_mean, state.x_m2, x)
-    return _with_counts(state, n, state.n_bg, state.n_total)
+    return StanAdaptation(n, state.x_mean, state.x_m2)
 
 
 @jit
@@ -228,7 +212,10 @@ def _collect_grad(state, x, g):
     n_bg = state.n_bg + 1.0
     _welford(n_bg, state.bg_x_mean, state.bg_x_m2, x)
     _welford(n_bg, state.bg_g_mean, state.bg_g_m2, g)
-    return _with_counts(state, n, n_bg, state.n_total)
+    return GradAdaptation(
+        n, state.x_mean, state.x_m2, state.g_mean, state.g_m2,
+        n_bg, state.bg_x_mean, state.bg_x_m2, state.bg_g_mean, state.bg_g_m2,
+    )
 
 
 adaptation_collect = by_type({
@@ -316,7 +303,7 @@ adaptation"), leaving the metric partly updated."""
 
 @jit
 def _restart_low_rank(state):
-    return _with_counts(state, state.n_bg, 0.0, state.n_total)
+    return LowRankAdaptation(state.n_bg, 0.0, state.n_total, state.history_x, state.history_g)
 
 
 @jit
@@ -330,20 +317,29 @@ def _restart_grad(state):
         state.bg_x_m2[i] = 0.0
         state.bg_g_mean[i] = 0.0
         state.bg_g_m2[i] = 0.0
-    return _with_counts(state, state.n_bg, 0.0, state.n_total)
+    return GradAdaptation(
+        state.n_bg, state.x_mean, state.x_m2, state.g_mean, state.g_m2,
+        0.0, state.bg_x_mean, state.bg_x_m2, state.bg_g_mean, state.bg_g_m2,
+    )
 
 
 @jit
 def _restart_stan(state):
     state.x_mean[:] = 0.0
     state.x_m2[:] = 0.0
+    return StanAdaptation(0.0, state.x_mean, state.x_m2)
+
+
+@jit
+def _restart_dense(state):
+    state.x_mean[:] = 0.0
     state.cov_m2[:, :] = 0.0
-    return _with_counts(state, 0.0, 0.0, state.n_total)
+    return DenseAdaptation(0.0, state.x_mean, state.cov_m2)
 
 
 adaptation_restart = by_type({
     StanAdaptation: _restart_stan,
-    DenseAdaptation: _restart_stan,
+    DenseAdaptation: _restart_dense,
     GradAdaptation: _restart_grad,
     LowRankAdaptation: _restart_low_rank,
 })
@@ -399,17 +395,20 @@ def _low_rank_estimate(xs, gs, diag, basis, eigvals) -> None:
     eigvals[:k] = lam[keep]
 
 
-def initial_inv_mass(kind: int, grad: np.ndarray, num_warmup: int) -> np.ndarray:
-    """The starting diagonal: ones (Stan, and any run without warmup), or nutpie's start for
-    ``GRAD`` and ``LOW_RANK``, ``1 / |grad log p(q0)|``. Deviation from nuts-rs, which clips
+def unit_inv_mass(grad: np.ndarray, num_warmup: int) -> np.ndarray:
+    """Stan's starting diagonal: ones."""
+    return np.ones(len(grad))
+
+
+def gradient_inv_mass(grad: np.ndarray, num_warmup: int) -> np.ndarray:
+    """nutpie's starting diagonal, ``1 / |grad log p(q0)|``. Deviation from nuts-rs, which clips
     that to ``[1e-20, 1e20]``: a zero or non-finite gradient entry gets 1 (a zero gradient at
     the start would otherwise give a 1e20 inverse mass, the pitfall of roualdes/bridgestan#320),
-    and the rest is clipped to ``[1e-10, 1e10]``. Ones too below ``MIN_LIVE_WARMUP`` warmup
+    and the rest is clipped to ``[1e-10, 1e10]``. Ones below ``MIN_LIVE_WARMUP`` warmup
     iterations, where the schedule adapts no metric and nothing would replace that start."""
-    if kind not in (GRAD, LOW_RANK) or num_warmup < MIN_LIVE_WARMUP:
+    if num_warmup < MIN_LIVE_WARMUP:
         return np.ones(len(grad))
     size = np.abs(grad)
     usable = np.isfinite(size) & (size > 0)
     inv = np.divide(1.0, size, out=np.ones_like(size), where=usable)
     return np.clip(inv, 1e-10, 1e10)
-
