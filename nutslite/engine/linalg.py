@@ -15,16 +15,16 @@ units in the last place, and is no less accurate (pairwise summation bounds, Hig
 The U-turn criterion's six dot products are each summed in two interleaved partial sums (even and
 odd coordinates), all six in one pass (``uturn_dots``).
 
-**Packed kernels.** The partial sums are lanes of a vector register, and the leapfrog's
-element-wise updates need no reordering at all. Yet Numba 0.65 compiles these loops to scalar
-instructions (``vaddsd``, ``vmulsd``): it turns LLVM's SLP vectoriser off (numba PR #8852), and
-the loop vectoriser may not reassociate a sum. So the functions here have two bodies. The Python
-body is the definition: it runs under ``NUMBA_DISABLE_JIT=1`` and spells out the order of
-operations. Compiled callers run instead a kernel emitted with llvmlite that performs the same
-operations in the same order on ``<4 x double>`` vectors (``ymm`` registers): lane ``j`` of an
-accumulator is the partial sum ``s_j``. IEEE arithmetic on each lane does not depend on the width
-of the instruction, and floating-point contraction stays off, so both bodies give bit-identical
-results (``tests/test_engine.py`` compares them).
+**Packed kernels.** The partial sums are lanes of a vector register, yet Numba 0.65 compiles these
+loops to scalar instructions (``vaddsd``, ``vmulsd``): it turns LLVM's SLP vectoriser off (numba PR
+#8852), and the loop vectoriser may not reassociate a sum. So ``uturn_dots``, the costliest of
+them, has two bodies. The Python body is the definition: it runs under ``NUMBA_DISABLE_JIT=1`` and
+spells out the order of operations. Compiled callers run instead a kernel emitted with llvmlite
+that performs the same operations in the same order on ``<4 x double>`` vectors (``ymm``
+registers), each lane one partial sum. IEEE arithmetic on each lane does not depend on the width of
+the instruction, and floating-point contraction stays off, so both bodies give bit-identical
+results (``tests/test_engine.py`` compares them). The leapfrog's element-wise loops have no such
+kernel: a hand-written ``<4 x double>`` one was no faster (``benchmarks/README.md``).
 """
 
 from __future__ import annotations
