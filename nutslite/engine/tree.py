@@ -52,6 +52,7 @@ import numpy as np
 
 from nutslite._numba import jit
 from nutslite.engine.integrators import leapfrog
+from nutslite.engine.linalg import uturn_dots
 from nutslite.engine.metric import sample_momentum, velocity
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
@@ -149,53 +150,16 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     ``p#_d . rho > 0`` with ``rho = R[d] - R[c - 1]``.
 
     All three are evaluated, as Stan does, so the recorder sees every one. Their six dot products
-    are summed in one pass over the coordinates, which reads the four velocities and four prefix
-    sums once instead of three times; each dot product is summed in two interleaved partial sums
-    (even and odd coordinates), a fixed order that compiled and interpreted runs share
-    (``nutslite.engine.linalg``).
+    are summed in one pass (``nutslite.engine.linalg.uturn_dots``).
     """
-    v, r = traj.v, traj.rho_prefix
-    mask, prefix_mask = v.shape[0] - 1, r.shape[0] - 1  # rows of states and of prefix sums
-    va, vb, vm, vn = a & mask, b & mask, m & mask, (m + 1) & mask
-    rb, ra, rn, rm = b & prefix_mask, (a - 1) & prefix_mask, (m + 1) & prefix_mask, (
-        (m - 1) & prefix_mask
+    mask, prefix_mask = traj.v.shape[0] - 1, traj.rho_prefix.shape[0] - 1
+    whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots(
+        traj.v, traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
+        (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask,
     )
-    whole_a0 = whole_a1 = whole_b0 = whole_b1 = 0.0
-    left_a0 = left_a1 = left_n0 = left_n1 = 0.0
-    right_m0 = right_m1 = right_b0 = right_b1 = 0.0
-    dim = v.shape[1]
-    even = dim - dim % 2
-    for i in range(0, even, 2):
-        j = i + 1
-        rho_i, rho_j = r[rb, i] - r[ra, i], r[rb, j] - r[ra, j]  # whole [a, b]
-        whole_a0 += v[va, i] * rho_i
-        whole_a1 += v[va, j] * rho_j
-        whole_b0 += v[vb, i] * rho_i
-        whole_b1 += v[vb, j] * rho_j
-        rho_i, rho_j = r[rn, i] - r[ra, i], r[rn, j] - r[ra, j]  # left [a, m + 1]
-        left_a0 += v[va, i] * rho_i
-        left_a1 += v[va, j] * rho_j
-        left_n0 += v[vn, i] * rho_i
-        left_n1 += v[vn, j] * rho_j
-        rho_i, rho_j = r[rb, i] - r[rm, i], r[rb, j] - r[rm, j]  # right [m, b]
-        right_m0 += v[vm, i] * rho_i
-        right_m1 += v[vm, j] * rho_j
-        right_b0 += v[vb, i] * rho_i
-        right_b1 += v[vb, j] * rho_j
-    if even < dim:
-        i = even
-        rho_i = r[rb, i] - r[ra, i]
-        whole_a0 += v[va, i] * rho_i
-        whole_b0 += v[vb, i] * rho_i
-        rho_i = r[rn, i] - r[ra, i]
-        left_a0 += v[va, i] * rho_i
-        left_n0 += v[vn, i] * rho_i
-        rho_i = r[rb, i] - r[rm, i]
-        right_m0 += v[vm, i] * rho_i
-        right_b0 += v[vb, i] * rho_i
-    whole = not (whole_a0 + whole_a1 > 0.0 and whole_b0 + whole_b1 > 0.0)
-    left = not (left_a0 + left_a1 > 0.0 and left_n0 + left_n1 > 0.0)
-    right = not (right_m0 + right_m1 > 0.0 and right_b0 + right_b1 > 0.0)
+    whole = not (whole_a > 0.0 and whole_b > 0.0)
+    left = not (left_a > 0.0 and left_n > 0.0)
+    right = not (right_m > 0.0 and right_b > 0.0)
     record_check(recorder, a, b, merge_depth, top_level, whole)
     record_check(recorder, a, m + 1, merge_depth, top_level, left)
     record_check(recorder, m, b, merge_depth, top_level, right)
