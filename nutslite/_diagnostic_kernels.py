@@ -297,10 +297,18 @@ def _fft(re, im, twiddles):
         if i < j:
             re[i], re[j] = re[j], re[i]
             im[i], im[j] = im[j], im[i]
-    for a in range(0, size - 1, 2):  # the first stage: twiddle factor 1
-        xr, xi, yr, yi = re[a], im[a], re[a + 1], im[a + 1]
-        re[a], im[a], re[a + 1], im[a + 1] = xr + yr, xi + yi, xr - yr, xi - yi
-    half = 2
+    half = 1
+    if size >= 4:  # the first two stages at once: twiddle factors 1 and -i
+        for a in range(0, size, 4):
+            s0r, s0i = re[a] + re[a + 1], im[a] + im[a + 1]
+            d0r, d0i = re[a] - re[a + 1], im[a] - im[a + 1]
+            s1r, s1i = re[a + 2] + re[a + 3], im[a + 2] + im[a + 3]
+            d1r, d1i = re[a + 2] - re[a + 3], im[a + 2] - im[a + 3]
+            re[a], im[a] = s0r + s1r, s0i + s1i
+            re[a + 2], im[a + 2] = s0r - s1r, s0i - s1i
+            re[a + 1], im[a + 1] = d0r + d1i, d0i - d1r
+            re[a + 3], im[a + 3] = d0r - d1i, d0i + d1r
+        half = 4
     while half < size:
         wr = twiddles[0, half : 2 * half]
         wi = twiddles[1, half : 2 * half]
@@ -335,46 +343,40 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
     size = 2 * block
     re = np.empty(size)
     im = np.empty(size)
-    spectra = np.empty((2, 2, block + 1))  # the (re, im) spectra of the two segments
-    previous = np.empty((2, block + 1))
+    previous = np.zeros((2, block + 1))  # the spectrum of the segment before the pair
     total = np.zeros((2, block + 1))
     segments = (n + block - 1) // block
     count = chains * segments
     for pair in range(0, count, 2):
-        for i in range(size):
-            re[i] = 0.0
-            im[i] = 0.0
-        for side in range(min(2, count - pair)):
-            segment = pair + side
-            start = segment // segments * n + segment % segments * block
-            length = min(block, n - segment % segments * block)
+        for side in range(2):
             target = re if side == 0 else im
-            for i in range(length):
-                target[i] = centred[start + i]
-        _fft(re, im, twiddles)
-        for k in range(block + 1):
-            mirror = (size - k) % size
-            zr, zi, wr, wi = re[k], im[k], re[mirror], im[mirror]
-            spectra[0, 0, k] = 0.5 * (zr + wr)
-            spectra[0, 1, k] = 0.5 * (zi - wi)
-            spectra[1, 0, k] = 0.5 * (zi + wi)
-            spectra[1, 1, k] = 0.5 * (wr - zr)
-        for side in range(min(2, count - pair)):
             segment = pair + side
-            xr, xi = spectra[side, 0], spectra[side, 1]
-            follows = segment % segments > 0  # the previous segment is of the same chain
-            for k in range(block + 1):
-                total[0, k] += xr[k] * xr[k] + xi[k] * xi[k]
-            if follows:
-                sign = 1.0
-                for k in range(block + 1):
-                    pr, pi = previous[0, k], previous[1, k]
-                    total[0, k] += sign * (pr * xr[k] + pi * xi[k])
-                    total[1, k] += sign * (pr * xi[k] - pi * xr[k])
-                    sign = -sign
-            for k in range(block + 1):
-                previous[0, k] = xr[k]
-                previous[1, k] = xi[k]
+            length = 0
+            if segment < count:
+                start = segment // segments * n + segment % segments * block
+                length = min(block, n - segment % segments * block)
+                for i in range(length):
+                    target[i] = centred[start + i]
+            for i in range(length, size):
+                target[i] = 0.0
+        _fft(re, im, twiddles)
+        # 1.0 where a segment continues the one before it in the same chain, else 0.0
+        first_follows = 1.0 if pair % segments > 0 else 0.0
+        second_follows = 1.0 if (pair + 1) % segments > 0 else 0.0
+        sign = 1.0
+        for k in range(block + 1):
+            mirror = size - k if k else 0
+            zr, zi, wr, wi = re[k], im[k], re[mirror], im[mirror]
+            ar, ai = 0.5 * (zr + wr), 0.5 * (zi - wi)  # the first segment's spectrum
+            br, bi = 0.5 * (zi + wi), 0.5 * (wr - zr)  # the second's
+            pr, pi = previous[0, k], previous[1, k]
+            first, second = sign * first_follows, sign * second_follows
+            total[0, k] += ((ar * ar + ai * ai) + (br * br + bi * bi)) + (
+                first * (pr * ar + pi * ai) + second * (ar * br + ai * bi)
+            )
+            total[1, k] += first * (pr * ai - pi * ar) + second * (ar * bi - ai * br)
+            previous[0, k], previous[1, k] = br, bi
+            sign = -sign
     # the inverse transform of the Hermitian sum, as the forward transform of its conjugate
     for k in range(block + 1):
         re[k] = total[0, k]
