@@ -19,8 +19,8 @@ bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per s
   linearly (up to the logarithm of the lags needed) with the number of draws.
 
 Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
-the batch in a thread pool, one slice per core. Sums are NumPy's pairwise summation
-(:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the
+the batch in a thread pool, one thread per core, four slices per thread. Sums are NumPy's
+pairwise summation (:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the
 autocovariances differ from a whole-chain FFT's by rounding only, so every statistic equals the
 NumPy/SciPy formulation (``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagnostics` used
 before, and ArviZ 0.23, to about 1e-14 relative. (Geyer's scan and the quantile indicators make
@@ -78,6 +78,8 @@ _CONSTANT_TOL = np.finfo(float).resolution
 """Draws whose range is below this (1e-15) count as constant (as in ArviZ)."""
 
 _TAIL_PROBS = (0.05, 0.95)
+SLICES_PER_THREAD = 4
+"""Slices of the scalars per thread of :func:`scalar_statistics`."""
 _MIN_PARALLEL_DRAWS = 50_000
 """Draws in a batch below which one thread does all the work (a pool costs more than it saves)."""
 
@@ -546,9 +548,10 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
     A bucket sort on the monotone map ``b(v) = min(floor((v - lo) S / (hi - lo)), S - 1)``
     (each rounded step is monotone, so buckets are in order): one counting pass, one stable
     scatter of values and indices, then each bucket sorted on its own, by insertion up to
-    ``INSERTION_MAX`` values (``O(1)`` expected for smooth draws) and by
-    :func:`_radix_argsort` above that. ``spare``, ``local`` and ``spare_local`` are integer
-    scratch of ``S``, ``keys`` and ``spare_keys`` unsigned ones, ``counts`` the radix sort's.
+    ``INSERTION_MAX`` values (``O(1)`` expected for smooth draws; one pass over all buckets when
+    none is longer) and by :func:`_radix_argsort` above that. ``spare``, ``local`` and
+    ``spare_local`` are integer scratch of ``S``, ``keys`` and ``spare_keys`` unsigned ones,
+    ``counts`` the radix sort's.
     """
     size = values.shape[0]
     lo = hi = values[0]
@@ -565,8 +568,10 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
     for i in range(size):
         spare[min(int((values[i] - lo) * scale), size - 1)] += 1
     offset = 0
+    longest = 0
     for b in range(size):
         count = spare[b]
+        longest = max(longest, count)
         spare[b] = offset
         offset += count
     for i in range(size):
@@ -576,6 +581,17 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
         spare[b] = position + 1
         srt[position] = value
         order[position] = i
+    if longest <= INSERTION_MAX:  # one insertion pass: no draw leaves its short bucket
+        for i in range(1, size):
+            value = srt[i]
+            if srt[i - 1] > value:
+                index = order[i]
+                j = i
+                while j > 0 and srt[j - 1] > value:
+                    srt[j], order[j] = srt[j - 1], order[j - 1]
+                    j -= 1
+                srt[j], order[j] = value, index
+        return
     start = 0
     for b in range(size):  # spare[b] is now where bucket b ends
         end = spare[b]
@@ -898,7 +914,9 @@ def scalar_statistics(
         if batch.size < _MIN_PARALLEL_DRAWS:
             threads = 1
     threads = max(1, min(threads or 1, n_scalars))
-    bounds = np.linspace(0, n_scalars, threads + 1).astype(np.int64)
+    # several slices per thread, taken in turn: a thread slowed by other work takes fewer
+    slices = min(n_scalars, SLICES_PER_THREAD * threads)
+    bounds = np.linspace(0, n_scalars, slices + 1).astype(np.int64)
     if threads == 1:
         _statistics_kernel(
             batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, 0, n_scalars, out
