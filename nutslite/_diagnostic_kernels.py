@@ -281,37 +281,19 @@ def _lag_block(centred, chains, n, first, sums):
 
 @jit
 def _fft(re, im, twiddles):
-    """In-place iterative radix-2 decimation-in-time FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``.
+    """In-place radix-2 decimation-in-frequency FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``, left
+    in bit-reversed order: ``X_k`` lands at index ``reverse(k)`` (see :func:`_bit_reversal`).
 
-    ``L = len(re)`` is a power of two (Cooley & Tukey 1965). The stage that combines transforms
-    of length ``h`` reads its twiddle factors ``e^{-i pi k / h}``, ``k < h``, from the contiguous
-    slices ``twiddles[0, h:2h]`` (real parts) and ``twiddles[1, h:2h]`` (imaginary parts) of the
-    table of :func:`fft_twiddles`.
+    ``L = len(re)`` is a power of two (Cooley & Tukey 1965; the Gentleman-Sande butterfly
+    ``(a, b) -> (a + b, (a - b) w)``). The stage that splits transforms of length ``2h`` reads
+    its twiddle factors ``e^{-i pi k / h}``, ``k < h``, from the contiguous slices
+    ``twiddles[0, h:2h]`` (real parts) and ``twiddles[1, h:2h]`` (imaginary parts) of the table
+    of :func:`fft_twiddles`. The callers only multiply spectra pointwise, so they read the
+    output through the permutation instead of applying it.
     """
     size = re.shape[0]
-    j = 0
-    for i in range(1, size):  # bit-reversal permutation
-        bit = size >> 1
-        while j & bit:
-            j ^= bit
-            bit >>= 1
-        j |= bit
-        if i < j:
-            re[i], re[j] = re[j], re[i]
-            im[i], im[j] = im[j], im[i]
-    half = 1
-    if size >= 4:  # the first two stages at once: twiddle factors 1 and -i
-        for a in range(0, size, 4):
-            s0r, s0i = re[a] + re[a + 1], im[a] + im[a + 1]
-            d0r, d0i = re[a] - re[a + 1], im[a] - im[a + 1]
-            s1r, s1i = re[a + 2] + re[a + 3], im[a + 2] + im[a + 3]
-            d1r, d1i = re[a + 2] - re[a + 3], im[a + 2] - im[a + 3]
-            re[a], im[a] = s0r + s1r, s0i + s1i
-            re[a + 2], im[a + 2] = s0r - s1r, s0i - s1i
-            re[a + 1], im[a + 1] = d0r + d1i, d0i - d1r
-            re[a + 3], im[a + 3] = d0r - d1i, d0i + d1r
-        half = 4
-    while half < size:
+    half = size // 2
+    while half >= 4:
         wr = twiddles[0, half : 2 * half]
         wi = twiddles[1, half : 2 * half]
         for start in range(0, size, 2 * half):
@@ -320,12 +302,39 @@ def _fft(re, im, twiddles):
             br = re[start + half : start + 2 * half]
             bi = im[start + half : start + 2 * half]
             for k in range(half):
-                tr = wr[k] * br[k] - wi[k] * bi[k]
-                ti = wr[k] * bi[k] + wi[k] * br[k]
-                xr, xi = ar[k], ai[k]
-                br[k], bi[k] = xr - tr, xi - ti
-                ar[k], ai[k] = xr + tr, xi + ti
-        half *= 2
+                xr, xi, yr, yi = ar[k], ai[k], br[k], bi[k]
+                ar[k], ai[k] = xr + yr, xi + yi
+                dr, di = xr - yr, xi - yi
+                br[k] = wr[k] * dr - wi[k] * di
+                bi[k] = wr[k] * di + wi[k] * dr
+        half //= 2
+    if size >= 4:  # the last two stages at once: twiddle factors 1 and -i, then 1
+        for a in range(0, size, 4):
+            s0r, s0i = re[a] + re[a + 2], im[a] + im[a + 2]
+            d0r, d0i = re[a] - re[a + 2], im[a] - im[a + 2]
+            s1r, s1i = re[a + 1] + re[a + 3], im[a + 1] + im[a + 3]
+            d1r, d1i = im[a + 1] - im[a + 3], re[a + 3] - re[a + 1]  # (x1 - x3) (-i)
+            re[a], im[a] = s0r + s1r, s0i + s1i
+            re[a + 1], im[a + 1] = s0r - s1r, s0i - s1i
+            re[a + 2], im[a + 2] = d0r + d1r, d0i + d1i
+            re[a + 3], im[a + 3] = d0r - d1r, d0i - d1i
+    elif size == 2:
+        re[0], re[1] = re[0] + re[1], re[0] - re[1]
+        im[0], im[1] = im[0] + im[1], im[0] - im[1]
+
+
+@jit
+def _bit_reversal(size, out):
+    """``out[k]`` = ``k`` with its ``log2(size)`` bits reversed, for ``k < size``."""
+    j = 0
+    out[0] = 0
+    for i in range(1, size):
+        bit = size >> 1
+        while j & bit:
+            j ^= bit
+            bit >>= 1
+        j |= bit
+        out[i] = j
 
 
 @jit
@@ -340,11 +349,14 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
     ``O(S log S)`` for one transform of each whole chain, in transforms that stay in the cache.
     Two real segments share one complex transform: with ``Z = FFT(a + i b)``,
     ``A_k = (Z_k + conj Z_{L-k}) / 2`` and ``B_k = (Z_k - conj Z_{L-k}) / 2i``. Only
-    ``k <= block`` is kept: the spectra of real segments are Hermitian.
+    ``k <= block`` is kept: the spectra of real segments are Hermitian. The transforms are
+    read through the bit reversal :func:`_fft` leaves them in.
     """
     size = 2 * block
     re = np.empty(size)
     im = np.empty(size)
+    reverse = np.empty(size, dtype=np.int64)
+    _bit_reversal(size, reverse)
     previous = np.zeros((2, block + 1))  # the spectrum of the segment before the pair
     total = np.zeros((2, block + 1))
     segments = (n + block - 1) // block
@@ -367,8 +379,8 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
         second_follows = 1.0 if (pair + 1) % segments > 0 else 0.0
         sign = 1.0
         for k in range(block + 1):
-            mirror = size - k if k else 0
-            zr, zi, wr, wi = re[k], im[k], re[mirror], im[mirror]
+            here, mirror = reverse[k], reverse[size - k if k else 0]
+            zr, zi, wr, wi = re[here], im[here], re[mirror], im[mirror]
             ar, ai = 0.5 * (zr + wr), 0.5 * (zi - wi)  # the first segment's spectrum
             br, bi = 0.5 * (zi + wi), 0.5 * (wr - zr)  # the second's
             pr, pi = previous[0, k], previous[1, k]
@@ -388,7 +400,7 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
         im[k] = total[1, size - k]
     _fft(re, im, twiddles)
     for t in range(min(block + 1, n)):
-        acov[t] = re[t] / size
+        acov[t] = re[reverse[t]] / size
 
 
 DIRECT_LAGS = 32

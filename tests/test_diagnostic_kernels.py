@@ -135,11 +135,17 @@ def test_blocked_autocovariances_equal_direct_sums():
 
 def test_fft_equals_numpys():
     rng = np.random.default_rng(22)
-    for size in (2, 8, 1024):
+    for size in (2, 4, 8, 1024):
         x = rng.standard_normal(size) + 1j * rng.standard_normal(size)
         re, im = x.real.copy(), x.imag.copy()
         kernels._fft(re, im, kernels.fft_twiddles(size))
-        np.testing.assert_allclose(re + 1j * im, np.fft.fft(x), rtol=0, atol=1e-13 * size)
+        reverse = np.empty(size, np.int64)
+        kernels._bit_reversal(size, reverse)
+        bits = size.bit_length() - 1
+        assert [int(f"{k:0{bits}b}"[::-1] or "0", 2) for k in range(size)] == list(reverse)
+        np.testing.assert_allclose(
+            (re + 1j * im)[reverse], np.fft.fft(x), rtol=0, atol=1e-13 * size
+        )
 
 
 def test_lag_blocks_equal_direct_sums():
