@@ -353,17 +353,17 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
     read through the bit reversal :func:`_fft` leaves them in.
     """
     size = 2 * block
-    re = np.empty(size)
-    im = np.empty(size)
+    # the transform (re, im), the spectrum of the segment before the pair and the sum
+    scratch = np.zeros((6, size))
+    re, im, previous_re, previous_im = scratch[0], scratch[1], scratch[2], scratch[3]
+    total_re, total_im = scratch[4], scratch[5]
     reverse = np.empty(size, dtype=np.int64)
     _bit_reversal(size, reverse)
-    previous = np.zeros((2, block + 1))  # the spectrum of the segment before the pair
-    total = np.zeros((2, block + 1))
     segments = (n + block - 1) // block
     count = chains * segments
     for pair in range(0, count, 2):
         for side in range(2):
-            target = re if side == 0 else im
+            target = scratch[side]  # re, then im
             segment = pair + side
             length = 0
             if segment < count:
@@ -383,21 +383,21 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
             zr, zi, wr, wi = re[here], im[here], re[mirror], im[mirror]
             ar, ai = 0.5 * (zr + wr), 0.5 * (zi - wi)  # the first segment's spectrum
             br, bi = 0.5 * (zi + wi), 0.5 * (wr - zr)  # the second's
-            pr, pi = previous[0, k], previous[1, k]
+            pr, pi = previous_re[k], previous_im[k]
             first, second = sign * first_follows, sign * second_follows
-            total[0, k] += ((ar * ar + ai * ai) + (br * br + bi * bi)) + (
+            total_re[k] += ((ar * ar + ai * ai) + (br * br + bi * bi)) + (
                 first * (pr * ar + pi * ai) + second * (ar * br + ai * bi)
             )
-            total[1, k] += first * (pr * ai - pi * ar) + second * (ar * bi - ai * br)
-            previous[0, k], previous[1, k] = br, bi
+            total_im[k] += first * (pr * ai - pi * ar) + second * (ar * bi - ai * br)
+            previous_re[k], previous_im[k] = br, bi
             sign = -sign
     # the inverse transform of the Hermitian sum, as the forward transform of its conjugate
     for k in range(block + 1):
-        re[k] = total[0, k]
-        im[k] = -total[1, k]
+        re[k] = total_re[k]
+        im[k] = -total_im[k]
     for k in range(block + 1, size):
-        re[k] = total[0, size - k]
-        im[k] = total[1, size - k]
+        re[k] = total_re[size - k]
+        im[k] = total_im[size - k]
     _fft(re, im, twiddles)
     for t in range(min(block + 1, n)):
         acov[t] = re[reverse[t]] / size
@@ -559,9 +559,9 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
 
     A bucket sort on the monotone map ``b(v) = min(floor((v - lo) S / (hi - lo)), S - 1)``
     (each rounded step is monotone, so buckets are in order): one counting pass, one stable
-    scatter of values and indices, then each bucket sorted on its own, by insertion up to
-    ``INSERTION_MAX`` values (``O(1)`` expected for smooth draws; one pass over all buckets when
-    none is longer) and by :func:`_radix_argsort` above that. ``spare``, ``local`` and
+    scatter of values and indices, then the buckets longer than ``INSERTION_MAX`` sorted by
+    :func:`_radix_argsort` and the others by one insertion pass over all draws (``O(1)`` per
+    draw expected for smooth draws). ``spare``, ``local`` and
     ``spare_local`` are integer scratch of ``S``, ``keys`` and ``spare_keys`` unsigned ones,
     ``counts`` the radix sort's.
     """
@@ -593,37 +593,30 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
         spare[b] = position + 1
         srt[position] = value
         order[position] = i
-    if longest <= INSERTION_MAX:  # one insertion pass: no draw leaves its short bucket
-        for i in range(1, size):
-            value = srt[i]
-            if srt[i - 1] > value:
-                index = order[i]
-                j = i
-                while j > 0 and srt[j - 1] > value:
-                    srt[j], order[j] = srt[j - 1], order[j - 1]
-                    j -= 1
-                srt[j], order[j] = value, index
-        return
-    start = 0
-    for b in range(size):  # spare[b] is now where bucket b ends
-        end = spare[b]
-        length = end - start
-        if length <= INSERTION_MAX:
-            for i in range(start + 1, end):
-                value, index = srt[i], order[i]
-                j = i
-                while j > start and srt[j - 1] > value:
-                    srt[j], order[j] = srt[j - 1], order[j - 1]
-                    j -= 1
-                srt[j], order[j] = value, index
-        else:
-            _radix_argsort(srt[start:end], local, keys, spare_keys, spare_local, counts)
-            _sorted_values(keys, length, srt[start:end])
-            for t in range(length):
-                spare_local[t] = order[start + local[t]]
-            for t in range(length):
-                order[start + t] = spare_local[t]
-        start = end
+    if longest > INSERTION_MAX:  # clumped draws: the long buckets by radix sort
+        start = 0
+        for b in range(size):  # spare[b] is now where bucket b ends
+            end = spare[b]
+            length = end - start
+            if length > INSERTION_MAX:
+                _radix_argsort(srt[start:end], local, keys, spare_keys, spare_local, counts)
+                _sorted_values(keys, length, srt[start:end])
+                for t in range(length):
+                    spare_local[t] = order[start + local[t]]
+                for t in range(length):
+                    order[start + t] = spare_local[t]
+            start = end
+    # the rest by one insertion pass: a draw never passes one of an earlier bucket (the
+    # bucket map is monotone), so this sorts each short bucket and leaves the sorted ones
+    for i in range(1, size):
+        value = srt[i]
+        if srt[i - 1] > value:
+            index = order[i]
+            j = i
+            while j > 0 and srt[j - 1] > value:
+                srt[j], order[j] = srt[j - 1], order[j - 1]
+                j -= 1
+            srt[j], order[j] = value, index
 
 
 @jit
