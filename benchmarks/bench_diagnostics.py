@@ -3,16 +3,21 @@
 Usage::
 
     python benchmarks/bench_diagnostics.py             # radon draws from nl.sample, seed 1
-    python benchmarks/bench_diagnostics.py --synthetic # AR(1) draws of the same shape, no sampling
+    python benchmarks/bench_diagnostics.py --synthetic # AR(1) draws for (a)-(b), no sampling
 
 Measured in one process, on the same draws:
 
 (a) the old NumPy/SciPy code (``tests/diagnostics_oracle.py``: rankdata, scipy.fft, every column
     of the summary) against the compiled kernels (``nutslite.diagnostics.all_statistics``, the
-    same columns), and ``warn_problems`` as ``nl.sample`` runs it;
-(b) ``arviz.summary`` against ``nl.summary`` (345 scalars x 4 chains x 1000 draws);
-(c) ``nl.summary`` on 345 scalars x 2 chains x 66,670 AR(1) draws, and the cost per draw at
-    1/4, 1/2 and all of those draws (linear growth: equal costs per draw).
+    same columns), and ``warn_problems`` as ``nl.sample`` runs it (345 scalars x 4 x 1000:
+    the non-centered radon model's draws, or AR(1) draws with ``--synthetic``);
+(b) ``arviz.summary`` against ``nl.summary`` on those draws;
+(c) ``nl.summary`` and ``warn_problems`` on 345 scalars x 2 chains x 66,670 AR(1) draws, phi 0.5
+    (fast mixing) and 0.99 (slow mixing), and the cost per draw at 1/4, 1/2 and all of the
+    phi = 0.5 draws (linear growth: equal costs per draw);
+(d) the same on a real, highly autocorrelated long run: the centered radon model (175 scalars),
+    ``nl.sample(radon("centered"), draws=66670, tune=1000, chains=2, seed=1)``, and both as the
+    ``nutslite summary --all`` command runs them (the warnings reuse the table's R-hat and ESS).
 
 Warm times are the minimum over ``--repeats`` calls (compiled code loaded); the cold compile of
 the kernels is timed apart, in a fresh process with an empty cache. Writes
@@ -31,6 +36,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -45,10 +51,12 @@ COLD_SCRIPT = """
 import time, numpy as np
 from nutslite._diagnostic_kernels import scalar_statistics
 x = np.random.default_rng(0).standard_normal((2, 4, 50))
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 scalar_statistics(x, np.ones(2, bool), 0.94, 4)
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 """
+
+NONE = (float("nan"), float("nan"))
 
 
 def best_time(function: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -63,16 +71,20 @@ def best_time(function: Callable[[], object], repeats: int) -> tuple[float, floa
     return min(walls), min(cpus)
 
 
-def cold_compile_seconds() -> float:
-    """Seconds of the first kernel call in a fresh process whose cache is empty."""
+def cold_compile_seconds() -> tuple[float, float]:
+    """Wall and CPU seconds of the first kernel call in a fresh process whose cache is empty."""
+    package_root = Path(nl.__file__).resolve().parents[1]  # the nutslite being measured
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUTSLITE_CACHE_DIR=cache)
         env.pop("NUMBA_CACHE_DIR", None)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(package_root), env.get("PYTHONPATH")])
+        )
         out = subprocess.run(
             [sys.executable, "-c", COLD_SCRIPT], env=env, check=True, capture_output=True, text=True
         )
-    return float(out.stdout.split()[-1])
+    wall, cpu = out.stdout.split()[-2:]
+    return float(wall), float(cpu)
 
 
 def ar1_draws(shape: tuple[int, ...], phi: float, seed: int) -> np.ndarray:
@@ -85,9 +97,23 @@ def ar1_draws(shape: tuple[int, ...], phi: float, seed: int) -> np.ndarray:
     return lfilter([1.0], [1.0, -phi], noise, axis=-1)
 
 
+def long_rows(label: str, res: object, shape: str, repeats: int) -> list[tuple]:
+    """``nl.summary``, ``warn_problems`` and both as the CLI runs them, on ``res``."""
+    rows = [
+        (f"{label}: nl.summary", shape, NONE, best_time(lambda: nl.summary(res), repeats)),
+        (f"{label}: warn_problems", shape, NONE, best_time(lambda: warn_problems(res), repeats)),
+    ]
+
+    def both() -> None:
+        warn_problems(res, summary=nl.summary(res))
+
+    rows.append((f"{label}: both, shared (CLI)", shape, NONE, best_time(both, repeats)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--synthetic", action="store_true", help="AR(1) draws, no sampling")
+    parser.add_argument("--synthetic", action="store_true", help="AR(1) draws for (a) and (b)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS / "diagnostics.md")
     args = parser.parse_args(argv)
@@ -98,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("arviz").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
     cold = cold_compile_seconds()
+    long_repeats = max(2, args.repeats // 2)
 
     if args.synthetic:
         source = "AR(1) draws, phi = 0.5, 345 scalars"
@@ -110,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     names, batch = scalar_draws(posterior)
     all_statistics(batch[:2])  # load the compiled kernels
     rows: list[tuple[str, str, tuple[float, float], tuple[float, float]]] = []
-    none = (float("nan"), float("nan"))
 
     old = best_time(lambda: oracle(batch), args.repeats)
     new = best_time(lambda: all_statistics(batch, warn=False), args.repeats)
@@ -118,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("(a) every summary column: old NumPy/SciPy vs kernels", shape, old, new))
     if res is not None:
         checks = best_time(lambda: warn_problems(res), args.repeats)
-        rows.append(("(a) warn_problems(res) as nl.sample runs it", shape, none, checks))
+        rows.append(("(a) warn_problems(res) as nl.sample runs it", shape, NONE, checks))
 
     dataset = az.convert_to_dataset({name: np.asarray(value) for name, value in posterior.items()})
     theirs = best_time(lambda: az.summary(dataset), max(2, args.repeats // 2))
@@ -126,24 +152,43 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("(b) arviz.summary vs nl.summary", shape, theirs, ours))
 
     draws = 66_670
-    big = ar1_draws((345, 2, draws), 0.5, 2)
     per_draw = []
-    for fraction in (4, 2, 1):
-        part = {"theta": np.moveaxis(big[..., : draws // fraction], 0, -1)}
-        seconds = best_time(lambda part=part: nl.summary(part), max(1, args.repeats // 2))
-        label = f"(c) nl.summary, {draws // fraction} draws per chain"
-        rows.append((label, f"345 x 2 x {draws // fraction}", none, seconds))
-        per_draw.append(seconds[1] / (345 * 2 * (draws // fraction)))
+    for phi, seed in ((0.5, 2), (0.99, 3)):
+        big = ar1_draws((345, 2, draws), phi, seed)
+        synthetic = SimpleNamespace(posterior={"theta": np.moveaxis(big, 0, -1)}, sample_stats={})
+        made = long_rows(f"(c) AR(1) phi {phi}", synthetic, f"345 x 2 x {draws}", long_repeats)
+        rows += made
+        if phi != 0.5:
+            continue
+        for fraction in (4, 2):
+            part = {"theta": np.moveaxis(big[..., : draws // fraction], 0, -1)}
+            seconds = best_time(lambda part=part: nl.summary(part), long_repeats)
+            label = f"(c) AR(1) phi 0.5: nl.summary, {draws // fraction} draws per chain"
+            rows.append((label, f"345 x 2 x {draws // fraction}", NONE, seconds))
+            per_draw.append(seconds[1] / (345 * 2 * (draws // fraction)))
+        per_draw.append(made[0][3][1] / (345 * 2 * draws))  # nl.summary on all the draws
+
+    radon = nl.sample(
+        nl.models.radon("centered"),
+        draws=draws,
+        tune=1000,
+        chains=2,
+        seed=1,
+        progress=False,
+        warn=False,
+    )
+    count = len(scalar_draws(radon.posterior)[0])
+    rows += long_rows("(d) centered radon", radon, f"{count} x 2 x {draws}", long_repeats)
 
     flag = " --synthetic" if args.synthetic else ""
     lines = [
         "# Diagnostics: compiled kernels against the old code and ArviZ",
         "",
         f"Command: `python benchmarks/bench_diagnostics.py{flag} --repeats {args.repeats}`; "
-        f"{source}; {os.cpu_count()} cores shared with other jobs "
+        f"(a)-(b): {source}; {os.cpu_count()} cores shared with other jobs "
         "(wall times are noisy, the ratios within one run are the result; CPU time counts all "
-        "threads); warm times are the "
-        f"best of {args.repeats} calls.",
+        f"threads); warm times are the best of {args.repeats} calls ({long_repeats} for (c), "
+        "(d)).",
         "",
         "| what | scalars x chains x draws | before / ArviZ: wall s, CPU s | nutslite: wall s, "
         "CPU s | ratio: wall, CPU |",
@@ -161,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     spread = max(per_draw) / min(per_draw)
     lines += [
         "",
-        "CPU time per draw at 1/4, 1/2 and all of 66,670 draws: "
+        "CPU time of nl.summary per draw at 1/4, 1/2 and all of 66,670 draws (phi 0.5): "
         + ", ".join(f"{1e9 * c:.1f} ns" for c in per_draw)
         + f" (largest / smallest {spread:.2f}; linear growth gives 1).",
         "",
-        f"Cold compile of the kernels (first call, fresh process, empty cache): {cold:.1f} s.",
+        "Cold compile of the kernels (first call, fresh process, empty cache): "
+        f"{cold[0]:.1f} s wall, {cold[1]:.1f} s CPU.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -13,17 +13,19 @@ bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per s
   sort), the type-7 quantiles behind the tail ESS (eq. 16) and the shortest-interval HDI;
 * autocovariances computed eight lags per pass over the draws, only up to the lag where Geyer's
   (1992) initial positive sequence stops (Vehtari et al. eq. 13), ``O(S)`` per pass; when a
-  scalar mixes so slowly that this would pass the cost of a transform, a radix-2 FFT of the
-  zero-padded chains (``O(S log S)``) gives all lags at once. Either way the cost grows linearly
-  (up to the logarithm) with the number of draws.
+  scalar mixes slowly (the scan passes ``DIRECT_LAGS``, or the autocorrelation is still above
+  1/2), FFTs of segments of 1024 draws (``O(S log 1024)``, in the cache) give the lags up to
+  1024, and four times as many each time the scan needs more. Either way the cost grows
+  linearly (up to the logarithm of the lags needed) with the number of draws.
 
 Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
-the batch in a thread pool, one slice per core. Sums are NumPy's pairwise summation
-(:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the autocovariances
-differ from an FFT's by rounding only, so every statistic equals the NumPy/SciPy formulation
-(``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagnostics` used before, and ArviZ 0.23, to
-about 1e-14 relative. (Geyer's scan and the quantile indicators make discrete choices; a pair sum
-within rounding of zero could tip one either way in either code. The tests have not met one.)
+the batch in a thread pool, one thread per core, four slices per thread. Sums are NumPy's
+pairwise summation (:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the
+autocovariances differ from a whole-chain FFT's by rounding only, so every statistic equals the
+NumPy/SciPy formulation (``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagnostics` used
+before, and ArviZ 0.23, to about 1e-14 relative. (Geyer's scan and the quantile indicators make
+discrete choices; a pair sum within rounding of zero could tip one either way in either code. The
+tests have not met one.)
 The inverse normal CDF of the rank normalization is a table of ``scipy.special.ndtri`` at every
 possible average rank (``2S - 1`` half-integers for ``S`` pooled draws), built once per size
 outside the kernel, so the normal scores are bit-identical to ``ndtri``'s.
@@ -76,6 +78,8 @@ _CONSTANT_TOL = np.finfo(float).resolution
 """Draws whose range is below this (1e-15) count as constant (as in ArviZ)."""
 
 _TAIL_PROBS = (0.05, 0.95)
+SLICES_PER_THREAD = 4
+"""Slices of the scalars per thread of :func:`scalar_statistics`."""
 _MIN_PARALLEL_DRAWS = 50_000
 """Draws in a batch below which one thread does all the work (a pool costs more than it saves)."""
 
@@ -276,96 +280,150 @@ def _lag_block(centred, chains, n, first, sums):
 
 
 @jit
-def _fft(re, im, cos_table, sin_table):
-    """In-place iterative radix-2 decimation-in-time FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``.
+def _fft(re, im, twiddles):
+    """In-place radix-2 decimation-in-frequency FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``, left
+    in bit-reversed order: ``X_k`` lands at index ``reverse(k)`` (see :func:`_bit_reversal`).
 
-    ``L = len(re)`` is a power of two; ``cos_table[j] = cos(2 pi j / L)`` and
-    ``sin_table[j] = sin(2 pi j / L)`` for ``j < L/2`` (Cooley & Tukey 1965).
+    ``L = len(re)`` is a power of two (Cooley & Tukey 1965; the Gentleman-Sande butterfly
+    ``(a, b) -> (a + b, (a - b) w)``). The stage that splits transforms of length ``2h`` reads
+    its twiddle factors ``e^{-i pi k / h}``, ``k < h``, from the contiguous slices
+    ``twiddles[0, h:2h]`` (real parts) and ``twiddles[1, h:2h]`` (imaginary parts) of the table
+    of :func:`fft_twiddles`. The callers only multiply spectra pointwise, so they read the
+    output through the permutation instead of applying it.
     """
     size = re.shape[0]
+    half = size // 2
+    while half >= 4:
+        wr = twiddles[0, half : 2 * half]
+        wi = twiddles[1, half : 2 * half]
+        for start in range(0, size, 2 * half):
+            ar = re[start : start + half]
+            ai = im[start : start + half]
+            br = re[start + half : start + 2 * half]
+            bi = im[start + half : start + 2 * half]
+            for k in range(half):
+                xr, xi, yr, yi = ar[k], ai[k], br[k], bi[k]
+                ar[k], ai[k] = xr + yr, xi + yi
+                dr, di = xr - yr, xi - yi
+                br[k] = wr[k] * dr - wi[k] * di
+                bi[k] = wr[k] * di + wi[k] * dr
+        half //= 2
+    if size >= 4:  # the last two stages at once: twiddle factors 1 and -i, then 1
+        for a in range(0, size, 4):
+            s0r, s0i = re[a] + re[a + 2], im[a] + im[a + 2]
+            d0r, d0i = re[a] - re[a + 2], im[a] - im[a + 2]
+            s1r, s1i = re[a + 1] + re[a + 3], im[a + 1] + im[a + 3]
+            d1r, d1i = im[a + 1] - im[a + 3], re[a + 3] - re[a + 1]  # (x1 - x3) (-i)
+            re[a], im[a] = s0r + s1r, s0i + s1i
+            re[a + 1], im[a + 1] = s0r - s1r, s0i - s1i
+            re[a + 2], im[a + 2] = d0r + d1r, d0i + d1i
+            re[a + 3], im[a + 3] = d0r - d1r, d0i - d1i
+    elif size == 2:
+        re[0], re[1] = re[0] + re[1], re[0] - re[1]
+        im[0], im[1] = im[0] + im[1], im[0] - im[1]
+
+
+@jit
+def _bit_reversal(size, out):
+    """``out[k]`` = ``k`` with its ``log2(size)`` bits reversed, for ``k < size``."""
     j = 0
-    for i in range(1, size):  # bit-reversal permutation
+    out[0] = 0
+    for i in range(1, size):
         bit = size >> 1
         while j & bit:
             j ^= bit
             bit >>= 1
         j |= bit
-        if i < j:
-            re[i], re[j] = re[j], re[i]
-            im[i], im[j] = im[j], im[i]
-    length = 2
-    while length <= size:
-        half = length // 2
-        stride = size // length
-        for start in range(0, size, length):
-            for k in range(half):
-                wr = cos_table[k * stride]
-                wi = -sin_table[k * stride]
-                a = start + k
-                b = a + half
-                tr = wr * re[b] - wi * im[b]
-                ti = wr * im[b] + wi * re[b]
-                re[b] = re[a] - tr
-                im[b] = im[a] - ti
-                re[a] += tr
-                im[a] += ti
-        length *= 2
+        out[i] = j
 
 
 @jit
-def _fft_autocovariance_sums(centred, chains, n, acov):
-    """``acov[t] = sum_m sum_i c_{m,i} c_{m,i+t}`` for every lag ``t < n``, by FFT.
+def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
+    """``acov[t] = sum_m sum_i c_{m,i} c_{m,i+t}`` for the lags ``t <= min(block, n - 1)``.
 
-    Each chain is zero-padded to a power of two ``L >= 2n`` so the circular correlation is the
-    linear one (Wiener-Khinchin). Two real chains share one complex transform: with
-    ``z = a + i b`` and ``Z = FFT(z)``, ``|A_k|^2 + |B_k|^2 = (|Z_k|^2 + |Z_{L-k}|^2) / 2``, and
-    the pooled power spectrum, real and even, is transformed back with the same forward FFT.
+    Each chain is cut into segments of ``block`` draws (a power of two; the last one zero
+    padded) with transforms ``X_s`` of length ``L = 2 block``. Lags up to ``block`` only reach
+    into the next segment, so the sums are the inverse transform of
+    ``sum_s conj(X_s) (X_s + (-1)^k X_{s+1})`` (the next segment shifted by ``block``), with
+    ``X_{s+1} = 0`` at a chain's end: ``O(S log block)`` for ``S`` draws rather than
+    ``O(S log S)`` for one transform of each whole chain, in transforms that stay in the cache.
+    Two real segments share one complex transform: with ``Z = FFT(a + i b)``,
+    ``A_k = (Z_k + conj Z_{L-k}) / 2`` and ``B_k = (Z_k - conj Z_{L-k}) / 2i``. Only
+    ``k <= block`` is kept: the spectra of real segments are Hermitian. The transforms are
+    read through the bit reversal :func:`_fft` leaves them in.
     """
-    size = 1
-    while size < 2 * n:
-        size *= 2
-    cos_table = np.empty(size // 2)
-    sin_table = np.empty(size // 2)
-    for k in range(size // 2):
-        angle = 2.0 * math.pi * k / size
-        cos_table[k] = math.cos(angle)
-        sin_table[k] = math.sin(angle)
-    re = np.empty(size)
-    im = np.empty(size)
-    power = np.zeros(size)
-    for first in range(0, chains, 2):
-        for i in range(size):
-            re[i] = centred[first * n + i] if i < n else 0.0
-            im[i] = centred[(first + 1) * n + i] if i < n and first + 1 < chains else 0.0
-        _fft(re, im, cos_table, sin_table)
-        for k in range(size):
-            mirror = (size - k) % size
-            power[k] += 0.5 * (
-                re[k] * re[k] + im[k] * im[k] + re[mirror] * re[mirror] + im[mirror] * im[mirror]
+    size = 2 * block
+    # the transform (re, im), the spectrum of the segment before the pair and the sum
+    scratch = np.zeros((6, size))
+    re, im, previous_re, previous_im = scratch[0], scratch[1], scratch[2], scratch[3]
+    total_re, total_im = scratch[4], scratch[5]
+    reverse = np.empty(size, dtype=np.int64)
+    _bit_reversal(size, reverse)
+    segments = (n + block - 1) // block
+    count = chains * segments
+    for pair in range(0, count, 2):
+        for side in range(2):
+            target = scratch[side]  # re, then im
+            segment = pair + side
+            length = 0
+            if segment < count:
+                start = segment // segments * n + segment % segments * block
+                length = min(block, n - segment % segments * block)
+                for i in range(length):
+                    target[i] = centred[start + i]
+            for i in range(length, size):
+                target[i] = 0.0
+        _fft(re, im, twiddles)
+        # 1.0 where a segment continues the one before it in the same chain, else 0.0
+        first_follows = 1.0 if pair % segments > 0 else 0.0
+        second_follows = 1.0 if (pair + 1) % segments > 0 else 0.0
+        sign = 1.0
+        for k in range(block + 1):
+            here, mirror = reverse[k], reverse[size - k if k else 0]
+            zr, zi, wr, wi = re[here], im[here], re[mirror], im[mirror]
+            ar, ai = 0.5 * (zr + wr), 0.5 * (zi - wi)  # the first segment's spectrum
+            br, bi = 0.5 * (zi + wi), 0.5 * (wr - zr)  # the second's
+            pr, pi = previous_re[k], previous_im[k]
+            first, second = sign * first_follows, sign * second_follows
+            total_re[k] += ((ar * ar + ai * ai) + (br * br + bi * bi)) + (
+                first * (pr * ar + pi * ai) + second * (ar * br + ai * bi)
             )
-    for k in range(size):
-        re[k] = power[k]
-        im[k] = 0.0
-    _fft(re, im, cos_table, sin_table)
-    for t in range(n):
-        acov[t] = re[t] / size
+            total_im[k] += first * (pr * ai - pi * ar) + second * (ar * bi - ai * br)
+            previous_re[k], previous_im[k] = br, bi
+            sign = -sign
+    # the inverse transform of the Hermitian sum, as the forward transform of its conjugate
+    for k in range(block + 1):
+        re[k] = total_re[k]
+        im[k] = -total_im[k]
+    for k in range(block + 1, size):
+        re[k] = total_re[size - k]
+        im[k] = total_im[size - k]
+    _fft(re, im, twiddles)
+    for t in range(min(block + 1, n)):
+        acov[t] = re[reverse[t]] / size
 
 
-FFT_COST = 16.0
-"""Cost of one butterfly of :func:`_fft` relative to one product of :func:`_lag_block`: measured
-13 (8 chains of 500 draws) to 27 (4 chains of 33,335 draws, where the transform leaves the
-cache), so the lags are computed directly up to about 100 (4 x 1000 draws) or 400 (2 x 66,670)."""
+DIRECT_LAGS = 32
+"""Lags computed directly, eight per pass, before the autocovariances switch to blocked
+transforms: 32 products per draw cost about what the transforms cost (about ``log2(block)``
+butterflies per draw). An autocorrelation still above 1/2 at the last computed lag switches at
+once, since Geyer's scan will then run for many more lags."""
+FIRST_BLOCK = 1024
+"""Segment length of the first blocked transform: lags up to 1024, enough for Geyer's scan of
+nine in ten slowly mixing scalars seen (radon's centered model, AR(1) with phi = 0.99); a longer
+scan repeats with four times the length."""
 
 
 @jit
-def _ess(series, chains, n, constant, centred, rho, acov, work, pw):
+def _ess(series, chains, n, constant, centred, rho, acov, work, pw, twiddles):
     """Effective sample size of ``chains`` split chains of ``n`` draws (Vehtari et al. sec. 3.2).
 
     With ``gamma_t`` the biased autocovariance averaged over chains, ``W = gamma_0 n/(n-1)`` and
     ``var+ = (n-1)/n W + var(chain means)`` (eq. 3), ``rho_t = 1 - (W - gamma_t) / var+`` (eq. 10
     in Stan's form) and ``S_eff = S / max(tau, 1 / log10 S)`` with ``tau`` from
-    :func:`_geyer_tau` (eqs. 12-13). Lags are computed eight at a time until the scan stops, or
-    all at once by FFT once the direct cost would pass the transforms'. Constant draws (the
+    :func:`_geyer_tau` (eqs. 12-13). Lags are computed eight at a time until the scan stops or
+    ``DIRECT_LAGS`` are known, then by :func:`_blocked_autocovariance_sums` up to ``FIRST_BLOCK``,
+    four times as many each time the scan needs more, at most all. Constant draws (the
     caller's ``constant``: range below 1e-15) give ``S_eff = S``, as ArviZ.
     """
     size = chains * n
@@ -380,15 +438,12 @@ def _ess(series, chains, n, constant, centred, rho, acov, work, pw):
     scale = 1.0 / (n * chains)
     sums = work[2 * chains : 2 * chains + LAG_BLOCK]
     between = _mean_and_variance(means, work, pw)[1]
-    # the transforms' cost: (M/2 + 1) FFTs of L log2(L) / 2 butterflies, L >= 2n a power of two
-    padded = 1
-    while padded < 2 * n:
-        padded *= 2
-    fft_cost = FFT_COST * (chains // 2 + 1) * padded * math.log2(padded) / 2
     available = 0  # lags computed so far
+    block = 0  # segment length of the last blocked transform
     within = var_plus = 0.0
     while True:
-        if available == 0 or size * (available + LAG_BLOCK) <= fft_cost:
+        direct = available == 0 or (available < DIRECT_LAGS and rho[available - 1] <= 0.5)
+        if block == 0 and direct:
             _lag_block(centred, chains, n, available, sums)
             if available == 0:
                 within = sums[0] * scale * n / (n - 1.0)
@@ -399,10 +454,14 @@ def _ess(series, chains, n, constant, centred, rho, acov, work, pw):
                 rho[available + j] = 1.0 - (within - sums[j] * scale) / var_plus
             available = min(available + LAG_BLOCK, n)
         else:
-            _fft_autocovariance_sums(centred, chains, n, acov)
-            for t in range(1, n):
+            whole = 1  # a block this long holds a whole chain: every lag
+            while whole < n:
+                whole *= 2
+            block = min(FIRST_BLOCK if block == 0 else 4 * block, whole)
+            _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov)
+            available = min(block + 1, n)
+            for t in range(1, available):
                 rho[t] = 1.0 - (within - acov[t] * scale) / var_plus
-            available = n
         rho[0] = 1.0
         done, tau = _geyer_tau(rho, available, n)
         if done:
@@ -500,10 +559,11 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
 
     A bucket sort on the monotone map ``b(v) = min(floor((v - lo) S / (hi - lo)), S - 1)``
     (each rounded step is monotone, so buckets are in order): one counting pass, one stable
-    scatter of values and indices, then each bucket sorted on its own, by insertion up to
-    ``INSERTION_MAX`` values (``O(1)`` expected for smooth draws) and by
-    :func:`_radix_argsort` above that. ``spare``, ``local`` and ``spare_local`` are integer
-    scratch of ``S``, ``keys`` and ``spare_keys`` unsigned ones, ``counts`` the radix sort's.
+    scatter of values and indices, then the buckets longer than ``INSERTION_MAX`` sorted by
+    :func:`_radix_argsort` and the others by one insertion pass over all draws (``O(1)`` per
+    draw expected for smooth draws). ``spare``, ``local`` and
+    ``spare_local`` are integer scratch of ``S``, ``keys`` and ``spare_keys`` unsigned ones,
+    ``counts`` the radix sort's.
     """
     size = values.shape[0]
     lo = hi = values[0]
@@ -520,8 +580,10 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
     for i in range(size):
         spare[min(int((values[i] - lo) * scale), size - 1)] += 1
     offset = 0
+    longest = 0
     for b in range(size):
         count = spare[b]
+        longest = max(longest, count)
         spare[b] = offset
         offset += count
     for i in range(size):
@@ -531,26 +593,30 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
         spare[b] = position + 1
         srt[position] = value
         order[position] = i
-    start = 0
-    for b in range(size):  # spare[b] is now where bucket b ends
-        end = spare[b]
-        length = end - start
-        if length <= INSERTION_MAX:
-            for i in range(start + 1, end):
-                value, index = srt[i], order[i]
-                j = i
-                while j > start and srt[j - 1] > value:
-                    srt[j], order[j] = srt[j - 1], order[j - 1]
-                    j -= 1
-                srt[j], order[j] = value, index
-        else:
-            _radix_argsort(srt[start:end], local, keys, spare_keys, spare_local, counts)
-            _sorted_values(keys, length, srt[start:end])
-            for t in range(length):
-                spare_local[t] = order[start + local[t]]
-            for t in range(length):
-                order[start + t] = spare_local[t]
-        start = end
+    if longest > INSERTION_MAX:  # clumped draws: the long buckets by radix sort
+        start = 0
+        for b in range(size):  # spare[b] is now where bucket b ends
+            end = spare[b]
+            length = end - start
+            if length > INSERTION_MAX:
+                _radix_argsort(srt[start:end], local, keys, spare_keys, spare_local, counts)
+                _sorted_values(keys, length, srt[start:end])
+                for t in range(length):
+                    spare_local[t] = order[start + local[t]]
+                for t in range(length):
+                    order[start + t] = spare_local[t]
+            start = end
+    # the rest by one insertion pass: a draw never passes one of an earlier bucket (the
+    # bucket map is monotone), so this sorts each short bucket and leaves the sorted ones
+    for i in range(1, size):
+        value = srt[i]
+        if srt[i - 1] > value:
+            index = order[i]
+            j = i
+            while j > 0 and srt[j - 1] > value:
+                srt[j], order[j] = srt[j - 1], order[j - 1]
+                j -= 1
+            srt[j], order[j] = value, index
 
 
 @jit
@@ -583,7 +649,7 @@ def _quantile_type7(srt, size, prob):
 
 
 @jit
-def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw):
+def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw, twiddles):
     """ESS of the split-chain indicators ``I(theta <= threshold)`` (Vehtari et al. eq. 16)."""
     chains, draws = x.shape
     below = 0
@@ -595,7 +661,7 @@ def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw):
             indicators[(chains + c) * n + i] = 1.0 if second_half else 0.0
             below += first_half + second_half
     constant = below == 0 or below == 2 * chains * n
-    return _ess(indicators, 2 * chains, n, constant, centred, rho, acov, work, pw)
+    return _ess(indicators, 2 * chains, n, constant, centred, rho, acov, work, pw, twiddles)
 
 
 @jit
@@ -612,7 +678,9 @@ def _scratch(chains, draws):
 
 
 @jit
-def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, last, results):
+def _statistics_kernel(
+    batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, first, last, results
+):
     """Every column of :data:`COLUMNS` into ``results[k]``, for the scalars ``first <= k < last``
     with finite draws (``usable[k]``); the split-chain statistics only if ``draws >= min_draws``,
     and ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
@@ -726,15 +794,19 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
             )
             if mcse:
                 out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
-        out[_ESS_BULK] = _ess(z, split_chains, n, z_constant, centred, rho, acov, work, pw)
+        out[_ESS_BULK] = _ess(
+            z, split_chains, n, z_constant, centred, rho, acov, work, pw, twiddles
+        )
         if mcse:
-            ess_mean = _ess(split, split_chains, n, split_constant, centred, rho, acov, work, pw)
+            ess_mean = _ess(
+                split, split_chains, n, split_constant, centred, rho, acov, work, pw, twiddles
+            )
             out[_ESS_MEAN] = ess_mean
             out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
 
         # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
-        ess_low = _ess_below(x, q_low, n, folded, centred, rho, acov, work, pw)
-        ess_high = _ess_below(x, q_high, n, folded, centred, rho, acov, work, pw)
+        ess_low = _ess_below(x, q_low, n, folded, centred, rho, acov, work, pw, twiddles)
+        ess_high = _ess_below(x, q_high, n, folded, centred, rho, acov, work, pw, twiddles)
         out[_ESS_TAIL] = (
             ess_low
             if math.isnan(ess_high)
@@ -763,7 +835,7 @@ def _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, first, 
                 low = min(low, first_half, second_half)
                 high = max(high, first_half, second_half)
         constant = high - low < _CONSTANT_TOL
-        ess_squared = _ess(split, split_chains, n, constant, centred, rho, acov, work, pw)
+        ess_squared = _ess(split, split_chains, n, constant, centred, rho, acov, work, pw, twiddles)
         var_of_var = (fourth - variance * variance) / ess_squared
         out[_MCSE_SD] = math.sqrt(var_of_var / variance / 4.0)
 
@@ -787,6 +859,25 @@ def normal_scores(size: int) -> NDArray[np.float64]:
     scores = ndtri((ranks - 3 / 8) / (size + 1 / 4))
     scores.flags.writeable = False
     return scores
+
+
+@lru_cache(maxsize=8)
+def fft_twiddles(size: int) -> NDArray[np.float64]:
+    """The twiddle factors of :func:`_fft` for transforms of up to ``size`` (a power of two).
+
+    ``(2, size)``: row 0 the real and row 1 the imaginary parts of ``e^{-i pi k / h}`` at
+    column ``h + k``, for ``h = 1, 2, 4, ..., size / 2`` and ``k < h`` (column 0 unused), so the
+    factors of each stage are contiguous and shared by every smaller transform.
+    """
+    table = np.zeros((2, max(size, 2)))
+    half = 1
+    while half < size:
+        angle = -np.pi * np.arange(half) / half
+        table[0, half : 2 * half] = np.cos(angle)
+        table[1, half : 2 * half] = np.sin(angle)
+        half *= 2
+    table.flags.writeable = False
+    return table
 
 
 def scalar_statistics(
@@ -816,6 +907,10 @@ def scalar_statistics(
         return out
     split_size = 2 * chains * (draws // 2)
     scores = normal_scores(max(split_size, 1))
+    whole = 1  # the longest transform: a whole split chain, zero padded
+    while whole < draws // 2:
+        whole *= 2
+    twiddles = fft_twiddles(2 * whole)
     usable = np.require(usable, dtype=np.bool_, requirements=["C", "W"])
     if threads is None:
         threads = (
@@ -824,14 +919,28 @@ def scalar_statistics(
         if batch.size < _MIN_PARALLEL_DRAWS:
             threads = 1
     threads = max(1, min(threads or 1, n_scalars))
-    bounds = np.linspace(0, n_scalars, threads + 1).astype(np.int64)
+    # several slices per thread, taken in turn: a thread slowed by other work takes fewer
+    slices = min(n_scalars, SLICES_PER_THREAD * threads)
+    bounds = np.linspace(0, n_scalars, slices + 1).astype(np.int64)
     if threads == 1:
-        _statistics_kernel(batch, usable, scores, hdi_prob, min_draws, mcse, 0, n_scalars, out)
+        _statistics_kernel(
+            batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, 0, n_scalars, out
+        )
         return out
     with ThreadPoolExecutor(max_workers=threads) as pool:
         jobs = [
             pool.submit(
-                _statistics_kernel, batch, usable, scores, hdi_prob, min_draws, mcse, lo, hi, out
+                _statistics_kernel,
+                batch,
+                usable,
+                scores,
+                twiddles,
+                hdi_prob,
+                min_draws,
+                mcse,
+                lo,
+                hi,
+                out,
             )
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
         ]

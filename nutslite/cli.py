@@ -593,8 +593,8 @@ def _report(
             table = summary(res, var_names=var_names)
         except KeyError as err:  # an unknown variable
             raise _usage_error(err) from err
-        if sampling_warnings is None:
-            warn_problems(res)
+        if sampling_warnings is None:  # the R-hat and ESS of the scalars shown are the table's
+            warn_problems(res, summary=table)
     print(table)
     if hidden:
         print(f"not shown: {', '.join(hidden)}; show them with --all or --vars NAME ...")

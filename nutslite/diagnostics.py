@@ -535,15 +535,32 @@ def _percent(fraction: float) -> str:
     return f"{fraction:.1%}"
 
 
-def _convergence(draws: FloatArray) -> dict[str, FloatArray]:
+CONVERGENCE_COLUMNS = ("r_hat", "ess_bulk", "ess_tail")
+"""The per-scalar statistics behind :func:`check`."""
+
+
+def _convergence(names: list[str], draws: FloatArray, known: Any = None) -> dict[str, FloatArray]:
     """``r_hat``, ``ess_bulk`` and ``ess_tail`` of ``draws (K, chains, draws)`` as
-    :func:`scalar_diagnostics` gives them, silently, without the MCSE work."""
-    usable = _usable(draws, _ranges(draws), "diagnostics", 1, warn=False)
-    stats = scalar_statistics(draws, usable, hdi_prob=0.94, min_draws=MIN_DRAWS, mcse=False)
-    return {name: stats[:, COLUMNS.index(name)] for name in ("r_hat", "ess_bulk", "ess_tail")}
+    :func:`scalar_diagnostics` gives them, silently, without the MCSE work. Scalars among the
+    rows of the table ``known`` (a :class:`nutslite.summary.Summary` of the same draws) take its
+    values; only the others are computed."""
+    rows = {} if known is None else {row: i for i, row in enumerate(known.rows)}
+    found = np.array([name in rows for name in names], dtype=bool)
+    out = {name: np.full(len(names), np.nan) for name in CONVERGENCE_COLUMNS}
+    if found.any():
+        taken = [rows[name] for name, hit in zip(names, found, strict=True) if hit]
+        for name in CONVERGENCE_COLUMNS:
+            out[name][found] = known[name][taken]
+    if not found.all():
+        rest = draws if not found.any() else draws[~found]
+        usable = _usable(rest, _ranges(rest), "diagnostics", 1, warn=False)
+        stats = scalar_statistics(rest, usable, hdi_prob=0.94, min_draws=MIN_DRAWS, mcse=False)
+        for name in CONVERGENCE_COLUMNS:
+            out[name][~found] = stats[:, COLUMNS.index(name)]
+    return out
 
 
-def check(res: Any, *, stacklevel: int = 2) -> list[str]:
+def check(res: Any, *, stacklevel: int = 2, summary: Any = None) -> list[str]:
     """Human-readable messages for every sampling problem found in ``res``.
 
     ``res`` has ``.posterior`` (``name -> (chains, draws, *shape)``),
@@ -553,7 +570,10 @@ def check(res: Any, *, stacklevel: int = 2) -> list[str]:
     ``.interrupted`` (then the divergence count says it covers the draws kept
     before the interrupt).  ``stacklevel`` attributes the
     :class:`DiagnosticWarning` s of the E-BFMI check as ``warnings.warn`` would
-    from inside ``check`` (2: the line that called ``check``).  Checks:
+    from inside ``check`` (2: the line that called ``check``).  ``summary``, a table
+    :func:`nutslite.summary` made of ``res``, lends its ``r_hat``, ``ess_bulk`` and
+    ``ess_tail`` of the scalars it covers, so that they are not computed twice (a table of
+    other draws gives wrong checks).  Checks:
 
     * any divergent post-warmup transition (count, percentage, per chain);
     * any transition that hit the maximum tree depth (fraction, depth);
@@ -605,7 +625,7 @@ def check(res: Any, *, stacklevel: int = 2) -> list[str]:
                 + (f" and {more} more" if more > 0 else "")
             )
         chains = draws.shape[1]
-        diag = _convergence(draws)
+        diag = _convergence(names, draws, summary)
         r_hat = diag["r_hat"]
         high = r_hat > RHAT_THRESHOLD
         if high.any():
@@ -636,14 +656,16 @@ def check(res: Any, *, stacklevel: int = 2) -> list[str]:
     return messages
 
 
-def warn_problems(res: Any, *, stacklevel: int = 2) -> list[str]:
+def warn_problems(res: Any, *, stacklevel: int = 2, summary: Any = None) -> list[str]:
     """Issue one :class:`SamplingWarning` per message of :func:`check`; return them.
+
+    ``summary``: as for :func:`check`, a table of ``res`` whose values are reused.
 
     ``stacklevel`` is passed to ``warnings.warn``: 2 (the default) attributes the
     warnings to the line that called ``warn_problems``; a caller inside a library
     function passes 3 so that they point at its own caller's line.
     """
-    messages = check(res, stacklevel=stacklevel + 1)
+    messages = check(res, stacklevel=stacklevel + 1, summary=summary)
     for message in messages:
         warnings.warn(message, SamplingWarning, stacklevel=stacklevel)
     return messages

@@ -110,23 +110,42 @@ def test_degenerate_draws_equal_the_oracle(batch):
 
 
 def test_slow_mixing_uses_the_fft_and_equals_the_oracle():
-    # phi = 0.999: the autocorrelations stay positive for hundreds of lags, far past the point
-    # where computing them one block at a time costs more than the FFT
+    # phi = 0.999: the autocorrelations stay positive for hundreds of lags, so they come from
+    # the blocked transforms: one block per chain (4 x 1500), or segments of 1024 draws whose
+    # scan runs past lag 1024 and repeats with blocks of 4096 (2 x 12,000)
     rng = np.random.default_rng(20)
-    batch = ar1(rng, (2, 4, 1500), 0.999)
-    assert_equals_oracle(batch)
+    assert_equals_oracle(ar1(rng, (2, 4, 1500), 0.999))
+    assert_equals_oracle(ar1(rng, (1, 2, 12_000), 0.9995))
 
 
-def test_fft_autocovariances_equal_direct_sums():
+def test_blocked_autocovariances_equal_direct_sums():
     rng = np.random.default_rng(21)
-    for chains, n in [(1, 5), (3, 17), (4, 64), (5, 300)]:
+    for chains, n, block in [(1, 5, 8), (3, 17, 4), (4, 64, 16), (5, 300, 32), (2, 100, 128)]:
         centred = rng.standard_normal(chains * n)
-        acov = np.empty(n)
-        kernels._fft_autocovariance_sums(centred, chains, n, acov)
+        acov = np.full(n, np.nan)
+        twiddles = kernels.fft_twiddles(2 * block)
+        kernels._blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov)
         rows = centred.reshape(chains, n)
-        direct = [np.sum(rows[:, : n - t] * rows[:, t:]) for t in range(n)]
+        lags = min(block + 1, n)
+        direct = [np.sum(rows[:, : n - t] * rows[:, t:]) for t in range(lags)]
         scale = np.sum(rows**2)
-        np.testing.assert_allclose(acov, direct, rtol=0, atol=1e-13 * scale)
+        np.testing.assert_allclose(acov[:lags], direct, rtol=0, atol=1e-13 * scale)
+        assert np.isnan(acov[lags:]).all()
+
+
+def test_fft_equals_numpys():
+    rng = np.random.default_rng(22)
+    for size in (2, 4, 8, 1024):
+        x = rng.standard_normal(size) + 1j * rng.standard_normal(size)
+        re, im = x.real.copy(), x.imag.copy()
+        kernels._fft(re, im, kernels.fft_twiddles(size))
+        reverse = np.empty(size, np.int64)
+        kernels._bit_reversal(size, reverse)
+        bits = size.bit_length() - 1
+        assert [int(f"{k:0{bits}b}"[::-1] or "0", 2) for k in range(size)] == list(reverse)
+        np.testing.assert_allclose(
+            (re + 1j * im)[reverse], np.fft.fft(x), rtol=0, atol=1e-13 * size
+        )
 
 
 def test_lag_blocks_equal_direct_sums():

@@ -470,6 +470,31 @@ def test_check_reports_low_ess_and_truncates_long_lists():
     assert "and 35 more" in tail
 
 
+def test_check_reuses_the_statistics_of_a_summary():
+    from unittest import mock
+
+    import nutslite.diagnostics as diagnostics
+    from nutslite.summary import summary
+
+    rng = np.random.default_rng(6)
+    res = _healthy()
+    res.posterior["b"][..., :3] = ar1(rng, (3, 4, 1000), 0.995).transpose(1, 2, 0)
+    res.posterior["sigma_b"][0] *= 3.0
+    expected = check(res)
+    whole, part = summary(res), summary(res, var_names=["sigma_b", "mu"])
+    computed = []
+    original = diagnostics.scalar_statistics
+
+    def counting(draws, *args, **kwargs):
+        computed.append(len(draws))
+        return original(draws, *args, **kwargs)
+
+    with mock.patch.object(diagnostics, "scalar_statistics", counting):
+        assert check(res, summary=whole) == expected  # every scalar from the table
+        assert check(res, summary=part) == expected
+    assert computed == [100]  # the second table lacks b: only b was computed
+
+
 def test_check_reports_low_ebfmi_and_nonfinite_draws():
     res = _healthy()
     res.sample_stats["energy"][2] = np.cumsum(res.sample_stats["energy"][2])  # random walk
