@@ -187,10 +187,10 @@ def build_tree(ctx, edge, direction, depth):
     its recursive call unresolved (an LLVM "Symbol not found" abort). Its callers are cached, and
     carry its compiled code with them.
     """
-    traj = ctx.traj
     if depth == 0:
         # the base case: one leapfrog step from ``edge`` to ``s``, stored with its energy, its
         # log weight ``H0 - H(s)`` and its momentum prefix sum
+        traj = ctx.traj
         s = edge + direction
         mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
         r = s & mask
@@ -233,7 +233,7 @@ def build_tree(ctx, edge, direction, depth):
 
     first, last = edge + direction, edge + direction * 2 * half
     lo, hi = min(first, last), max(first, last)
-    turning = merge_is_turning(traj, lo, lo + half - 1, hi, ctx.recorder, depth, 0)
+    turning = merge_is_turning(ctx.traj, lo, lo + half - 1, hi, ctx.recorder, depth, 0)
     record(ctx.recorder, SUBTREE, lo, hi, depth, 0, not turning)
     return not turning, log_w, prop, sum_accept, n_steps, 0
 
