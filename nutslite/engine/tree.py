@@ -150,7 +150,7 @@ def record(recorder, kind, lo, hi, depth, top_level, outcome):
         log[0, 0] = n
 
 
-@jit
+@jit(inline="always")  # two call sites; a call would count the references of its five arrays
 def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
     segment ``[a, b]``, and each half extended by the neighbouring state of the other,
