@@ -60,11 +60,12 @@ MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` i
 Trajectory = namedtuple("Trajectory", ["z", "logp", "energy", "rho_prefix"])
 Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated once per chain).
 
-``z``: ``(2^max_depth, 4, dim)``, one phase-space point per row with its rows ``Q, P, V, GRAD``
-(``nutslite.engine.integrators``; ``V = M^{-1} P`` is the velocity); ``logp, energy``:
-``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)`` prefix sums of momenta. State ``s``
-is in row ``s & (2^max_depth - 1)`` and its prefix sum ``R[s]`` in row ``s & (2^(max_depth + 1) -
-1)``. Four arrays: every array a compiled call receives costs two atomic reference-count updates.
+``z``: ``(2^max_depth, 4, dim)``, the phase-space points: ``z[k]`` is one point, a ``(4, dim)``
+array with rows ``Q, P, V, GRAD`` (``nutslite.engine.integrators``; ``V = M^{-1} P`` is the
+velocity); ``logp, energy``: ``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)``
+prefix sums of momenta. State ``s`` is in row ``s & (2^max_depth - 1)`` and its prefix sum ``R[s]``
+in row ``s & (2^(max_depth + 1) - 1)``. Four arrays, not seven: every array a compiled call
+receives costs two atomic reference-count updates (``benchmarks/README.md``, engine profile).
 """
 
 Recorder = namedtuple("Recorder", ["active", "log"])
@@ -176,7 +177,8 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
 
 @jit(cache=False)  # a cached recursive function can come back with its self-call unresolved
 def build_tree(ctx, edge, direction, depth):
-    """Build a subtree of ``2^depth`` states beyond position ``edge`` in ``direction``.
+    """Build a subtree of ``2^depth`` states beyond position ``edge`` in ``direction``, for the
+    transition ``ctx`` (a ``Transition``).
 
     Hoffman & Gelman (2014) Alg. 3 with Stan's multinomial weights and extra checks. Returns
     ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position)``; ``valid`` is False
@@ -189,7 +191,8 @@ def build_tree(ctx, edge, direction, depth):
     """
     if depth == 0:
         # the base case: one leapfrog step from ``edge`` to ``s``, stored with its energy, its
-        # log weight ``H0 - H(s)`` and its momentum prefix sum
+        # log weight ``H0 - H(s)`` and its momentum prefix sum (written out here: an inlined
+        # function would copy the context, and a copy counts the references of all its arrays)
         traj = ctx.traj
         s = edge + direction
         mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
