@@ -17,9 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nutslite.engine.integrators import GRAD, P, Q, V
 from nutslite.engine.metric import Metric, as_matrix, metric_from_inv_mass
 from nutslite.engine.tree import (
+    CHECK,
     MAX_DELTA_H,
+    SUBTREE,
     allocate_recorder,
     allocate_trajectory,
     nuts_transition,
@@ -104,15 +107,15 @@ def record_transition(
         max_treedepth, MAX_DELTA_H, recorder,
     )
     positions = np.arange(info.lo, info.hi + 1)
-    rows = positions & (traj.q.shape[0] - 1)
-    n_sub, n_checks = recorder.counts
+    rows = positions & (traj.z.shape[0] - 1)
+    events = recorder.log[1 : 1 + recorder.log[0, 0]]
     left, right = int(info.left), int(info.right)
     return TransitionRecord(
         index=positions,
-        positions=traj.q[rows].copy(),
-        momenta=traj.p[rows].copy(),
-        velocities=traj.v[rows].copy(),
-        gradients=traj.grad[rows].copy(),
+        positions=traj.z[rows, Q].copy(),
+        momenta=traj.z[rows, P].copy(),
+        velocities=traj.z[rows, V].copy(),
+        gradients=traj.z[rows, GRAD].copy(),
         logp=traj.logp[rows].copy(),
         energies=traj.energy[rows].copy(),
         log_weights=info.energy0 - traj.energy[rows],
@@ -126,8 +129,8 @@ def record_transition(
         diverging=bool(info.diverging),
         divergent_position=int(info.divergent_position),
         energy0=float(info.energy0),
-        subtrees=recorder.subtrees[:n_sub].copy(),
-        checks=recorder.checks[:n_checks].copy(),
+        subtrees=events[events[:, 0] == SUBTREE, 1:],
+        checks=events[events[:, 0] == CHECK, 1:],
         step_size=float(step_size),
         inv_mass=as_matrix(metric),
     )

@@ -33,6 +33,7 @@ from nutslite.engine.adaptation.step_size import (
     dual_averaging_update,
     find_initial_step_size,
 )
+from nutslite.engine.integrators import GRAD, Q
 from nutslite.engine.stats import (
     ACCEPT,
     DEPTH,
@@ -78,7 +79,7 @@ def run_chain(
     q, grad, metric = state.q, state.grad, state.metric
     collect, update, restart, retune = schedule
     logp, step_size = state.logp, state.step_size
-    mask = traj.q.shape[0] - 1  # trajectory position s is stored in row s & mask
+    mask = traj.z.shape[0] - 1  # trajectory position s is stored in row s & mask
     for t in range(start, stop):
         eps = step_size
         if settings.jitter > 0.0:
@@ -91,14 +92,14 @@ def run_chain(
             k = divergence_count[0]
             start_row, div_row = 0, info.divergent_position & mask
             for i in range(q.shape[0]):
-                divergences[k, 0, i] = traj.q[start_row, i]
-                divergences[k, 1, i] = traj.q[div_row, i]
+                divergences[k, 0, i] = traj.z[start_row, Q, i]
+                divergences[k, 1, i] = traj.z[div_row, Q, i]
             divergence_iters[k] = t
             divergence_count[0] = k + 1
         r = info.proposal & mask
         for i in range(q.shape[0]):
-            q[i] = traj.q[r, i]
-            grad[i] = traj.grad[r, i]
+            q[i] = traj.z[r, Q, i]
+            grad[i] = traj.z[r, GRAD, i]
             draws[t, i] = q[i]
         logp = traj.logp[r]
         stats[t, LP] = logp

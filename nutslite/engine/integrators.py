@@ -8,6 +8,10 @@ r"""The leapfrog integrator (Störmer-Verlet), as in Betancourt (2017) sec. 5.1 
 It is symplectic (volume preserving) and time reversible: integrating ``(q', p')`` with ``-eps``
 returns ``(q, p)``. Its energy error is O(eps^2) over a trajectory of fixed length (Leimkuhler &
 Reich 2004, ch. 4).
+
+**A point of phase space** is stored as one ``(4, dim)`` array ``z`` with rows ``Q`` (position),
+``P`` (momentum), ``V`` (velocity ``M^{-1} p``) and ``GRAD`` (``grad log p(q)``): the state with
+what the next step and the U-turn criterion need of it, so a step reads one point and writes one.
 """
 
 from __future__ import annotations
@@ -16,36 +20,38 @@ from nutslite._numba import by_type, jit
 from nutslite.engine.linalg import dot
 from nutslite.engine.metric import DenseMetric, DiagonalMetric, LowRankMetric, velocity
 
+Q, P, V, GRAD = 0, 1, 2, 3  # the rows of a point z: position, momentum, velocity, gradient
+
 
 @jit
-def _leapfrog_diagonal(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v_out):
+def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out):
     """The diagonal metric's step, fused into three passes over the coordinates."""
     half = 0.5 * step_size
     m = metric.diag
-    for i in range(q.shape[0]):
-        p_out[i] = p[i] + half * grad[i]
-        q_out[i] = q[i] + step_size * (m[i] * p_out[i])
-    logp = logp_grad(q_out, grad_out)
-    for i in range(q.shape[0]):
-        p_out[i] += half * grad_out[i]
-        v_out[i] = m[i] * p_out[i]
-    return logp, 0.5 * dot(p_out, v_out)
+    for i in range(z.shape[1]):
+        z_out[P, i] = z[P, i] + half * z[GRAD, i]
+        z_out[Q, i] = z[Q, i] + step_size * (m[i] * z_out[P, i])
+    logp = logp_grad(z_out[Q], z_out[GRAD])
+    for i in range(z.shape[1]):
+        z_out[P, i] += half * z_out[GRAD, i]
+        z_out[V, i] = m[i] * z_out[P, i]
+    return logp, 0.5 * dot(z_out[P], z_out[V])
 
 
 @jit
-def _leapfrog_general(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out, v_out):
+def _leapfrog_general(logp_grad, metric, step_size, z, z_out):
     """Any metric, through ``velocity``."""
     half = 0.5 * step_size
-    n = q.shape[0]
+    n = z.shape[1]
     for i in range(n):
-        p_out[i] = p[i] + half * grad[i]
-    velocity(metric, p_out, v_out)
+        z_out[P, i] = z[P, i] + half * z[GRAD, i]
+    velocity(metric, z_out[P], z_out[V])
     for i in range(n):
-        q_out[i] = q[i] + step_size * v_out[i]
-    logp = logp_grad(q_out, grad_out)
+        z_out[Q, i] = z[Q, i] + step_size * z_out[V, i]
+    logp = logp_grad(z_out[Q], z_out[GRAD])
     for i in range(n):
-        p_out[i] += half * grad_out[i]
-    return logp, velocity(metric, p_out, v_out)
+        z_out[P, i] += half * z_out[GRAD, i]
+    return logp, velocity(metric, z_out[P], z_out[V])
 
 
 leapfrog = by_type(
@@ -54,11 +60,10 @@ leapfrog = by_type(
         DenseMetric: _leapfrog_general,
         LowRankMetric: _leapfrog_general,
     },
-    position=2,
+    position=1,
 )
-leapfrog.__doc__ = """``leapfrog(logp_grad, step_size, metric, q, p, grad, q_out, p_out, grad_out,
-v_out)``: one leapfrog step from ``(q, p)`` with ``grad = grad log p(q)``.
+leapfrog.__doc__ = """``leapfrog(logp_grad, metric, step_size, z, z_out)``: one leapfrog step from
+the point ``z`` (its rows ``Q``, ``P`` and ``GRAD`` are read).
 
-Writes the new state to ``(q_out, p_out, grad_out)`` and its velocity ``M^{-1} p_out`` to
-``v_out``; returns ``(log p(q_out), K(p_out))``. The outputs may be the inputs (an in-place
-step). One gradient evaluation."""
+Writes the new point, velocity included, to ``z_out`` and returns ``(log p(q'), K(p'))``.
+``z_out`` may be ``z`` (an in-place step). One gradient evaluation."""

@@ -51,7 +51,8 @@ def dot(x, y):
 def uturn_dots(v, r, va, vb, vm, vn, ra, rb, rm, rn):
     """The six dot products of the three U-turn checks (``nutslite.engine.tree``), in one pass.
 
-    ``v`` holds velocities and ``r`` momentum prefix sums by row; with ``rho(c, d) = r[d] - r[c]``
+    ``v`` holds velocities and ``r`` momentum prefix sums by row (each row contiguous; ``v`` may be
+    a view of every point's velocity row); with ``rho(c, d) = r[d] - r[c]``
     it returns ``v[va] . rho(ra, rb)``, ``v[vb] . rho(ra, rb)`` (the whole segment),
     ``v[va] . rho(ra, rn)``, ``v[vn] . rho(ra, rn)`` (the left half extended) and
     ``v[vm] . rho(rm, rb)``, ``v[vb] . rho(rm, rb)`` (the right half extended), each summed in two
@@ -116,9 +117,11 @@ if not JIT_DISABLED:
         return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, len(mask)), mask))
 
     def _row(builder, array, row):
-        """Pointer to row ``row`` of a C-contiguous 2-D array."""
-        dim = cgutils.unpack_tuple(builder, array.shape, 2)[1]
-        return builder.gep(array.data, [builder.mul(row, dim)])
+        """Pointer to row ``row`` of a 2-D array whose rows are contiguous (any row stride)."""
+        stride = cgutils.unpack_tuple(builder, array.strides, 2)[0]
+        start = builder.gep(builder.bitcast(array.data, ir.IntType(8).as_pointer()),
+                            [builder.mul(row, stride)])
+        return builder.bitcast(start, array.data.type)
 
     def _load(builder, base, i, n):
         """``n`` doubles from ``base[i]`` as one vector (one scalar when ``n`` is 1)."""

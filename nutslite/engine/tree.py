@@ -39,8 +39,8 @@ its subtree is discarded and the trajectory stops, as in Stan.
 *every* leapfrog state of the transition, rejected subtrees included (Stan, ``base_nuts.hpp``).
 
 **Recorder.** With ``record=True`` the same code also logs every completed subtree and every U-turn
-check with its outcome into small arrays, for readers and for the invariant checks of
-``nutslite.testing``; with ``record=False`` those arrays are empty and never touched.
+check with its outcome into one small array, for readers and for the invariant checks of
+``nutslite.testing``; with ``record=False`` that array is empty and never touched.
 """
 
 from __future__ import annotations
@@ -51,29 +51,43 @@ from collections import namedtuple
 import numpy as np
 
 from nutslite._numba import jit
-from nutslite.engine.integrators import leapfrog
+from nutslite.engine.integrators import GRAD, P, Q, V, leapfrog
 from nutslite.engine.linalg import uturn_dots
 from nutslite.engine.metric import sample_momentum, velocity
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
 
-Trajectory = namedtuple("Trajectory", ["q", "p", "v", "grad", "logp", "energy", "rho_prefix"])
+Trajectory = namedtuple("Trajectory", ["z", "logp", "energy", "rho_prefix"])
 Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated once per chain).
 
-``q, p, v, grad``: ``(2^max_depth, dim)`` (``v = M^{-1} p`` is the velocity); ``logp, energy``:
-``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)`` prefix sums of momenta. State ``s``
-is in row ``s & (2^max_depth - 1)`` and its prefix sum ``R[s]`` in row ``s & (2^(max_depth + 1) -
-1)``.
+``z``: ``(2^max_depth, 4, dim)``, the phase-space points: ``z[k]`` is one point, a ``(4, dim)``
+array with rows ``Q, P, V, GRAD`` (``nutslite.engine.integrators``; ``V = M^{-1} P`` is the
+velocity); ``logp, energy``: ``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)``
+prefix sums of momenta. State ``s`` is in row ``s & (2^max_depth - 1)`` and its prefix sum ``R[s]``
+in row ``s & (2^(max_depth + 1) - 1)``. Four arrays, not seven: every array a compiled call
+receives costs two atomic reference-count updates (``benchmarks/README.md``, engine profile).
 """
 
-Recorder = namedtuple("Recorder", ["active", "subtrees", "checks", "counts"])
-Recorder.__doc__ = """Where a recorded transition logs its structure.
+Recorder = namedtuple("Recorder", ["active", "log"])
+Recorder.__doc__ = """Where a recorded transition logs its structure, in the order it happened.
 
-``subtrees``: rows ``(lo, hi, depth, top_level, valid)`` for every completed subtree of depth >= 1
-(``valid`` False when it turned) and, with ``top_level`` 1, the accepted trajectory after every
-top-level doubling; ``checks``: rows ``(lo, hi, merge_depth, top_level, turning)`` for every U-turn
-criterion evaluated; ``counts``: ``[n_subtrees, n_checks]``.
+``log`` rows after the first are events ``(kind, lo, hi, depth, top_level, outcome)``: kind
+``SUBTREE`` for every completed subtree of depth >= 1 (``outcome`` 1 when it is valid, 0 when it
+turned) and, with ``top_level`` 1, the accepted trajectory after every top-level doubling; kind
+``CHECK`` for every U-turn criterion evaluated on ``[lo, hi]`` at merge depth ``depth``
+(``outcome`` 1 when it turned). ``log[0, 0]`` counts the events. One array, so that a transition
+with the recorder off passes one empty array down the recursion, not three.
 """
+SUBTREE, CHECK = 1, 2
+
+Transition = namedtuple(
+    "Transition",
+    ["logp_grad", "rng", "metric", "step_size", "h0", "max_delta_h", "traj", "recorder"],
+)
+Transition.__doc__ = """What every step of one transition needs, bundled once by
+``nuts_transition`` (in the spirit of nuts-rs's ``Hamiltonian``): the log density and its
+gradient, the random stream, the metric, the step size ``eps``, the initial energy ``H0``, the
+divergence threshold, the trajectory buffers and the recorder."""
 
 TransitionInfo = namedtuple(
     "TransitionInfo",
@@ -97,10 +111,7 @@ def allocate_trajectory(dim: int, max_depth: int) -> Trajectory:
     """Buffers for transitions of at most ``2^max_depth`` states in ``dim`` dimensions."""
     cap = 1 << max_depth
     return Trajectory(
-        q=np.zeros((cap, dim)),
-        p=np.zeros((cap, dim)),
-        v=np.zeros((cap, dim)),
-        grad=np.zeros((cap, dim)),
+        z=np.zeros((cap, 4, dim)),
         logp=np.zeros(cap),
         energy=np.zeros(cap),
         rho_prefix=np.zeros((2 * cap, dim)),
@@ -108,14 +119,10 @@ def allocate_trajectory(dim: int, max_depth: int) -> Trajectory:
 
 
 def allocate_recorder(max_depth: int, active: bool) -> Recorder:
-    """Recorder arrays large enough for any transition of at most ``2^max_depth`` states."""
-    n = (1 << max_depth) + max_depth + 1 if active else 0
-    return Recorder(
-        active=active,
-        subtrees=np.zeros((n, 5), dtype=np.int64),
-        checks=np.zeros((3 * n, 5), dtype=np.int64),
-        counts=np.zeros(2, dtype=np.int64),
-    )
+    """A recorder large enough for any transition of at most ``2^max_depth`` states (empty when
+    not ``active``)."""
+    subtrees = (1 << max_depth) + max_depth + 1  # at most, counting the top-level rows
+    return Recorder(active, np.zeros((1 + 4 * subtrees if active else 0, 6), dtype=np.int64))
 
 
 @jit
@@ -130,19 +137,21 @@ def log_sum_exp(a, b):
 
 
 @jit
-def record_check(recorder, a, b, merge_depth, top_level, turning):
-    """Log one U-turn check ``[a, b]`` and its outcome (recorded transitions only)."""
+def record(recorder, kind, lo, hi, depth, top_level, outcome):
+    """Log one event (recorded transitions only; see ``Recorder``)."""
     if recorder.active:
-        n = recorder.counts[1]
-        recorder.checks[n, 0] = a
-        recorder.checks[n, 1] = b
-        recorder.checks[n, 2] = merge_depth
-        recorder.checks[n, 3] = top_level
-        recorder.checks[n, 4] = turning
-        recorder.counts[1] = n + 1
+        log = recorder.log
+        n = log[0, 0] + 1
+        log[n, 0] = kind
+        log[n, 1] = lo
+        log[n, 2] = hi
+        log[n, 3] = depth
+        log[n, 4] = top_level
+        log[n, 5] = outcome
+        log[0, 0] = n
 
 
-@jit
+@jit(inline="always")  # two call sites; a call would count the references of its five arrays
 def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
     segment ``[a, b]``, and each half extended by the neighbouring state of the other,
@@ -152,66 +161,24 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     All three are evaluated, as Stan does, so the recorder sees every one. Their six dot products
     are summed in one pass (``nutslite.engine.linalg.uturn_dots``).
     """
-    mask, prefix_mask = traj.v.shape[0] - 1, traj.rho_prefix.shape[0] - 1
+    mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
     whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots(
-        traj.v, traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
+        traj.z[:, V], traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
         (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask,
     )
     whole = not (whole_a > 0.0 and whole_b > 0.0)
     left = not (left_a > 0.0 and left_n > 0.0)
     right = not (right_m > 0.0 and right_b > 0.0)
-    record_check(recorder, a, b, merge_depth, top_level, whole)
-    record_check(recorder, a, m + 1, merge_depth, top_level, left)
-    record_check(recorder, m, b, merge_depth, top_level, right)
+    record(recorder, CHECK, a, b, merge_depth, top_level, whole)
+    record(recorder, CHECK, a, m + 1, merge_depth, top_level, left)
+    record(recorder, CHECK, m, b, merge_depth, top_level, right)
     return whole or left or right
 
 
-@jit
-def record_subtree(recorder, lo, hi, depth, top_level, valid):
-    if recorder.active:
-        n = recorder.counts[0]
-        recorder.subtrees[n, 0] = lo
-        recorder.subtrees[n, 1] = hi
-        recorder.subtrees[n, 2] = depth
-        recorder.subtrees[n, 3] = top_level
-        recorder.subtrees[n, 4] = valid
-        recorder.counts[0] = n + 1
-
-
-@jit(inline="always")  # one call site: inlined, it needs no compile of its own
-def take_step(logp_grad, traj, metric, step_size, edge, direction, h0, max_delta_h):
-    """Base case of the recursion: one leapfrog step from position ``edge`` to
-    ``s = edge + direction``, stored in the buffer with its energy and momentum prefix sum.
-
-    Returns ``(s, log_weight, divergent)`` with ``log_weight = H0 - H(s)``.
-    """
-    s = edge + direction
-    mask, prefix_mask = traj.q.shape[0] - 1, traj.rho_prefix.shape[0] - 1
-    r0, r1 = edge & mask, s & mask
-    logp, kinetic = leapfrog(
-        logp_grad, direction * step_size, metric, traj.q[r0], traj.p[r0], traj.grad[r0],
-        traj.q[r1], traj.p[r1], traj.grad[r1], traj.v[r1],
-    )
-    h = -logp + kinetic
-    if math.isnan(h):
-        h = math.inf
-    traj.logp[r1] = logp
-    traj.energy[r1] = h
-    # prefix sums: forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s
-    if direction > 0:
-        src, dst, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
-    else:
-        src, dst, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
-    for i in range(traj.p.shape[1]):
-        traj.rho_prefix[dst, i] = traj.rho_prefix[src, i] + sign * traj.p[r1, i]
-    return s, h0 - h, (h - h0) > max_delta_h
-
-
 @jit(cache=False)  # a cached recursive function can come back with its self-call unresolved
-def build_tree(
-    logp_grad, rng, traj, metric, step_size, edge, direction, depth, h0, max_delta_h, recorder
-):
-    """Build a subtree of ``2^depth`` states beyond position ``edge`` in ``direction``.
+def build_tree(ctx, edge, direction, depth):
+    """Build a subtree of ``2^depth`` states beyond position ``edge`` in ``direction``, for the
+    transition ``ctx`` (a ``Transition``).
 
     Hoffman & Gelman (2014) Alg. 3 with Stan's multinomial weights and extra checks. Returns
     ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position)``; ``valid`` is False
@@ -223,22 +190,39 @@ def build_tree(
     carry its compiled code with them.
     """
     if depth == 0:
-        s, log_w, divergent = take_step(
-            logp_grad, traj, metric, step_size, edge, direction, h0, max_delta_h
+        # the base case: one leapfrog step from ``edge`` to ``s``, stored with its energy, its
+        # log weight ``H0 - H(s)`` and its momentum prefix sum (written out here: an inlined
+        # function would copy the context, and a copy counts the references of all its arrays)
+        traj = ctx.traj
+        s = edge + direction
+        mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
+        r = s & mask
+        logp, kinetic = leapfrog(
+            ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.z[edge & mask], traj.z[r]
         )
+        h = -logp + kinetic
+        if math.isnan(h):
+            h = math.inf
+        traj.logp[r] = logp
+        traj.energy[r] = h
+        # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s
+        if direction > 0:
+            src, dst, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
+        else:
+            src, dst, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
+        for i in range(traj.rho_prefix.shape[1]):
+            traj.rho_prefix[dst, i] = traj.rho_prefix[src, i] + sign * traj.z[r, P, i]
+        log_w = ctx.h0 - h
+        divergent = (h - ctx.h0) > ctx.max_delta_h
         accept = 1.0 if log_w > 0.0 else math.exp(log_w)
         return not divergent, log_w, s, accept, 1, s if divergent else 0
 
     half = 1 << (depth - 1)
-    valid, log_w_init, prop, acc_init, n_init, div = build_tree(
-        logp_grad, rng, traj, metric, step_size, edge, direction, depth - 1, h0, max_delta_h,
-        recorder,
-    )
+    valid, log_w_init, prop, acc_init, n_init, div = build_tree(ctx, edge, direction, depth - 1)
     if not valid:
         return False, log_w_init, prop, acc_init, n_init, div
     valid, log_w_final, prop_final, acc_final, n_final, div = build_tree(
-        logp_grad, rng, traj, metric, step_size, edge + direction * half, direction, depth - 1,
-        h0, max_delta_h, recorder,
+        ctx, edge + direction * half, direction, depth - 1
     )
     sum_accept = acc_init + acc_final
     n_steps = n_init + n_final
@@ -247,13 +231,13 @@ def build_tree(
 
     # uniform multinomial sampling within the subtree
     log_w = log_sum_exp(log_w_init, log_w_final)
-    if rng.random() < math.exp(log_w_final - log_w):
+    if ctx.rng.random() < math.exp(log_w_final - log_w):
         prop = prop_final
 
     first, last = edge + direction, edge + direction * 2 * half
     lo, hi = min(first, last), max(first, last)
-    turning = merge_is_turning(traj, lo, lo + half - 1, hi, recorder, depth, 0)
-    record_subtree(recorder, lo, hi, depth, 0, not turning)
+    turning = merge_is_turning(ctx.traj, lo, lo + half - 1, hi, ctx.recorder, depth, 0)
+    record(ctx.recorder, SUBTREE, lo, hi, depth, 0, not turning)
     return not turning, log_w, prop, sum_accept, n_steps, 0
 
 
@@ -268,18 +252,19 @@ def nuts_transition(
     The selected state is in ``traj`` row ``info.proposal & (2^max_depth - 1)``. Returns a
     ``TransitionInfo``.
     """
-    r0 = 0  # the row of position 0
+    z0 = traj.z[0]  # position 0 is in row 0
     for i in range(q0.shape[0]):
-        traj.q[r0, i] = q0[i]
-        traj.grad[r0, i] = grad0[i]
-    sample_momentum(rng, metric, traj.p[r0])
-    h0 = -logp0 + velocity(metric, traj.p[r0], traj.v[r0])
-    traj.logp[r0] = logp0
-    traj.energy[r0] = h0
+        z0[Q, i] = q0[i]
+        z0[GRAD, i] = grad0[i]
+    sample_momentum(rng, metric, z0[P])
+    h0 = -logp0 + velocity(metric, z0[P], z0[V])
+    traj.logp[0] = logp0
+    traj.energy[0] = h0
     below, at = traj.rho_prefix.shape[0] - 1, 0  # prefix-sum rows of positions -1 and 0
     for i in range(q0.shape[0]):
         traj.rho_prefix[below, i] = 0.0
-        traj.rho_prefix[at, i] = traj.p[r0, i]
+        traj.rho_prefix[at, i] = z0[P, i]
+    ctx = Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder)
 
     left = right = 0  # the accepted trajectory is [left, right]
     lo = hi = 0  # every position visited, rejected subtrees included
@@ -292,10 +277,7 @@ def nuts_transition(
     while depth < max_depth:
         direction = 1 if rng.random() > 0.5 else -1
         edge = right if direction > 0 else left
-        valid, log_w_sub, prop_sub, acc, n, div = build_tree(
-            logp_grad, rng, traj, metric, step_size, edge, direction, depth, h0, max_delta_h,
-            recorder,
-        )
+        valid, log_w_sub, prop_sub, acc, n, div = build_tree(ctx, edge, direction, depth)
         n_steps += n
         sum_accept += acc
         if direction > 0:
@@ -313,7 +295,7 @@ def nuts_transition(
             left = edge - (1 << depth)
             m = edge - 1
         depth += 1
-        record_subtree(recorder, left, right, depth, 1, True)
+        record(recorder, SUBTREE, left, right, depth, 1, True)
 
         # biased progressive sampling at the top level
         if log_w_sub > log_w:

@@ -42,7 +42,7 @@ import math
 from collections import namedtuple
 
 from nutslite._numba import jit
-from nutslite.engine.integrators import leapfrog
+from nutslite.engine.integrators import GRAD, P, Q, V, leapfrog
 from nutslite.engine.metric import sample_momentum, velocity
 
 DualAveraging = namedtuple("DualAveraging", ["counter", "s_bar", "x_bar", "mu", "log_step_size"])
@@ -102,11 +102,15 @@ def dual_averaging_final(state):
 @jit(inline="always")
 def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     """``H0 - H`` after one leapfrog step of ``step_size`` from ``q`` with a fresh momentum
-    (NaN counts as a rejection, -inf). ``scratch`` is a ``(5, dim)`` work array."""
-    p0, v, q1, p1, grad1 = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
-    sample_momentum(rng, metric, p0)
-    h0 = -logp + velocity(metric, p0, v)
-    logp1, kinetic = leapfrog(logp_grad, step_size, metric, q, p0, grad, q1, p1, grad1, v)
+    (NaN counts as a rejection, -inf). ``scratch`` is a work array of at least 4 rows, whose
+    first four hold the point (``nutslite.engine.integrators``) and are stepped in place."""
+    z = scratch[:4]
+    for i in range(q.shape[0]):
+        z[Q, i] = q[i]
+        z[GRAD, i] = grad[i]
+    sample_momentum(rng, metric, z[P])
+    h0 = -logp + velocity(metric, z[P], z[V])
+    logp1, kinetic = leapfrog(logp_grad, metric, step_size, z, z)
     h = -logp1 + kinetic
     if math.isnan(h):
         return -math.inf
@@ -117,7 +121,7 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
 def find_initial_step_size(
     logp_grad, rng, metric, step_size, q, logp, grad, scratch, cautious=False
 ):
-    """Stan's heuristic. ``scratch`` is a ``(5, dim)`` work array. Returns ``(step_size,
+    """Stan's heuristic. ``scratch`` is a ``(4, dim)`` work array or larger. Returns ``(step_size,
     status)``; ``status`` is ``STEP_SIZE_OK`` or an error code for the caller to report.
 
     While doubling, Stan stops at (and returns) the first step size that fails the test, which
