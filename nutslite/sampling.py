@@ -51,7 +51,7 @@ from nutslite.engine.chain import (
     run_chain,
 )
 from nutslite.engine.metric import Metric, dense_metric, diagonal_metric, low_rank_metric
-from nutslite.engine.tree import allocate_recorder, allocate_trajectory
+from nutslite.engine.tree import allocate_trajectory
 from nutslite.model import Model
 from nutslite.progress import ChainProgress, Reporter, make_reporter
 from nutslite.result import SamplingResult
@@ -251,7 +251,7 @@ def sample(
             )
         )
 
-    recorder = allocate_recorder(max_treedepth, False)
+    recorder = None  # nothing recorded: the record_* calls compile to nothing
     stop = threading.Event()
     lock = threading.Lock()
     waiting = list(chain_list)  # chains that are neither running a chunk nor finished

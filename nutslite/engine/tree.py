@@ -129,7 +129,7 @@ def log_sum_exp(a, b):
 @jit
 def record_check(recorder, a, b, merge_depth, top_level, turning):
     """Log one U-turn check ``[a, b]`` and its outcome (recorded transitions only)."""
-    if recorder.active:
+    if recorder is not None and recorder.active:
         n = recorder.counts[1]
         recorder.checks[n, 0] = a
         recorder.checks[n, 1] = b
@@ -202,7 +202,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
 
 @jit
 def record_subtree(recorder, lo, hi, depth, top_level, valid):
-    if recorder.active:
+    if recorder is not None and recorder.active:
         n = recorder.counts[0]
         recorder.subtrees[n, 0] = lo
         recorder.subtrees[n, 1] = hi
