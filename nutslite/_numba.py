@@ -110,13 +110,18 @@ def _for_compiled_callers(dispatcher, options: dict):
     template = getattr(dispatcher, "get_call_template", None)
     if template is None or JIT_DISABLED:
         return dispatcher
-    twin = njit(**dict(options, cache=False, no_cpython_wrapper=True, no_cfunc_wrapper=True))(
-        dispatcher.py_func
-    )
-    # a recursive call made while the twin compiles must be seen as one (Numba asks the
-    # dispatcher named in the source, this one, whether it is compiling)
-    twin._compiling_counter = dispatcher._compiling_counter
-    dispatcher.twin = twin
+    twin_options = dict(options, cache=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+    def twin():
+        """The wrapper-free dispatcher, made at the first call from compiled code (a warm start
+        loads the chain loop from the cache and never needs one)."""
+        if not hasattr(dispatcher, "twin"):
+            dispatcher.twin = njit(**twin_options)(dispatcher.py_func)
+            # a recursive call made while the twin compiles must be seen as one (Numba asks the
+            # dispatcher named in the source, this one, whether it is compiling)
+            dispatcher.twin._compiling_counter = dispatcher._compiling_counter
+        return dispatcher.twin
+
     overload = dispatcher.get_overload
 
     def get_call_template(args, kws):
@@ -124,11 +129,11 @@ def _for_compiled_callers(dispatcher, options: dict):
         kws = {k: types.unliteral(v) for k, v in kws.items()}
         if kws:
             return template(args, kws)
-        return (template if args in dispatcher.overloads else twin.get_call_template)(args, kws)
+        return (template if args in dispatcher.overloads else twin().get_call_template)(args, kws)
 
     def get_overload(sig):
         args = tuple(normalize_signature(sig)[0])
-        return overload(sig) if args in dispatcher.overloads else twin.get_overload(args)
+        return overload(sig) if args in dispatcher.overloads else twin().get_overload(args)
 
     dispatcher.get_call_template = get_call_template
     dispatcher.get_overload = get_overload
