@@ -4,6 +4,8 @@ Usage::
 
     python benchmarks/profile_compile.py            # nutslite, empty cache then warm cache
     python benchmarks/profile_compile.py --nutpie   # and nutpie's compile of the same model
+    python benchmarks/profile_compile.py --first-call   # nl.sample with the diagnostics, as a
+                                                        # user's first call
 
 Each measurement runs in a fresh process. The cold one points ``NUTSLITE_CACHE_DIR`` (and, for
 nutpie, Numba's and PyTensor's caches) at an empty folder; the warm one reuses it. Times are wall
@@ -33,6 +35,7 @@ from numba.core import caching, codegen, event, typed_passes
 # in it (typing a caller includes compiling its callees, which are counted against them)
 local = threading.local()
 phases = collections.defaultdict(float)
+parts = collections.defaultdict(float)  # the same, per module of the compile started from Python
 PHASES = {
     "typing": (typed_passes.NopythonTypeInference, "run_pass"),
     "lowering": (typed_passes.NativeLowering, "run_pass"),
@@ -56,6 +59,7 @@ def timed(phase, original):
                 stack[-1][1] += spent
             names = local.__dict__.get("names") or ["(outside any compile)"]
             phases[names[-1], phase] += spent - nested
+            parts[getattr(local, "part", "(outside any compile)")] += spent - nested
     return run
 
 
@@ -65,14 +69,18 @@ for phase, (cls, method) in PHASES.items():
 
 class Names(event.Listener):
     def on_start(self, ev):
-        local.__dict__.setdefault("names", []).append(ev.data["dispatcher"].py_func.__qualname__)
+        names = local.__dict__.setdefault("names", [])
+        py_func = ev.data["dispatcher"].py_func
+        if not names:  # a compile started from Python: its module names the part it belongs to
+            local.part = py_func.__module__
+        names.append(py_func.__qualname__)
 
     def on_end(self, ev):
         local.names.pop()
 
 
 event.register("numba:compile", Names())
-sampler = sys.argv[1]
+sampler, first_call = sys.argv[1], sys.argv[3] == "first-call"
 t0, c0 = time.perf_counter(), time.process_time()
 if sampler == "nutslite":
     import nutslite as nl
@@ -83,18 +91,26 @@ else:
 t1, c1 = time.perf_counter(), time.process_time()
 if sampler == "nutslite":
     model = nl.models.radon("noncentered")
-    nl.sample(model, draws=1, tune=1, chains=1, cores=1, seed=0, progress=False)
+    if first_call:  # a user's first call: enough draws for the diagnostics behind the warnings
+        import warnings
+        from nutslite.diagnostics import MIN_DRAWS
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nl.sample(model, draws=MIN_DRAWS, tune=1, chains=1, cores=1, seed=0, progress=False)
+    else:
+        nl.sample(model, draws=1, tune=1, chains=1, cores=1, seed=0, progress=False)
 else:
     nutpie.compile_pymc_model(_peers.pymc_radon("noncentered", _peers.data_spec_to_data(
         {"kind": "minnesota"})))
 t2, c2 = time.perf_counter(), time.process_time()
 print(json.dumps({"import_s": t1 - t0, "import_cpu_s": c1 - c0, "compile_s": t2 - t1,
                   "compile_cpu_s": c2 - c1,
-                  "phases": [[name, phase, s] for (name, phase), s in phases.items()]}))
+                  "phases": [[name, phase, s] for (name, phase), s in phases.items()],
+                  "parts": parts}))
 """
 
 
-def measure(sampler: str, cache_root: str) -> dict:
+def measure(sampler: str, cache_root: str, first_call: bool = False) -> dict:
     """One fresh process with its caches in ``cache_root``."""
     env = dict(os.environ, NUTSLITE_CACHE_DIR=os.path.join(cache_root, "nutslite"))
     env.pop("NUMBA_CACHE_DIR", None)
@@ -102,7 +118,8 @@ def measure(sampler: str, cache_root: str) -> dict:
         env["NUMBA_CACHE_DIR"] = os.path.join(cache_root, "numba")
         env["PYTENSOR_FLAGS"] = f"compiledir={os.path.join(cache_root, 'pytensor')}"
     here = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run([sys.executable, "-c", CHILD, sampler, here], env=env, check=True,
+    mode = "first-call" if first_call else "first-draw"
+    out = subprocess.run([sys.executable, "-c", CHILD, sampler, here, mode], env=env, check=True,
                          capture_output=True, text=True, cwd=os.path.dirname(here))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -127,15 +144,22 @@ def print_phases(rows: list) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nutpie", action="store_true", help="also time nutpie's compile")
+    p.add_argument("--first-call", action="store_true",
+                   help="a user's first nl.sample call (with the diagnostics behind the warnings) "
+                        "instead of the first draw, its compile CPU split by module")
     args = p.parse_args(argv)
     for sampler in ("nutslite", "nutpie") if args.nutpie else ("nutslite",):
         with tempfile.TemporaryDirectory() as root:
-            cold, warm = measure(sampler, root), measure(sampler, root)
+            cold = measure(sampler, root, args.first_call)
+            warm = measure(sampler, root, args.first_call)
         print(f"{sampler}: cold compile {cold['compile_s']:.2f} s wall, "
               f"{cold['compile_cpu_s']:.2f} s CPU; warm {warm['compile_s']:.3f} s wall, "
               f"{warm['compile_cpu_s']:.3f} s CPU; import {warm['import_s']:.2f} s")
         if sampler == "nutslite":
             print_phases(cold["phases"])
+            print("  thread CPU s per module whose function Python called first:")
+            for part, seconds in sorted(cold["parts"].items(), key=lambda kv: -kv[1]):
+                print(f"  {part:<44s}{seconds:8.2f}")
     with open("/proc/loadavg") as f:
         print("load average after:", f.read().split()[0])
 
