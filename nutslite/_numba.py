@@ -23,13 +23,13 @@ cache by every later process, whatever model it samples.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import threading
 from functools import cache
 from pathlib import Path
 
 from numba import config, njit, types
+from numba.core.sigutils import normalize_signature
 
 from nutslite._version import __version__
 
@@ -73,64 +73,114 @@ def _compile(function, signatures: tuple, options: dict):
     thread's temporary value, which is reset before Numba reads it again (the cache then went to
     a folder relative to the working directory)."""
     if JIT_DISABLED or not options.get("cache"):
-        return _without_literal_specialisation(njit(*signatures, **options)(function))
+        return _for_compiled_callers(njit(*signatures, **options)(function), options)
     with _CACHE_LOCK:
         if config.CACHE_DIR:  # NUMBA_CACHE_DIR, or whoever set it, wins
-            return _without_literal_specialisation(njit(*signatures, **options)(function))
+            return _for_compiled_callers(njit(*signatures, **options)(function), options)
         config.CACHE_DIR = cache_dir()
         try:
-            return _without_literal_specialisation(njit(*signatures, **options)(function))
+            return _for_compiled_callers(njit(*signatures, **options)(function), options)
         finally:
             config.CACHE_DIR = ""
 
 
-def _without_literal_specialisation(dispatcher):
-    """Compile calls from other compiled functions for the plain types of their arguments.
+def _for_compiled_callers(dispatcher, options: dict):
+    """Compile calls from other compiled functions for the plain types of their arguments, and
+    without the wrappers that only a call from Python needs.
 
-    Numba types a constant argument such as ``0`` or ``True`` as a literal and compiles the callee
-    once per literal value: ``merge_is_turning(..., depth, 0)`` and ``(..., depth, 1)`` were two
-    compiles, and ``build_tree`` three (its first call sees ``depth = 0`` and ``edge = 0`` as
-    literals). Nothing in nutslite branches on a literal, so every call site shares one
-    specialisation per plain type; this alone removed about a fifth of a cold compile. Numba
-    internals, behind a fallback: without ``get_call_template`` the dispatcher is left as it is.
+    *Plain types.* Numba types a constant argument such as ``0`` or ``True`` as a literal and
+    compiles the callee once per literal value: ``merge_is_turning(..., depth, 0)`` and
+    ``(..., depth, 1)`` were two compiles, and ``build_tree`` three (its first call sees
+    ``depth = 0`` and ``edge = 0`` as literals). Nothing in nutslite branches on a literal, so
+    every call site shares one specialisation per plain type; this alone removed about a fifth of
+    a cold compile.
+
+    *No wrappers.* Numba gives every compiled function a wrapper that unboxes its arguments from
+    Python objects and one that makes it a C function pointer, whether or not anything calls it
+    that way. For the chain loop's signature the first is a fifth of its code. A call from
+    compiled code goes to a twin of the dispatcher compiled without either (the way Numba compiles
+    its own ``overload`` implementations; not cached on its own, its callers carry its code), unless
+    the function was already compiled for those types from Python, as ``find_initial_step_size``
+    is before the chain loop. A Python call still compiles the function with its wrappers. This
+    removed about a tenth of a cold compile.
+
+    Numba internals, behind a fallback: without ``get_call_template`` the dispatcher is left as
+    it is.
     """
     template = getattr(dispatcher, "get_call_template", None)
     if template is None or JIT_DISABLED:
         return dispatcher
+    twin_options = dict(options, cache=False, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+    def twin():
+        """The wrapper-free dispatcher, made at the first call from compiled code (a warm start
+        loads the chain loop from the cache and never needs one)."""
+        if not hasattr(dispatcher, "twin"):
+            dispatcher.twin = njit(**twin_options)(dispatcher.py_func)
+            # a recursive call made while the twin compiles must be seen as one (Numba asks the
+            # dispatcher named in the source, this one, whether it is compiling)
+            dispatcher.twin._compiling_counter = dispatcher._compiling_counter
+        return dispatcher.twin
+
+    overload = dispatcher.get_overload
 
     def get_call_template(args, kws):
-        return template(
-            tuple(types.unliteral(a) for a in args),
-            {k: types.unliteral(v) for k, v in kws.items()},
-        )
+        args = tuple(types.unliteral(a) for a in args)
+        kws = {k: types.unliteral(v) for k, v in kws.items()}
+        if kws:
+            return template(args, kws)
+        return (template if args in dispatcher.overloads else twin().get_call_template)(args, kws)
+
+    def get_overload(sig):
+        args = tuple(normalize_signature(sig)[0])
+        return overload(sig) if args in dispatcher.overloads else twin().get_overload(args)
 
     dispatcher.get_call_template = get_call_template
+    dispatcher.get_overload = get_overload
     return dispatcher
 
 
-def by_type(implementations: dict, position: int = 0):
+def by_type(implementations: dict, position: int = 0) -> _ByType:
     """A function that calls ``implementations[type(args[position])](*args)``.
 
     Called from Python it looks the type up at run time. Called from compiled code it is resolved
-    while Numba types the caller (an ``overload``), so a caller compiled for one metric or
-    adaptation kind contains that kind's code only: nothing of the other kinds is typed, lowered
-    or optimised. The implementations are ``jit`` functions and are cached as usual.
+    while Numba types the caller, so a caller compiled for one metric or adaptation kind contains
+    that kind's code only: nothing of the other kinds is typed, lowered or optimised. The
+    implementations are ``jit`` functions; the caller calls the chosen one as if it had named it.
     """
-    def dispatch(*args):
-        return implementations[type(args[position])](*args)
+    return _ByType(implementations, position)
 
-    if not JIT_DISABLED:
-        from numba.extending import overload
 
-        def _typed(*args):
-            implementation = implementations.get(getattr(args[position], "instance_class", None))
-            return None if implementation is None else implementation.py_func
+class _ByType:
+    """What ``by_type`` returns. Numba sees it as a dispatcher (``typeof`` below) whose typing and
+    lowering go to the implementation for the argument's type, which is then compiled once for
+    all its callers. (An ``overload`` did the same, but Numba compiles an overload's
+    implementation once per set of compiler flags of its callers, and the chain loop, which is
+    called from Python, and the functions it calls are compiled with different flags:
+    ``_for_compiled_callers``.)"""
 
-        # Numba requires the typing function's signature to be the implementation's
-        _typed.__signature__ = inspect.signature(next(iter(implementations.values())).py_func)
-        overload(dispatch, jit_options={"error_model": "numpy"})(_typed)
+    def __init__(self, implementations: dict, position: int):
+        self.implementations, self.position = implementations, position
+        if not JIT_DISABLED:
+            self.dispatcher = njit(lambda *args: None)  # never compiled itself
+            self.dispatcher.get_call_template = lambda args, kws: (
+                self._chosen(args).get_call_template(args, kws)
+            )
+            self.dispatcher.get_overload = lambda sig: self._chosen(sig).get_overload(sig)
 
-    return dispatch
+    def _chosen(self, types_):
+        return self.implementations[types_[self.position].instance_class]
+
+    def __call__(self, *args):
+        return self.implementations[type(args[self.position])](*args)
+
+
+if not JIT_DISABLED:
+    from numba.extending import typeof_impl
+
+    @typeof_impl.register(_ByType)
+    def _typeof_by_type(value, context):
+        return value.dispatcher._numba_type_
 
 
 def needs_compiling(function) -> bool:

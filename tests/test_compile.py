@@ -1,5 +1,6 @@
-"""How the engine is compiled: one specialisation per plain argument type, and type dispatch that
-puts only the kind in use into a compiled caller (``nutslite._numba``)."""
+"""How the engine is compiled: one specialisation per plain argument type, no wrappers for calls
+between compiled functions, and type dispatch that puts only the kind in use into a compiled caller
+(``nutslite._numba``)."""
 
 from collections import namedtuple
 
@@ -34,10 +35,12 @@ def _call_scale(form):
 
 def test_by_type_dispatches_in_python_and_in_compiled_code():
     twice, thrice = Twice(np.array([5.0])), Thrice(np.array([5.0]), np.zeros(2))
-    assert scale(twice, 1.0) == 11.0 and scale(thrice, 1.0) == 16.0
     assert _call_scale(twice) == 11.0 and _call_scale(thrice) == 16.0
-    # the compiled callers went through the overload, not the implementations' dispatchers
-    assert not _twice.signatures or all(sig[0].instance_class is Twice for sig in _twice.signatures)
+    # the compiled caller compiled each implementation for its own type only, without wrappers
+    assert [sig[0].instance_class for sig in _twice.twin.signatures] == [Twice]
+    assert [sig[0].instance_class for sig in _thrice.twin.signatures] == [Thrice]
+    assert not _twice.signatures and not _thrice.signatures
+    assert scale(twice, 1.0) == 11.0 and scale(thrice, 1.0) == 16.0
 
 
 @jit(cache=False)
@@ -54,5 +57,56 @@ def test_constant_arguments_share_one_specialisation():
     """Numba would compile ``_callee`` once per literal (0, 1, True); nutslite's ``jit`` types
     calls between compiled functions with plain types, so ints share one compile."""
     assert _caller(1) == 5
-    args = {tuple(str(t) for t in sig) for sig in _callee.signatures}
+    args = {tuple(str(t) for t in sig) for sig in _callee.twin.signatures}
     assert args == {("int64", "int64"), ("int64", "bool")}
+
+
+@jit(cache=False)
+def _inner(x):
+    return x + 1.0
+
+
+@jit(cache=False)
+def _outer(x):
+    return _inner(x) * 2.0
+
+
+@jit(cache=False)
+def _countdown(n):
+    return 0 if n == 0 else 1 + _countdown(n - 1)
+
+
+@jit(cache=False)
+def _call_countdown(n):
+    return _countdown(n)
+
+
+def test_compiled_callers_get_no_wrappers_and_python_still_calls():
+    """A call from compiled code compiles the callee's twin, without the wrapper that unboxes
+    Python arguments (nor the C-pointer one); a call from Python compiles it with them."""
+    assert _outer(1.0) == 4.0
+    assert not _inner.signatures and len(_inner.twin.signatures) == 1
+    overload = _inner.twin.overloads[_inner.twin.signatures[0]]
+    assert overload.fndesc.llvm_cpython_wrapper_name not in overload.library.get_llvm_str()
+    assert _inner(1.0) == 2.0  # compiled again, with its wrapper, for Python
+    assert len(_inner.signatures) == 1
+    assert _call_countdown(5) == 5  # a recursive twin calls itself
+    assert not _countdown.signatures
+
+
+@jit(cache=False)
+def _first_from_python(x):
+    return x - 1.0
+
+
+@jit(cache=False)
+def _then_from_compiled_code(x):
+    return _first_from_python(x)
+
+
+def test_a_version_compiled_for_python_serves_compiled_callers():
+    """``find_initial_step_size`` is called from Python before the chain loop calls it: the loop
+    reuses that version instead of compiling a twin."""
+    assert _first_from_python(3.0) == 2.0
+    assert _then_from_compiled_code(3.0) == 2.0
+    assert not hasattr(_first_from_python, "twin")

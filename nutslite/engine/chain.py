@@ -56,8 +56,8 @@ NutsSettings = namedtuple(
     "NutsSettings", ["max_depth", "max_delta_h", "target_accept", "jitter", "num_warmup"]
 )
 
-# status codes returned by run_chain
-CHAIN_OK = 0
+# status codes returned by run_chain, besides find_initial_step_size's
+CHAIN_OK = STEP_SIZE_OK
 CHAIN_METRIC_OVERFLOW = 10
 
 
@@ -75,11 +75,16 @@ def run_chain(
     and ``divergence_count[0]`` counts them.
     ``schedule`` is ``(collect, update, restart, retune)``, flags per warmup iteration.
     Returns ``(state, da, adapt, status)``.
+
+    The arguments stay flat: bundled into ``ChainWork(traj, recorder, scratch)`` and
+    ``ChainOutput(draws, ...)`` tuples they made the compiled loop 7% larger (Numba copies and
+    reference-counts a tuple and its unpacked members separately), for a tidier call only.
     """
     q, grad, metric = state.q, state.grad, state.metric
     collect, update, restart, retune = schedule
     logp, step_size = state.logp, state.step_size
     mask = traj.z.shape[0] - 1  # trajectory position s is stored in row s & mask
+    status = CHAIN_OK
     for t in range(start, stop):
         eps = step_size
         if settings.jitter > 0.0:
@@ -119,9 +124,8 @@ def run_chain(
             if collect[t]:
                 adapt = adaptation_collect(adapt, q, grad)
             if update[t] and not adaptation_update(adapt, metric):
-                return ChainState(q, grad, logp, step_size, metric), da, adapt, (
-                    CHAIN_METRIC_OVERFLOW
-                )
+                status = CHAIN_METRIC_OVERFLOW
+                break
             if restart[t]:
                 adapt = adaptation_restart(adapt)
             if retune[t]:
@@ -130,8 +134,9 @@ def run_chain(
                     logp_grad, rng, metric, step_size, q, logp, grad, scratch, False
                 )
                 if status != STEP_SIZE_OK:
-                    return ChainState(q, grad, logp, step_size, metric), da, adapt, status
+                    break
                 da = dual_averaging_init(step_size)
             if t == settings.num_warmup - 1:
                 step_size = dual_averaging_final(da)
-    return ChainState(q, grad, logp, step_size, metric), da, adapt, CHAIN_OK
+    # one return: Numba copies the returned tuples and releases every live array at each return
+    return ChainState(q, grad, logp, step_size, metric), da, adapt, status

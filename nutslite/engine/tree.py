@@ -75,8 +75,8 @@ Recorder.__doc__ = """Where a recorded transition logs its structure, in the ord
 ``SUBTREE`` for every completed subtree of depth >= 1 (``outcome`` 1 when it is valid, 0 when it
 turned) and, with ``top_level`` 1, the accepted trajectory after every top-level doubling; kind
 ``CHECK`` for every U-turn criterion evaluated on ``[lo, hi]`` at merge depth ``depth``
-(``outcome`` 1 when it turned). ``log[0, 0]`` counts the events. One array, so that a transition
-with the recorder off passes one empty array down the recursion, not three.
+(``outcome`` 1 when it turned). ``log[0, 0]`` counts the events. ``nl.sample`` passes ``None``
+instead of a recorder: ``record`` then compiles to nothing.
 """
 SUBTREE, CHECK = 1, 2
 
@@ -139,7 +139,7 @@ def log_sum_exp(a, b):
 @jit
 def record(recorder, kind, lo, hi, depth, top_level, outcome):
     """Log one event (recorded transitions only; see ``Recorder``)."""
-    if recorder.active:
+    if recorder is not None and recorder.active:
         log = recorder.log
         n = log[0, 0] + 1
         log[n, 0] = kind
