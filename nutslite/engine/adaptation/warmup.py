@@ -38,7 +38,7 @@ from nutslite.engine.adaptation.step_size import (
 )
 
 
-@jit
+@jit(inline="always")  # one call site: inlined, it is neither a module of its own nor relinked
 def warmup_step(
     logp_grad, rng, t, accept_stat, q, logp, grad, metric, da, adapt, settings, schedule, scratch
 ):
