@@ -44,7 +44,7 @@ NutsSettings = namedtuple(
 )
 
 
-@jit
+@jit(no_cfunc_wrapper=True)  # called from Python only (``nutslite._numba.jit``)
 def run_chain(
     logp_grad, rng, state, da, adapt, settings, schedule, start, stop,
     traj, recorder, scratch, draws, stats, divergences, divergence_iters, divergence_count,

@@ -113,7 +113,7 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     return h0 - h
 
 
-@jit
+@jit(no_cfunc_wrapper=True)  # called from Python and compiled code, never as a C pointer
 def find_initial_step_size(
     logp_grad, rng, metric, step_size, q, logp, grad, scratch, cautious=False
 ):
