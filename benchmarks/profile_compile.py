@@ -7,6 +7,10 @@ Usage::
     python benchmarks/profile_compile.py --first-call   # nl.sample with the diagnostics, as a
                                                         # user's first call
 
+A second process then times a warm start without the profiler's instrumentation, which imports
+``numba`` itself: ``import numba``, then ``import nutslite`` and the radon model (its compiled
+log density loaded from the cache), then the first call (the engine loaded from the cache).
+
 Each measurement runs in a fresh process. The cold one points ``NUTSLITE_CACHE_DIR`` (and, for
 nutpie, Numba's and PyTensor's caches) at an empty folder; the warm one reuses it. Times are wall
 seconds and the process's CPU seconds (all threads; a loaded machine inflates the wall time far more
@@ -109,6 +113,32 @@ print(json.dumps({"import_s": t1 - t0, "import_cpu_s": c1 - c0, "compile_s": t2 
                   "parts": parts}))
 """
 
+WARM = r"""
+import json, sys, time
+clock = lambda: (time.perf_counter(), time.process_time())
+t0 = clock()
+import numba
+t1 = clock()
+import nutslite as nl
+model = nl.models.radon("noncentered")
+t2 = clock()
+nl.sample(model, draws=1, tune=1, chains=1, cores=1, seed=0, progress=False)
+t3 = clock()
+print(json.dumps({name: [b[0] - a[0], b[1] - a[1]] for name, a, b in (
+    ("import numba", t0, t1), ("import nutslite, radon model", t1, t2),
+    ("first draw (engine from the cache)", t2, t3), ("all", t0, t3))}))
+"""
+
+
+def warm_start(cache_root: str) -> dict:
+    """A warm start's parts, wall and CPU seconds, in a fresh uninstrumented process."""
+    env = dict(os.environ, NUTSLITE_CACHE_DIR=os.path.join(cache_root, "nutslite"))
+    env.pop("NUMBA_CACHE_DIR", None)
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", WARM], env=env, check=True, capture_output=True,
+                         text=True, cwd=os.path.dirname(here))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
 
 def measure(sampler: str, cache_root: str, first_call: bool = False) -> dict:
     """One fresh process with its caches in ``cache_root``."""
@@ -152,10 +182,13 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as root:
             cold = measure(sampler, root, args.first_call)
             warm = measure(sampler, root, args.first_call)
+            parts = warm_start(root) if sampler == "nutslite" else {}
         print(f"{sampler}: cold compile {cold['compile_s']:.2f} s wall, "
               f"{cold['compile_cpu_s']:.2f} s CPU; warm {warm['compile_s']:.3f} s wall, "
               f"{warm['compile_cpu_s']:.3f} s CPU; import {warm['import_s']:.2f} s")
         if sampler == "nutslite":
+            print("  warm start without the profiler, wall / CPU s: " + "; ".join(
+                f"{name} {wall:.3f} / {cpu:.3f}" for name, (wall, cpu) in parts.items()))
             print_phases(cold["phases"])
             print("  thread CPU s per module whose function Python called first:")
             for part, seconds in sorted(cold["parts"].items(), key=lambda kv: -kv[1]):

@@ -25,22 +25,15 @@ from nutslite._diagnostic_kernels import _statistics_kernel
 from nutslite._numba import cache_dir, needs_compiling
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
+from nutslite.engine.adaptation.status import METRIC_OVERFLOW, STEP_SIZE_IMPROPER, WARMUP_OK
 from nutslite.engine.adaptation.step_size import (
     SHORT_WARMUP,
-    STEP_SIZE_IMPROPER,
-    STEP_SIZE_OK,
     DualAveraging,
     dual_averaging_start,
     find_initial_step_size,
 )
 from nutslite.engine.adaptation.windows import WarmupSchedule
-from nutslite.engine.chain import (
-    CHAIN_METRIC_OVERFLOW,
-    CHAIN_OK,
-    ChainState,
-    NutsSettings,
-    run_chain,
-)
+from nutslite.engine.chain import ChainState, NutsSettings, run_chain
 from nutslite.engine.metric import DENSE, initial_metric
 from nutslite.engine.stats import STAT_NAMES
 from nutslite.engine.tree import MAX_DELTA_H, allocate_trajectory
@@ -75,7 +68,7 @@ class _Chain:
     divergence_count: np.ndarray
     init_point: np.ndarray
     run: ChunkedRun  # iterations done, chunk size, compiled time (``nutslite.scheduler``)
-    status: int = CHAIN_OK
+    status: int = WARMUP_OK
 
     def output(self) -> ChainOutput:
         """What the chain hands to the result (its buffers, not copies)."""
@@ -340,7 +333,7 @@ def _run_chains(
             chain.traj, recorder, chain.scratch, chain.draws, chain.stats,
             chain.divergences, chain.divergence_iters, chain.divergence_count,
         )
-        return chain.status == CHAIN_OK
+        return chain.status == WARMUP_OK
 
     n_iter, tune = request.tune + request.draws, request.tune
 
@@ -525,14 +518,15 @@ def _listing(items: list[str], indices: np.ndarray, limit: int = 10) -> str:
 
 
 def _raise_for_status(status: int, chain: int, stage: str) -> None:
-    if status == STEP_SIZE_OK:
+    """Raise the ``SamplingError`` for a warmup status (``nutslite.engine.adaptation.status``)."""
+    if status == WARMUP_OK:
         return
     if status == STEP_SIZE_IMPROPER:
         raise SamplingError(
             f"chain {chain}: the step size grew past 1e7 while {stage}; the posterior looks "
             "improper (check the model)"
         )
-    if status == CHAIN_METRIC_OVERFLOW:
+    if status == METRIC_OVERFLOW:
         raise SamplingError(f"chain {chain}: numerical overflow in the mass-matrix adaptation")
     raise SamplingError(
         f"chain {chain}: no acceptably small step size could be found while {stage}; "

@@ -14,10 +14,9 @@ from nutslite.engine.adaptation.mass_matrix import (
     adaptation_restart,
     adaptation_update,
 )
+from nutslite.engine.adaptation.status import STEP_SIZE_IMPROPER, WARMUP_OK
 from nutslite.engine.adaptation.step_size import (
     DA_MIN_UPDATES,
-    STEP_SIZE_IMPROPER,
-    STEP_SIZE_OK,
     dual_averaging_final,
     dual_averaging_init,
     dual_averaging_update,
@@ -249,7 +248,7 @@ def test_initial_step_size_heuristic():
         model.logp_grad_function, rng, diagonal_metric(np.ones(50)), 1.0, q, logp, grad,
         np.empty((5, 50)),
     )
-    assert status == STEP_SIZE_OK
+    assert status == WARMUP_OK
     assert 0.05 < eps < 1.0
     # a flat density: the step size grows until Stan's "improper posterior" bound
     flat = nl.Model("flat", 2, _flat())

@@ -5,11 +5,9 @@ Each iteration ``t``:
 1. draw the step size (``eps (1 + j (2u - 1))`` when jitter ``j > 0``; Stan's default is 0);
 2. run one NUTS transition (``nutslite.engine.tree.nuts_transition``) and record the draw and
    its stats;
-3. during warmup, update dual averaging with the transition's acceptance statistic, then follow
-   the schedule (``nutslite.engine.adaptation.windows``): add the draw (and its gradient) to the
-   estimator, set the metric from it, start a new window, and rerun the initial step-size
-   heuristic with dual averaging restarted around ``mu = log(10 eps)``; after the last warmup
-   iteration use ``exp(x_bar)``.
+3. during warmup, let the adaptation update the step size and the metric
+   (``nutslite.engine.adaptation.warmup.warmup_step``: dual averaging, the window schedule, and
+   ``exp(x_bar)`` after the last warmup iteration).
 
 ``run_chain`` runs iterations ``[start, stop)`` and returns the state to resume from, so the
 Python driver can call it in chunks (for progress and Ctrl-C) without changing a single draw.
@@ -17,22 +15,11 @@ Python driver can call it in chunks (for progress and Ctrl-C) without changing a
 
 from __future__ import annotations
 
-import math
 from collections import namedtuple
 
 from nutslite._numba import jit
-from nutslite.engine.adaptation.mass_matrix import (
-    adaptation_collect,
-    adaptation_restart,
-    adaptation_update,
-)
-from nutslite.engine.adaptation.step_size import (
-    STEP_SIZE_OK,
-    dual_averaging_final,
-    dual_averaging_init,
-    dual_averaging_update,
-    find_initial_step_size,
-)
+from nutslite.engine.adaptation.status import WARMUP_OK
+from nutslite.engine.adaptation.warmup import warmup_step
 from nutslite.engine.integrators import GRAD, Q
 from nutslite.engine.stats import (
     ACCEPT,
@@ -56,12 +43,8 @@ NutsSettings = namedtuple(
     "NutsSettings", ["max_depth", "max_delta_h", "target_accept", "jitter", "num_warmup"]
 )
 
-# status codes returned by run_chain, besides find_initial_step_size's
-CHAIN_OK = STEP_SIZE_OK
-CHAIN_METRIC_OVERFLOW = 10
 
-
-@jit
+@jit(no_cfunc_wrapper=True)  # called from Python only (``nutslite._numba.jit``)
 def run_chain(
     logp_grad, rng, state, da, adapt, settings, schedule, start, stop,
     traj, recorder, scratch, draws, stats, divergences, divergence_iters, divergence_count,
@@ -74,17 +57,17 @@ def run_chain(
     and the point where the energy blew up; ``divergence_iters[k]`` is the iteration of the k-th
     and ``divergence_count[0]`` counts them.
     ``schedule`` is ``(collect, update, restart, retune)``, flags per warmup iteration.
-    Returns ``(state, da, adapt, status)``.
+    Returns ``(state, da, adapt, status)``; ``status`` is one of
+    ``nutslite.engine.adaptation.status``, and a failure stops the loop at its iteration.
 
     The arguments stay flat: bundled into ``ChainWork(traj, recorder, scratch)`` and
     ``ChainOutput(draws, ...)`` tuples they made the compiled loop 7% larger (Numba copies and
     reference-counts a tuple and its unpacked members separately), for a tidier call only.
     """
     q, grad, metric = state.q, state.grad, state.metric
-    collect, update, restart, retune = schedule
     logp, step_size = state.logp, state.step_size
     mask = traj.z.shape[0] - 1  # trajectory position s is stored in row s & mask
-    status = CHAIN_OK
+    status = WARMUP_OK
     for t in range(start, stop):
         eps = step_size
         if settings.jitter > 0.0:
@@ -119,24 +102,11 @@ def run_chain(
         stats[t, INDEX] = info.proposal
 
         if t < settings.num_warmup:
-            da = dual_averaging_update(da, info.accept_stat, settings.target_accept)
-            step_size = math.exp(da.log_step_size)
-            if collect[t]:
-                adapt = adaptation_collect(adapt, q, grad)
-            if update[t] and not adaptation_update(adapt, metric):
-                status = CHAIN_METRIC_OVERFLOW
+            step_size, da, adapt, status = warmup_step(
+                logp_grad, rng, t, info.accept_stat, q, logp, grad, metric, da, adapt, settings,
+                schedule, scratch,
+            )
+            if status != WARMUP_OK:
                 break
-            if restart[t]:
-                adapt = adaptation_restart(adapt)
-            if retune[t]:
-                # every argument given, so this call and sampling.py's share one compiled version
-                step_size, status = find_initial_step_size(
-                    logp_grad, rng, metric, step_size, q, logp, grad, scratch, False
-                )
-                if status != STEP_SIZE_OK:
-                    break
-                da = dual_averaging_init(step_size)
-            if t == settings.num_warmup - 1:
-                step_size = dual_averaging_final(da)
     # one return: Numba copies the returned tuples and releases every live array at each return
     return ChainState(q, grad, logp, step_size, metric), da, adapt, status

@@ -42,6 +42,7 @@ import math
 from collections import namedtuple
 
 from nutslite._numba import jit
+from nutslite.engine.adaptation.status import STEP_SIZE_IMPROPER, STEP_SIZE_ZERO, WARMUP_OK
 from nutslite.engine.integrators import GRAD, P, Q, V, leapfrog
 from nutslite.engine.metric import sample_momentum, velocity
 
@@ -53,11 +54,6 @@ DA_KAPPA = 0.75
 DA_T0 = 10.0
 SHORT_WARMUP = 20  # fewer warmup iterations: no exploration offset (see "Short warmups" above)
 DA_MIN_UPDATES = 10  # fewer updates: the final step size is shrunk towards exp(mu)
-
-# status codes of find_initial_step_size
-STEP_SIZE_OK = 0
-STEP_SIZE_IMPROPER = 1  # grew past 1e7: Stan's "posterior is improper"
-STEP_SIZE_ZERO = 2  # shrank to 0: "no acceptably small step size"
 
 
 @jit
@@ -117,18 +113,18 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     return h0 - h
 
 
-@jit
+@jit(no_cfunc_wrapper=True)  # called from Python and compiled code, never as a C pointer
 def find_initial_step_size(
     logp_grad, rng, metric, step_size, q, logp, grad, scratch, cautious=False
 ):
     """Stan's heuristic. ``scratch`` is a ``(4, dim)`` work array or larger. Returns ``(step_size,
-    status)``; ``status`` is ``STEP_SIZE_OK`` or an error code for the caller to report.
+    status)``; ``status`` is ``WARMUP_OK`` or an error code for the caller to report.
 
     While doubling, Stan stops at (and returns) the first step size that fails the test, which
     dual averaging then corrects. ``cautious=True`` returns half the largest step size that
     passed instead, for warmups too short to correct it (module docstring)."""
     if step_size == 0.0 or step_size > 1e7 or math.isnan(step_size):
-        return step_size, STEP_SIZE_OK
+        return step_size, WARMUP_OK
     threshold = math.log(0.8)
     delta_h = _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch)
     direction = 1 if delta_h > threshold else -1
@@ -149,4 +145,4 @@ def find_initial_step_size(
             return step_size, STEP_SIZE_IMPROPER
         if step_size == 0.0:
             return step_size, STEP_SIZE_ZERO
-    return step_size, STEP_SIZE_OK
+    return step_size, WARMUP_OK
