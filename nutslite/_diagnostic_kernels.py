@@ -307,9 +307,7 @@ def _indicator_lag_block(marks, chains, n, first, means, sums):
             for i in range(lag):
                 early += chain[i]
                 late += chain[n - lag + i]
-            sums[lag - first] += (both - p * ((count - late) + (count - early))) + (
-                n - lag
-            ) * p * p
+            sums[lag - first] += (both - p * ((count - late) + (count - early))) + (n - lag) * p * p
 
 
 @jit
