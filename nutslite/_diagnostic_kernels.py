@@ -815,30 +815,51 @@ def _statistics_kernel(
             median = kept_values[size // 2]
         else:
             median = (kept_values[size // 2 - 1] + kept_values[size // 2]) / 2.0
-        right = 0
+        right = size // 2  # then the first sorted draw not below the median
+        while right > 0 and kept_values[right - 1] >= median:
+            right -= 1
         while right < size and kept_values[right] < median:
             right += 1
+        # the draws below the median (indices < boundary) and from it on, each side in
+        # increasing distance from the median in the directions the pointers move: merged from
+        # the nearest draws up (left, right; a tie goes to the left side) and at the same time
+        # from the farthest down (outer_left, outer_right; a tie goes to the right side), two
+        # independent merges of half the draws each, in the same order as one merge
+        boundary = right
         left = right - 1
+        outer_left, outer_right = 0, size - 1
         distances = acov  # scratch: the folded values in increasing order
         fold_positions = index[2]
-        i = 0
-        while left >= 0 and right < size:  # selects, not branches: the choice is a coin flip
-            below = abs(kept_values[left] - median)
-            above = abs(kept_values[right] - median)
+        for i in range(size // 2):  # selects, not branches: the choices are coin flips
+            below = abs(kept_values[max(left, 0)] - median) if left >= 0 else np.inf
+            above = abs(kept_values[min(right, size - 1)] - median) if right < size else np.inf
             take_left = below <= above
             distances[i] = below if take_left else above
             fold_positions[i] = positions[left] if take_left else positions[right]
             left -= take_left
             right += 1 - take_left
-            i += 1
-        for j in range(left, -1, -1):
-            distances[i] = abs(kept_values[j] - median)
-            fold_positions[i] = positions[j]
-            i += 1
-        for j in range(right, size):
-            distances[i] = abs(kept_values[j] - median)
-            fold_positions[i] = positions[j]
-            i += 1
+            j = size - 1 - i
+            far_below = (
+                abs(kept_values[min(outer_left, size - 1)] - median)
+                if outer_left < boundary
+                else -np.inf
+            )
+            far_above = (
+                abs(kept_values[max(outer_right, 0)] - median)
+                if outer_right >= boundary
+                else -np.inf
+            )
+            take_right = far_above >= far_below
+            distances[j] = far_above if take_right else far_below
+            fold_positions[j] = positions[outer_right] if take_right else positions[outer_left]
+            outer_right -= take_right
+            outer_left += 1 - take_right
+        if size % 2:  # the middle one
+            below = abs(kept_values[max(left, 0)] - median) if left >= 0 else np.inf
+            above = abs(kept_values[min(right, size - 1)] - median) if right < size else np.inf
+            take_left = below <= above
+            distances[size // 2] = below if take_left else above
+            fold_positions[size // 2] = positions[left] if take_left else positions[right]
         _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
 
         if chains >= 2:
