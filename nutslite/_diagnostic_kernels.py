@@ -295,19 +295,16 @@ def _indicator_lag_block(marks, chains, n, first, means, sums):
     for m in range(chains):
         chain = marks[m * n : (m + 1) * n]
         p = means[m]
-        count = 0
-        for i in range(n):
-            count += chain[i]
+        count = int(p * n + 0.5)  # p is count / n rounded
         for lag in range(first, min(first + LAG_BLOCK, n)):
             both = 0
             head, tail = chain[: n - lag], chain[lag:]
             for i in range(n - lag):
                 both += head[i] & tail[i]
-            early = late = 0  # the indicators of the first and the last ``lag`` draws
+            edges = 0  # the indicators of the first and the last ``lag`` draws: 2 count - A - B
             for i in range(lag):
-                early += chain[i]
-                late += chain[n - lag + i]
-            sums[lag - first] += (both - p * ((count - late) + (count - early))) + (n - lag) * p * p
+                edges += chain[i] + chain[n - lag + i]
+            sums[lag - first] += (both - p * (2 * count - edges)) + (n - lag) * p * p
 
 
 @jit
