@@ -16,7 +16,9 @@ bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per s
   scalar mixes slowly (the scan passes ``DIRECT_LAGS``, or the autocorrelation is still above
   1/2), FFTs of segments of 1024 draws (``O(S log 1024)``, in the cache) give the lags up to
   1024, and four times as many each time the scan needs more. Either way the cost grows
-  linearly (up to the logarithm of the lags needed) with the number of draws.
+  linearly (up to the logarithm of the lags needed) with the number of draws. The tail ESS's
+  0/1 indicators are bytes, and their direct lags come from integer counts
+  (:func:`_indicator_lag_block`).
 
 Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
 the batch in a thread pool, one thread per core, four slices per thread. Sums are NumPy's
