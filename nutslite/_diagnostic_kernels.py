@@ -302,10 +302,10 @@ def _indicator_lag_block(marks, chains, n, first, means, sums):
             both = 0
             head, tail = chain[: n - lag], chain[lag:]
             for i in range(n - lag):
-                both += head[i] & tail[i]
+                both += int(head[i] & tail[i])
             edges = 0  # the indicators of the first and the last ``lag`` draws: 2 count - A - B
             for i in range(lag):
-                edges += chain[i] + chain[n - lag + i]
+                edges += int(chain[i]) + int(chain[n - lag + i])
             sums[lag - first] += (both - p * (2 * count - edges)) + (n - lag) * p * p
 
 
@@ -470,7 +470,7 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
         if indicators:  # the pairwise sum of 0s and 1s is their count: the same mean
             count = 0
             for i in range(m * n, (m + 1) * n):
-                count += marks[i]
+                count += int(marks[i])  # int: a byte sum would wrap without the compiler
             means[m] = count / n
         else:
             mean = _mean(series[m * n : (m + 1) * n], pw)
@@ -709,7 +709,7 @@ def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles):
             second_half = x[c, draws - n + i] <= threshold
             marks[c * n + i] = first_half
             marks[(chains + c) * n + i] = second_half
-            below += first_half + second_half
+            below += int(first_half) + int(second_half)  # bools would add as "or" uncompiled
     constant = below == 0 or below == 2 * chains * n
     size = 2 * chains * n
     return _ess(
