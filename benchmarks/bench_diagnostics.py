@@ -17,7 +17,8 @@ Measured in one process, on the same draws:
     phi = 0.5 draws (linear growth: equal costs per draw);
 (d) the same on a real, highly autocorrelated long run: the centered radon model (175 scalars),
     ``nl.sample(radon("centered"), draws=66670, tune=1000, chains=2, seed=1)``, and both as the
-    ``nutslite summary --all`` command runs them (the warnings reuse the table's R-hat and ESS).
+    ``nutslite summary --all`` and ``nutslite sample --all`` commands run them (the warnings
+    reuse the table's R-hat and ESS).
 
 Warm times are the minimum over ``--repeats`` calls (compiled code loaded); the cold compile of
 the kernels is timed apart, in a fresh process with an empty cache. Writes

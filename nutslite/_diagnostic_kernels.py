@@ -16,7 +16,9 @@ bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per s
   scalar mixes slowly (the scan passes ``DIRECT_LAGS``, or the autocorrelation is still above
   1/2), FFTs of segments of 1024 draws (``O(S log 1024)``, in the cache) give the lags up to
   1024, and four times as many each time the scan needs more. Either way the cost grows
-  linearly (up to the logarithm of the lags needed) with the number of draws.
+  linearly (up to the logarithm of the lags needed) with the number of draws. The tail ESS's
+  0/1 indicators are bytes, and their direct lags come from integer counts
+  (:func:`_indicator_lag_block`).
 
 Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
 the batch in a thread pool, one thread per core, four slices per thread. Sums are NumPy's
@@ -280,6 +282,34 @@ def _lag_block(centred, chains, n, first, sums):
 
 
 @jit
+def _indicator_lag_block(marks, chains, n, first, means, sums):
+    """:func:`_lag_block` for 0/1 indicators ``marks`` (bytes) with chain means ``means``.
+
+    For a chain with mean ``p``, ``sum_{i<n-t} (I_i - p)(I_{i+t} - p)`` is
+    ``N_t - p (A_t + B_t) + (n - t) p^2`` with the counts ``N_t = sum_{i<n-t} I_i I_{i+t}``,
+    ``A_t = sum_{i<n-t} I_i`` and ``B_t = sum_{i>=t} I_i``. ``N_t`` is an integer sum over
+    bytes, which the compiler vectorises (integer sums may be reordered, float sums may not),
+    so a lag costs a fraction of a float product per draw. The sums equal the float ones of
+    the centred indicators up to rounding.
+    """
+    for j in range(LAG_BLOCK):
+        sums[j] = 0.0
+    for m in range(chains):
+        chain = marks[m * n : (m + 1) * n]
+        p = means[m]
+        count = int(p * n + 0.5)  # p is count / n rounded
+        for lag in range(first, min(first + LAG_BLOCK, n)):
+            both = 0
+            head, tail = chain[: n - lag], chain[lag:]
+            for i in range(n - lag):
+                both += int(head[i] & tail[i])
+            edges = 0  # the indicators of the first and the last ``lag`` draws: 2 count - A - B
+            for i in range(lag):
+                edges += int(chain[i]) + int(chain[n - lag + i])
+            sums[lag - first] += (both - p * (2 * count - edges)) + (n - lag) * p * p
+
+
+@jit
 def _fft(re, im, twiddles):
     """In-place radix-2 decimation-in-frequency FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``, left
     in bit-reversed order: ``X_k`` lands at index ``reverse(k)`` (see :func:`_bit_reversal`).
@@ -415,7 +445,7 @@ scan repeats with four times the length."""
 
 
 @jit
-def _ess(series, chains, n, constant, centred, rho, acov, work, pw, twiddles):
+def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twiddles):
     """Effective sample size of ``chains`` split chains of ``n`` draws (Vehtari et al. sec. 3.2).
 
     With ``gamma_t`` the biased autocovariance averaged over chains, ``W = gamma_0 n/(n-1)`` and
@@ -425,16 +455,28 @@ def _ess(series, chains, n, constant, centred, rho, acov, work, pw, twiddles):
     ``DIRECT_LAGS`` are known, then by :func:`_blocked_autocovariance_sums` up to ``FIRST_BLOCK``,
     four times as many each time the scan needs more, at most all. Constant draws (the
     caller's ``constant``: range below 1e-15) give ``S_eff = S``, as ArviZ.
+
+    The draws are ``series``, or, when ``marks`` is not empty, the 0/1 indicators ``marks``
+    (bytes; ``series`` is then not read): their lags come from counts
+    (:func:`_indicator_lag_block`), and the centred series is only written if the scan needs
+    the blocked transforms.
     """
     size = chains * n
     if constant:
         return float(size)
+    indicators = marks.shape[0] > 0
     means = work[chains : 2 * chains]  # work[:chains] is _mean_and_variance's scratch
     for m in range(chains):
-        mean = _mean(series[m * n : (m + 1) * n], pw)
-        means[m] = mean
-        for i in range(m * n, (m + 1) * n):
-            centred[i] = series[i] - mean
+        if indicators:  # the pairwise sum of 0s and 1s is their count: the same mean
+            count = 0
+            for i in range(m * n, (m + 1) * n):
+                count += int(marks[i])  # int: a byte sum would wrap without the compiler
+            means[m] = count / n
+        else:
+            mean = _mean(series[m * n : (m + 1) * n], pw)
+            means[m] = mean
+            for i in range(m * n, (m + 1) * n):
+                centred[i] = series[i] - mean
     scale = 1.0 / (n * chains)
     sums = work[2 * chains : 2 * chains + LAG_BLOCK]
     between = _mean_and_variance(means, work, pw)[1]
@@ -444,7 +486,10 @@ def _ess(series, chains, n, constant, centred, rho, acov, work, pw, twiddles):
     while True:
         direct = available == 0 or (available < DIRECT_LAGS and rho[available - 1] <= 0.5)
         if block == 0 and direct:
-            _lag_block(centred, chains, n, available, sums)
+            if indicators:
+                _indicator_lag_block(marks, chains, n, available, means, sums)
+            else:
+                _lag_block(centred, chains, n, available, sums)
             if available == 0:
                 within = sums[0] * scale * n / (n - 1.0)
                 var_plus = within * (n - 1.0) / n + between
@@ -457,6 +502,10 @@ def _ess(series, chains, n, constant, centred, rho, acov, work, pw, twiddles):
             whole = 1  # a block this long holds a whole chain: every lag
             while whole < n:
                 whole *= 2
+            if indicators and block == 0:
+                for m in range(chains):
+                    for i in range(m * n, (m + 1) * n):
+                        centred[i] = marks[i] - means[m]
             block = min(FIRST_BLOCK if block == 0 else 4 * block, whole)
             _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov)
             available = min(block + 1, n)
@@ -649,32 +698,38 @@ def _quantile_type7(srt, size, prob):
 
 
 @jit
-def _ess_below(x, threshold, n, indicators, centred, rho, acov, work, pw, twiddles):
-    """ESS of the split-chain indicators ``I(theta <= threshold)`` (Vehtari et al. eq. 16)."""
+def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles):
+    """ESS of the split-chain indicators ``I(theta <= threshold)`` (Vehtari et al. eq. 16),
+    written as bytes into ``marks``."""
     chains, draws = x.shape
     below = 0
     for c in range(chains):
         for i in range(n):
             first_half = x[c, i] <= threshold
             second_half = x[c, draws - n + i] <= threshold
-            indicators[c * n + i] = 1.0 if first_half else 0.0
-            indicators[(chains + c) * n + i] = 1.0 if second_half else 0.0
-            below += first_half + second_half
+            marks[c * n + i] = first_half
+            marks[(chains + c) * n + i] = second_half
+            below += int(first_half) + int(second_half)  # bools would add as "or" uncompiled
     constant = below == 0 or below == 2 * chains * n
-    return _ess(indicators, 2 * chains, n, constant, centred, rho, acov, work, pw, twiddles)
+    size = 2 * chains * n
+    return _ess(
+        centred, marks[:size], 2 * chains, n, constant, centred, rho, acov, work, pw, twiddles
+    )
 
 
 @jit
 def _scratch(chains, draws):
     """Work arrays for :func:`_statistics_kernel` on ``chains x draws`` draws: eight float rows
-    (with room for per-chain values beyond the draws), four index rows, the radix sort's keys
-    and counts, and the pairwise sums' stack."""
+    (with room for per-chain values beyond the draws), four index rows, a byte row for the
+    indicators of the tail ESS, the radix sort's keys and counts, and the pairwise sums'
+    stack."""
     total = chains * draws
     buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
     index = np.empty((4, total), dtype=np.int64)
+    marks = np.empty(total, dtype=np.uint8)
     keys = np.empty((2, total), dtype=np.uint64)
     counts = np.empty((8, 1 << RADIX_BITS_LARGE), dtype=np.int64)
-    return buffers, index, keys, counts, np.empty(PAIRWISE_SCRATCH)
+    return buffers, index, marks, keys, counts, np.empty(PAIRWISE_SCRATCH)
 
 
 @jit
@@ -689,7 +744,8 @@ def _statistics_kernel(
     callees, so each level of calls costs compile time.
     """
     chains, draws = batch.shape[1], batch.shape[2]
-    buffers, index, keys, counts, pw = _scratch(chains, draws)
+    buffers, index, marks, keys, counts, pw = _scratch(chains, draws)
+    floats = marks[:0]  # no indicators: _ess reads the float series
     rank_stats = draws >= min_draws
     for k in range(first, last):
         if not usable[k]:
@@ -758,30 +814,51 @@ def _statistics_kernel(
             median = kept_values[size // 2]
         else:
             median = (kept_values[size // 2 - 1] + kept_values[size // 2]) / 2.0
-        right = 0
+        right = size // 2  # then the first sorted draw not below the median
+        while right > 0 and kept_values[right - 1] >= median:
+            right -= 1
         while right < size and kept_values[right] < median:
             right += 1
+        # the draws below the median (indices < boundary) and from it on, each side in
+        # increasing distance from the median in the directions the pointers move: merged from
+        # the nearest draws up (left, right; a tie goes to the left side) and at the same time
+        # from the farthest down (outer_left, outer_right; a tie goes to the right side), two
+        # independent merges of half the draws each, in the same order as one merge
+        boundary = right
         left = right - 1
+        outer_left, outer_right = 0, size - 1
         distances = acov  # scratch: the folded values in increasing order
         fold_positions = index[2]
-        i = 0
-        while left >= 0 and right < size:  # selects, not branches: the choice is a coin flip
-            below = abs(kept_values[left] - median)
-            above = abs(kept_values[right] - median)
+        for i in range(size // 2):  # selects, not branches: the choices are coin flips
+            below = abs(kept_values[max(left, 0)] - median) if left >= 0 else np.inf
+            above = abs(kept_values[min(right, size - 1)] - median) if right < size else np.inf
             take_left = below <= above
             distances[i] = below if take_left else above
             fold_positions[i] = positions[left] if take_left else positions[right]
             left -= take_left
             right += 1 - take_left
-            i += 1
-        for j in range(left, -1, -1):
-            distances[i] = abs(kept_values[j] - median)
-            fold_positions[i] = positions[j]
-            i += 1
-        for j in range(right, size):
-            distances[i] = abs(kept_values[j] - median)
-            fold_positions[i] = positions[j]
-            i += 1
+            j = size - 1 - i
+            far_below = (
+                abs(kept_values[min(outer_left, size - 1)] - median)
+                if outer_left < boundary
+                else -np.inf
+            )
+            far_above = (
+                abs(kept_values[max(outer_right, 0)] - median)
+                if outer_right >= boundary
+                else -np.inf
+            )
+            take_right = far_above >= far_below
+            distances[j] = far_above if take_right else far_below
+            fold_positions[j] = positions[outer_right] if take_right else positions[outer_left]
+            outer_right -= take_right
+            outer_left += 1 - take_right
+        if size % 2:  # the middle one
+            below = abs(kept_values[max(left, 0)] - median) if left >= 0 else np.inf
+            above = abs(kept_values[min(right, size - 1)] - median) if right < size else np.inf
+            take_left = below <= above
+            distances[size // 2] = below if take_left else above
+            fold_positions[size // 2] = positions[left] if take_left else positions[right]
         _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
 
         if chains >= 2:
@@ -795,18 +872,28 @@ def _statistics_kernel(
             if mcse:
                 out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
         out[_ESS_BULK] = _ess(
-            z, split_chains, n, z_constant, centred, rho, acov, work, pw, twiddles
+            z, floats, split_chains, n, z_constant, centred, rho, acov, work, pw, twiddles
         )
         if mcse:
             ess_mean = _ess(
-                split, split_chains, n, split_constant, centred, rho, acov, work, pw, twiddles
+                split,
+                floats,
+                split_chains,
+                n,
+                split_constant,
+                centred,
+                rho,
+                acov,
+                work,
+                pw,
+                twiddles,
             )
             out[_ESS_MEAN] = ess_mean
             out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
 
         # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
-        ess_low = _ess_below(x, q_low, n, folded, centred, rho, acov, work, pw, twiddles)
-        ess_high = _ess_below(x, q_high, n, folded, centred, rho, acov, work, pw, twiddles)
+        ess_low = _ess_below(x, q_low, n, marks, centred, rho, acov, work, pw, twiddles)
+        ess_high = _ess_below(x, q_high, n, marks, centred, rho, acov, work, pw, twiddles)
         out[_ESS_TAIL] = (
             ess_low
             if math.isnan(ess_high)
@@ -835,7 +922,9 @@ def _statistics_kernel(
                 low = min(low, first_half, second_half)
                 high = max(high, first_half, second_half)
         constant = high - low < _CONSTANT_TOL
-        ess_squared = _ess(split, split_chains, n, constant, centred, rho, acov, work, pw, twiddles)
+        ess_squared = _ess(
+            split, floats, split_chains, n, constant, centred, rho, acov, work, pw, twiddles
+        )
         var_of_var = (fourth - variance * variance) / ess_squared
         out[_MCSE_SD] = math.sqrt(var_of_var / variance / 4.0)
 

@@ -239,37 +239,31 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         print(f"{PROG}: saved to {path}", file=sys.stderr)
         saved = f"; the draws are saved in {path}"
-    try:
-        checked = _check(res)
+    from nutslite.diagnostics import MIN_DRAWS
+
+    check = res.n_draws >= MIN_DRAWS
+    if check:
+        _compile_notice()
+    try:  # the table first, then the checks, which reuse its R-hat and ESS
+        _report(res, args.vars, args.all, sampling_warnings=[str(w.message) for w in caught],
+                started=started, check=check)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted while checking the draws{saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    _report(res, args.vars, args.all,
-            sampling_warnings=[*(str(w.message) for w in caught), *checked],
-            elapsed=time.perf_counter() - started)
     if args.seed is None:
         print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
               file=sys.stderr)
     return EXIT_INTERRUPTED if res.interrupted else 0
 
 
-def _check(res: Any) -> list[str]:
-    """The messages of ``warn_problems`` (divergences, R-hat, ESS, ...), as ``nl.sample`` would
-    have issued them."""
-    from nutslite.diagnostics import MIN_DRAWS, warn_problems
-
-    if res.n_draws < MIN_DRAWS:
-        return []
+def _compile_notice() -> None:
+    """Say so when the diagnostics behind the table and the checks must be compiled first."""
     from nutslite._diagnostic_kernels import _statistics_kernel
     from nutslite._numba import cache_dir, needs_compiling
 
     if needs_compiling(_statistics_kernel):
         print(f"{PROG}: compiling the diagnostics, once after installing or upgrading nutslite "
               f"(several seconds); later runs load them from {cache_dir()}", file=sys.stderr)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warn_problems(res)
-    return [str(w.message) for w in caught]
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -554,21 +548,36 @@ def _report(
     res: Any,
     var_names: Sequence[str] | None,
     show_all: bool,
-    sampling_warnings: Sequence[str] | None = None,
-    elapsed: float | None = None,
+    sampling_warnings: Sequence[str] = (),
+    started: float | None = None,
+    check: bool = True,
 ) -> None:
     """Header, summary table (stdout) and warnings (stderr) of a result. The warnings are
-    ``sampling_warnings`` (caught from ``nl.sample``, which checks the run) or, for a saved
-    run, those of ``warn_problems``; either way with the summary's own. ``elapsed``: seconds
-    since the command started (imports, compile or cache load, sampling, saving, checks), shown
-    beside the chains' own time."""
+    ``sampling_warnings`` (caught from ``nl.sample``), the summary's own and, with ``check``,
+    those of ``warn_problems``, which takes the R-hat and ESS of the scalars shown from the
+    table. ``started``: when the command started (``time.perf_counter()``); the header then
+    shows the seconds since (imports, compile or cache load, sampling, saving, table and
+    checks) beside the chains' own time."""
     from nutslite.diagnostics import warn_problems
     from nutslite.summary import summary
 
+    table = None
+    hidden: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if res.n_draws:
+            if var_names is None and not show_all:
+                var_names, hidden = _short_variables(res)
+            try:
+                table = summary(res, var_names=var_names)
+            except KeyError as err:  # an unknown variable
+                raise _usage_error(err) from err
+            if check:
+                warn_problems(res, summary=table)
     settings = res.settings
     timing = f"chains {settings['wall_seconds']:.2f} s"
-    if elapsed is not None:
-        timing = f"{elapsed:.2f} s since the command started ({timing})"
+    if started is not None:
+        timing = f"{time.perf_counter() - started:.2f} s since the command started ({timing})"
     print(
         f"{res.model_name}: {res.n_chains} chains x {res.n_draws} draws after {settings['tune']} "
         f"tune, seed {settings['seed']}; {timing}"
@@ -580,25 +589,13 @@ def _report(
             f"{settings['tune'] + settings['draws']}); kept the {res.n_draws} draws every chain "
             "completed"
         )
-    if res.n_draws == 0:
+    if table is None:
         print("no post-warmup draws to summarise")
-        _print_warnings(sampling_warnings or [])
-        return
-    hidden: list[str] = []
-    if var_names is None and not show_all:
-        var_names, hidden = _short_variables(res)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            table = summary(res, var_names=var_names)
-        except KeyError as err:  # an unknown variable
-            raise _usage_error(err) from err
-        if sampling_warnings is None:  # the R-hat and ESS of the scalars shown are the table's
-            warn_problems(res, summary=table)
-    print(table)
+    else:
+        print(table)
     if hidden:
         print(f"not shown: {', '.join(hidden)}; show them with --all or --vars NAME ...")
-    _print_warnings([*(sampling_warnings or []), *(str(w.message) for w in caught)])
+    _print_warnings([*sampling_warnings, *(str(w.message) for w in caught)])
 
 
 def _print_warnings(messages: Sequence[str]) -> None:

@@ -161,6 +161,20 @@ def test_lag_blocks_equal_direct_sums():
         np.testing.assert_allclose(sums, direct, rtol=1e-14, atol=1e-14)
 
 
+def test_indicator_lag_blocks_equal_the_float_sums():
+    rng = np.random.default_rng(27)
+    chains, n = 4, 45
+    marks = (rng.random((chains, n)) < [[0.05], [0.5], [0.0], [1.0]]).astype(np.uint8).ravel()
+    rows = marks.reshape(chains, n).astype(float)
+    means = rows.mean(axis=1)
+    centred = (rows - means[:, None]).ravel()
+    expected, sums = np.empty(kernels.LAG_BLOCK), np.empty(kernels.LAG_BLOCK)
+    for first in (0, 8, 40, 44):
+        kernels._lag_block(centred, chains, n, first, expected)
+        kernels._indicator_lag_block(marks, chains, n, first, means, sums)
+        np.testing.assert_allclose(sums, expected, rtol=0, atol=1e-13)
+
+
 @pytest.mark.parametrize("size", [1, 7, 8, 127, 128, 129, 1000, 4001, 70_000])
 def test_pairwise_sums_are_numpys(size):
     values = np.random.default_rng(size).standard_normal(size) * 1e3 + 0.1
