@@ -969,6 +969,15 @@ def fft_twiddles(size: int) -> NDArray[np.float64]:
     return table
 
 
+def _quiet_kernel(*args) -> None:
+    """``_statistics_kernel(*args)`` without NumPy's floating-point warnings: compiled, the
+    kernel follows NumPy's error model silently (``0 / 0`` is NaN); interpreted
+    (``NUMBA_DISABLE_JIT=1``) the same arithmetic on NumPy scalars would warn, from this module
+    instead of the caller's line. ``np.errstate`` is per thread, so each worker sets it."""
+    with np.errstate(all="ignore"):
+        _statistics_kernel(*args)
+
+
 def scalar_statistics(
     batch: NDArray[np.float64],
     usable: NDArray[np.bool_],
@@ -1012,14 +1021,14 @@ def scalar_statistics(
     slices = min(n_scalars, SLICES_PER_THREAD * threads)
     bounds = np.linspace(0, n_scalars, slices + 1).astype(np.int64)
     if threads == 1:
-        _statistics_kernel(
+        _quiet_kernel(
             batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, 0, n_scalars, out
         )
         return out
     with ThreadPoolExecutor(max_workers=threads) as pool:
         jobs = [
             pool.submit(
-                _statistics_kernel,
+                _quiet_kernel,
                 batch,
                 usable,
                 scores,
