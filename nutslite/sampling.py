@@ -166,7 +166,8 @@ def sample(
         inv_mass_matrix, adaptation, jitter,
     )
     reporter = make_reporter(progress)
-    chain_list = [_init_chain(model, request, c) for c in range(chains)]
+    streams = np.random.SeedSequence(request.seed).spawn(chains)
+    chain_list = [_init_chain(model, request, c, streams[c]) for c in range(chains)]
     if needs_compiling(run_chain):
         also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
         reporter.note(
@@ -275,10 +276,11 @@ def _validate(
     )
 
 
-def _init_chain(model: Model, request: _Request, c: int) -> _Chain:
+def _init_chain(
+    model: Model, request: _Request, c: int, stream: np.random.SeedSequence
+) -> _Chain:
     """Chain ``c`` ready to run: its random stream, initial point, metric, step size (Stan's
     heuristic, unless the user's is used as given) and buffers."""
-    stream = np.random.SeedSequence(request.seed).spawn(request.chains)[c]
     rng = np.random.Generator(np.random.PCG64(stream))
     dim, tune = model.dim, request.tune
     q = _initial_point(model, rng, None if request.inits is None else request.inits[c], c)
