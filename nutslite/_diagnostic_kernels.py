@@ -16,9 +16,8 @@ bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per s
   scalar mixes slowly (the scan passes ``DIRECT_LAGS``, or the autocorrelation is still above
   1/2), FFTs of segments of 1024 draws (``O(S log 1024)``, in the cache) give the lags up to
   1024, and four times as many each time the scan needs more. Either way the cost grows
-  linearly (up to the logarithm of the lags needed) with the number of draws. The tail ESS's
-  0/1 indicators are bytes, and their direct lags come from integer counts
-  (:func:`_indicator_lag_block`).
+  linearly (up to the logarithm of the lags needed) with the number of draws. The eight lags
+  of a pass are the lanes of two ``<4 x double>`` registers (:func:`lag_products`).
 
 Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
 the batch in a thread pool, one thread per core, four slices per thread. Sums are NumPy's
@@ -43,7 +42,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from nutslite._numba import jit
+from nutslite._numba import JIT_DISABLED, jit
 
 __all__ = ["COLUMNS", "scalar_statistics", "normal_scores"]
 
@@ -228,14 +227,84 @@ LAG_BLOCK = 8
 """Autocovariance lags computed together in one pass over the draws."""
 
 
+def lag_products(head, tail, count):
+    """``s_j = sum_{i<count} head[i] tail[i + j]`` for ``j < 8``, each summed left to right.
+
+    The eight sums are independent, so they are the lanes of two vector registers. This Python
+    body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled callers run a kernel
+    emitted with llvmlite that performs the same multiplications and additions, in the same order
+    per lane, on ``<4 x double>`` vectors (Numba 0.65 compiles the scalar body to scalar
+    instructions: see :mod:`nutslite.engine.linalg`). Both give bit-identical sums.
+    """
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    for i in range(count):
+        ci = head[i]
+        s0 += ci * tail[i]
+        s1 += ci * tail[i + 1]
+        s2 += ci * tail[i + 2]
+        s3 += ci * tail[i + 3]
+        s4 += ci * tail[i + 4]
+        s5 += ci * tail[i + 5]
+        s6 += ci * tail[i + 6]
+        s7 += ci * tail[i + 7]
+    return s0, s1, s2, s3, s4, s5, s6, s7
+
+
+if not JIT_DISABLED:
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic, overload
+
+    from nutslite.engine.linalg import vector_load, vector_type
+
+    @intrinsic
+    def _lag_products_kernel(typingctx, head, tail, count):
+        """:func:`lag_products` with lanes ``0-3`` and ``4-7`` in two ``<4 x double>`` sums:
+        per draw, ``head[i]`` broadcast times ``tail[i : i + 4]`` and ``tail[i + 4 : i + 8]``."""
+        signature = types.UniTuple(types.float64, LAG_BLOCK)(head, tail, count)
+
+        def codegen(context, builder, sig, args):
+            h = context.make_array(sig.args[0])(context, builder, args[0]).data
+            t = context.make_array(sig.args[1])(context, builder, args[1]).data
+            zero = ir.Constant(vector_type(4), [0.0] * 4)
+            low = cgutils.alloca_once_value(builder, zero)
+            high = cgutils.alloca_once_value(builder, zero)
+            n = args[2]
+            four = ir.Constant(n.type, 4)
+            with cgutils.for_range(builder, n) as loop:
+                i = loop.index
+                ci = builder.load(builder.gep(h, [i]))
+                splat = builder.insert_element(
+                    ir.Constant(vector_type(4), ir.Undefined), ci, ir.Constant(ir.IntType(32), 0)
+                )
+                splat = builder.shuffle_vector(
+                    splat, splat, ir.Constant(ir.VectorType(ir.IntType(32), 4), [0] * 4)
+                )
+                for acc, offset in ((low, i), (high, builder.add(i, four))):
+                    term = builder.fmul(splat, vector_load(builder, t, offset, 4))
+                    builder.store(builder.fadd(builder.load(acc), term), acc)
+            lanes = []
+            for acc in (low, high):
+                vec = builder.load(acc)
+                lanes += [builder.extract_element(vec, ir.Constant(ir.IntType(32), k))
+                          for k in range(4)]
+            return context.make_tuple(builder, sig.return_type, lanes)
+
+        return signature, codegen
+
+    @overload(lag_products, jit_options={"error_model": "numpy"})
+    def _lag_products_compiled(head, tail, count):
+        return lambda head, tail, count: _lag_products_kernel(head, tail, count)
+
+
 @jit
 def _lag_block(centred, chains, n, first, sums):
     """``sums[j] = sum_m sum_i c_{m,i} c_{m,i+first+j}`` for the lags ``first + j``, ``j < 8``.
 
     Lags at or beyond ``n`` give 0. One pass over the draws serves eight lags: each draw is
-    multiplied by the eight that follow it at those lags (eight independent sums, which the
-    compiler can keep in one vector register without reordering any sum). Each sum runs over
-    blocks of 256 draws that are then added, so its rounding error stays far below ``n`` ulps.
+    multiplied by the eight that follow it at those lags (eight independent sums, the lanes of
+    :func:`lag_products`). Each sum runs over blocks of 256 draws that are then added, so its
+    rounding error stays far below ``n`` ulps.
     """
     for j in range(LAG_BLOCK):
         sums[j] = 0.0
@@ -244,21 +313,10 @@ def _lag_block(centred, chains, n, first, sums):
         base = m * n
         t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
         for block in range(0, full, 256):
-            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
             stop = min(block + 256, full)
-            # slices let the compiler drop negative-index checks from the inner loop
             head = centred[base + block : base + stop]
             tail = centred[base + block + first : base + stop + first + LAG_BLOCK - 1]
-            for i in range(stop - block):
-                ci = head[i]
-                s0 += ci * tail[i]
-                s1 += ci * tail[i + 1]
-                s2 += ci * tail[i + 2]
-                s3 += ci * tail[i + 3]
-                s4 += ci * tail[i + 4]
-                s5 += ci * tail[i + 5]
-                s6 += ci * tail[i + 6]
-                s7 += ci * tail[i + 7]
+            s0, s1, s2, s3, s4, s5, s6, s7 = lag_products(head, tail, stop - block)
             t0 += s0
             t1 += s1
             t2 += s2
@@ -279,34 +337,6 @@ def _lag_block(centred, chains, n, first, sums):
             ci = centred[base + i]
             for lag in range(first, min(first + LAG_BLOCK, n - i)):
                 sums[lag - first] += ci * centred[base + i + lag]
-
-
-@jit
-def _indicator_lag_block(marks, chains, n, first, means, sums):
-    """:func:`_lag_block` for 0/1 indicators ``marks`` (bytes) with chain means ``means``.
-
-    For a chain with mean ``p``, ``sum_{i<n-t} (I_i - p)(I_{i+t} - p)`` is
-    ``N_t - p (A_t + B_t) + (n - t) p^2`` with the counts ``N_t = sum_{i<n-t} I_i I_{i+t}``,
-    ``A_t = sum_{i<n-t} I_i`` and ``B_t = sum_{i>=t} I_i``. ``N_t`` is an integer sum over
-    bytes, which the compiler vectorises (integer sums may be reordered, float sums may not),
-    so a lag costs a fraction of a float product per draw. The sums equal the float ones of
-    the centred indicators up to rounding.
-    """
-    for j in range(LAG_BLOCK):
-        sums[j] = 0.0
-    for m in range(chains):
-        chain = marks[m * n : (m + 1) * n]
-        p = means[m]
-        count = int(p * n + 0.5)  # p is count / n rounded
-        for lag in range(first, min(first + LAG_BLOCK, n)):
-            both = 0
-            head, tail = chain[: n - lag], chain[lag:]
-            for i in range(n - lag):
-                both += int(head[i] & tail[i])
-            edges = 0  # the indicators of the first and the last ``lag`` draws: 2 count - A - B
-            for i in range(lag):
-                edges += int(chain[i]) + int(chain[n - lag + i])
-            sums[lag - first] += (both - p * (2 * count - edges)) + (n - lag) * p * p
 
 
 @jit
@@ -457,9 +487,7 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
     caller's ``constant``: range below 1e-15) give ``S_eff = S``, as ArviZ.
 
     The draws are ``series``, or, when ``marks`` is not empty, the 0/1 indicators ``marks``
-    (bytes; ``series`` is then not read): their lags come from counts
-    (:func:`_indicator_lag_block`), and the centred series is only written if the scan needs
-    the blocked transforms.
+    (bytes; ``series`` is then not read), whose chain means are exact counts over ``n``.
     """
     size = chains * n
     if constant:
@@ -471,7 +499,10 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
             count = 0
             for i in range(m * n, (m + 1) * n):
                 count += int(marks[i])  # int: a byte sum would wrap without the compiler
-            means[m] = count / n
+            mean = count / n
+            means[m] = mean
+            for i in range(m * n, (m + 1) * n):
+                centred[i] = marks[i] - mean
         else:
             mean = _mean(series[m * n : (m + 1) * n], pw)
             means[m] = mean
@@ -486,10 +517,7 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
     while True:
         direct = available == 0 or (available < DIRECT_LAGS and rho[available - 1] <= 0.5)
         if block == 0 and direct:
-            if indicators:
-                _indicator_lag_block(marks, chains, n, available, means, sums)
-            else:
-                _lag_block(centred, chains, n, available, sums)
+            _lag_block(centred, chains, n, available, sums)
             if available == 0:
                 within = sums[0] * scale * n / (n - 1.0)
                 var_plus = within * (n - 1.0) / n + between
@@ -502,10 +530,6 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
             whole = 1  # a block this long holds a whole chain: every lag
             while whole < n:
                 whole *= 2
-            if indicators and block == 0:
-                for m in range(chains):
-                    for i in range(m * n, (m + 1) * n):
-                        centred[i] = marks[i] - means[m]
             block = min(FIRST_BLOCK if block == 0 else 4 * block, whole)
             _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov)
             available = min(block + 1, n)

@@ -107,7 +107,8 @@ if not JIT_DISABLED:
     _F64 = ir.DoubleType()
     _I32 = ir.IntType(32)
 
-    def _vector(n):
+    def vector_type(n):
+        """``<n x double>``."""
         return ir.VectorType(_F64, n)
 
     def _lanes(builder, vec, n):
@@ -123,12 +124,12 @@ if not JIT_DISABLED:
                             [builder.mul(row, stride)])
         return builder.bitcast(start, array.data.type)
 
-    def _load(builder, base, i, n):
+    def vector_load(builder, base, i, n):
         """``n`` doubles from ``base[i]`` as one vector (one scalar when ``n`` is 1)."""
         ptr = builder.gep(base, [i])
         if n == 1:
             return builder.load(ptr)
-        return builder.load(builder.bitcast(ptr, _vector(n).as_pointer()), align=8)
+        return builder.load(builder.bitcast(ptr, vector_type(n).as_pointer()), align=8)
 
     @intrinsic
     def _uturn_dots_kernel(typingctx, v, r, va, vb, vm, vn, ra, rb, rm, rn):
@@ -146,24 +147,25 @@ if not JIT_DISABLED:
             even = builder.and_(dim, ir.Constant(dim.type, -2))
             # per check: its two velocity rows, and rho = r[d] - r[c]
             checks = ((0, 1, 1, 0), (0, 3, 3, 0), (2, 1, 1, 2))  # whole, left, right
-            accs = [cgutils.alloca_once_value(builder, ir.Constant(_vector(4), [0.0] * 4))
+            accs = [cgutils.alloca_once_value(builder, ir.Constant(vector_type(4), [0.0] * 4))
                     for _ in checks]
             step = ir.Constant(dim.type, 2)
             with cgutils.for_range_slice(builder, ir.Constant(dim.type, 0), even, step) as (i, _):
                 for acc, (first, second, d, c) in zip(accs, checks, strict=True):
-                    rho2 = builder.fsub(_load(builder, pr[d], i, 2), _load(builder, pr[c], i, 2))
+                    rho2 = builder.fsub(vector_load(builder, pr[d], i, 2),
+                                        vector_load(builder, pr[c], i, 2))
                     rho4 = _shuffle(builder, rho2, rho2, [0, 1, 0, 1])
-                    vel4 = _shuffle(builder, _load(builder, pv[first], i, 2),
-                                    _load(builder, pv[second], i, 2), [0, 1, 2, 3])
+                    vel4 = _shuffle(builder, vector_load(builder, pv[first], i, 2),
+                                    vector_load(builder, pv[second], i, 2), [0, 1, 2, 3])
                     builder.store(builder.fadd(builder.load(acc), builder.fmul(vel4, rho4)), acc)
             lanes = [[cgutils.alloca_once_value(builder, x)
                       for x in _lanes(builder, builder.load(acc), 4)] for acc in accs]
             with builder.if_then(builder.icmp_signed("<", even, dim)):  # odd dim: the last one
                 for sums, (first, second, d, c) in zip(lanes, checks, strict=True):
-                    rho1 = builder.fsub(_load(builder, pr[d], even, 1),
-                                        _load(builder, pr[c], even, 1))
+                    rho1 = builder.fsub(vector_load(builder, pr[d], even, 1),
+                                        vector_load(builder, pr[c], even, 1))
                     for lane, row in ((0, first), (2, second)):
-                        term = builder.fmul(_load(builder, pv[row], even, 1), rho1)
+                        term = builder.fmul(vector_load(builder, pv[row], even, 1), rho1)
                         builder.store(builder.fadd(builder.load(sums[lane]), term), sums[lane])
             results = []
             for sums in lanes:
