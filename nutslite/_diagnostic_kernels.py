@@ -488,10 +488,15 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
 
     The draws are ``series``, or, when ``marks`` is not empty, the 0/1 indicators ``marks``
     (bytes; ``series`` is then not read), whose chain means are exact counts over ``n``.
+
+    Returns ``(S_eff, R)`` with ``R = sqrt(var+ / W)``, the split R-hat of the same chains (eq. 4)
+    from the same ``W`` and ``var+``: equal to :func:`_split_rhat` up to rounding, at no extra
+    pass over the draws. ``R`` is ``nan`` where ``S_eff`` needs no variances (constant draws)
+    or they are not finite and positive; :func:`_split_rhat` then gives its value.
     """
     size = chains * n
     if constant:
-        return float(size)
+        return float(size), np.nan
     indicators = marks.shape[0] > 0
     means = work[chains : 2 * chains]  # work[:chains] is _mean_and_variance's scratch
     for m in range(chains):
@@ -522,7 +527,7 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
                 within = sums[0] * scale * n / (n - 1.0)
                 var_plus = within * (n - 1.0) / n + between
                 if not (math.isfinite(var_plus) and var_plus > 0):
-                    return np.nan
+                    return np.nan, np.nan
             for j in range(min(LAG_BLOCK, n - available)):
                 rho[available + j] = 1.0 - (within - sums[j] * scale) / var_plus
             available = min(available + LAG_BLOCK, n)
@@ -540,7 +545,7 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
         if done:
             break
     tau = max(tau, 1.0 / math.log10(size)) if math.isfinite(tau) else np.nan
-    return size / tau
+    return size / tau, math.sqrt(var_plus / within)
 
 
 # ---------------------------------------------------------------------------
@@ -738,7 +743,7 @@ def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles):
     size = 2 * chains * n
     return _ess(
         centred, marks[:size], 2 * chains, n, constant, centred, rho, acov, work, pw, twiddles
-    )
+    )[0]
 
 
 @jit
@@ -885,21 +890,21 @@ def _statistics_kernel(
             fold_positions[size // 2] = positions[left] if take_left else positions[right]
         _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
 
+        # the split R-hats of z and of the draws come with their ESS (same W and var+)
+        out[_ESS_BULK], rhat_bulk = _ess(
+            z, floats, split_chains, n, z_constant, centred, rho, acov, work, pw, twiddles
+        )
         if chains >= 2:
             rhat_fold = _split_rhat(folded, split_chains, n, work, pw)
-            rhat_bulk = _split_rhat(z, split_chains, n, work, pw)
+            if math.isnan(rhat_bulk):
+                rhat_bulk = _split_rhat(z, split_chains, n, work, pw)
             out[_R_HAT] = (
                 rhat_fold
                 if math.isnan(rhat_bulk)
                 else (rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold))
             )
-            if mcse:
-                out[_SPLIT_RHAT] = _split_rhat(split, split_chains, n, work, pw)
-        out[_ESS_BULK] = _ess(
-            z, floats, split_chains, n, z_constant, centred, rho, acov, work, pw, twiddles
-        )
         if mcse:
-            ess_mean = _ess(
+            ess_mean, split_rhat = _ess(
                 split,
                 floats,
                 split_chains,
@@ -913,6 +918,12 @@ def _statistics_kernel(
                 twiddles,
             )
             out[_ESS_MEAN] = ess_mean
+            if chains >= 2:
+                out[_SPLIT_RHAT] = (
+                    split_rhat
+                    if not math.isnan(split_rhat)
+                    else _split_rhat(split, split_chains, n, work, pw)
+                )
             out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
 
         # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
@@ -948,7 +959,7 @@ def _statistics_kernel(
         constant = high - low < _CONSTANT_TOL
         ess_squared = _ess(
             split, floats, split_chains, n, constant, centred, rho, acov, work, pw, twiddles
-        )
+        )[0]
         var_of_var = (fourth - variance * variance) / ess_squared
         out[_MCSE_SD] = math.sqrt(var_of_var / variance / 4.0)
 
