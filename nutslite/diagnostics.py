@@ -450,10 +450,27 @@ def scalar_draws(
         if arr.ndim < 2:
             raise ValueError(f"{name!r} must have shape (chains, draws, ...), got {arr.shape}")
         names.extend(_element_names(name, arr.shape[2:]))
-        blocks.append(np.moveaxis(arr.reshape(arr.shape[:2] + (-1,)), -1, 0))
+        blocks.append(arr.reshape(arr.shape[:2] + (-1,)))
     if not blocks:
         return names, np.empty((0, 0, 0))
-    return names, np.concatenate(blocks, axis=0)
+    if len({block.shape[:2] for block in blocks}) > 1:
+        shapes = {name: np.shape(posterior[name])[:2] for name in selected}
+        raise ValueError(f"variables differ in (chains, draws): {shapes}")
+    chains, draws = blocks[0].shape[:2]
+    out = np.empty((len(names), chains, draws))  # C order: each scalar's draws contiguous
+    first = 0
+    for block in blocks:
+        last = first + block.shape[2]
+        # the transposition in runs of draws that stay in the cache, not one strided sweep
+        for start in range(0, draws, _TRANSPOSE_RUN):
+            stop = min(start + _TRANSPOSE_RUN, draws)
+            out[first:last, :, start:stop] = block[:, start:stop, :].transpose(2, 0, 1)
+        first = last
+    return names, out
+
+
+_TRANSPOSE_RUN = 256
+"""Draws per piece of :func:`scalar_draws`'s transposition (``256 x K`` doubles per chain)."""
 
 
 def divergence_locations(

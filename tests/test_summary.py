@@ -227,3 +227,10 @@ def test_summary_matches_arviz_summary(az, posterior):
         np.testing.assert_allclose(
             ours[column], theirs[column].to_numpy(), rtol=RTOL, atol=0, err_msg=column
         )
+
+
+def test_variables_with_different_chains_or_draws_are_refused_by_name():
+    posterior = {"a": np.zeros((2, 50)), "b": np.zeros((2, 40, 3))}
+    expected = r"differ in \(chains, draws\).*'a': \(2, 50\).*'b': \(2, 40\)"
+    with pytest.raises(ValueError, match=expected):
+        summary(posterior)
