@@ -161,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         "variable `model` (or --var NAME) must be a pymc.Model, which nl.from_pymc compiles with "
         "PyTensor's Numba backend.",
     )
-    run.add_argument("model", metavar="MODEL",
+    run.add_argument("model",
                      help="radon, a model listed by `nutslite models`, or a Python file "
                      "(FILE.py) that defines a PyMC model")
     group = run.add_argument_group("model options")
@@ -259,6 +259,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 "replace it"
             )
     model = build_model(args.model, args.parameterization, args.likelihood, args.var)
+    if args.out is not None:
+        _check_saveable(model)
     cores = args.cores or os.cpu_count() or 1
     print(
         f"{PROG}: sampling {model.name} ({model.dim} parameters): {args.chains} chains x "
@@ -305,6 +307,24 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
               file=sys.stderr)
     return EXIT_INTERRUPTED if res.interrupted else 0
+
+
+def _check_saveable(model: Any) -> None:
+    """Refuse, before sampling, a model whose names, labels or data ``--out`` could not save
+    (a PyMC model's coordinate labels may be dates, say), rather than lose the draws after."""
+    from nutslite.io import _encode
+
+    fields = {"model_name": model.name, "coords": model.coords, "dims": model.dims,
+              "dim_labels": model.dim_labels, "observed_data": model.observed_data,
+              "constant_data": model.constant_data}
+    try:
+        for name, value in fields.items():
+            _encode(value, name, {})
+    except (TypeError, ValueError) as err:
+        raise UsageError(
+            f"--out could not save a run of {model.name} ({err}), so nothing was sampled; "
+            "sample without --out, or use str, int or float coordinate labels"
+        ) from err
 
 
 def _compile_notice() -> None:

@@ -1,13 +1,13 @@
 """A PyMC model read from a Python file, for ``nutslite sample my_model.py``.
 
-The file is run as ``python my_model.py`` would run it, with two differences: its ``__name__``
-is ``"__nutslite_model__"`` rather than ``"__main__"``, so that a block under
-``if __name__ == "__main__":`` (a ``pm.sample`` call, say) does not run; and nothing is left
-behind: ``sys.argv`` is ``[path]`` while it runs, and ``sys.path``, which starts with the file's
-folder (so that it can import modules kept beside it), is restored afterwards. Its ``__file__`` is
-set, so it can find its data files with ``Path(__file__).parent``; the working directory is left
-as it is. The model is then the file's global variable ``model`` (or the one that ``--var`` names),
-which must be a ``pymc.Model``; ``nl.from_pymc`` compiles it.
+The file is run (``runpy.run_path``) as ``python my_model.py`` would run it: ``sys.path`` starts
+with the file's folder, so that it can import modules kept beside it; ``sys.argv`` is ``[path]``;
+``__file__`` is set, so that it can find its data files with ``Path(__file__).parent``; the
+working directory is left as it is. One difference: its ``__name__`` is ``"__nutslite_model__"``
+rather than ``"__main__"``, so that a block under ``if __name__ == "__main__":`` (a ``pm.sample``
+call, say) does not run. ``sys.path`` and ``sys.argv`` are restored afterwards. The model is then
+the file's global variable ``model`` (or the one that ``--var`` names), which must be a
+``pymc.Model``; ``nl.from_pymc`` compiles it.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def load_pymc_model(path: str | Path, variable: str = DEFAULT_VARIABLE) -> Any:
     models = [k for k, v in namespace.items()
               if isinstance(v, pymc.Model) and not k.startswith("_")]
     which = "its PyMC models: " + ", ".join(models) if models else (
-        "it defines no PyMC model as a global variable (as `with pm.Model() as model:` does)"
+        "it defines no PyMC model as a global variable (as `with pm.Model() as model:` at its "
+        'top level does; code under `if __name__ == "__main__":` is not run)'
     )
     if variable not in namespace:
         hint = "; choose one with --var NAME" if models else ""

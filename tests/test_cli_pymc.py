@@ -128,7 +128,7 @@ def error_of(*argv: str) -> str:
     code, out, err = run(*argv)
     assert code == 2, err
     assert "Traceback" not in err and out == ""
-    assert err.startswith("nutslite: error: ")
+    assert err.splitlines()[-1].startswith("nutslite: error: ")
     return err
 
 
@@ -215,3 +215,18 @@ def test_a_name_without_py_that_has_a_file_is_suggested(tmp_path, monkeypatch):
     write(tmp_path, "mymodel.py", "x = 1\n")
     err = error_of("sample", "mymodel")
     assert "unknown model 'mymodel' (did you mean 'mymodel.py'?)" in err
+
+
+def test_labels_that_cannot_be_saved_are_refused_before_sampling(tmp_path):
+    path = write(tmp_path, "dates.py", """\
+        import pandas as pd
+        import pymc as pm
+
+        with pm.Model(coords={"day": pd.date_range("2024-01-01", periods=3)}) as model:
+            pm.Normal("x", dims="day")
+    """)
+    out = tmp_path / "run.npz"
+    err = error_of("sample", str(path), *SMALL, "--out", str(out))
+    assert ("--out could not save a run of dates (cannot save 'dim_labels/day/0': unsupported "
+            "type Timestamp), so nothing was sampled") in err
+    assert "nutslite: sampling" not in err and not out.exists()
