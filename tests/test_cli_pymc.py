@@ -230,3 +230,19 @@ def test_labels_that_cannot_be_saved_are_refused_before_sampling(tmp_path):
     assert ("--out could not save a run of dates (cannot save 'dim_labels/day/0': unsupported "
             "type Timestamp), so nothing was sampled") in err
     assert "nutslite: sampling" not in err and not out.exists()
+
+
+def test_the_example_file_defines_the_blogs_models(tmp_path, monkeypatch):
+    """``examples/radon_pymc.py``, which the README samples, runs from any working directory and
+    holds the post's two models, the non-centered one as ``model`` (run only, not compiled)."""
+    from nutslite.model_file import load_pymc_model
+
+    monkeypatch.chdir(tmp_path)
+    path = Path(__file__).resolve().parents[1] / "examples" / "radon_pymc.py"
+    model = load_pymc_model(path)
+    assert [rv.name for rv in model.free_RVs] == [
+        "mu_a", "sigma_a", "mu_b", "sigma_b", "a_offset", "b_offset", "eps"]
+    assert [v.name for v in model.deterministics] == ["a", "b"]
+    centered = load_pymc_model(path, "hierarchical_model_centered")
+    assert [rv.name for rv in centered.free_RVs] == [
+        "mu_a", "sigma_a", "mu_b", "sigma_b", "a", "b", "eps"]
