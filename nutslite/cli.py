@@ -1,8 +1,10 @@
-"""The ``nutslite`` command: sample a model by name, summarise a saved run, plot it.
+"""The ``nutslite`` command: sample a model by name or from a PyMC model file, summarise a saved
+run, plot it.
 
 ::
 
     nutslite sample radon --parameterization noncentered --seed 1 --out run.npz
+    nutslite sample my_model.py --var hierarchical_model --out run.npz
     nutslite summary run.npz
     nutslite plot run.npz --kind pair --vars mu_a sigma_a --out pair.png
     nutslite models
@@ -36,6 +38,7 @@ EXAMPLES = """\
 examples:
   nutslite sample radon --parameterization noncentered --seed 1 --out run.npz
   nutslite sample eight_schools_centered --target-accept 0.95 --out eight.npz
+  nutslite sample my_model.py --var hierarchical_model --out run.npz
   nutslite summary run.npz --vars sigma_a sigma_b
   nutslite plot run.npz --kind pair --vars mu_a sigma_a --out pair.png
 """
@@ -75,22 +78,60 @@ def _model_names() -> list[str]:
     return ["radon", *ZOO]
 
 
-def build_model(name: str, parameterization: str | None = None, likelihood: str | None = None):
-    """The model called ``name``: ``radon`` (with its parameterization and likelihood) or a key
-    of ``nutslite.models.ZOO``. An unknown name raises ``UsageError`` listing the valid ones."""
+def build_model(
+    name: str,
+    parameterization: str | None = None,
+    likelihood: str | None = None,
+    variable: str | None = None,
+):
+    """The model called ``name``: ``radon`` (with its parameterization and likelihood), a key
+    of ``nutslite.models.ZOO``, or a Python file (``FILE.py``) whose global ``variable`` (default
+    ``model``) is a PyMC model, compiled by ``nl.from_pymc`` (see ``nutslite.model_file``). An
+    unknown name raises ``UsageError`` listing the valid ones."""
+    from nutslite.model_file import looks_like_file
     from nutslite.models import ZOO, radon
 
+    builtin = name == "radon" or name in ZOO
+    if not builtin and looks_like_file(name):
+        return _model_from_file(name, parameterization, likelihood, variable)
+    if not builtin:
+        names = _model_names()
+        close = [f"{name}.py"] if Path(f"{name}.py").is_file() else []
+        close = close or difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown model {name!r}{hint}; choose one of: {', '.join(names)}; or "
+                         "give a Python file (FILE.py) that defines a PyMC model")
+    if variable is not None:
+        raise UsageError(f"--var applies only to a model file (FILE.py), not to {name!r}")
     if name == "radon":
         return radon(parameterization or "noncentered", likelihood or "sufficient")
-    if name not in ZOO:
-        names = _model_names()
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"unknown model {name!r}{hint}; choose one of: {', '.join(names)}")
     for option, value in (("--parameterization", parameterization), ("--likelihood", likelihood)):
         if value is not None:
             raise UsageError(f"{option} applies only to the radon model, not to {name!r}")
     return ZOO[name]()
+
+
+def _model_from_file(
+    path: str, parameterization: str | None, likelihood: str | None, variable: str | None
+):
+    """The PyMC model ``variable`` of the file ``path``, as an ``nl.Model`` named after the file
+    (``stem``, or ``stem:variable`` for another variable than ``model``)."""
+    from nutslite.model_file import DEFAULT_VARIABLE, ModelFileError, load_pymc_model
+
+    for option, value in (("--parameterization", parameterization), ("--likelihood", likelihood)):
+        if value is not None:
+            raise UsageError(f"{option} applies only to the radon model, not to {path!r}")
+    variable = variable or DEFAULT_VARIABLE
+    try:
+        pymc_model = load_pymc_model(path, variable)
+    except ModelFileError as err:
+        raise UsageError(str(err)) from err
+    print(f"{PROG}: compiling the PyMC model {variable!r} of {path} with PyTensor's Numba "
+          "backend", file=sys.stderr)
+    from nutslite.pymc import from_pymc
+
+    name = Path(path).stem
+    return from_pymc(pymc_model, name if variable == DEFAULT_VARIABLE else f"{name}:{variable}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,13 +151,23 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     run = commands.add_parser(
-        "sample", help="sample a model by name, then print its summary",
-        description="Sample a model by name with NUTS. Shows progress while sampling, then the "
-        "summary table and any warnings. Ctrl-C stops every chain and still saves the draws "
-        "completed so far (marked as interrupted).",
+        "sample", help="sample a model by name or a PyMC model file, then print its summary",
+        description="Sample a model with NUTS: one of nutslite's models by name, or a PyMC model "
+        "defined in a Python file. Shows progress while sampling, then the summary table and any "
+        "warnings. Ctrl-C stops every chain and still saves the draws completed so far (marked "
+        "as interrupted). A model file is run as `python FILE.py` would run it (its folder "
+        "importable, the working directory unchanged), except that its __name__ is not "
+        "'__main__', so an `if __name__ == \"__main__\":` block is skipped; its global "
+        "variable `model` (or --var NAME) must be a pymc.Model, which nl.from_pymc compiles with "
+        "PyTensor's Numba backend.",
     )
-    run.add_argument("model", help="radon, or a model listed by `nutslite models`")
+    run.add_argument("model",
+                     help="radon, a model listed by `nutslite models`, or a Python file "
+                     "(FILE.py) that defines a PyMC model")
     group = run.add_argument_group("model options")
+    group.add_argument("--var", metavar="NAME",
+                       help="model file only: the variable that holds the pymc.Model "
+                       "(default: model)")
     group.add_argument("--parameterization", choices=("centered", "noncentered"),
                        help="radon only (default: noncentered)")
     group.add_argument("--likelihood", choices=("sufficient", "pointwise"),
@@ -207,7 +258,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 f"{str(out)!r} already exists; choose another --out, or pass --force to "
                 "replace it"
             )
-    model = build_model(args.model, args.parameterization, args.likelihood)
+    model = build_model(args.model, args.parameterization, args.likelihood, args.var)
+    if args.out is not None:
+        _check_saveable(model)
     cores = args.cores or os.cpu_count() or 1
     print(
         f"{PROG}: sampling {model.name} ({model.dim} parameters): {args.chains} chains x "
@@ -254,6 +307,24 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
               file=sys.stderr)
     return EXIT_INTERRUPTED if res.interrupted else 0
+
+
+def _check_saveable(model: Any) -> None:
+    """Refuse, before sampling, a model whose names, labels or data ``--out`` could not save
+    (a PyMC model's coordinate labels may be dates, say), rather than lose the draws after."""
+    from nutslite.io import _encode
+
+    fields = {"model_name": model.name, "coords": model.coords, "dims": model.dims,
+              "dim_labels": model.dim_labels, "observed_data": model.observed_data,
+              "constant_data": model.constant_data}
+    try:
+        for name, value in fields.items():
+            _encode(value, name, {})
+    except (TypeError, ValueError) as err:
+        raise UsageError(
+            f"--out could not save a run of {model.name} ({err}), so nothing was sampled; "
+            "sample without --out, or use str, int or float coordinate labels"
+        ) from err
 
 
 def _compile_notice() -> None:
