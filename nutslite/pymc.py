@@ -326,8 +326,25 @@ def _named_dims(
         values = original.coords.get(d)
         if values is None:
             values = range(int(original.dim_lengths[d].eval()))
-        labels[d] = list(values)
+        labels[d] = _saveable_labels(values)
     return names, dims, labels
+
+
+def _saveable_labels(values: Sequence[Any]) -> list:
+    """A dim's coordinate values as strings, numbers or NumPy ``datetime64`` values (a
+    ``pd.date_range``, say), which ``res.save`` stores and ArviZ reads as ``pm.sample``'s
+    coordinates; values of any other type as their ``str``."""
+    import pandas as pd
+
+    values = list(values)
+    if all(isinstance(v, str) for v in values):
+        return [str(v) for v in values]
+    array = pd.Index(values).to_numpy()
+    if array.dtype.kind in "biuf":
+        return array.tolist()  # Python numbers
+    if array.dtype.kind in "mM":
+        return list(array)  # NumPy datetime64 / timedelta64 values
+    return [str(v) for v in values]
 
 
 def _make_constrain(

@@ -217,7 +217,11 @@ def test_a_name_without_py_that_has_a_file_is_suggested(tmp_path, monkeypatch):
     assert "unknown model 'mymodel' (did you mean 'mymodel.py'?)" in err
 
 
-def test_labels_that_cannot_be_saved_are_refused_before_sampling(tmp_path):
+def test_date_labels_are_saved_and_loaded(tmp_path):
+    """A PyMC model whose coordinates are dates (``pd.date_range``) samples, saves and loads,
+    with its labels as ``datetime64`` values."""
+    import pandas as pd
+
     path = write(tmp_path, "dates.py", """\
         import pandas as pd
         import pymc as pm
@@ -226,9 +230,28 @@ def test_labels_that_cannot_be_saved_are_refused_before_sampling(tmp_path):
             pm.Normal("x", dims="day")
     """)
     out = tmp_path / "run.npz"
-    err = error_of("sample", str(path), *SMALL, "--out", str(out))
-    assert ("--out could not save a run of dates (cannot save 'dim_labels/day/0': unsupported "
-            "type Timestamp), so nothing was sampled") in err
+    code, _, err = run("sample", str(path), *SMALL, "--out", str(out))
+    assert code == 0, err
+    labels = nl.load(out).dim_labels["day"]
+    assert list(labels) == list(pd.date_range("2024-01-01", periods=3).to_numpy())
+
+
+def test_a_model_that_cannot_be_saved_is_refused_before_sampling(tmp_path, monkeypatch):
+    """``--out`` checks, before sampling, that the model's names, labels and data can be saved
+    (here a label that is an arbitrary object), rather than lose the draws after."""
+    from nutslite import cli
+    from nutslite.models import ZOO
+
+    def unsaveable(*args):
+        model = ZOO["eight_schools_noncentered"]()
+        model.dim_labels = {"school": [object()] * 8}
+        return model
+
+    monkeypatch.setattr(cli, "build_model", unsaveable)
+    out = tmp_path / "run.npz"
+    err = error_of("sample", "eight_schools_noncentered", *SMALL, "--out", str(out))
+    assert "--out could not save a run of eight_schools_noncentered" in err
+    assert "unsupported type object" in err
     assert "nutslite: sampling" not in err and not out.exists()
 
 

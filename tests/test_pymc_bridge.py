@@ -185,7 +185,8 @@ def test_shared_data_is_read_at_compile_time():
 
 def test_to_arviz_has_the_structure_of_pm_sample():
     pymc_model = small_model()
-    res = nl.sample(nl.from_pymc(pymc_model), draws=20, tune=20, chains=2, seed=1, progress=False)
+    res = nl.sample(nl.from_pymc(pymc_model), draws=20, tune=20, chains=2, seed=1, progress=False,
+                    warn=False)
     idata = res.to_arviz()
     with pymc_model:
         reference = pm.sample(draws=5, tune=5, chains=1, cores=1, random_seed=1,
