@@ -17,7 +17,11 @@ leftovers used to shadow a later editable install). ``NUMBA_CACHE_DIR``, when se
 A log density is passed to the engine as a first-class function of the fixed type
 ``LogpGradType``: ``float64(float64[::1] theta, float64[::1] grad_out)``. Numba then compiles the
 engine once for that *type* rather than once per model, and the compiled engine is found in the
-cache by every later process, whatever model it samples.
+cache by every later process, whatever model it samples. A log density that reads data (a model
+built with ``data=``) has the type ``LogpGradDataType``,
+``float64(float64[::1] theta, float64[::1] grad_out, readonly float64[::1] data)``, and reaches
+the engine with its data (``nutslite.engine.integrators.DensityWithData``): the engine is compiled
+once more for that type, and then serves every data set.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -36,8 +41,11 @@ from nutslite._version import __version__
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 FloatVector = types.float64[::1]
+ReadonlyFloatVector = types.Array(types.float64, 1, "C", readonly=True)
 LOGP_GRAD_SIGNATURE = types.float64(FloatVector, FloatVector)
 LogpGradType = types.FunctionType(LOGP_GRAD_SIGNATURE)
+LOGP_GRAD_DATA_SIGNATURE = types.float64(FloatVector, FloatVector, ReadonlyFloatVector)
+LogpGradDataType = types.FunctionType(LOGP_GRAD_DATA_SIGNATURE)
 
 _CACHE_LOCK = threading.Lock()
 
@@ -140,15 +148,18 @@ def _for_compiled_callers(dispatcher, options: dict):
     return dispatcher
 
 
-def by_type(implementations: dict, position: int = 0) -> _ByType:
-    """A function that calls ``implementations[type(args[position])](*args)``.
+def by_type(
+    implementations: dict, position: int = 0, default: Callable | None = None
+) -> _ByType:
+    """A function that calls ``implementations[type(args[position])](*args)``, or
+    ``default(*args)`` when that type has no entry and a ``default`` is given.
 
     Called from Python it looks the type up at run time. Called from compiled code it is resolved
     while Numba types the caller, so a caller compiled for one metric or adaptation kind contains
     that kind's code only: nothing of the other kinds is typed, lowered or optimised. The
     implementations are ``jit`` functions; the caller calls the chosen one as if it had named it.
     """
-    return _ByType(implementations, position)
+    return _ByType(implementations, position, default)
 
 
 class _ByType:
@@ -159,8 +170,8 @@ class _ByType:
     called from Python, and the functions it calls are compiled with different flags:
     ``_for_compiled_callers``.)"""
 
-    def __init__(self, implementations: dict, position: int):
-        self.implementations, self.position = implementations, position
+    def __init__(self, implementations: dict, position: int, default: Callable | None):
+        self.implementations, self.position, self.default = implementations, position, default
         if not JIT_DISABLED:
             self.dispatcher = njit(lambda *args: None)  # never compiled itself
             self.dispatcher.get_call_template = lambda args, kws: (
@@ -169,10 +180,17 @@ class _ByType:
             self.dispatcher.get_overload = lambda sig: self._chosen(sig).get_overload(sig)
 
     def _chosen(self, types_):
-        return self.implementations[types_[self.position].instance_class]
+        # a tuple type's Python class; other types (a first-class function) have none
+        return self._implementation(getattr(types_[self.position], "instance_class", None))
 
     def __call__(self, *args):
-        return self.implementations[type(args[self.position])](*args)
+        return self._implementation(type(args[self.position]))(*args)
+
+    def _implementation(self, cls):
+        implementation = self.implementations.get(cls, self.default)
+        if implementation is None:
+            raise KeyError(f"no implementation for {cls} (known: {list(self.implementations)})")
+        return implementation
 
 
 if not JIT_DISABLED:

@@ -12,15 +12,44 @@ Reich 2004, ch. 4).
 **A point of phase space** is stored as one ``(4, dim)`` array ``z`` with rows ``Q`` (position),
 ``P`` (momentum), ``V`` (velocity ``M^{-1} p``) and ``GRAD`` (``grad log p(q)``): the state with
 what the next step and the U-turn criterion need of it, so a step reads one point and writes one.
+
+**The log density** reaches the engine as ``logp_grad`` (``Model.logp_grad_function``), the
+argument that every compiled function passes down to here, where ``log_density`` evaluates it (the
+only place the engine does). It is either a first-class function ``(theta, grad_out) -> float``
+(``nutslite._numba.LogpGradType``) or, for a model with data, ``DensityWithData(function, data)``
+whose function is ``(theta, grad_out, data) -> float`` (``LogpGradDataType``). Numba picks the
+form while it types the caller, so an engine compiled for one form holds that form's call only,
+and the data, an argument like any other, change without a recompile.
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 from nutslite._numba import by_type, jit
 from nutslite.engine.linalg import dot
 from nutslite.engine.metric import DenseMetric, DiagonalMetric, LowRankMetric, velocity
 
 Q, P, V, GRAD = 0, 1, 2, 3  # the rows of a point z: position, momentum, velocity, gradient
+
+DensityWithData = namedtuple("DensityWithData", ["function", "data"])
+DensityWithData.__doc__ = """A log density that reads data: ``function(theta, grad_out, data)``
+with ``data`` a read-only float64 vector (``nutslite.model.Model`` builds it from ``data=``)."""
+
+
+@jit
+def _density_alone(density, theta, grad_out):
+    return density(theta, grad_out)
+
+
+@jit
+def _density_with_data(density, theta, grad_out):
+    return density.function(theta, grad_out, density.data)
+
+
+log_density = by_type({DensityWithData: _density_with_data}, default=_density_alone)
+log_density.__doc__ = """``log_density(density, theta, grad_out)``: ``log p(theta)``, its
+gradient written into ``grad_out``, for either form of ``density`` (see the module docstring)."""
 
 
 @jit
@@ -31,7 +60,7 @@ def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out):
     for i in range(z.shape[1]):
         z_out[P, i] = z[P, i] + half * z[GRAD, i]
         z_out[Q, i] = z[Q, i] + step_size * (m[i] * z_out[P, i])
-    logp = logp_grad(z_out[Q], z_out[GRAD])
+    logp = log_density(logp_grad, z_out[Q], z_out[GRAD])
     for i in range(z.shape[1]):
         z_out[P, i] += half * z_out[GRAD, i]
         z_out[V, i] = m[i] * z_out[P, i]
@@ -48,7 +77,7 @@ def _leapfrog_general(logp_grad, metric, step_size, z, z_out):
     velocity(metric, z_out[P], z_out[V])
     for i in range(n):
         z_out[Q, i] = z[Q, i] + step_size * z_out[V, i]
-    logp = logp_grad(z_out[Q], z_out[GRAD])
+    logp = log_density(logp_grad, z_out[Q], z_out[GRAD])
     for i in range(n):
         z_out[P, i] += half * z_out[GRAD, i]
     return logp, velocity(metric, z_out[P], z_out[V])
