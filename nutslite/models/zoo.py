@@ -560,6 +560,8 @@ def _eight_schools_density(theta, grad_out, y, noncentered):
     return logp
 
 
+# One top-level function per parameterization, as for radon's SBC variant, on purpose: see the
+# comment at nutslite.models.radon._sbc_noncentered_density.
 @jit
 def _eight_schools_noncentered_density(theta, grad_out, y):
     return _eight_schools_density(theta, grad_out, y, True)
