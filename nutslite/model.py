@@ -77,8 +77,9 @@ class Model:
         read them (it reads ``data``).
     data
         The data the log density reads, passed to it as its third argument: a 1-D array of
-        numbers that convert to float64 exactly (floats, integers below 2^53, booleans); several
-        arrays go in as one vector, concatenated, that ``logp_grad`` slices. The model keeps a
+        numbers whose dtype NumPy casts to float64 safely (floats, integers, booleans; integers
+        beyond 2^53 round); several arrays go in as one vector, concatenated, that ``logp_grad``
+        slices. The model keeps a
         read-only float64 copy as ``model.data``, so the density cannot change it (chains run as
         threads and share it), nor can the caller after the fact. Models of the same function
         with different data share one compiled engine. Pickled with the model's recipe.
@@ -94,6 +95,7 @@ class Model:
         ``DensityWithData(function, data)``.
     data
         The read-only data vector, or ``None``.
+
     Raises
     ------
     TypeError
@@ -367,8 +369,8 @@ def _data_vector(data: ArrayLike, name: str) -> np.ndarray:
     array = np.asarray(data)
     if not np.can_cast(array.dtype, np.float64, "safe"):
         raise TypeError(
-            f"Model {name!r}: data must be numbers that convert to float64 exactly, got dtype "
-            f"{array.dtype}"
+            f"Model {name!r}: data must be numbers that NumPy casts safely to float64 (floats, "
+            f"integers, booleans), got dtype {array.dtype}"
         )
     if array.ndim != 1:
         raise ValueError(

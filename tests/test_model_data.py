@@ -85,7 +85,7 @@ def test_the_model_keeps_a_read_only_copy_of_its_data():
                                                  r"\(theta, grad_out\)"),
         (_shifted_normal, np.zeros((2, 2)), ValueError, r"data must be a 1-D array, got shape"),
         (_shifted_normal, np.zeros(2, dtype=complex), TypeError, r"data must be numbers that "
-                                                                 r"convert to float64 exactly"),
+                                                                 r"NumPy casts safely to float64"),
         (_shifted_normal, ["a", "b"], TypeError, "data must be numbers"),
     ],
 )
