@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -148,18 +147,15 @@ def _for_compiled_callers(dispatcher, options: dict):
     return dispatcher
 
 
-def by_type(
-    implementations: dict, position: int = 0, default: Callable | None = None
-) -> _ByType:
-    """A function that calls ``implementations[type(args[position])](*args)``, or
-    ``default(*args)`` when that type has no entry and a ``default`` is given.
+def by_type(implementations: dict, position: int = 0) -> _ByType:
+    """A function that calls ``implementations[type(args[position])](*args)``.
 
     Called from Python it looks the type up at run time. Called from compiled code it is resolved
     while Numba types the caller, so a caller compiled for one metric or adaptation kind contains
     that kind's code only: nothing of the other kinds is typed, lowered or optimised. The
     implementations are ``jit`` functions; the caller calls the chosen one as if it had named it.
     """
-    return _ByType(implementations, position, default)
+    return _ByType(implementations, position)
 
 
 class _ByType:
@@ -170,8 +166,8 @@ class _ByType:
     called from Python, and the functions it calls are compiled with different flags:
     ``_for_compiled_callers``.)"""
 
-    def __init__(self, implementations: dict, position: int, default: Callable | None):
-        self.implementations, self.position, self.default = implementations, position, default
+    def __init__(self, implementations: dict, position: int):
+        self.implementations, self.position = implementations, position
         if not JIT_DISABLED:
             self.dispatcher = njit(lambda *args: None)  # never compiled itself
             self.dispatcher.get_call_template = lambda args, kws: (
@@ -180,17 +176,10 @@ class _ByType:
             self.dispatcher.get_overload = lambda sig: self._chosen(sig).get_overload(sig)
 
     def _chosen(self, types_):
-        # a tuple type's Python class; other types (a first-class function) have none
-        return self._implementation(getattr(types_[self.position], "instance_class", None))
+        return self.implementations[types_[self.position].instance_class]
 
     def __call__(self, *args):
-        return self._implementation(type(args[self.position]))(*args)
-
-    def _implementation(self, cls):
-        implementation = self.implementations.get(cls, self.default)
-        if implementation is None:
-            raise KeyError(f"no implementation for {cls} (known: {list(self.implementations)})")
-        return implementation
+        return self.implementations[type(args[self.position])](*args)
 
 
 if not JIT_DISABLED:
