@@ -6,10 +6,11 @@ A ``Model`` wraps a Numba-jitted function ``logp_grad(theta, grad_out) -> float`
 compiled code, so it must not allocate or call Python.
 
 **Data.** A model can carry a data vector that its log density reads:
-``Model(..., logp_grad=f, data=y)`` with ``f(theta, grad_out, data) -> float``. The engine is
-compiled once for each of the two forms (``nutslite.engine.integrators.log_density``), not once
-per function or data set, so a second model of the same function with other data, a new SBC data
-set for instance, samples at once. The alternative, a closure over the data, is compiled with the
+``Model(..., logp_grad=f, data=y)`` with ``f(theta, grad_out, data) -> float``. The engine
+receives ``f`` and ``y`` together as a ``DensityWithData`` (``nutslite.engine.integrators``), which
+it calls as it calls a density without data, and is compiled once for that form, not once per
+function or data set: a second model of the same function with other data, a new SBC data set
+for instance, samples at once. The alternative, a closure over the data, is compiled with the
 data frozen into its machine code: once per data set.
 """
 
@@ -90,9 +91,9 @@ class Model:
         ``logp_grad(theta, grad_out) -> float`` callable from Python, with the data passed on
         when the model has data.
     logp_grad_function
-        The log density in the form the compiled engine receives it
-        (``nutslite.engine.integrators.log_density``): a first-class function, or
-        ``DensityWithData(function, data)``.
+        The log density in the form the compiled engine receives and calls,
+        ``(theta, grad_out) -> float``: a first-class function, or
+        ``DensityWithData(function, data)`` (``nutslite.engine.integrators``).
     data
         The read-only data vector, or ``None``.
 

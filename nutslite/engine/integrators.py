@@ -13,20 +13,17 @@ Reich 2004, ch. 4).
 ``P`` (momentum), ``V`` (velocity ``M^{-1} p``) and ``GRAD`` (``grad log p(q)``): the state with
 what the next step and the U-turn criterion need of it, so a step reads one point and writes one.
 
-**The log density** reaches the engine as ``logp_grad`` (``Model.logp_grad_function``), the
-argument that every compiled function passes down to here, where ``log_density`` evaluates it (the
-only place the engine does). It is either a first-class function ``(theta, grad_out) -> float``
-(``nutslite._numba.LogpGradType``) or, for a model with data, ``DensityWithData(function, data)``
-whose function is ``(theta, grad_out, data) -> float`` (``LogpGradDataType``). Numba picks the
-form while it types the caller, so an engine compiled for one form holds that form's call only,
-and the data, an argument like any other, change without a recompile.
+**The log density** ``logp_grad`` (``Model.logp_grad_function``) is called here, the one place
+the engine evaluates it, as ``logp_grad(theta, grad_out) -> float``. It is a first-class function
+(``nutslite._numba.LogpGradType``) or, for a model with data, a ``DensityWithData``: a callable
+pair ``(function, data)`` whose call is ``function(theta, grad_out, data)``. Numba types the
+call for the one form in use, so the engine compiled for first-class functions is the same as
+if data did not exist, and the data, an argument like any other, change without a recompile.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
-
-from numba.extending import overload
 
 from nutslite._numba import JIT_DISABLED, by_type, jit
 from nutslite.engine.linalg import dot
@@ -34,33 +31,39 @@ from nutslite.engine.metric import DenseMetric, DiagonalMetric, LowRankMetric, v
 
 Q, P, V, GRAD = 0, 1, 2, 3  # the rows of a point z: position, momentum, velocity, gradient
 
-DensityWithData = namedtuple("DensityWithData", ["function", "data"])
-DensityWithData.__doc__ = """A log density that reads data: ``function(theta, grad_out, data)``
-with ``data`` a read-only float64 vector (``nutslite.model.Model`` builds it from ``data=``)."""
+
+def _call_with_data(density, theta, grad_out):
+    return density.function(theta, grad_out, density.data)
 
 
-def log_density(logp_grad, theta, grad_out):
-    """``log p(theta)``, its gradient written into ``grad_out``, for either form of
-    ``logp_grad`` (see the module docstring). This body runs interpreted
-    (``NUMBA_DISABLE_JIT=1``); compiled, ``_log_density_typed`` gives its twin for the form."""
-    if isinstance(logp_grad, DensityWithData):
-        return logp_grad.function(theta, grad_out, logp_grad.data)
-    return logp_grad(theta, grad_out)
+class DensityWithData(namedtuple("DensityWithData", ["function", "data"])):
+    """A log density that reads data, called as one that does not: ``density(theta, grad_out)``
+    is ``function(theta, grad_out, data)``, with ``function`` of type
+    ``nutslite._numba.LogpGradDataType`` and ``data`` a read-only float64 vector
+    (``nutslite.model.Model`` makes it from ``data=``). Compiled code calls it through the
+    typing and lowering registered below."""
+
+    __slots__ = ()
+
+    def __call__(self, theta, grad_out):
+        return _call_with_data(self, theta, grad_out)
 
 
 if not JIT_DISABLED:
+    from numba import types
+    from numba.extending import lower_builtin, overload_method
 
-    @overload(log_density, inline="always")
-    def _log_density_typed(logp_grad, theta, grad_out):
-        """The compiled twin of ``log_density``: the body for the type of ``logp_grad``, chosen
-        while Numba types the caller and inlined into it (Numba IR), so the call costs what a
-        direct call of the function costs (a helper function called from the leapfrog cost ~50
-        instructions per step, measured with callgrind)."""
-        if getattr(logp_grad, "instance_class", None) is DensityWithData:
-            return lambda logp_grad, theta, grad_out: logp_grad.function(
-                theta, grad_out, logp_grad.data
-            )
-        return lambda logp_grad, theta, grad_out: logp_grad(theta, grad_out)
+    @overload_method(types.NamedTuple, "__call__")
+    def _type_call(density, theta, grad_out):
+        """Numba looks a call of a tuple up as its ``__call__``: defined for ``DensityWithData``
+        only (returning nothing for any other tuple leaves it uncallable)."""
+        if density.instance_class is DensityWithData:
+            return _call_with_data
+
+    @lower_builtin(types.NamedTuple, types.VarArg(types.Any))
+    def _lower_call(context, builder, signature, args):
+        """The code of that call (only a ``DensityWithData`` gets past the typing above)."""
+        return context.compile_internal(builder, _call_with_data, signature, args)
 
 
 @jit
@@ -71,7 +74,7 @@ def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out):
     for i in range(z.shape[1]):
         z_out[P, i] = z[P, i] + half * z[GRAD, i]
         z_out[Q, i] = z[Q, i] + step_size * (m[i] * z_out[P, i])
-    logp = log_density(logp_grad, z_out[Q], z_out[GRAD])
+    logp = logp_grad(z_out[Q], z_out[GRAD])
     for i in range(z.shape[1]):
         z_out[P, i] += half * z_out[GRAD, i]
         z_out[V, i] = m[i] * z_out[P, i]
@@ -88,7 +91,7 @@ def _leapfrog_general(logp_grad, metric, step_size, z, z_out):
     velocity(metric, z_out[P], z_out[V])
     for i in range(n):
         z_out[Q, i] = z[Q, i] + step_size * z_out[V, i]
-    logp = log_density(logp_grad, z_out[Q], z_out[GRAD])
+    logp = logp_grad(z_out[Q], z_out[GRAD])
     for i in range(n):
         z_out[P, i] += half * z_out[GRAD, i]
     return logp, velocity(metric, z_out[P], z_out[V])

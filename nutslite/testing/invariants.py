@@ -46,7 +46,7 @@ import numpy as np
 from scipy import stats
 
 from nutslite._numba import jit
-from nutslite.engine.integrators import GRAD, P, Q, log_density
+from nutslite.engine.integrators import GRAD, P, Q
 from nutslite.engine.integrators import leapfrog as _leapfrog_step
 from nutslite.engine.metric import metric_from_inv_mass
 from nutslite.engine.tree import MAX_DELTA_H
@@ -80,7 +80,7 @@ def _leapfrog_steps(logp_grad, step_size, metric, q, p, n_steps):
     z = np.empty((4, q.shape[0]))  # a point: rows Q, P, V, GRAD (nutslite.engine.integrators)
     z[Q] = q
     z[P] = p
-    log_density(logp_grad, z[Q], z[GRAD])
+    logp_grad(z[Q], z[GRAD])
     for _ in range(n_steps):
         _leapfrog_step(logp_grad, metric, step_size, z, z)
     return z[Q].copy(), z[P].copy()
