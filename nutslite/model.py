@@ -88,8 +88,8 @@ class Model:
     Attributes
     ----------
     logp_grad
-        ``logp_grad(theta, grad_out) -> float`` callable from Python, with the data passed on
-        when the model has data.
+        ``logp_grad(theta, grad_out) -> float`` callable from Python: the function given, or
+        with data ``DensityWithData(function, data)``, which passes the data on.
     logp_grad_function
         The log density in the form the compiled engine receives and calls,
         ``(theta, grad_out) -> float``: a first-class function, or
@@ -133,7 +133,7 @@ class Model:
         self.dim = int(dim)
         self.data = None if data is None else _data_vector(data, name)
         function = _compiled_logp_grad(logp_grad, name, self.data is not None)
-        self.logp_grad = function if self.data is None else _with_data(function, self.data)
+        self.logp_grad = function if self.data is None else DensityWithData(function, self.data)
         self.logp_grad_function = _first_class(function, self.data)
         if coords is None:
             coords = [f"x[{i}]" for i in range(self.dim)]
@@ -338,15 +338,6 @@ def _first_class(function: Callable, data: np.ndarray | None) -> Callable | Dens
         signature = LOGP_GRAD_SIGNATURE if data is None else LOGP_GRAD_DATA_SIGNATURE
         function = CompileResultWAP(function.overloads[signature.args])
     return function if data is None else DensityWithData(function, data)
-
-
-def _with_data(function: Callable, data: np.ndarray) -> Callable[[np.ndarray, np.ndarray], float]:
-    """``logp_grad(theta, grad_out)``: ``function(theta, grad_out, data)``, for Python callers."""
-
-    def logp_grad(theta: np.ndarray, grad_out: np.ndarray) -> float:
-        return function(theta, grad_out, data)
-
-    return logp_grad
 
 
 def _numpy_error_model(logp_grad: Callable) -> Callable:
