@@ -291,15 +291,18 @@ def _guarded_call(model: Model, theta: np.ndarray) -> tuple[Exception | None, ob
     bits, a write past the end that happens only at other points than those tried, reads past
     the end of ``theta`` (they return garbage, not a crash), and writes into other arrays.
     Interpreted (``NUMBA_DISABLE_JIT=1``), NumPy checks bounds and raises ``IndexError``,
-    reported the same way.
+    reported the same way, unless the model has data: the index may then be past the end of the
+    data, and the error is reported as a failure at that trial point.
     """
     dim = model.dim
     buffer = np.full(dim + GUARD, GUARD_VALUE)
     grad = buffer[:dim]
     try:
         value, error = model.logp_grad(theta, grad), None
-    except IndexError as err:  # interpreted: NumPy's bounds check caught the same mistake
-        raise _past_the_end(model, f"({err})") from err
+    except IndexError as err:  # interpreted: NumPy's bounds check caught the same mistake,
+        if model.data is None:  # or, with data, maybe an index past the end of the data
+            raise _past_the_end(model, f"({err})") from err
+        value, error = None, err
     except Exception as err:  # any failure here is the user's function failing at theta
         value, error = None, err
     guards = buffer[dim:].view(np.int64)
