@@ -17,7 +17,11 @@ leftovers used to shadow a later editable install). ``NUMBA_CACHE_DIR``, when se
 A log density is passed to the engine as a first-class function of the fixed type
 ``LogpGradType``: ``float64(float64[::1] theta, float64[::1] grad_out)``. Numba then compiles the
 engine once for that *type* rather than once per model, and the compiled engine is found in the
-cache by every later process, whatever model it samples.
+cache by every later process, whatever model it samples. A log density that reads data (a model
+built with ``data=``) has the type ``LogpGradDataType``,
+``float64(float64[::1] theta, float64[::1] grad_out, readonly float64[::1] data)``, and reaches
+the engine with its data (``nutslite.engine.integrators.DensityWithData``): the engine is compiled
+once more for that type, and then serves every data set.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ from nutslite._version import __version__
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 FloatVector = types.float64[::1]
+ReadonlyFloatVector = types.Array(types.float64, 1, "C", readonly=True)
 LOGP_GRAD_SIGNATURE = types.float64(FloatVector, FloatVector)
 LogpGradType = types.FunctionType(LOGP_GRAD_SIGNATURE)
+LOGP_GRAD_DATA_SIGNATURE = types.float64(FloatVector, FloatVector, ReadonlyFloatVector)
+LogpGradDataType = types.FunctionType(LOGP_GRAD_DATA_SIGNATURE)
 
 _CACHE_LOCK = threading.Lock()
 

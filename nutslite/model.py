@@ -4,11 +4,20 @@ A ``Model`` wraps a Numba-jitted function ``logp_grad(theta, grad_out) -> float`
 ``log p(theta)`` (up to an additive constant, log-Jacobians of any transforms included) and writes
 ``d log p / d theta`` into ``grad_out`` in place. The sampler calls it once per leapfrog step from
 compiled code, so it must not allocate or call Python.
+
+**Data.** A model can carry a data vector that its log density reads:
+``Model(..., logp_grad=f, data=y)`` with ``f(theta, grad_out, data) -> float``. The engine
+receives ``f`` and ``y`` together as a ``DensityWithData`` (``nutslite.engine.integrators``), which
+it calls as it calls a density without data, and is compiled once for that form, not once per
+function or data set: a second model of the same function with other data, a new SBC data set
+for instance, samples at once. The alternative, a closure over the data, is compiled with the
+data frozen into its machine code: once per data set.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import pickle
 import threading
 from collections import OrderedDict
@@ -16,8 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from nutslite._numba import JIT_DISABLED, LOGP_GRAD_SIGNATURE
+from nutslite._numba import JIT_DISABLED, LOGP_GRAD_DATA_SIGNATURE, LOGP_GRAD_SIGNATURE
+from nutslite.engine.integrators import DensityWithData
 
 ConstrainFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -37,8 +48,10 @@ class Model:
     dim
         Number of unconstrained coordinates.
     logp_grad
-        A ``numba.njit`` function ``(theta: float64[dim], grad_out: float64[dim]) -> float``.
-        It is compiled here for C-contiguous float64 vectors and tried at the origin and, if it
+        A ``numba.njit`` function ``(theta: float64[dim], grad_out: float64[dim]) -> float``,
+        or, when ``data`` is given, ``(theta, grad_out, data) -> float``. It is compiled here
+        for C-contiguous float64 vectors (``nutslite._numba.LOGP_GRAD_SIGNATURE``, or
+        ``LOGP_GRAD_DATA_SIGNATURE`` with ``data`` read-only) and tried at the origin and, if it
         fails there, at up to three seeded uniform(-2, 2) points; a gradient written past
         ``grad_out[dim - 1]`` is detected there (``_guarded_call`` says what cannot be).
     constrain
@@ -62,23 +75,45 @@ class Model:
         variables and its ``pm.Data``), kept with every result and exported by
         ``res.to_arviz()`` as its ``observed_data`` and ``constant_data`` groups; their
         dimension names may be given in ``dims``. Informational only: the log density does not
-        read them.
+        read them (it reads ``data``).
+    data
+        The data the log density reads, passed to it as its third argument: a 1-D array of
+        numbers whose dtype NumPy casts to float64 safely (floats, integers, booleans; integers
+        beyond 2^53 round); several arrays go in as one vector, concatenated, that ``logp_grad``
+        slices. The model keeps a
+        read-only float64 copy as ``model.data``, so the density cannot change it (chains run as
+        threads and share it), nor can the caller after the fact. Models of the same function
+        with different data share one compiled engine. Pickled with the model's recipe.
+
+    Attributes
+    ----------
+    logp_grad
+        ``logp_grad(theta, grad_out) -> float`` callable from Python: the function given, or
+        with data ``DensityWithData(function, data)``, which passes the data on.
+    logp_grad_function
+        The log density in the form the compiled engine receives and calls,
+        ``(theta, grad_out) -> float``: a first-class function, or
+        ``DensityWithData(function, data)`` (``nutslite.engine.integrators``).
+    data
+        The read-only data vector, or ``None``.
 
     Raises
     ------
     TypeError
-        When ``logp_grad`` is not a Numba-jitted function, returns something other than a
-        number, or fails at every trial point (the message says what happened at each).
+        When ``logp_grad`` is not a Numba-jitted function, takes three arguments without
+        ``data`` or two with it, returns something other than a number, or fails at every trial
+        point (the message says what happened at each); when ``data`` is not numeric.
     ValueError
-        When ``name``, ``dim`` or ``coords`` are malformed, or ``logp_grad`` writes past the end
-        of ``grad_out`` (``dim`` is not the length of the gradient it writes).
+        When ``name``, ``dim`` or ``coords`` are malformed, ``data`` is not one-dimensional, or
+        ``logp_grad`` writes past the end of ``grad_out`` (``dim`` is not the length of the
+        gradient it writes).
     """
 
     def __init__(
         self,
         name: str,
         dim: int,
-        logp_grad: Callable[[np.ndarray, np.ndarray], float],
+        logp_grad: Callable[..., float],
         constrain: ConstrainFn | None = None,
         coords: Sequence[str] | None = None,
         dims: Mapping[str, tuple[str, ...]] | None = None,
@@ -87,6 +122,8 @@ class Model:
         log_transformed: Sequence[int] = (),
         observed_data: Mapping[str, np.ndarray] | None = None,
         constant_data: Mapping[str, np.ndarray] | None = None,
+        *,
+        data: ArrayLike | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Model name must be a non-empty string, got {name!r}")
@@ -94,8 +131,10 @@ class Model:
             raise ValueError(f"Model dim must be a positive integer, got {dim!r}")
         self.name = name
         self.dim = int(dim)
-        self.logp_grad = _compiled_logp_grad(logp_grad, name)
-        self.logp_grad_function = _first_class(self.logp_grad)
+        self.data = None if data is None else _data_vector(data, name)
+        function = _compiled_logp_grad(logp_grad, name, self.data is not None)
+        self.logp_grad = function if self.data is None else DensityWithData(function, self.data)
+        self.logp_grad_function = _first_class(function, self.data)
         if coords is None:
             coords = [f"x[{i}]" for i in range(self.dim)]
         coords = list(coords)
@@ -142,8 +181,9 @@ class Model:
                     )
                 return
             outcomes.append(f"at {_point_text(theta)}: {type(error).__name__}: {error}")
+        arguments = "theta, grad_out" if self.data is None else "theta, grad_out, data"
         raise TypeError(
-            f"Model {self.name!r}: logp_grad(theta, grad_out) failed at each of {TRIAL_POINTS} "
+            f"Model {self.name!r}: logp_grad({arguments}) failed at each of {TRIAL_POINTS} "
             f"trial points (float64 arrays of shape ({self.dim},)): " + "; ".join(outcomes)
         )
 
@@ -177,7 +217,8 @@ class Model:
         return rng.uniform(-2.0, 2.0, size=self.dim)
 
     def __repr__(self) -> str:
-        return f"Model(name={self.name!r}, dim={self.dim})"
+        data = "" if self.data is None else f", data=<{len(self.data)} values>"
+        return f"Model(name={self.name!r}, dim={self.dim}{data})"
 
     # --- pickling: a model travels as the recipe that rebuilt it -----------------------------
     recipe: tuple[Callable[..., Model], tuple, dict[str, Any]] | None = None
@@ -189,7 +230,9 @@ class Model:
         closures, frozen data). A model made by a module-level factory pickles as the call of that
         factory instead: unpickling calls it again, so the log density is recompiled, or loaded
         from the on-disk cache when the receiving machine has one (see ``nutslite._numba``). A
-        process rebuilds each recipe once (:func:`rebuild`).
+        process rebuilds each recipe once (:func:`rebuild`). A model's ``data`` travel as the
+        factory's arguments (for example :meth:`SimulatedModel.conditioned
+        <nutslite.models.simulated.SimulatedModel.conditioned>`'s data).
         """
         if self.recipe is None:
             raise TypeError(
@@ -248,15 +291,18 @@ def _guarded_call(model: Model, theta: np.ndarray) -> tuple[Exception | None, ob
     bits, a write past the end that happens only at other points than those tried, reads past
     the end of ``theta`` (they return garbage, not a crash), and writes into other arrays.
     Interpreted (``NUMBA_DISABLE_JIT=1``), NumPy checks bounds and raises ``IndexError``,
-    reported the same way.
+    reported the same way, unless the model has data: the index may then be past the end of the
+    data, and the error is reported as a failure at that trial point.
     """
     dim = model.dim
     buffer = np.full(dim + GUARD, GUARD_VALUE)
     grad = buffer[:dim]
     try:
         value, error = model.logp_grad(theta, grad), None
-    except IndexError as err:  # interpreted: NumPy's bounds check caught the same mistake
-        raise _past_the_end(model, f"({err})") from err
+    except IndexError as err:  # interpreted: NumPy's bounds check caught the same mistake,
+        if model.data is None:  # or, with data, maybe an index past the end of the data
+            raise _past_the_end(model, f"({err})") from err
+        value, error = None, err
     except Exception as err:  # any failure here is the user's function failing at theta
         value, error = None, err
     guards = buffer[dim:].view(np.int64)
@@ -281,27 +327,31 @@ def _point_text(theta: np.ndarray, limit: int = 4) -> str:
     return f"({text}{', ...' if len(theta) > limit else ''})"
 
 
-def _first_class(logp_grad: Callable) -> Callable:
-    """The form in which the engine receives ``logp_grad``: a first-class function of type
-    ``LogpGradType`` (Numba's wrapper-address protocol). The engine is then compiled once for that
-    type, not once per model, and later processes load it from the disk cache."""
+def _first_class(function: Callable, data: np.ndarray | None) -> Callable | DensityWithData:
+    """The form in which the engine receives the log density: a first-class function of type
+    ``LogpGradType``, or ``LogpGradDataType`` paired with its data (Numba's wrapper-address
+    protocol). The engine is then compiled once for that type, not once per model or data set,
+    and later processes load it from the disk cache."""
     if JIT_DISABLED:
-        return _numpy_error_model(logp_grad)
-    import numba.experimental.function_type  # noqa: F401  (registers the typing of the wrapper)
-    from numba.core.types.function_type import CompileResultWAP
+        function = _numpy_error_model(function)
+    else:
+        import numba.experimental.function_type  # noqa: F401  (registers the wrapper's typing)
+        from numba.core.types.function_type import CompileResultWAP
 
-    return CompileResultWAP(logp_grad.overloads[LOGP_GRAD_SIGNATURE.args])
+        signature = LOGP_GRAD_SIGNATURE if data is None else LOGP_GRAD_DATA_SIGNATURE
+        function = CompileResultWAP(function.overloads[signature.args])
+    return function if data is None else DensityWithData(function, data)
 
 
 def _numpy_error_model(logp_grad: Callable) -> Callable:
     """Interpreted, ``math.exp(800)`` raises where compiled code (NumPy's error model) gives
     inf and the sampler sees a divergence; this wrapper turns such errors into a NaN density,
     which the sampler also treats as a divergence, so an interpreted run stays a faithful
-    step-through of the compiled one."""
+    step-through of the compiled one. ``data`` is the data argument, if the density has one."""
 
-    def logp_grad_numpy_errors(theta: np.ndarray, grad_out: np.ndarray) -> float:
+    def logp_grad_numpy_errors(theta: np.ndarray, grad_out: np.ndarray, *data: np.ndarray) -> float:
         try:
-            return logp_grad(theta, grad_out)
+            return logp_grad(theta, grad_out, *data)
         except (OverflowError, ZeroDivisionError):
             grad_out[:] = np.nan
             return np.nan
@@ -309,14 +359,34 @@ def _numpy_error_model(logp_grad: Callable) -> Callable:
     return logp_grad_numpy_errors
 
 
-def _compiled_logp_grad(logp_grad: Callable, name: str) -> Callable:
-    """Return ``logp_grad`` compiled for ``float64(float64[::1], float64[::1])``.
+def _data_vector(data: ArrayLike, name: str) -> np.ndarray:
+    """``data`` as the model's own read-only, C-contiguous float64 vector (a copy)."""
+    array = np.asarray(data)
+    if not np.can_cast(array.dtype, np.float64, "safe"):
+        raise TypeError(
+            f"Model {name!r}: data must be numbers that NumPy casts safely to float64 (floats, "
+            f"integers, booleans), got dtype {array.dtype}"
+        )
+    if array.ndim != 1:
+        raise ValueError(
+            f"Model {name!r}: data must be a 1-D array, got shape {array.shape}; pass several "
+            "arrays as one vector (np.concatenate of their ravel()) and slice it in logp_grad"
+        )
+    vector = np.array(array, dtype=np.float64, order="C")
+    vector.flags.writeable = False
+    return vector
+
+
+def _compiled_logp_grad(logp_grad: Callable, name: str, with_data: bool) -> Callable:
+    """Return ``logp_grad`` compiled for ``float64(float64[::1], float64[::1])``, or with a
+    third argument, ``readonly float64[::1]``, when ``with_data``.
 
     With ``NUMBA_DISABLE_JIT=1`` any Python callable is accepted, so a reader can step into it.
     """
     if JIT_DISABLED:
         if not callable(logp_grad):
             raise TypeError(f"Model {name!r}: logp_grad must be callable, got {type(logp_grad)}")
+        _check_arguments(logp_grad, name, with_data)
         return logp_grad
     from numba.core.registry import CPUDispatcher
 
@@ -325,13 +395,45 @@ def _compiled_logp_grad(logp_grad: Callable, name: str) -> Callable:
             f"Model {name!r}: logp_grad must be a Numba-jitted function (decorate it with "
             f"@numba.njit), got {type(logp_grad).__name__}"
         )
-    if LOGP_GRAD_SIGNATURE.args not in logp_grad.overloads:
+    _check_arguments(logp_grad.py_func, name, with_data)
+    signature = LOGP_GRAD_DATA_SIGNATURE if with_data else LOGP_GRAD_SIGNATURE
+    if signature.args not in logp_grad.overloads:
+        arguments = "theta: float64[::1], grad_out: float64[::1]"
+        if with_data:
+            arguments += ", data: float64[::1] (read-only)"
         try:
-            logp_grad.compile(LOGP_GRAD_SIGNATURE)
+            logp_grad.compile(signature)
         except Exception as err:
             raise TypeError(
-                f"Model {name!r}: logp_grad does not compile as "
-                f"(theta: float64[::1], grad_out: float64[::1]) -> float64: "
+                f"Model {name!r}: logp_grad does not compile as ({arguments}) -> float64: "
                 f"{type(err).__name__}: {err}"
             ) from err
     return logp_grad
+
+
+def _check_arguments(function: Callable, name: str, with_data: bool) -> None:
+    """Raise ``TypeError`` when ``function`` takes the data argument and no ``data`` was given,
+    or the other way round (other mistakes are left to the compile and the trial call)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # no signature to read (a builtin)
+        return
+
+    def takes(n: int) -> bool:
+        try:
+            signature.bind(*range(n))
+        except TypeError:
+            return False
+        return True
+
+    if with_data and takes(2) and not takes(3):
+        raise TypeError(
+            f"Model {name!r}: data= was given, but logp_grad takes (theta, grad_out); a log "
+            "density that reads data takes them as its third argument, "
+            "logp_grad(theta, grad_out, data)"
+        )
+    if not with_data and takes(3) and not takes(2):
+        raise TypeError(
+            f"Model {name!r}: logp_grad takes a third argument, (theta, grad_out, data), but no "
+            "data= was given; pass the array it reads as Model(..., data=...)"
+        )

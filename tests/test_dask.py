@@ -82,10 +82,12 @@ def test_a_worker_killed_mid_run_loses_no_replication(client, in_process, tmp_pa
 
 
 def test_models_travel_to_the_workers(client):
-    model = nl.models.radon("noncentered")
-    theta = np.full(model.dim, 0.1)
-    remote = client.submit(lambda m, t: m.logp(t), model, theta).result()
-    assert remote == model.logp(theta)
+    """A model, a model with data (its data in the pickle) and a simulated model."""
+    conditioned = simulated_model(MODEL).conditioned(np.linspace(-10.0, 30.0, 8))
+    for model in (nl.models.radon("noncentered"), conditioned):
+        theta = np.full(model.dim, 0.1)
+        remote = client.submit(lambda m, t: m.logp(t), model, theta).result()
+        assert remote == model.logp(theta)
     assert pickle.loads(pickle.dumps(simulated_model(MODEL))) is simulated_model(MODEL)
 
 

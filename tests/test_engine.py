@@ -116,15 +116,18 @@ def test_same_seed_same_draws_whatever_the_cores():
 DISABLE_JIT_SCRIPT = """
 import sys, numpy as np, nutslite as nl
 from nutslite.models import zoo
-res = nl.sample(zoo.eight_schools("noncentered"), draws=15, tune=30, chains=2, seed=9,
-                cores=1, progress=False)
-np.save(sys.argv[1], np.concatenate([res.unconstrained.ravel(), res.sample_stats["lp"].ravel(),
-                                     res.warmup["step_size"]]))
+data_model = zoo.eight_schools_simulated("centered").conditioned(np.array(zoo.EIGHT_SCHOOLS_Y))
+out = []
+for model in (zoo.eight_schools("noncentered"), data_model):
+    res = nl.sample(model, draws=15, tune=30, chains=2, seed=9, cores=1, progress=False)
+    out += [res.unconstrained.ravel(), res.sample_stats["lp"].ravel(), res.warmup["step_size"]]
+np.save(sys.argv[1], np.concatenate(out))
 """
 
 
 def test_bit_identical_without_jit(tmp_path):
-    """The same source interpreted by Python (NUMBA_DISABLE_JIT=1) gives the same bits."""
+    """The same source interpreted by Python (NUMBA_DISABLE_JIT=1) gives the same bits, for a
+    model without data and one with data (``nl.Model(..., data=)``)."""
     out = {}
     for flag in ("0", "1"):
         path = tmp_path / f"jit{flag}.npy"

@@ -12,15 +12,58 @@ Reich 2004, ch. 4).
 **A point of phase space** is stored as one ``(4, dim)`` array ``z`` with rows ``Q`` (position),
 ``P`` (momentum), ``V`` (velocity ``M^{-1} p``) and ``GRAD`` (``grad log p(q)``): the state with
 what the next step and the U-turn criterion need of it, so a step reads one point and writes one.
+
+**The log density** ``logp_grad`` (``Model.logp_grad_function``) is called here, the one place
+the engine evaluates it, as ``logp_grad(theta, grad_out) -> float``. It is a first-class function
+(``nutslite._numba.LogpGradType``) or, for a model with data, a ``DensityWithData``: a callable
+pair ``(function, data)`` whose call is ``function(theta, grad_out, data)``. Numba types the
+call for the one form in use, so the engine compiled for first-class functions is the same as
+if data did not exist, and the data, an argument like any other, change without a recompile.
 """
 
 from __future__ import annotations
 
-from nutslite._numba import by_type, jit
+from collections import namedtuple
+
+from nutslite._numba import JIT_DISABLED, by_type, jit
 from nutslite.engine.linalg import dot
 from nutslite.engine.metric import DenseMetric, DiagonalMetric, LowRankMetric, velocity
 
 Q, P, V, GRAD = 0, 1, 2, 3  # the rows of a point z: position, momentum, velocity, gradient
+
+
+def _call_with_data(density, theta, grad_out):
+    return density.function(theta, grad_out, density.data)
+
+
+class DensityWithData(namedtuple("DensityWithData", ["function", "data"])):
+    """A log density that reads data, called as one that does not: ``density(theta, grad_out)``
+    is ``function(theta, grad_out, data)``, with ``function`` of type
+    ``nutslite._numba.LogpGradDataType`` and ``data`` a read-only float64 vector
+    (``nutslite.model.Model`` makes it from ``data=``). Compiled code calls it through the
+    typing and lowering registered below."""
+
+    __slots__ = ()
+
+    def __call__(self, theta, grad_out):
+        return _call_with_data(self, theta, grad_out)
+
+
+if not JIT_DISABLED:
+    from numba import types
+    from numba.extending import lower_builtin, overload_method
+
+    @overload_method(types.NamedTuple, "__call__")
+    def _type_call(density, theta, grad_out):
+        """Numba looks a call of a tuple up as its ``__call__``: defined for ``DensityWithData``
+        only (returning nothing for any other tuple leaves it uncallable)."""
+        if density.instance_class is DensityWithData:
+            return _call_with_data
+
+    @lower_builtin(types.NamedTuple, types.VarArg(types.Any))
+    def _lower_call(context, builder, signature, args):
+        """The code of that call (only a ``DensityWithData`` gets past the typing above)."""
+        return context.compile_internal(builder, _call_with_data, signature, args)
 
 
 @jit

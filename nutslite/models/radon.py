@@ -384,6 +384,10 @@ def _sbc_density(theta, grad_out, data, noncentered):
     )
 
 
+# One top-level function per parameterization, as for eight schools in zoo.py, on purpose: a
+# density takes exactly (theta, grad_out, data), and a top-level function compiles the flag in as
+# a constant and is cached on disk by its code (a closure from a shared helper is cached under a
+# pickle of what it captures, here a dispatcher, whose pickle Numba says can vary by process).
 @jit
 def _sbc_noncentered_density(theta, grad_out, data):
     return _sbc_density(theta, grad_out, data, True)

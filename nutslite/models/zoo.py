@@ -520,6 +520,8 @@ ZOO: dict[str, Callable[[], Model]] = {
 # --- eight schools' data-generating process, for simulation-based calibration ---------------
 
 _EIGHT_SCHOOLS_INV_SIGMA2 = np.array([1.0 / (s * s) for s in EIGHT_SCHOOLS_SIGMA])
+EIGHT_SCHOOLS_MU_SD = 5.0  # mu ~ N(0, 5^2)
+EIGHT_SCHOOLS_TAU_SCALE = 5.0  # tau ~ HalfCauchy(5)
 
 
 @jit
@@ -527,8 +529,8 @@ def _eight_schools_density(theta, grad_out, y, noncentered):
     """The density of :func:`eight_schools` with the effects ``y`` as an argument (the standard
     errors stay those of BDA3): the model itself calls it with BDA3's effects, and SBC with
     simulated ones. Priors mu ~ N(0, 5^2), tau ~ HalfCauchy(5), on ``s = log tau``."""
-    mu_var = 25.0  # mu ~ N(0, 5^2)
-    beta2 = 25.0  # HalfCauchy scale 5, squared
+    mu_var = EIGHT_SCHOOLS_MU_SD * EIGHT_SCHOOLS_MU_SD
+    beta2 = EIGHT_SCHOOLS_TAU_SCALE * EIGHT_SCHOOLS_TAU_SCALE
     mu, s = theta[0], theta[1]
     tau = math.exp(s)
     inv_tau2 = math.exp(-2.0 * s)
@@ -560,6 +562,8 @@ def _eight_schools_density(theta, grad_out, y, noncentered):
     return logp
 
 
+# One top-level function per parameterization, as for radon's SBC variant, on purpose: see the
+# comment at nutslite.models.radon._sbc_noncentered_density.
 @jit
 def _eight_schools_noncentered_density(theta, grad_out, y):
     return _eight_schools_density(theta, grad_out, y, True)
@@ -581,8 +585,8 @@ def simulate_eight_schools(
     with BDA3's standard errors ``sigma_j``. Returns the unconstrained parameters
     ``[mu, log tau, theta_tilde]`` (non-centered) or ``[mu, log tau, theta]`` (centered) and ``y``.
     """
-    mu = 5.0 * rng.standard_normal()
-    tau = 5.0 * abs(rng.standard_cauchy())
+    mu = EIGHT_SCHOOLS_MU_SD * rng.standard_normal()
+    tau = EIGHT_SCHOOLS_TAU_SCALE * abs(rng.standard_cauchy())
     theta_tilde = rng.standard_normal(len(EIGHT_SCHOOLS_Y))
     effects = mu + tau * theta_tilde
     y = effects + np.array(EIGHT_SCHOOLS_SIGMA) * rng.standard_normal(len(EIGHT_SCHOOLS_Y))

@@ -154,6 +154,8 @@ def check_gradient(
     return float(ratio[worst])
 
 
+# Deliberately repeated: the three integrator checks open with the integrator's own arguments
+# (model, q, p, step_size, inv_mass; see Integrator), spelled out in each for its help and hints.
 def check_reversibility(
     model: Model,
     q: np.ndarray,
@@ -189,6 +191,8 @@ def check_reversibility(
     return float(error)
 
 
+# Deliberately repeated: the three integrator checks open with the integrator's own arguments
+# (model, q, p, step_size, inv_mass; see Integrator), spelled out in each for its help and hints.
 def check_volume_preservation(
     model: Model,
     q: np.ndarray,
@@ -247,6 +251,8 @@ def _energy_errors(model, q, p, step_size, inv_mass, n_steps, integrator) -> flo
     return worst
 
 
+# Deliberately repeated: the three integrator checks open with the integrator's own arguments
+# (model, q, p, step_size, inv_mass; see Integrator), spelled out in each for its help and hints.
 def check_energy_error_order(
     model: Model,
     q: np.ndarray,

@@ -23,9 +23,10 @@ conjugate, its scale changes by orders of magnitude between replications and the
 ``sigma = exp(s)`` matters. By name (:data:`SBC_MODELS`) also eight schools (both
 parameterizations, the model's own priors) and an SBC variant of radon with proper, tighter priors
 (:func:`nutslite.models.radon.radon_simulated`; the post's priors make useless fake data). A
-density is compiled once per machine and cached on disk; each replication's data reach it through
-a pointer (see :mod:`nutslite.models.simulated`), which replaces the earlier one-array-per-process
-scheme so that concurrent replications (threads) each have their own data. Replications compile
+density is compiled once per machine and cached on disk; each replication conditions it on its
+own data, a model with ``data`` (:meth:`SimulatedModel.conditioned
+<nutslite.models.simulated.SimulatedModel.conditioned>`) whose log density reads them as an
+argument, so concurrent replications (threads) each have their own data and replications compile
 nothing.
 
 **Fan-out and seeds.** Replication ``r`` is a pure function of the model, the sampler, ``n_draws``
@@ -113,8 +114,7 @@ SBC_MODELS: dict[str, Callable[[], SimulatedModel]] = {
     "radon_sbc_centered": lambda: radon_simulated("centered"),
 }
 """The built-in models with a data-generating process, by name. Each factory is cached and called
-with the arguments of its pickling recipe, so a process holds one instance (and one set of slots)
-per model."""
+with the arguments of its pickling recipe, so a process holds one instance per model."""
 
 
 def simulated_model(name: str) -> SimulatedModel:
@@ -253,8 +253,8 @@ def run_replication(
     with warnings.catch_warnings() if quiet else contextlib.nullcontext():
         if quiet:
             _ignore_sampling_warnings()
-        with simulated.conditioned(data) as model:
-            draws = np.asarray(sampler(model, n_draws, sampler_seed), dtype=np.float64)
+        model = simulated.conditioned(data)
+        draws = np.asarray(sampler(model, n_draws, sampler_seed), dtype=np.float64)
         if draws.shape != (n_draws, simulated.dim) or not np.all(np.isfinite(draws)):
             raise AssertionError(
                 f"SBC replication {index}: the sampler returned {draws.shape} draws (finite: "
