@@ -164,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("model",
                      help="radon, a model listed by `nutslite models`, or a Python file "
                      "(FILE.py) that defines a PyMC model")
+    # option declarations below (and the sbc command's) are alike in shape only: argparse's
+    # declarative form, one call per option, deliberately not generated from a table
     group = run.add_argument_group("model options")
     group.add_argument("--var", metavar="NAME",
                        help="model file only: the variable that holds the pymc.Model "

@@ -421,16 +421,21 @@ def _positive_int(name: str, value: object, allow_zero: bool) -> int:
     return int(value)
 
 
+def _float_array(name: str, value: object, what: str) -> np.ndarray:
+    """``value`` as a new float64 array; a ``TypeError`` saying that ``name`` must be ``what``."""
+    try:
+        return np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be {what}: {err}") from err
+
+
 def _per_chain(
     name: str, value: object, chains: int, dim: int, positive: bool = False
 ) -> np.ndarray | None:
     """Broadcast a ``(dim,)`` or ``(chains, dim)`` array to ``(chains, dim)``, validated."""
     if value is None:
         return None
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be an array of numbers: {err}") from err
+    arr = _float_array(name, value, "an array of numbers")
     if arr.shape == (dim,):
         arr = np.tile(arr, (chains, 1))
     if arr.shape != (chains, dim):
@@ -469,10 +474,7 @@ def _inv_mass_matrices(value: object, chains: int, dim: int, dense: bool) -> np.
 def _step_sizes(step_size: object, chains: int) -> np.ndarray | None:
     if step_size is None:
         return None
-    try:
-        arr = np.array(step_size, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"step_size must be a number or an array of numbers: {err}") from err
+    arr = _float_array("step_size", step_size, "a number or an array of numbers")
     if arr.ndim == 0:
         arr = np.full(chains, float(arr))
     if arr.shape != (chains,) or not (np.isfinite(arr).all() and (arr > 0).all()):
