@@ -1,26 +1,54 @@
-"""nutslite (through ``nl.from_pymc``) against nutpie on the eight posteriordb posteriors.
+"""nutslite (through ``nl.from_pymc``), nutpie and PyMC's NUTS on the eight posteriordb posteriors.
 
-Both samplers run the *same* PyMC model compiled to Numba by PyTensor (nutpie's
-``compile_pymc_model(backend="numba")`` and ``nl.from_pymc``), so the gradient code is the same
-and only the engine and the warmup differ. Each (sampler, posterior) pair runs in a fresh
-subprocess, one after the other, with the Stan settings posteriordb used for the reference
-(adapt_delta, max_treedepth), ``--chains`` x (``--tune`` + ``--draws``) and one seed.
+The posteriors are written in PyMC (``benchmarks/posteriors``), so all three samplers start from
+the same ``pymc.Model``: nutslite and nutpie both compile it to Numba with PyTensor
+(``nl.from_pymc``; ``nutpie.compile_pymc_model(backend="numba")``) and run the same generated
+gradient code, while PyMC's own NUTS (``pm.sample``) evaluates PyTensor's C-compiled gradient from
+Python. Every (sampler, posterior, repeat) runs in a fresh subprocess, with the same chains, warmup,
+draws, cores and seed, and with the Stan settings posteriordb used for its reference (adapt_delta
+as ``target_accept``, max_treedepth). The samplers of one posterior run one after the other
+(interleaved, the order rotated by repeat), so a ratio compares runs made minutes apart.
 
-Reported per run: compile seconds (``from_pymc`` / ``compile_pymc_model``, apart from sampling),
-sampling seconds, gradient evaluations (leapfrog steps, warmup included), divergences after
-warmup, the minimum bulk ESS over the reference's scalars (on the constrained scale, where the
-reference is summarised), ESS/s and ESS per 1000 gradients, and the largest |z| of the posterior
-means against the reference (see tests/test_posteriordb.py). The ratio column is nutslite/nutpie
-in min-ESS per second of sampling.
+**Whole call.** The clock starts when the subprocess starts its work and stops when the sampler's
+call returns, so it covers what a user waits for: importing the sampler (and PyMC, which builds the
+model), building the model, compiling it (``nl.from_pymc``; ``nutpie.compile_pymc_model``;
+inside ``pm.sample``), warmup, sampling and the diagnostics each default call computes
+(``nl.sample`` with its warnings on; ``pm.sample`` with its convergence checks on; nutpie computes
+none). The parts are reported beside it: *compile* (``nl.from_pymc``; ``compile_pymc_model``; for
+PyMC the part of ``pm.sample`` outside its own ``sampling_time``, i.e. compiling, initialising,
+the conversion to InferenceData and its checks) and *sampling* (nutslite's
+``settings["wall_seconds"]``, the whole ``nutpie.sample`` call, PyMC's ``sampling_time``). Only
+the progress display is off (for all three) and warmup statistics are kept where a sampler would
+drop them (PyMC's ``discard_tuned_samples=False``), to count gradients.
 
-    python benchmarks/bench_posteriordb.py          # all eight -> results/posteriordb.{md,json}
-    python benchmarks/bench_posteriordb.py --quick  # 2 chains x (300 + 300), a smoke run
+A pass before the timed runs calls each sampler once on each posterior with a tiny run (not
+reported), so that the on-disk caches (Numba's for nutslite's engine and adapter, PyTensor's C
+cache for PyMC) hold what a user's second session would find; nutpie compiles in every process.
+
+**Reported** per posterior and sampler (medians over the repeats): whole-call, compile and
+sampling seconds; gradient evaluations (leapfrog steps, warmup included); divergences after
+warmup; the smallest bulk ESS and the largest rank-normalised split R-hat over the reference's
+scalars (``nutslite.diagnostics``, Vehtari et al. 2021, on the constrained scale where the
+reference is summarised); bulk ESS per second of the whole call (the headline) and of sampling;
+bulk ESS per 1000 gradients; and the largest ``|z| = |mean - ref mean| / sqrt(mcse^2 +
+ref mcse^2)`` over the scalars. Agreement with the reference is a Bonferroni test over every
+scalar and sampler: a family-wise false-alarm rate ``ALPHA`` = 1% over ``m`` two-sided tests gives
+the bound ``z* = Phi^-1(1 - ALPHA / (2 m))`` (3.99 for the 51 scalars x 3 samplers).
+
+**Goals** (issue 15): nutslite's whole-call ESS/s at least nutpie's on every posterior; its
+geometric mean at least 3x nutpie's and 20x PyMC's; agreement on every posterior.
+
+    python benchmarks/bench_posteriors.py                 # -> results/posteriors.{md,json,png}
+    python benchmarks/bench_posteriors.py --repeats 3 --pymc-repeats 1
+    python benchmarks/bench_posteriors.py --quick         # 2 chains x (300 + 300), a smoke run
+    python benchmarks/bench_posteriors.py --from-json     # tables and chart from the JSON only
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -32,80 +60,100 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SAMPLERS = ("nutslite", "nutpie")
+SAMPLERS = ("nutslite", "nutpie", "pymc")
+LABEL = {"nutslite": "nutslite", "nutpie": "nutpie", "pymc": "PyMC NUTS"}
+ALPHA = 0.01  # family-wise false-alarm rate of the agreement check (Bonferroni)
+GOAL_VS_NUTPIE = 3.0  # geometric mean of nutslite / nutpie, whole-call ESS/s
+GOAL_VS_PYMC = 20.0  # geometric mean of nutslite / PyMC
+FIELDS = ("whole_s", "compile_s", "sampling_s", "ess_per_s", "ess_per_s_sampling")
 
 
-def _reference_draws(name: str, posterior) -> dict[str, np.ndarray]:
+def _scalar_draws(name: str, posterior) -> dict[tuple[str, tuple[int, ...]], np.ndarray]:
     """``(chains, draws)`` arrays of each reference scalar, from a dict-like posterior."""
     from benchmarks.posteriors import reference
 
-    out = {}
-    for (var, index) in reference(name):
-        label = f"{var}{list(index) if index else ''}"
-        out[label] = np.asarray(posterior[var])[(slice(None), slice(None), *index)]
-    return out
+    return {
+        (var, index): np.asarray(posterior[var])[(slice(None), slice(None), *index)]
+        for (var, index) in reference(name)
+    }
 
 
-def _summary(name: str, draws: dict[str, np.ndarray]) -> dict[str, float]:
+def _label(var: str, index: tuple[int, ...]) -> str:
+    return f"{var}{list(index) if index else ''}"
+
+
+def _summary(name: str, posterior) -> dict:
+    """Min bulk ESS, max R-hat and the z of each posterior mean against the reference."""
     import nutslite as nl
     from benchmarks.posteriors import reference
 
-    ref = reference(name)
     d = nl.diagnostics
+    draws = _scalar_draws(name, posterior)
     bulk = {k: float(d.ess_bulk(x)) for k, x in draws.items()}
-    z = []
-    for (var, index), r in ref.items():
-        x = draws[f"{var}{list(index) if index else ''}"]
-        z.append(abs(x.mean() - r["mean"]) / np.hypot(d.mcse_mean(x), r["mcse_mean"]))
+    rhat = {k: float(d.rhat(x)) for k, x in draws.items()}
+    z = {
+        _label(*k): float((x.mean() - r["mean"]) / np.hypot(d.mcse_mean(x), r["mcse_mean"]))
+        for (k, r), x in zip(reference(name).items(), draws.values(), strict=True)
+    }
     worst = min(bulk, key=bulk.get)
-    return {"ess_bulk_min": bulk[worst], "ess_bulk_argmin": worst, "max_abs_z_mean": float(max(z))}
+    return {"ess_bulk_min": bulk[worst], "ess_bulk_argmin": _label(*worst),
+            "rhat_max": max(rhat.values()), "z": z,
+            "max_abs_z_mean": max(abs(v) for v in z.values())}
 
 
 def worker(spec: dict) -> dict:
-    """One sampler on one posterior, in this process."""
-    t0 = time.perf_counter()
-    import nutslite as nl
+    """One sampler on one posterior, in this process; the clock starts here."""
+    t_start = time.perf_counter()
+    sampler, name, s = spec["sampler"], spec["posterior"], spec["settings"]
+    if sampler == "nutslite":
+        import nutslite as nl
+    elif sampler == "nutpie":
+        import nutpie
+    elif sampler == "pymc":
+        import pymc as pm
+    else:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     from benchmarks.posteriors import build, reference_settings
 
-    stan = reference_settings(spec["posterior"])
-    s = spec["settings"]
-    model = build(spec["posterior"])
-    import_s = time.perf_counter() - t0
-    if spec["sampler"] == "nutslite":
-        t0 = time.perf_counter()
-        bridged = nl.from_pymc(model, name=spec["posterior"])
-        # one iteration loads (or compiles) the engine, as a user's first call does
-        nl.sample(bridged, draws=1, tune=1, chains=1, seed=0, cores=1, progress=False)
-        compile_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        res = nl.sample(bridged, draws=s["draws"], tune=s["tune"], chains=s["chains"],
-                        cores=s["cores"], seed=s["seed"], target_accept=stan["adapt_delta"],
-                        max_treedepth=stan["max_treedepth"], save_warmup=True, progress=False,
-                        warn=False)
-        sampling_s = time.perf_counter() - t0
-        grads = int(res.sample_stats["n_steps"].sum() + res.warmup_sample_stats["n_steps"].sum())
+    stan = reference_settings(name)
+    model = build(name)
+    common = {"draws": s["draws"], "tune": s["tune"], "chains": s["chains"], "cores": s["cores"],
+              "target_accept": stan["adapt_delta"]}
+    t0 = time.perf_counter()
+    if sampler == "nutslite":
+        bridged = nl.from_pymc(model, name=name)
+        t1 = time.perf_counter()
+        res = nl.sample(bridged, seed=s["seed"], max_treedepth=stan["max_treedepth"],
+                        progress=False, **common)
+        t_end = time.perf_counter()
+        compile_s, sampling_s = t1 - t0, float(res.settings["wall_seconds"])
+        grads = int(res.warmup["gradient_evaluations"].sum() + res.sample_stats["n_steps"].sum())
         divergences = int(res.sample_stats["diverging"].sum())
         posterior = res.posterior
-    else:
-        import nutpie
-
-        t0 = time.perf_counter()
+    elif sampler == "nutpie":
         compiled = nutpie.compile_pymc_model(model, backend="numba")
-        compile_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        idata = nutpie.sample(compiled, draws=s["draws"], tune=s["tune"], chains=s["chains"],
-                              cores=s["cores"], seed=s["seed"], target_accept=stan["adapt_delta"],
-                              maxdepth=stan["max_treedepth"], save_warmup=True,
-                              progress_bar=False)
-        sampling_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        idata = nutpie.sample(compiled, seed=s["seed"], maxdepth=stan["max_treedepth"],
+                              save_warmup=True, progress_bar=False, **common)
+        t_end = time.perf_counter()
+        compile_s, sampling_s = t1 - t0, t_end - t1
+    else:
+        with model:
+            idata = pm.sample(random_seed=s["seed"], nuts={"max_treedepth": stan["max_treedepth"]},
+                              discard_tuned_samples=False, progressbar=False, **common)
+        t_end = time.perf_counter()
+        sampling_s = float(idata.sample_stats.attrs["sampling_time"])
+        compile_s = t_end - t0 - sampling_s
+    if sampler != "nutslite":
         grads = int(idata.sample_stats["n_steps"].values.sum()
                     + idata.warmup_sample_stats["n_steps"].values.sum())
         divergences = int(idata.sample_stats["diverging"].values.sum())
         posterior = {k: v.values for k, v in idata.posterior.items()}
-    out = {"import_s": import_s, "compile_s": compile_s, "sampling_s": sampling_s,
-           "grads": grads, "divergences": divergences}
-    out.update(_summary(spec["posterior"], _reference_draws(spec["posterior"], posterior)))
-    out["ess_per_s"] = out["ess_bulk_min"] / sampling_s
+    out = {"whole_s": t_end - t_start, "import_build_s": t0 - t_start, "compile_s": compile_s,
+           "sampling_s": sampling_s, "grads": grads, "divergences": divergences}
+    out.update(_summary(name, posterior))
+    out["ess_per_s"] = out["ess_bulk_min"] / out["whole_s"]
+    out["ess_per_s_sampling"] = out["ess_bulk_min"] / sampling_s
     out["ess_per_1000_grads"] = 1000.0 * out["ess_bulk_min"] / grads
     return out
 
@@ -115,7 +163,7 @@ def run(spec: dict) -> dict:
     memory; the on-disk caches of Numba and PyTensor are shared, as for a user's second run)."""
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600,
+        cwd=ROOT, capture_output=True, text=True, timeout=7200,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
     for line in proc.stdout.splitlines():
@@ -124,57 +172,208 @@ def run(spec: dict) -> dict:
     raise RuntimeError(f"{spec['sampler']} on {spec['posterior']} failed:\n{proc.stderr[-4000:]}")
 
 
-def markdown(rows: list[dict], settings: dict, seconds: float) -> str:
-    lines = [
-        "# posteriordb: nutslite (nl.from_pymc) vs nutpie on the same compiled PyMC model",
-        "",
-        f"`python benchmarks/bench_posteriordb.py{' --quick' if settings['quick'] else ''}`: "
-        f"{settings['chains']} chains x ({settings['tune']} tune + {settings['draws']} draws), "
-        f"seed {settings['seed']}, {settings['cores']} cores, posteriordb's adapt_delta and "
-        f"max_treedepth per posterior; each run in its own process, one run each. "
-        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
-        f"{seconds / 60:.1f} min in all. The machine was shared with other jobs (load average "
-        f"{settings['load']}), so seconds are noisy; gradients and ESS are not.",
-        "",
-        "min ESS = smallest bulk ESS over the reference's scalars (constrained scale); "
-        "max|z| = largest |mean - reference| / combined MCSE; ratio = nutslite / nutpie in "
-        "min ESS per second of sampling.",
-        "",
-        "| posterior | sampler | compile s | sampling s | gradients | div | min ESS (param) "
-        "| ESS/s | ESS/1k grads | max\\|z\\| | ratio ESS/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    by = {(r["posterior"], r["sampler"]): r for r in rows}
-    for name in dict.fromkeys(r["posterior"] for r in rows):
+# --------------------------------------------------------------------------------------------
+# the report: medians over repeats, ratios, goals, agreement
+# --------------------------------------------------------------------------------------------
+
+
+def z_bound(n_tests: int, alpha: float = ALPHA) -> float:
+    """Bonferroni bound on |z| for ``n_tests`` two-sided standard-normal tests with family-wise
+    false-alarm rate ``alpha``: ``Phi^-1(1 - alpha / (2 n_tests))``."""
+    from scipy.stats import norm
+
+    return float(norm.isf(alpha / (2.0 * n_tests)))
+
+
+def geometric_mean(values: list[float]) -> float:
+    return float(math.exp(np.mean(np.log(values))))
+
+
+def aggregate(rows: list[dict]) -> dict:
+    """Per (posterior, sampler): the first repeat's row with the timings (and the ESS/s derived
+    from them) replaced by their medians over the repeats; ratios of nutslite's whole-call ESS/s
+    to each peer's; goals; the Bonferroni agreement check over every scalar and sampler."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        runs.setdefault((r["posterior"], r["sampler"]), []).append(r)
+    table = {}
+    for key, rs in runs.items():
+        row = dict(rs[0], repeats=len(rs))
+        for f in FIELDS:
+            row[f] = float(np.median([r[f] for r in rs]))
+        row["whole_s_range"] = [min(r["whole_s"] for r in rs), max(r["whole_s"] for r in rs)]
+        table[key] = row
+    n_tests = sum(len(r["z"]) for r in table.values())
+    bound = z_bound(n_tests)
+    names = list(dict.fromkeys(r["posterior"] for r in rows))
+    per_posterior, ratios = {}, {"nutpie": [], "pymc": []}
+    for name in names:
+        entry = {"agrees": {}}
         for sampler in SAMPLERS:
-            r = by.get((name, sampler))
+            if (name, sampler) in table:
+                r = table[name, sampler]
+                r["agrees"] = r["max_abs_z_mean"] < bound
+                entry["agrees"][sampler] = r["agrees"]
+        mine = table.get((name, "nutslite"))
+        for peer in ("nutpie", "pymc"):
+            if mine is not None and (name, peer) in table:
+                ratio = mine["ess_per_s"] / table[name, peer]["ess_per_s"]
+                entry[f"ratio_{peer}"] = ratio
+                entry[f"ratio_{peer}_sampling"] = (mine["ess_per_s_sampling"]
+                                                   / table[name, peer]["ess_per_s_sampling"])
+                ratios[peer].append(ratio)
+        if "ratio_nutpie" in entry:
+            entry["goal_vs_nutpie"] = entry["ratio_nutpie"] >= 1.0
+        per_posterior[name] = entry
+    geo = {peer: geometric_mean(v) for peer, v in ratios.items() if v}
+    return {"table": table, "per_posterior": per_posterior, "geomean": geo,
+            "n_tests": n_tests, "z_bound": bound, "names": names}
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def markdown(report: dict, meta: dict) -> str:
+    agg = aggregate(report["rows"])
+    s, table, pp = meta["settings"], agg["table"], agg["per_posterior"]
+    reps = sorted({r["repeats"] for r in table.values()})
+    lines = [
+        "# posteriordb: nutslite (nl.from_pymc), nutpie and PyMC's NUTS",
+        "",
+        f"`{meta['command']}`: {s['chains']} chains x ({s['tune']} tune + {s['draws']} draws), "
+        f"seed {s['seed']}, {s['cores']} cores, posteriordb's adapt_delta (as target_accept) and "
+        f"max_treedepth per posterior; every run in its own process, the three samplers of a "
+        f"posterior interleaved; {'/'.join(map(str, reps))} repeat(s) per sampler (medians). "
+        f"{meta['machine']}; {meta['versions']}; {meta['minutes']:.0f} min in all. "
+        f"{meta['load_note']}",
+        "",
+        "*whole s* = from the start of the subprocess's work to the return of the sampler's "
+        "call (imports, model build, compile, warmup, sampling, the default call's diagnostics); "
+        "*compile s* = `nl.from_pymc`, `nutpie.compile_pymc_model`, or the part of `pm.sample` "
+        "outside its `sampling_time`; *sampling s* = nutslite's chain loop, the whole "
+        "`nutpie.sample` call, PyMC's `sampling_time`. *min ESS* = smallest bulk ESS over the "
+        "reference's scalars; *ESS/s* = min ESS per second of the whole call (headline) and of "
+        "sampling; *max R-hat* over the same scalars; *max |z|* = largest |mean - reference| / "
+        "combined MCSE.",
+        "",
+        "| posterior | sampler | whole s | compile s | sampling s | gradients | div | max R-hat "
+        "| min ESS (scalar) | **ESS/s whole** | ESS/s sampling | ESS/1k grads | max \\|z\\| "
+        "| agrees |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|",
+    ]
+    for name in agg["names"]:
+        for sampler in SAMPLERS:
+            r = table.get((name, sampler))
             if r is None:
                 continue
-            ratio = ""
-            if sampler == "nutslite" and (name, "nutpie") in by:
-                ratio = f"{r['ess_per_s'] / by[name, 'nutpie']['ess_per_s']:.2f}"
             lines.append(
-                f"| {name} | {sampler} | {r['compile_s']:.1f} | {r['sampling_s']:.2f} | "
-                f"{r['grads']} | {r['divergences']} | {r['ess_bulk_min']:.0f} "
-                f"({r['ess_bulk_argmin']}) | {r['ess_per_s']:.0f} | "
-                f"{r['ess_per_1000_grads']:.1f} | {r['max_abs_z_mean']:.1f} | {ratio} |"
+                f"| {name} | {LABEL[sampler]} | {r['whole_s']:.1f} | {r['compile_s']:.1f} | "
+                f"{r['sampling_s']:.1f} | {r['grads']:,} | {r['divergences']} | "
+                f"{r['rhat_max']:.3f} | {r['ess_bulk_min']:.0f} ({r['ess_bulk_argmin']}) | "
+                f"**{r['ess_per_s']:.1f}** | {r['ess_per_s_sampling']:.0f} | "
+                f"{r['ess_per_1000_grads']:.1f} | {r['max_abs_z_mean']:.2f} | "
+                f"{_met(r['agrees'])} |"
             )
     lines += [
         "",
-        "Notes. *Compile* is `nl.from_pymc` plus one iteration that loads the engine for nutslite, "
-        "and `nutpie.compile_pymc_model` for nutpie. nutslite's adapter (the whole log-density "
-        "graph) is cached on disk by PyTensor under the graph's hash, so a process that has seen "
-        "the model before loads it (these runs, after the test suite had compiled every model; "
-        "a cold `from_pymc` took 11 s for mesquite on the same loaded machine); nutpie compiles "
-        "its `cfunc` in every process. *Sampling* is the `nl.sample` call (with `warn=False`) and "
-        "the whole `nutpie.sample` call, which includes nutpie's conversion to InferenceData. "
-        "Both run the same PyTensor-generated Numba code for the gradient, so the difference is "
-        "the engine and the warmup (nutslite's default adaptation against nutpie's).",
+        "## Ratios and goals",
+        "",
+        "nutslite's whole-call ESS/s over each peer's (sampling-only ratio in brackets). Goal per "
+        "posterior: at least nutpie's (ratio >= 1). Agreement: every sampler's max |z| below the "
+        f"Bonferroni bound {agg['z_bound']:.2f} (family-wise false-alarm rate {ALPHA:.0%} over "
+        f"{agg['n_tests']} tests = scalars x samplers).",
+        "",
+        "| posterior | vs nutpie | vs PyMC | >= nutpie | agreement (nutslite / nutpie / PyMC) |",
+        "|---|--:|--:|---|---|",
+    ]
+    for name in agg["names"]:
+        e = pp[name]
+        cells = []
+        for peer in ("nutpie", "pymc"):
+            cells.append(f"{e[f'ratio_{peer}']:.2f} ({e[f'ratio_{peer}_sampling']:.2f})"
+                         if f"ratio_{peer}" in e else "")
+        goal = _met(e["goal_vs_nutpie"]) if "goal_vs_nutpie" in e else ""
+        agree = " / ".join(_met(e["agrees"][k]) if k in e["agrees"] else "-" for k in SAMPLERS)
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {goal} | {agree} |")
+    geo = agg["geomean"]
+    goals = []
+    if "nutpie" in geo:
+        goals.append(f"vs nutpie **{geo['nutpie']:.2f}x** (goal {GOAL_VS_NUTPIE:g}x: "
+                     f"{_met(geo['nutpie'] >= GOAL_VS_NUTPIE)})")
+    if "pymc" in geo:
+        goals.append(f"vs PyMC **{geo['pymc']:.1f}x** (goal {GOAL_VS_PYMC:g}x: "
+                     f"{_met(geo['pymc'] >= GOAL_VS_PYMC)})")
+    all_agree = all(all(e["agrees"].values()) for e in pp.values())
+    every = all(e.get("goal_vs_nutpie", False) for e in pp.values())
+    lines += [
+        "",
+        f"Geometric means of the whole-call ratio over {len(agg['names'])} posteriors: "
+        + "; ".join(goals) + f". At least nutpie's on every posterior: {_met(every)}. "
+        f"Agreement on every posterior: {_met(all_agree)}. Why a goal is missed: "
+        "[benchmarks/README.md](../README.md#posteriordb-nutslite-nutpie-and-pymc).",
     ]
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
+def chart(report: dict, path: Path) -> None:
+    """Per posterior, the whole-call bulk ESS/s of the three samplers (log axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = aggregate(report["rows"])
+    names = agg["names"]
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    width = 0.8 / len(SAMPLERS)
+    for i, sampler in enumerate(SAMPLERS):
+        x = [j + (i - 1) * width for j, n in enumerate(names) if (n, sampler) in agg["table"]]
+        y = [agg["table"][n, sampler]["ess_per_s"] for n in names if (n, sampler) in agg["table"]]
+        ax.bar(x, y, width, label=LABEL[sampler])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n.split("-")[0] for n in names], rotation=20)
+    ax.set_ylabel("min bulk ESS per second of the whole call")
+    geo = agg["geomean"]
+    ax.set_title(
+        "posteriordb, " + ", ".join(
+            f"nutslite / {LABEL[p]}: {g:.2f}x (geo. mean)" for p, g in geo.items()), fontsize=10)
+    ax.legend()
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def machine() -> str:
+    """CPU model, core count, Python."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def versions() -> str:
+    import numba
+    import nutpie
+    import pymc
+
+    return f"numba {numba.__version__}, pymc {pymc.__version__}, nutpie {nutpie.__version__}"
+
+
+def write(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{out}.json").write_text(json.dumps(report, indent=1))
+    Path(f"{out}.md").write_text(markdown(report, report["meta"]))
+    chart(report, Path(f"{out}.png"))
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 chains x (300 + 300)")
     parser.add_argument("--chains", type=int, default=4)
@@ -182,37 +381,72 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of nutslite and nutpie")
+    parser.add_argument("--pymc-repeats", type=int, help="runs of PyMC (default: --repeats)")
+    parser.add_argument("--samplers", nargs="*", choices=SAMPLERS, default=list(SAMPLERS))
     parser.add_argument("--posteriors", nargs="*", help="names (default: all eight)")
-    parser.add_argument("--out", default=str(HERE / "results" / "posteriordb"))
+    parser.add_argument("--no-warm", action="store_true", help="skip the cache-warming pass")
+    parser.add_argument("--out", default=str(HERE / "results" / "posteriors"))
+    parser.add_argument("--from-json", action="store_true",
+                        help="rewrite the .md and .png from the existing .json, run nothing")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
-        return
+        return 0
+    out = Path(args.out)
+    if args.from_json:
+        write(json.loads(Path(f"{out}.json").read_text()), out)
+        print(f"wrote {out}.md and .png from {out}.json")
+        return 0
     sys.path.insert(0, str(ROOT))
     from benchmarks.posteriors import POSTERIORS
 
     if args.quick:
         args.chains, args.draws, args.tune = 2, 300, 300
+    pymc_repeats = args.repeats if args.pymc_repeats is None else args.pymc_repeats
     settings = {"chains": args.chains, "draws": args.draws, "tune": args.tune,
-                "cores": args.cores, "seed": args.seed, "quick": args.quick,
-                "load": " ".join(f"{v:.1f}" for v in os.getloadavg())}
+                "cores": args.cores, "seed": args.seed}
     names = args.posteriors or list(POSTERIORS)
-    rows, t0 = [], time.perf_counter()
     for name in names:
-        for sampler in SAMPLERS:
-            spec = {"sampler": sampler, "posterior": name, "settings": settings}
-            row = {"posterior": name, "sampler": sampler, **run(spec)}
-            rows.append(row)
-            print(f"{name:32s} {sampler:9s} compile {row['compile_s']:6.1f}s sampling "
-                  f"{row['sampling_s']:7.2f}s min ESS {row['ess_bulk_min']:7.0f} "
-                  f"ESS/s {row['ess_per_s']:8.0f} max|z| {row['max_abs_z_mean']:.1f}", flush=True)
-    seconds = time.perf_counter() - t0
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
-    Path(args.out + ".md").write_text(markdown(rows, settings, seconds))
-    print(f"wrote {args.out}.md and .json")
+        if name not in POSTERIORS:
+            parser.error(f"unknown posterior {name!r}; choose among {', '.join(POSTERIORS)}")
+    loads = [os.getloadavg()[0]]
+    t_all = time.perf_counter()
+    if not args.no_warm:
+        tiny = dict(settings, chains=1, draws=100, tune=20)
+        for name in names:
+            for sampler in args.samplers:
+                run({"sampler": sampler, "posterior": name, "settings": tiny})
+        print(f"cache-warming pass: {time.perf_counter() - t_all:.0f} s", flush=True)
+    meta = {"settings": settings, "machine": machine(), "versions": versions(),
+            "command": "python benchmarks/bench_posteriors.py "
+                       + " ".join(a for a in (argv if argv is not None else sys.argv[1:])),
+            "repeats": args.repeats, "pymc_repeats": pymc_repeats}
+    report = {"meta": meta, "rows": []}
+    for repeat in range(max(args.repeats, pymc_repeats)):
+        for name in names:
+            shift = repeat % len(args.samplers)
+            for sampler in args.samplers[shift:] + args.samplers[:shift]:
+                if repeat >= (pymc_repeats if sampler == "pymc" else args.repeats):
+                    continue
+                loads.append(os.getloadavg()[0])
+                spec = {"sampler": sampler, "posterior": name, "settings": settings}
+                row = {"posterior": name, "sampler": sampler, "repeat": repeat, **run(spec)}
+                report["rows"].append(row)
+                print(f"{repeat} {name:30s} {sampler:8s} whole {row['whole_s']:7.1f}s compile "
+                      f"{row['compile_s']:5.1f}s sampling {row['sampling_s']:7.1f}s min ESS "
+                      f"{row['ess_bulk_min']:6.0f} ESS/s {row['ess_per_s']:7.1f} max|z| "
+                      f"{row['max_abs_z_mean']:.1f}", flush=True)
+                meta["minutes"] = (time.perf_counter() - t_all) / 60
+                meta["load_note"] = (
+                    "The machine was shared with other jobs (1-minute load average "
+                    f"{min(loads):.1f} to {max(loads):.1f} at the starts of the runs, on 2 "
+                    "cores), so seconds are noisy; gradients, ESS and z are not.")
+                write(report, out)  # after every run, so an interrupted benchmark keeps its rows
+    print(f"wrote {out}.md, .json and .png")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
