@@ -65,7 +65,7 @@ LABEL = {"nutslite": "nutslite", "nutpie": "nutpie", "pymc": "PyMC NUTS"}
 ALPHA = 0.01  # family-wise false-alarm rate of the agreement check (Bonferroni)
 GOAL_VS_NUTPIE = 3.0  # geometric mean of nutslite / nutpie, whole-call ESS/s
 GOAL_VS_PYMC = 20.0  # geometric mean of nutslite / PyMC
-FIELDS = ("whole_s", "compile_s", "sampling_s", "ess_per_s", "ess_per_s_sampling")
+FIELDS = ("whole_s", "compile_s", "sampling_s", "grads", "ess_bulk_min")  # medians over repeats
 
 
 def _scalar_draws(name: str, posterior) -> dict[tuple[str, tuple[int, ...]], np.ndarray]:
@@ -189,10 +189,13 @@ def geometric_mean(values: list[float]) -> float:
     return float(math.exp(np.mean(np.log(values))))
 
 
-def aggregate(rows: list[dict]) -> dict:
-    """Per (posterior, sampler): the first repeat's row with the timings (and the ESS/s derived
-    from them) replaced by their medians over the repeats; ratios of nutslite's whole-call ESS/s
-    to each peer's; goals; the Bonferroni agreement check over every scalar and sampler."""
+def aggregate(report: dict) -> dict:
+    """Per (posterior, sampler): the first repeat's row with the timings, gradients and min ESS
+    replaced by their medians over the repeats and the rates recomputed from those; ratios of
+    nutslite's whole-call ESS/s to each peer's; goals; the Bonferroni agreement check over every
+    scalar and sampler."""
+    rows, settings = report["rows"], report["meta"]["settings"]
+    busy = min(settings["cores"], settings["chains"])
     runs: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         runs.setdefault((r["posterior"], r["sampler"]), []).append(r)
@@ -201,10 +204,16 @@ def aggregate(rows: list[dict]) -> dict:
         row = dict(rs[0], repeats=len(rs))
         for f in FIELDS:
             row[f] = float(np.median([r[f] for r in rs]))
+        row["ess_per_s"] = row["ess_bulk_min"] / row["whole_s"]
+        row["ess_per_s_sampling"] = row["ess_bulk_min"] / row["sampling_s"]
+        row["ess_per_1000_grads"] = 1000.0 * row["ess_bulk_min"] / row["grads"]
         row["whole_s_range"] = [min(r["whole_s"] for r in rs), max(r["whole_s"] for r in rs)]
         table[key] = row
     n_tests = sum(len(r["z"]) for r in table.values())
     bound = z_bound(n_tests)
+    for row in table.values():  # busy-core microseconds per gradient while sampling
+        row["us_per_grad"] = 1e6 * row["sampling_s"] * busy / row["grads"]
+        row["sampling_share"] = row["sampling_s"] / row["whole_s"]
     names = list(dict.fromkeys(r["posterior"] for r in rows))
     per_posterior, ratios = {}, {"nutpie": [], "pymc": []}
     for name in names:
@@ -219,8 +228,15 @@ def aggregate(rows: list[dict]) -> dict:
             if mine is not None and (name, peer) in table:
                 ratio = mine["ess_per_s"] / table[name, peer]["ess_per_s"]
                 entry[f"ratio_{peer}"] = ratio
+                other = table[name, peer]
                 entry[f"ratio_{peer}_sampling"] = (mine["ess_per_s_sampling"]
-                                                   / table[name, peer]["ess_per_s_sampling"])
+                                                   / other["ess_per_s_sampling"])
+                # the whole-call ratio is the product of these three
+                entry[f"parts_{peer}"] = {
+                    "ess_per_grad": mine["ess_per_1000_grads"] / other["ess_per_1000_grads"],
+                    "grad_speed": other["us_per_grad"] / mine["us_per_grad"],
+                    "sampling_share": mine["sampling_share"] / other["sampling_share"],
+                }
                 ratios[peer].append(ratio)
         if "ratio_nutpie" in entry:
             entry["goal_vs_nutpie"] = entry["ratio_nutpie"] >= 1.0
@@ -235,7 +251,7 @@ def _met(ok: bool) -> str:
 
 
 def markdown(report: dict, meta: dict) -> str:
-    agg = aggregate(report["rows"])
+    agg = aggregate(report)
     s, table, pp = meta["settings"], agg["table"], agg["per_posterior"]
     reps = sorted({r["repeats"] for r in table.values()})
     lines = [
@@ -255,12 +271,13 @@ def markdown(report: dict, meta: dict) -> str:
         "`nutpie.sample` call, PyMC's `sampling_time`. *min ESS* = smallest bulk ESS over the "
         "reference's scalars; *ESS/s* = min ESS per second of the whole call (headline) and of "
         "sampling; *max R-hat* over the same scalars; *max |z|* = largest |mean - reference| / "
-        "combined MCSE.",
+        "combined MCSE; *µs/grad* = sampling seconds x busy cores / gradients (the cost of a "
+        "gradient inside each sampler, its tree building included).",
         "",
-        "| posterior | sampler | whole s | compile s | sampling s | gradients | div | max R-hat "
-        "| min ESS (scalar) | **ESS/s whole** | ESS/s sampling | ESS/1k grads | max \\|z\\| "
-        "| agrees |",
-        "|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|",
+        "| posterior | sampler | whole s | compile s | sampling s | gradients | µs/grad | div "
+        "| max R-hat | min ESS (scalar) | **ESS/s whole** | ESS/s sampling | ESS/1k grads "
+        "| max \\|z\\| | agrees |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|",
     ]
     for name in agg["names"]:
         for sampler in SAMPLERS:
@@ -269,7 +286,8 @@ def markdown(report: dict, meta: dict) -> str:
                 continue
             lines.append(
                 f"| {name} | {LABEL[sampler]} | {r['whole_s']:.1f} | {r['compile_s']:.1f} | "
-                f"{r['sampling_s']:.1f} | {r['grads']:,} | {r['divergences']} | "
+                f"{r['sampling_s']:.1f} | {r['grads']:,.0f} | {r['us_per_grad']:.1f} | "
+                f"{r['divergences']} | "
                 f"{r['rhat_max']:.3f} | {r['ess_bulk_min']:.0f} ({r['ess_bulk_argmin']}) | "
                 f"**{r['ess_per_s']:.1f}** | {r['ess_per_s_sampling']:.0f} | "
                 f"{r['ess_per_1000_grads']:.1f} | {r['max_abs_z_mean']:.2f} | "
@@ -279,23 +297,31 @@ def markdown(report: dict, meta: dict) -> str:
         "",
         "## Ratios and goals",
         "",
-        "nutslite's whole-call ESS/s over each peer's (sampling-only ratio in brackets). Goal per "
+        "nutslite's whole-call ESS/s over each peer's (sampling-only ratio in brackets), and "
+        "that ratio as the product of three: ESS per gradient x gradient speed in sampling x "
+        "sampling's share of the whole call (each nutslite / peer). Goal per "
         "posterior: at least nutpie's (ratio >= 1). Agreement: every sampler's max |z| below the "
         f"Bonferroni bound {agg['z_bound']:.2f} (family-wise false-alarm rate {ALPHA:.0%} over "
         f"{agg['n_tests']} tests = scalars x samplers).",
         "",
-        "| posterior | vs nutpie | vs PyMC | >= nutpie | agreement (nutslite / nutpie / PyMC) |",
-        "|---|--:|--:|---|---|",
+        "| posterior | vs nutpie | = ESS/grad x speed x share | vs PyMC "
+        "| = ESS/grad x speed x share | >= nutpie | agreement (nutslite / nutpie / PyMC) |",
+        "|---|--:|---|--:|---|---|---|",
     ]
     for name in agg["names"]:
         e = pp[name]
         cells = []
         for peer in ("nutpie", "pymc"):
-            cells.append(f"{e[f'ratio_{peer}']:.2f} ({e[f'ratio_{peer}_sampling']:.2f})"
-                         if f"ratio_{peer}" in e else "")
+            if f"ratio_{peer}" not in e:
+                cells += ["", ""]
+                continue
+            parts = e[f"parts_{peer}"]
+            cells.append(f"{e[f'ratio_{peer}']:.2f} ({e[f'ratio_{peer}_sampling']:.2f})")
+            cells.append(f"{parts['ess_per_grad']:.2f} x {parts['grad_speed']:.2f} x "
+                         f"{parts['sampling_share']:.2f}")
         goal = _met(e["goal_vs_nutpie"]) if "goal_vs_nutpie" in e else ""
         agree = " / ".join(_met(e["agrees"][k]) if k in e["agrees"] else "-" for k in SAMPLERS)
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {goal} | {agree} |")
+        lines.append(f"| {name} | {' | '.join(cells)} | {goal} | {agree} |")
     geo = agg["geomean"]
     goals = []
     if "nutpie" in geo:
@@ -323,7 +349,7 @@ def chart(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    agg = aggregate(report["rows"])
+    agg = aggregate(report)
     names = agg["names"]
     fig, ax = plt.subplots(figsize=(10, 4.8))
     width = 0.8 / len(SAMPLERS)
