@@ -21,8 +21,8 @@ the conversion to InferenceData and its checks) and *sampling* (nutslite's
 the progress display is off (for all three) and warmup statistics are kept where a sampler would
 drop them (PyMC's ``discard_tuned_samples=False``), to count gradients.
 
-A pass before the timed runs calls each sampler once on each posterior with a tiny run (not
-reported), so that the on-disk caches (Numba's for nutslite's engine and adapter, PyTensor's C
+A pass before the timed runs calls each sampler once on each posterior with a tiny run (1 chain,
+1 warmup iteration, 4 draws; not reported), so that the on-disk caches (Numba's for nutslite's engine and adapter, PyTensor's C
 cache for PyMC) hold what a user's second session would find; nutpie compiles in every process.
 
 **Reported** per posterior and sampler (medians over the repeats): whole-call, compile and
@@ -440,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     loads = [os.getloadavg()[0]]
     t_all = time.perf_counter()
     if not args.no_warm:
-        tiny = dict(settings, chains=1, draws=100, tune=20)
+        # one chain, one warmup iteration and the fewest draws for which nutslite runs its
+        # checks: enough to compile what is cached, short even where the step size is poor
+        tiny = dict(settings, chains=1, draws=4, tune=1)
         for name in names:
             for sampler in args.samplers:
                 run({"sampler": sampler, "posterior": name, "settings": tiny})
