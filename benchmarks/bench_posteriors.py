@@ -22,8 +22,9 @@ the progress display is off (for all three) and warmup statistics are kept where
 drop them (PyMC's ``discard_tuned_samples=False``), to count gradients.
 
 A pass before the timed runs calls each sampler once on each posterior with a tiny run (1 chain,
-1 warmup iteration, 4 draws; not reported), so that the on-disk caches (Numba's for nutslite's engine and adapter, PyTensor's C
-cache for PyMC) hold what a user's second session would find; nutpie compiles in every process.
+1 warmup iteration, 4 draws; not reported), so that the on-disk caches (Numba's for nutslite's
+engine and adapter, PyTensor's C cache for PyMC) hold what a user's second session would find;
+nutpie compiles in every process.
 
 **Reported** per posterior and sampler (medians over the repeats): whole-call, compile and
 sampling seconds; gradient evaluations (leapfrog steps, warmup included); divergences after
