@@ -43,6 +43,7 @@ geometric mean at least 3x nutpie's and 20x PyMC's; agreement on every posterior
     python benchmarks/bench_posteriors.py --repeats 3 --pymc-repeats 1
     python benchmarks/bench_posteriors.py --quick         # 2 chains x (300 + 300), a smoke run
     python benchmarks/bench_posteriors.py --from-json     # tables and chart from the JSON only
+    python benchmarks/bench_posteriors.py --append --samplers nutslite nutpie  # more repeats
 """
 
 from __future__ import annotations
@@ -258,7 +259,8 @@ def markdown(report: dict, meta: dict) -> str:
     lines = [
         "# posteriordb: nutslite (nl.from_pymc), nutpie and PyMC's NUTS",
         "",
-        f"`{meta['command']}`: {s['chains']} chains x ({s['tune']} tune + {s['draws']} draws), "
+        " then ".join(f"`{c}`" for c in meta.get("commands", [meta.get("command")]))
+        + f": {s['chains']} chains x ({s['tune']} tune + {s['draws']} draws), "
         f"seed {s['seed']}, {s['cores']} cores, posteriordb's adapt_delta (as target_accept) and "
         f"max_treedepth per posterior; every run in its own process, the three samplers of a "
         f"posterior interleaved; {'/'.join(map(str, reps))} repeat(s) per sampler (medians). "
@@ -414,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posteriors", nargs="*", help="names (default: all eight)")
     parser.add_argument("--no-warm", action="store_true", help="skip the cache-warming pass")
     parser.add_argument("--out", default=str(HERE / "results" / "posteriors"))
+    parser.add_argument("--append", action="store_true",
+                        help="add these runs as further repeats to the existing .json")
     parser.add_argument("--from-json", action="store_true",
                         help="rewrite the .md and .png from the existing .json, run nothing")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -438,7 +442,21 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name not in POSTERIORS:
             parser.error(f"unknown posterior {name!r}; choose among {', '.join(POSTERIORS)}")
-    loads = [os.getloadavg()[0]]
+    command = "python benchmarks/bench_posteriors.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    if args.append:
+        report = json.loads(Path(f"{out}.json").read_text())
+        meta = report["meta"]
+        if meta["settings"] != settings:
+            parser.error(f"--append: {out}.json was run with {meta['settings']}, not {settings}")
+        meta["commands"] = [*meta.get("commands", [meta.get("command")]), command]
+        first = 1 + max(r["repeat"] for r in report["rows"])
+    else:
+        meta = {"settings": settings, "machine": machine(), "versions": versions(),
+                "commands": [command], "loads": [], "minutes": 0.0}
+        report, first = {"meta": meta, "rows": []}, 0
+    loads, minutes_before = meta.setdefault("loads", []), meta.get("minutes", 0.0)
+    loads.append(os.getloadavg()[0])
     t_all = time.perf_counter()
     if not args.no_warm:
         # one chain, one warmup iteration and the fewest draws for which nutslite runs its
@@ -448,11 +466,6 @@ def main(argv: list[str] | None = None) -> int:
             for sampler in args.samplers:
                 run({"sampler": sampler, "posterior": name, "settings": tiny})
         print(f"cache-warming pass: {time.perf_counter() - t_all:.0f} s", flush=True)
-    meta = {"settings": settings, "machine": machine(), "versions": versions(),
-            "command": "python benchmarks/bench_posteriors.py "
-                       + " ".join(a for a in (argv if argv is not None else sys.argv[1:])),
-            "repeats": args.repeats, "pymc_repeats": pymc_repeats}
-    report = {"meta": meta, "rows": []}
     for repeat in range(max(args.repeats, pymc_repeats)):
         for name in names:
             shift = repeat % len(args.samplers)
@@ -461,13 +474,15 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 loads.append(os.getloadavg()[0])
                 spec = {"sampler": sampler, "posterior": name, "settings": settings}
-                row = {"posterior": name, "sampler": sampler, "repeat": repeat, **run(spec)}
+                row = {"posterior": name, "sampler": sampler, "repeat": first + repeat,
+                       **run(spec)}
                 report["rows"].append(row)
-                print(f"{repeat} {name:30s} {sampler:8s} whole {row['whole_s']:7.1f}s compile "
-                      f"{row['compile_s']:5.1f}s sampling {row['sampling_s']:7.1f}s min ESS "
+                print(f"{row['repeat']} {name:30s} {sampler:8s} whole {row['whole_s']:7.1f}s "
+                      f"compile {row['compile_s']:5.1f}s sampling {row['sampling_s']:7.1f}s "
+                      f"min ESS "
                       f"{row['ess_bulk_min']:6.0f} ESS/s {row['ess_per_s']:7.1f} max|z| "
                       f"{row['max_abs_z_mean']:.1f}", flush=True)
-                meta["minutes"] = (time.perf_counter() - t_all) / 60
+                meta["minutes"] = minutes_before + (time.perf_counter() - t_all) / 60
                 meta["load_note"] = (
                     "The machine was shared with other jobs (1-minute load average "
                     f"{min(loads):.1f} to {max(loads):.1f} at the starts of the runs, on 2 "
