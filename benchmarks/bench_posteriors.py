@@ -160,14 +160,18 @@ def worker(spec: dict) -> dict:
     return out
 
 
-def run(spec: dict) -> dict:
+def run(spec: dict, timeout_s: float = 7200.0) -> dict:
     """``worker(spec)`` in a fresh process (no shared thread pool, JIT state or warm cache in
-    memory; the on-disk caches of Numba and PyTensor are shared, as for a user's second run)."""
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-        cwd=ROOT, capture_output=True, text=True, timeout=7200,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+    memory; the on-disk caches of Numba and PyTensor are shared, as for a user's second run).
+    A run still going after ``timeout_s`` is stopped and returns ``{"timed_out_s": timeout_s}``."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+            cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+    except subprocess.TimeoutExpired:
+        return {"timed_out_s": timeout_s}
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
@@ -200,6 +204,8 @@ def aggregate(report: dict) -> dict:
     busy = min(settings["cores"], settings["chains"])
     runs: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
+        if "timed_out_s" in r:
+            continue
         runs.setdefault((r["posterior"], r["sampler"]), []).append(r)
     table = {}
     for key, rs in runs.items():
@@ -244,7 +250,8 @@ def aggregate(report: dict) -> dict:
             entry["goal_vs_nutpie"] = entry["ratio_nutpie"] >= 1.0
         per_posterior[name] = entry
     geo = {peer: geometric_mean(v) for peer, v in ratios.items() if v}
-    return {"table": table, "per_posterior": per_posterior, "geomean": geo,
+    counts = {peer: len(v) for peer, v in ratios.items()}
+    return {"table": table, "per_posterior": per_posterior, "geomean": geo, "counts": counts,
             "n_tests": n_tests, "z_bound": bound, "names": names}
 
 
@@ -296,6 +303,10 @@ def markdown(report: dict, meta: dict) -> str:
                 f"{r['ess_per_1000_grads']:.1f} | {r['max_abs_z_mean']:.2f} | "
                 f"{_met(r['agrees'])} |"
             )
+    for r in report["rows"]:
+        if "timed_out_s" in r and (r["posterior"], r["sampler"]) not in table:
+            lines.append(f"| {r['posterior']} | {LABEL[r['sampler']]} | stopped after "
+                         f"{r['timed_out_s'] / 60:.0f} min, unfinished |" + " |" * 13)
     lines += [
         "",
         "## Ratios and goals",
@@ -327,17 +338,15 @@ def markdown(report: dict, meta: dict) -> str:
         lines.append(f"| {name} | {' | '.join(cells)} | {goal} | {agree} |")
     geo = agg["geomean"]
     goals = []
-    if "nutpie" in geo:
-        goals.append(f"vs nutpie **{geo['nutpie']:.2f}x** (goal {GOAL_VS_NUTPIE:g}x: "
-                     f"{_met(geo['nutpie'] >= GOAL_VS_NUTPIE)})")
-    if "pymc" in geo:
-        goals.append(f"vs PyMC **{geo['pymc']:.1f}x** (goal {GOAL_VS_PYMC:g}x: "
-                     f"{_met(geo['pymc'] >= GOAL_VS_PYMC)})")
+    for peer, goal in (("nutpie", GOAL_VS_NUTPIE), ("pymc", GOAL_VS_PYMC)):
+        if peer in geo:
+            goals.append(f"vs {LABEL[peer]} **{geo[peer]:.2f}x** over {agg['counts'][peer]} "
+                         f"(goal {goal:g}x: {_met(geo[peer] >= goal)})")
     all_agree = all(all(e["agrees"].values()) for e in pp.values())
     every = all(e.get("goal_vs_nutpie", False) for e in pp.values())
     lines += [
         "",
-        f"Geometric means of the whole-call ratio over {len(agg['names'])} posteriors: "
+        "Geometric means of the whole-call ratio over the posteriors where both ran: "
         + "; ".join(goals) + f". At least nutpie's on every posterior: {_met(every)}. "
         f"Agreement on every posterior: {_met(all_agree)}. Why a goal is missed: "
         "[benchmarks/README.md](../README.md#posteriordb-nutslite-nutpie-and-pymc).",
@@ -414,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pymc-repeats", type=int, help="runs of PyMC (default: --repeats)")
     parser.add_argument("--samplers", nargs="*", choices=SAMPLERS, default=list(SAMPLERS))
     parser.add_argument("--posteriors", nargs="*", help="names (default: all eight)")
+    parser.add_argument("--timeout", type=float, default=7200.0,
+                        help="seconds after which a run is stopped and reported unfinished")
     parser.add_argument("--no-warm", action="store_true", help="skip the cache-warming pass")
     parser.add_argument("--out", default=str(HERE / "results" / "posteriors"))
     parser.add_argument("--append", action="store_true",
@@ -475,8 +486,13 @@ def main(argv: list[str] | None = None) -> int:
                 loads.append(os.getloadavg()[0])
                 spec = {"sampler": sampler, "posterior": name, "settings": settings}
                 row = {"posterior": name, "sampler": sampler, "repeat": first + repeat,
-                       **run(spec)}
+                       **run(spec, args.timeout)}
                 report["rows"].append(row)
+                if "timed_out_s" in row:
+                    print(f"{row['repeat']} {name:30s} {sampler:8s} stopped after "
+                          f"{args.timeout:.0f} s", flush=True)
+                    write(report, out)
+                    continue
                 print(f"{row['repeat']} {name:30s} {sampler:8s} whole {row['whole_s']:7.1f}s "
                       f"compile {row['compile_s']:5.1f}s sampling {row['sampling_s']:7.1f}s "
                       f"min ESS "

@@ -93,6 +93,6 @@ def test_bench_posteriors_report_plumbing(tmp_path):
     out.with_suffix(".json").write_text(json.dumps(report))
     assert bp.main(["--from-json", "--out", str(out)]) == 0
     md = out.with_suffix(".md").read_text()
-    assert "vs nutpie **1.33x** (goal 3x: **missed**)" in md
+    assert "vs nutpie **1.33x** over 1 (goal 3x: **missed**)" in md
     assert "met / met / **missed**" in md
     assert out.with_suffix(".png").stat().st_size > 0
