@@ -67,6 +67,8 @@ LABEL = {"nutslite": "nutslite", "nutpie": "nutpie", "pymc": "PyMC NUTS"}
 ALPHA = 0.01  # family-wise false-alarm rate of the agreement check (Bonferroni)
 GOAL_VS_NUTPIE = 3.0  # geometric mean of nutslite / nutpie, whole-call ESS/s
 GOAL_VS_PYMC = 20.0  # geometric mean of nutslite / PyMC
+# environment variables that set BLAS threads, recorded with the command when set
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 FIELDS = ("whole_s", "compile_s", "sampling_s", "grads", "ess_bulk_min")  # medians over repeats
 
 
@@ -453,8 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name not in POSTERIORS:
             parser.error(f"unknown posterior {name!r}; choose among {', '.join(POSTERIORS)}")
-    command = "python benchmarks/bench_posteriors.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    threads = [f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ]
+    command = " ".join([*threads, "python benchmarks/bench_posteriors.py",
+                        *(argv if argv is not None else sys.argv[1:])])
     if args.append:
         report = json.loads(Path(f"{out}.json").read_text())
         meta = report["meta"]
