@@ -371,6 +371,13 @@ def chart(report: dict, path: Path) -> None:
         x = [j + (i - 1) * width for j, n in enumerate(names) if (n, sampler) in agg["table"]]
         y = [agg["table"][n, sampler]["ess_per_s"] for n in names if (n, sampler) in agg["table"]]
         ax.bar(x, y, width, label=LABEL[sampler])
+        for r in report["rows"]:  # a run stopped by --timeout: no bar, a note where it would be
+            if (r["sampler"] == sampler and "timed_out_s" in r
+                    and (r["posterior"], sampler) not in agg["table"]):
+                ax.annotate(f"stopped after {r['timed_out_s'] / 60:.0f} min",
+                            (names.index(r["posterior"]) + (i - 1) * width, 0.02),
+                            xycoords=("data", "axes fraction"), rotation=90, fontsize=8,
+                            ha="center", va="bottom")
     ax.set_yscale("log")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([n.split("-")[0] for n in names], rotation=20)
