@@ -271,7 +271,7 @@ def markdown(report: dict, meta: dict) -> str:
         " then ".join(f"`{c}`" for c in meta.get("commands", [meta.get("command")]))
         + f": {s['chains']} chains x ({s['tune']} tune + {s['draws']} draws), "
         f"seed {s['seed']}, {s['cores']} cores, posteriordb's adapt_delta (as target_accept) and "
-        f"max_treedepth per posterior; every run in its own process, the three samplers of a "
+        f"max_treedepth per posterior; every run in its own process, the samplers of a "
         f"posterior interleaved; {'/'.join(map(str, reps))} repeat(s) per sampler (medians). "
         f"{meta['machine']}; {meta['versions']}; {meta['minutes']:.0f} min in all. "
         f"{meta['load_note']}",
