@@ -69,7 +69,8 @@ GOAL_VS_NUTPIE = 3.0  # geometric mean of nutslite / nutpie, whole-call ESS/s
 GOAL_VS_PYMC = 20.0  # geometric mean of nutslite / PyMC
 # environment variables that set BLAS threads, recorded with the command when set
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-FIELDS = ("whole_s", "compile_s", "sampling_s", "grads", "ess_bulk_min")  # medians over repeats
+# medians over repeats
+FIELDS = ("whole_s", "import_build_s", "compile_s", "sampling_s", "grads", "ess_bulk_min")
 
 
 def _scalar_draws(name: str, posterior) -> dict[tuple[str, tuple[int, ...]], np.ndarray]:
@@ -217,7 +218,6 @@ def aggregate(report: dict) -> dict:
         row["ess_per_s"] = row["ess_bulk_min"] / row["whole_s"]
         row["ess_per_s_sampling"] = row["ess_bulk_min"] / row["sampling_s"]
         row["ess_per_1000_grads"] = 1000.0 * row["ess_bulk_min"] / row["grads"]
-        row["whole_s_range"] = [min(r["whole_s"] for r in rs), max(r["whole_s"] for r in rs)]
         table[key] = row
     n_tests = sum(len(r["z"]) for r in table.values())
     bound = z_bound(n_tests)
