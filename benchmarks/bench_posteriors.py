@@ -498,22 +498,20 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"posterior": name, "sampler": sampler, "repeat": first + repeat,
                        **run(spec, args.timeout)}
                 report["rows"].append(row)
-                if "timed_out_s" in row:
-                    print(f"{row['repeat']} {name:30s} {sampler:8s} stopped after "
-                          f"{args.timeout:.0f} s", flush=True)
-                    write(report, out)
-                    continue
-                print(f"{row['repeat']} {name:30s} {sampler:8s} whole {row['whole_s']:7.1f}s "
-                      f"compile {row['compile_s']:5.1f}s sampling {row['sampling_s']:7.1f}s "
-                      f"min ESS "
-                      f"{row['ess_bulk_min']:6.0f} ESS/s {row['ess_per_s']:7.1f} max|z| "
-                      f"{row['max_abs_z_mean']:.1f}", flush=True)
                 meta["minutes"] = minutes_before + (time.perf_counter() - t_all) / 60
                 meta["load_note"] = (
                     "The machine was shared with other jobs (1-minute load average "
                     f"{min(loads):.1f} to {max(loads):.1f} at the starts of the runs, on 2 "
                     "cores), so seconds are noisy; gradients, ESS and z are not.")
                 write(report, out)  # after every run, so an interrupted benchmark keeps its rows
+                if "timed_out_s" in row:
+                    print(f"{row['repeat']} {name:30s} {sampler:8s} stopped after "
+                          f"{args.timeout:.0f} s", flush=True)
+                    continue
+                print(f"{row['repeat']} {name:30s} {sampler:8s} whole {row['whole_s']:7.1f}s "
+                      f"compile {row['compile_s']:5.1f}s sampling {row['sampling_s']:7.1f}s "
+                      f"min ESS {row['ess_bulk_min']:6.0f} ESS/s {row['ess_per_s']:7.1f} "
+                      f"max|z| {row['max_abs_z_mean']:.1f}", flush=True)
     print(f"wrote {out}.md, .json and .png")
     return 0
 
