@@ -53,6 +53,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -166,19 +167,23 @@ def worker(spec: dict) -> dict:
 def run(spec: dict, timeout_s: float = 7200.0) -> dict:
     """``worker(spec)`` in a fresh process (no shared thread pool, JIT state or warm cache in
     memory; the on-disk caches of Numba and PyTensor are shared, as for a user's second run).
-    A run still going after ``timeout_s`` is stopped and returns ``{"timed_out_s": timeout_s}``."""
+    A run still going after ``timeout_s`` is stopped, with every process it started (PyMC's
+    chain processes), and returns ``{"timed_out_s": timeout_s}``."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-            cwd=ROOT, capture_output=True, text=True, timeout=timeout_s,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        )
+        stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: the worker and its children
+        proc.communicate()
         return {"timed_out_s": timeout_s}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{spec['sampler']} on {spec['posterior']} failed:\n{proc.stderr[-4000:]}")
+    raise RuntimeError(f"{spec['sampler']} on {spec['posterior']} failed:\n{stderr[-4000:]}")
 
 
 # --------------------------------------------------------------------------------------------
