@@ -55,7 +55,8 @@ def test_bench_radon_refuses_different_settings():
 
 def _posterior_row(sampler: str, repeat: int, whole_s: float, ess: float, z: float) -> dict:
     return {"posterior": "p", "sampler": sampler, "repeat": repeat, "whole_s": whole_s,
-            "import_build_s": 0.5, "compile_s": 1.0, "sampling_s": whole_s / 2, "grads": 10_000, "divergences": 0,
+            "import_build_s": 0.5, "compile_s": 1.0, "sampling_s": whole_s / 2,
+            "grads": 10_000, "divergences": 0,
             "ess_bulk_min": ess, "ess_bulk_argmin": "x", "rhat_max": 1.0,
             "z": {"x": z, "y": 0.0}, "max_abs_z_mean": abs(z),
             "ess_per_s": ess / whole_s, "ess_per_s_sampling": 2 * ess / whole_s,
