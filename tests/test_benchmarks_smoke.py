@@ -1,8 +1,10 @@
-"""Smoke tests of the benchmark scripts: the gradient benchmark runs and prints its ratios, and the
-side-by-side benchmark refuses to compare runs made with different settings or data."""
+"""Smoke tests of the benchmark scripts: the gradient benchmark runs and prints its ratios, the
+side-by-side benchmark refuses to compare runs made with different settings or data, and the
+posteriors benchmark's report (ratios, goals, Bonferroni agreement) is right on made-up rows."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -49,3 +51,49 @@ def test_bench_radon_refuses_different_settings():
     with pytest.raises(SettingsMismatch, match="asked for"):
         check_comparable([_run("nutslite"),
                           _run("nutpie", shape_check={"chains": 2, "draws": 100, "tune": 50})])
+
+
+def _posterior_row(sampler: str, repeat: int, whole_s: float, ess: float, z: float) -> dict:
+    return {"posterior": "p", "sampler": sampler, "repeat": repeat, "whole_s": whole_s,
+            "import_build_s": 0.5, "compile_s": 1.0, "sampling_s": whole_s / 2,
+            "grads": 10_000, "divergences": 0,
+            "ess_bulk_min": ess, "ess_bulk_argmin": "x", "rhat_max": 1.0,
+            "z": {"x": z, "y": 0.0}, "max_abs_z_mean": abs(z),
+            "ess_per_s": ess / whole_s, "ess_per_s_sampling": 2 * ess / whole_s,
+            "ess_per_1000_grads": ess / 10.0}
+
+
+def test_bench_posteriors_report_plumbing(tmp_path):
+    """The posteriors benchmark's report, from made-up rows (no sampling): medians over repeats,
+    whole-call ratios, the Bonferroni bound over scalars x samplers, goals and agreement, and the
+    tables and chart rewritten from the JSON alone."""
+    import bench_posteriors as bp
+
+    rows = [_posterior_row("nutslite", 0, 2.0, 400.0, 0.5),
+            _posterior_row("nutslite", 1, 4.0, 400.0, 0.5),  # median whole_s 3.0
+            _posterior_row("nutpie", 0, 4.0, 400.0, -1.0),
+            _posterior_row("pymc", 0, 20.0, 400.0, 5.0)]  # beyond the bound: disagrees
+    report = {"meta": {"settings": {"chains": 4, "draws": 1000, "tune": 1000, "cores": 2,
+                                    "seed": 1},
+                       "machine": "m", "versions": "v", "command": "c", "minutes": 1.0,
+                       "load_note": "loaded"},
+              "rows": rows}
+    agg = bp.aggregate(report)
+    assert agg["table"]["p", "nutslite"]["whole_s"] == 3.0
+    assert agg["n_tests"] == 6  # two scalars x three samplers
+    assert 3.1 < agg["z_bound"] < 3.2  # Phi^-1(1 - 0.01 / 12) = 3.14
+    entry = agg["per_posterior"]["p"]
+    assert abs(entry["ratio_nutpie"] - 4.0 / 3.0) < 1e-12
+    assert abs(entry["ratio_pymc"] - 20.0 / 3.0) < 1e-12
+    parts = entry["parts_nutpie"]
+    assert abs(parts["ess_per_grad"] * parts["grad_speed"] * parts["sampling_share"]
+               - entry["ratio_nutpie"]) < 1e-12
+    assert entry["goal_vs_nutpie"] and entry["agrees"] == {"nutslite": True, "nutpie": True,
+                                                           "pymc": False}
+    out = tmp_path / "posteriors"
+    out.with_suffix(".json").write_text(json.dumps(report))
+    assert bp.main(["--from-json", "--out", str(out)]) == 0
+    md = out.with_suffix(".md").read_text()
+    assert "vs nutpie **1.33x** over 1 (goal 3x: **missed**)" in md
+    assert "met / met / **missed**" in md
+    assert out.with_suffix(".png").stat().st_size > 0
