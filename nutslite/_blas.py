@@ -1,30 +1,39 @@
-"""Run NumPy's linear algebra on one BLAS thread while chains sample in threads.
+"""Run BLAS and LAPACK on one thread while chains sample in threads.
 
 OpenBLAS starts its own worker threads for matrices of a few hundred rows. Called from a chain
-thread while the other chains keep both cores busy, those workers spin against the chains: on a
-loaded 2-core machine the low-rank metric update (a few SVDs and eigendecompositions of ~200 x 200
-matrices) measured 6.5 s with OpenBLAS's default threads and 68 ms with one. ``single_blas_thread``
-limits them for the duration of a block, with ``threadpoolctl`` when it is installed, else by
-calling OpenBLAS's ``set_num_threads`` through ``ctypes`` on the libraries this process has loaded
-(Linux), else not at all.
+thread while the other chains keep the cores busy, those workers spin against the chains:
+
+* on a loaded 2-core machine the low-rank metric update (a few SVDs and eigendecompositions of
+  ~200 x 200 matrices) measured 6.5 s with OpenBLAS's default threads and 68 ms with one;
+* a log density that calls LAPACK itself (posteriordb's ``gp_pois_regr`` through ``nl.from_pymc``:
+  PyTensor's triangular solve calls SciPy's ``dtrtrs``, which OpenBLAS runs in parallel) took
+  719 µs per gradient instead of 19 µs with two chains, and 878 s for the whole call instead of
+  30 s (``benchmarks/results/posteriors_gp_one_blas_thread.md``).
+
+``single_blas_thread`` limits them for the duration of a block, with ``threadpoolctl`` when it is
+installed, else by calling OpenBLAS's ``set_num_threads`` through ``ctypes`` on the libraries this
+process has loaded (Linux), else not at all. The limit is process-wide, so the blocks count
+rather than lock: the first block to open sets one thread, blocks opened meanwhile (in any
+thread: ``nl.sample`` holds one around its chains, and each chain's metric update opens its own)
+change nothing, and the last one to close restores the earlier counts.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 
 _LOCK = threading.Lock()
 _PREFIXES = ("scipy_openblas", "openblas")
 _SUFFIXES = ("64_", "")
+_open_blocks = 0
+_restore: Callable[[], None] | None = None
 
 
-@cache
 def _openblas_controls() -> list[tuple]:
-    """``(get_num_threads, set_num_threads)`` of every OpenBLAS loaded in this process."""
+    """``(get_num_threads, set_num_threads)`` of every OpenBLAS loaded in this process now."""
     try:
         with open("/proc/self/maps") as maps:
             paths = {line.split()[-1] for line in maps if "openblas" in line and ".so" in line}
@@ -51,24 +60,38 @@ def _openblas_controls() -> list[tuple]:
     return controls
 
 
-@contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Within the block, BLAS and LAPACK calls use one thread (restored afterwards)."""
+def _limit_to_one_thread() -> Callable[[], None]:
+    """Set every loaded BLAS to one thread; return what restores the earlier counts."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        threadpool_limits = None
-    with _LOCK:  # the thread count is process-wide: one block at a time changes it
-        if threadpool_limits is not None:
-            with threadpool_limits(limits=1, user_api="blas"):
-                yield
-            return
         controls = _openblas_controls()
         before = [get() for get, _ in controls]
         for _, put in controls:
             put(1)
-        try:
-            yield
-        finally:
+
+        def restore() -> None:
             for (_, put), n in zip(controls, before, strict=True):
                 put(n)
+
+        return restore
+    return threadpool_limits(limits=1, user_api="blas").restore_original_limits
+
+
+@contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """Within the block, BLAS and LAPACK calls use one thread (restored when the last open block
+    closes; see the module docstring)."""
+    global _open_blocks, _restore
+    with _LOCK:
+        if _open_blocks == 0:
+            _restore = _limit_to_one_thread()
+        _open_blocks += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _open_blocks -= 1
+            if _open_blocks == 0 and _restore is not None:
+                _restore()
+                _restore = None

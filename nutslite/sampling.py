@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nutslite._blas import single_blas_thread
 from nutslite._diagnostic_kernels import _statistics_kernel
 from nutslite._numba import cache_dir, needs_compiling
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
@@ -167,16 +168,19 @@ def sample(
     )
     reporter = make_reporter(progress)
     streams = np.random.SeedSequence(request.seed).spawn(chains)
-    chain_list = [_init_chain(model, request, c, streams[c]) for c in range(chains)]
-    if needs_compiling(run_chain):
-        also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
-        reporter.note(
-            f"compiling the sampler{also}, once after installing or upgrading nutslite (tens of "
-            f"seconds); later runs load it from {cache_dir()}"
-        )
-    t_start = time.perf_counter()
-    interrupted = _run_chains(model, request, chain_list, reporter)
-    wall = time.perf_counter() - t_start
+    # BLAS and LAPACK (in a log density, or the metric updates) on one thread: their own threads
+    # would spin against the chains' (nutslite._blas)
+    with single_blas_thread():
+        chain_list = [_init_chain(model, request, c, streams[c]) for c in range(chains)]
+        if needs_compiling(run_chain):
+            also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
+            reporter.note(
+                f"compiling the sampler{also}, once after installing or upgrading nutslite (tens "
+                f"of seconds); later runs load it from {cache_dir()}"
+            )
+        t_start = time.perf_counter()
+        interrupted = _run_chains(model, request, chain_list, reporter)
+        wall = time.perf_counter() - t_start
 
     t_assemble = time.perf_counter()
     result = _despite_interrupts(lambda: SamplingResult.from_chains(
