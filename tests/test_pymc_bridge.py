@@ -16,42 +16,20 @@ import pytest
 import nutslite as nl
 
 pm = pytest.importorskip("pymc")
-pd = pytest.importorskip("pandas")
+pytest.importorskip("pandas")  # examples/radon_pymc.py reads its data with pandas
 
 ROOT = Path(__file__).resolve().parents[1]
 N_COUNTIES = 85
 
 
 def blog_radon(parameterization: str) -> pm.Model:
-    """The post's model, line for line (``pymc3`` -> ``pymc``, ``sd`` -> ``sigma``)."""
-    data = pd.read_csv(ROOT / "nutslite" / "data" / "radon.csv")
-    county_idx = data.county_code.values
-    n_counties = len(data.county.unique())
-    if parameterization == "centered":
-        with pm.Model() as hierarchical_model_centered:
-            mu_a = pm.Normal("mu_a", mu=0.0, sigma=100**2)
-            sigma_a = pm.HalfCauchy("sigma_a", 5)
-            mu_b = pm.Normal("mu_b", mu=0.0, sigma=100**2)
-            sigma_b = pm.HalfCauchy("sigma_b", 5)
-            a = pm.Normal("a", mu=mu_a, sigma=sigma_a, shape=n_counties)
-            b = pm.Normal("b", mu=mu_b, sigma=sigma_b, shape=n_counties)
-            eps = pm.HalfCauchy("eps", 5)
-            radon_est = a[county_idx] + b[county_idx] * data.floor.values
-            pm.Normal("radon_like", mu=radon_est, sigma=eps, observed=data.log_radon)
-        return hierarchical_model_centered
-    with pm.Model() as hierarchical_model_non_centered:
-        mu_a = pm.Normal("mu_a", mu=0.0, sigma=100**2)
-        sigma_a = pm.HalfCauchy("sigma_a", 5)
-        mu_b = pm.Normal("mu_b", mu=0.0, sigma=100**2)
-        sigma_b = pm.HalfCauchy("sigma_b", 5)
-        a_offset = pm.Normal("a_offset", mu=0, sigma=1, shape=n_counties)
-        a = pm.Deterministic("a", mu_a + a_offset * sigma_a)
-        b_offset = pm.Normal("b_offset", mu=0, sigma=1, shape=n_counties)
-        b = pm.Deterministic("b", mu_b + b_offset * sigma_b)
-        eps = pm.HalfCauchy("eps", 5)
-        radon_est = a[county_idx] + b[county_idx] * data.floor.values
-        pm.Normal("radon_like", mu=radon_est, sigma=eps, observed=data.log_radon)
-    return hierarchical_model_non_centered
+    """The post's model, line for line (``pymc3`` -> ``pymc``, ``sd`` -> ``sigma``), as
+    ``examples/radon_pymc.py`` writes it: the file the README samples with ``nutslite sample``."""
+    from nutslite.model_file import load_pymc_model
+
+    variable = {"centered": "hierarchical_model_centered",
+                "noncentered": "hierarchical_model_non_centered"}[parameterization]
+    return load_pymc_model(ROOT / "examples" / "radon_pymc.py", variable)
 
 
 @pytest.fixture(scope="module", params=["centered", "noncentered"])
