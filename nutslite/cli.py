@@ -325,7 +325,7 @@ def _check_saveable(model: Any) -> None:
     except (TypeError, ValueError) as err:
         raise UsageError(
             f"--out could not save a run of {model.name} ({err}), so nothing was sampled; "
-            "sample without --out, or use str, int or float coordinate labels"
+            "sample without --out, or use strings, numbers or dates as coordinate labels"
         ) from err
 
 
