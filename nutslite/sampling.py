@@ -329,7 +329,9 @@ def _run_chains(
     Ctrl-C interrupted the run. Raises ``SamplingError`` when a chain failed in warmup."""
     recorder = None  # nothing recorded: the calls that log events compile to nothing
     schedule = request.schedule
-    flags = (schedule.collect, schedule.update, schedule.restart, schedule.retune)
+    flags = (
+        schedule.collect, schedule.update, schedule.restart, schedule.retune, schedule.max_depth
+    )
 
     def advance(c: int, start: int, stop: int) -> bool:
         chain = chain_list[c]

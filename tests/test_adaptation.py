@@ -22,7 +22,12 @@ from nutslite.engine.adaptation.step_size import (
     dual_averaging_update,
     find_initial_step_size,
 )
-from nutslite.engine.adaptation.windows import nutpie_schedule, stan_schedule
+from nutslite.engine.adaptation.windows import (
+    EARLY_MAX_DEPTH,
+    UNCAPPED,
+    nutpie_schedule,
+    stan_schedule,
+)
 from nutslite.engine.metric import (
     as_matrix,
     dense_metric,
@@ -195,6 +200,36 @@ def test_nutpie_schedule():
     assert all(b - a + 1 == 80 for a, b in windows[:-1] if a >= 300)
     # the last window runs to the final phase: another 80-draw window would not have fitted
     assert windows[-1][1] == 849 and 80 < windows[-1][1] - windows[-1][0] + 1 < 160
+
+
+@pytest.mark.parametrize("num_warmup", [20, 50, 100, 200, 333, 1000, 2000])
+def test_nutpie_schedule_caps_depth_until_the_window_before_the_final_foreground(num_warmup):
+    """The final metric is the foreground of the last two windows; it and the metrics its draws
+    were made with come from draws after the cap (windows docstring)."""
+    s = nutpie_schedule(num_warmup)
+    windows = s.windows
+    end = windows[-3][0] if len(windows) >= 3 else 0
+    assert (s.max_depth[:end] == EARLY_MAX_DEPTH).all() and (s.max_depth[end:] == UNCAPPED).all()
+    if num_warmup == 1000:
+        assert end == 540 and windows[-3:] == [(540, 619), (620, 699), (700, 849)]
+    assert (nutpie_schedule(num_warmup, early_max_depth=None).max_depth == UNCAPPED).all()
+    assert (stan_schedule(num_warmup).max_depth == UNCAPPED).all()
+
+
+def test_warmup_depth_cap_is_applied_and_lifted():
+    """Trees of a badly scaled Gaussian go deeper than 3; warmup caps them until the cap's end
+    and not after, and the capped transitions report the cap as the depth they hit."""
+    tune = 200
+    end = int(np.argmax(nutpie_schedule(tune).max_depth == UNCAPPED))
+    assert end > 0
+    model = zoo.correlated_gaussian(zoo.rotated_covariance(20, seed=3, low=1e-2, high=1e2))
+    res = nl.sample(model, draws=20, tune=tune, chains=1, seed=4, save_warmup=True,
+                    progress=False, warn=False)
+    depth = res.warmup_sample_stats["tree_depth"][0]
+    hit = res.warmup_sample_stats["reached_max_treedepth"][0]
+    assert depth[:end].max() == EARLY_MAX_DEPTH and depth[end:].max() > EARLY_MAX_DEPTH
+    np.testing.assert_array_equal(hit[:end], depth[:end] == EARLY_MAX_DEPTH)
+    assert res.sample_stats["tree_depth"].max() > EARLY_MAX_DEPTH
 
 
 @pytest.mark.parametrize("kind", ["diagonal", "dense", "low_rank"])

@@ -56,7 +56,8 @@ def run_chain(
     ``(n_iter, 2, dim)`` receives, for each divergent transition in order, its starting point
     and the point where the energy blew up; ``divergence_iters[k]`` is the iteration of the k-th
     and ``divergence_count[0]`` counts them.
-    ``schedule`` is ``(collect, update, restart, retune)``, flags per warmup iteration.
+    ``schedule`` is ``(collect, update, restart, retune, max_depth)``, per warmup iteration;
+    ``max_depth[t]`` caps warmup transition ``t``'s tree depth below ``settings.max_depth``.
     Returns ``(state, da, adapt, status)``; ``status`` is one of
     ``nutslite.engine.adaptation.status``, and a failure stops the loop at its iteration.
 
@@ -72,9 +73,12 @@ def run_chain(
         eps = step_size
         if settings.jitter > 0.0:
             eps *= 1.0 + settings.jitter * (2.0 * rng.random() - 1.0)
+        max_depth = settings.max_depth
+        if t < settings.num_warmup:  # the warmup schedule may cap it (adaptation.windows)
+            max_depth = min(max_depth, schedule[4][t])
         info = nuts_transition(
             logp_grad, rng, traj, metric, eps, q, logp, grad,
-            settings.max_depth, settings.max_delta_h, recorder,
+            max_depth, settings.max_delta_h, recorder,
         )
         if info.diverging:
             k = divergence_count[0]
@@ -98,7 +102,7 @@ def run_chain(
         stats[t, DIVERGING] = info.diverging
         stats[t, ENERGY] = traj.energy[r]
         stats[t, ENERGY_ERROR] = traj.energy[r] - info.energy0
-        stats[t, MAX_DEPTH_HIT] = info.depth >= settings.max_depth
+        stats[t, MAX_DEPTH_HIT] = info.depth >= max_depth
         stats[t, INDEX] = info.proposal
 
         if t < settings.num_warmup:

@@ -46,12 +46,13 @@ def warmup_step(
 
     ``q``, ``logp`` and ``grad`` are the iteration's draw; ``metric`` is updated in place;
     ``settings`` is ``nutslite.engine.chain.NutsSettings`` (``target_accept``, ``num_warmup``);
-    ``schedule`` is ``(collect, update, restart, retune)``, flags per warmup iteration;
+    ``schedule`` is ``(collect, update, restart, retune, max_depth)``, per warmup iteration (the
+    depth cap is the chain loop's);
     ``scratch`` is the heuristic's ``(4, dim)`` work array. Returns ``(step_size, da, adapt,
     status)``; ``status`` is ``nutslite.engine.adaptation.status.WARMUP_OK`` or why warmup
     failed, after which nothing else of the iteration is done.
     """
-    collect, update, restart, retune = schedule
+    collect, update, restart, retune, _ = schedule
     status = WARMUP_OK
     da = dual_averaging_update(da, accept_stat, settings.target_accept)
     step_size = math.exp(da.log_step_size)
