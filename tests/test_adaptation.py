@@ -1,6 +1,10 @@
 """Warmup pieces against Stan's definitions, and the structure of a recorded transition."""
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,6 +234,31 @@ def test_warmup_depth_cap_is_applied_and_lifted():
     assert depth[:end].max() == EARLY_MAX_DEPTH and depth[end:].max() > EARLY_MAX_DEPTH
     np.testing.assert_array_equal(hit[:end], depth[:end] == EARLY_MAX_DEPTH)
     assert res.sample_stats["tree_depth"].max() > EARLY_MAX_DEPTH
+
+
+CAPPED_RUN = """
+import sys, numpy as np, nutslite as nl
+from nutslite.models import zoo
+res = nl.sample(zoo.eight_schools("noncentered"), draws=5, tune=100, chains=1, seed=9, cores=1,
+                progress=False, warn=False, save_warmup=True)
+np.save(sys.argv[1], np.concatenate([res.warmup_unconstrained.ravel(), res.unconstrained.ravel(),
+        res.warmup_sample_stats["tree_depth"].ravel()]))
+"""
+
+
+def test_depth_capped_warmup_is_bit_identical_without_jit(tmp_path):
+    """A warmup long enough to be capped (``nutpie_schedule(100)`` caps iterations 0 to 9) gives
+    the same bits compiled and interpreted (``NUMBA_DISABLE_JIT=1``)."""
+    assert nutpie_schedule(100).max_depth[9] == EARLY_MAX_DEPTH
+    root = str(Path(__file__).resolve().parents[1])
+    out = {}
+    for flag in ("0", "1"):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=flag)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        path = tmp_path / f"jit{flag}.npy"
+        subprocess.run([sys.executable, "-c", CAPPED_RUN, str(path)], env=env, check=True)
+        out[flag] = np.load(path)
+    np.testing.assert_array_equal(out["0"], out["1"])
 
 
 @pytest.mark.parametrize("kind", ["diagonal", "dense", "low_rank"])
