@@ -4,6 +4,8 @@ Usage (from the repository root; nutpie and PyMC come from the ``bench`` extra):
 
     python benchmarks/bench_radon_warmup.py                 # 5 seeds, both samplers
     python benchmarks/bench_radon_warmup.py --samplers nutslite --reuse   # nutpie from the JSON
+    python benchmarks/bench_radon_warmup.py --samplers nutslite --seeds $(seq 11 50) \
+        --out /tmp/radon_more    # nutslite alone on more seeds, e.g. to compare warmups
 
 Both samplers draw 4 chains x (1000 tune + 1000 draws) from the non-centered radon model on the
 same data, with ``seed`` 1 to 5, target acceptance 0.8 and maximum tree depth 10. Timing plays no
