@@ -15,7 +15,10 @@ gradient (``likelihood="pointwise"``), nutslite with Stan's windowed metric adap
 PyMC's NUTS.
 
 Measured per run: import time; compile time with a cold cache (a fresh, empty ``NUMBA_CACHE_DIR``
-and PyTensor ``compiledir``, in a separate process) and with a warm one; sampling wall time (the
+and PyTensor ``compiledir``, in a separate process) and with a warm one; for nutslite also the cold
+time from ``import nutslite`` to the first draw (another fresh process with empty caches: import,
+model, a one-draw call with ``warn=False``, so without the diagnostics' compile that the cold first
+call above includes; issue 14.3 compares it with nutpie's cold compile); sampling wall time (the
 sampler's own loop, warmup included: ``settings["wall_seconds"]`` for nutslite, PyMC's
 ``sampling_time``, the whole ``nutpie.sample`` call); gradient evaluations in warmup and sampling
 from each sampler's own ``n_steps``; the minimum bulk and tail ESS and maximum R-hat over all 175
@@ -95,6 +98,48 @@ def cache_env(root: str) -> dict[str, str]:
     return {"NUMBA_CACHE_DIR": numba_dir, "PYTENSOR_FLAGS": flags}
 
 
+# A fresh process with empty caches times ``import nutslite`` + the model + a one-draw call
+# without the diagnostics: the compile a user waits for before the first draw.
+# argv: parameterization, likelihood, adaptation.
+FIRST_DRAW = """
+import json, sys, time
+t0 = time.perf_counter()
+import nutslite as nl
+t_import = time.perf_counter() - t0
+from nutslite.models.radon import load_radon
+model = nl.models.radon(sys.argv[1], likelihood=sys.argv[2], data=load_radon())
+res = nl.sample(model, draws=1, tune=0, chains=1, seed=0, cores=1, progress=False, warn=False,
+                adaptation=sys.argv[3])
+t_draw = time.perf_counter() - t0
+assert res.unconstrained.shape == (1, 1, model.dim)
+print("RESULT " + json.dumps({"import_s": t_import, "first_draw_s": t_draw,
+                              "path": nl.__file__}))
+"""
+
+
+def cold_first_draw(sampler: str, param: str) -> dict[str, Any]:
+    """Seconds from ``import nutslite`` to the first radon draw of ``sampler`` (a nutslite variant)
+    in a fresh process whose caches (Numba's, nutslite's, PyTensor's) are new and empty."""
+    import subprocess
+
+    likelihood = "pointwise" if sampler == "nutslite_pointwise" else "sufficient"
+    adaptation = "stan" if sampler == "nutslite_stan" else "grad"
+    root = tempfile.mkdtemp(prefix="bench_radon_first_draw_")
+    try:
+        env = dict(os.environ, **cache_env(root), NUTSLITE_CACHE_DIR=os.path.join(root, "nl"))
+        _peers.wait_for_quiet()
+        proc = subprocess.run(
+            [sys.executable, "-c", FIRST_DRAW, param, likelihood, adaptation],
+            capture_output=True, text=True, env=env, timeout=3600,
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"first-draw run of {sampler}/{param} failed:\n{proc.stderr[-3000:]}")
+
+
 def check_comparable(runs: Sequence[dict[str, Any]]) -> None:
     """Raise ``SettingsMismatch`` unless every run has the same settings and data, and each
     sampler's output has the number of chains, draws and warmup draws that were asked for."""
@@ -149,7 +194,9 @@ def fmt(s: dict[str, float] | None, digits: int = 3, integer: bool = False) -> s
 METRICS = (
     # key, column title, integer
     ("import_s", "import s", False),
-    ("compile_cold_s", "compile cold s", False),
+    ("compile_cold_s", "compile cold s (nutslite: whole first call, diagnostics included)",
+     False),
+    ("first_draw_cold_s", "cold, import to first draw s (nutslite: 1 draw, warn=False)", False),
     ("compile_s", "compile warm s", False),
     ("call_s", "whole call s (incl. set-up, conversion, diagnostics)", False),
     ("process_s", "whole process s (import + compile warm + call)", False),
@@ -281,6 +328,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f">= {r['target']:g}x: {met} |"
                 )
             lines.append("")
+        lines += _cold_start_lines(per)
     if report.get("logp_check"):
         lines += ["## logp and gradient vs PyMC (same model, same data)", ""]
         for param, res in report["logp_check"].items():
@@ -309,12 +357,33 @@ def markdown(report: dict[str, Any]) -> str:
         "µs/gradient in sampler = sampling wall x min(cores, chains) / gradients. CPU s: CPU "
         "time of the sampler call, all threads and chain processes (robust to other processes "
         "sharing the machine; includes any spinning of idle worker threads). Cold compile: "
-        f"first {meta.get('cold_repeats', 1)} repeat(s) only. 'other processes' load' is the "
-        "machine's busy cores minus the benchmark's own during each run: wall-time numbers of "
-        "runs with a high value are inflated.",
+        f"first {meta.get('cold_repeats', 1)} repeat(s) only; for nutslite it is the whole first "
+        "call with empty caches (the engine's compile and the diagnostics'), and 'import to "
+        "first draw' is a separate fresh process with empty caches timing `import nutslite`, "
+        "the model and a one-draw call with `warn=False` (the engine's compile only). "
+        "'other processes' load' is the machine's busy cores minus the benchmark's own during "
+        "each run: wall-time numbers of runs with a high value are inflated.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _cold_start_lines(per: dict[str, Any]) -> list[str]:
+    """Each nutslite variant's cold first call and cold time to the first draw beside nutpie's
+    cold compile (issue 14.3), when this run measured them."""
+    peer = per.get("nutpie", {}).get("compile_cold_s")
+    lines = []
+    for name, cells in per.items():
+        first, whole = cells.get("first_draw_cold_s"), cells.get("compile_cold_s")
+        if not name.startswith("nutslite") or first is None or whole is None:
+            continue
+        text = (f"- {LABELS[name]}, cold cache: whole first call {fmt(whole)} s; from `import "
+                f"nutslite` to the first draw {fmt(first)} s")
+        if peer is not None:
+            text += (f"; nutpie's cold compile {fmt(peer)} s (first draw / nutpie compile "
+                     f"{first['median'] / peer['median']:.2f}x)")
+        lines.append(text)
+    return lines + [""] if lines else []
 
 
 def chart(report: dict[str, Any], path: str) -> None:
@@ -460,7 +529,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None) -> dict[str, Any]:
                 for sampler in samplers:
                     spec = {"sampler": sampler, "parameterization": param, "data": data_spec,
                             "settings": settings}
-                    cold = None
+                    cold = first = None
                     if not args.no_cold and rep < args.cold_repeats:
                         cold_root = tempfile.mkdtemp(prefix="bench_radon_cold_")
                         try:
@@ -468,11 +537,22 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None) -> dict[str, Any]:
                                                      cache_env(cold_root))
                         finally:
                             shutil.rmtree(cold_root, ignore_errors=True)
+                        if sampler.startswith("nutslite"):
+                            first = cold_first_draw(sampler, param)
                     r = _peers.run_worker(dict(spec, mode="run"), warm_env)
+                    imported = None if first is None else os.path.dirname(first["path"])
+                    if imported is not None and imported != r["versions"]["path"]:
+                        raise SystemExit(f"the first-draw run imported {first['path']}, the "
+                                         f"others {r['versions']['path']}")
                     r.update(sampler=sampler, parameterization=param, repeat=rep,
                              settings=settings, data=data_spec,
                              compile_cold_s=None if cold is None else cold["compile_s"],
-                             import_cold_s=None if cold is None else cold["import_s"])
+                             import_cold_s=None if cold is None else cold["import_s"],
+                             first_draw_cold_s=None if first is None else first["first_draw_s"])
+                    if first is not None:
+                        print(f"  repeat {rep} {param:11s} {LABELS[sampler]:22s} cold: first "
+                              f"call {cold['compile_s']:.1f} s, import to first draw "
+                              f"{first['first_draw_s']:.1f} s", flush=True)
                     r["grad_share"] = r["grad_us"] / r["us_per_grad_in_sampler"]
                     runs.append(r)
                     print(f"  repeat {rep} {param:11s} {LABELS[sampler]:22s} "

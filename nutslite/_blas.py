@@ -16,11 +16,18 @@ process has loaded (Linux), else not at all. The limit is process-wide, so the b
 rather than lock: the first block to open sets one thread, blocks opened meanwhile (in any
 thread: ``nl.sample`` holds one around its chains, and each chain's metric update opens its own)
 change nothing, and the last one to close restores the earlier counts.
+
+Finding the loaded libraries means reading ``/proc/self/maps`` and opening each BLAS found, about
+1 ms per ``nl.sample`` call (2-3 ms on a loaded machine), more than the rest of its set-up. So they
+are found once and found again only when ``sys.modules`` has grown or shrunk since: a BLAS comes
+into a process with the extension module that links it. (One loaded by hand with ``ctypes`` after
+the first call keeps its own threads, which costs speed, never a draw.)
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +37,8 @@ _PREFIXES = ("scipy_openblas", "openblas")
 _SUFFIXES = ("64_", "")
 _open_blocks = 0
 _restore: Callable[[], None] | None = None
+# the BLAS controls found, and the number of imported modules when they were found
+_found: tuple[int, object] | None = None
 
 
 def _openblas_controls() -> list[tuple]:
@@ -60,22 +69,35 @@ def _openblas_controls() -> list[tuple]:
     return controls
 
 
+def _find_controls() -> object:
+    """A ``threadpoolctl.ThreadpoolController`` of the loaded libraries when threadpoolctl is
+    installed, else the ``_openblas_controls()`` list; found again only after imports."""
+    global _found
+    if _found is None or _found[0] != len(sys.modules):
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            controls: object = _openblas_controls()
+        else:
+            controls = ThreadpoolController()
+        _found = (len(sys.modules), controls)
+    return _found[1]
+
+
 def _limit_to_one_thread() -> Callable[[], None]:
     """Set every loaded BLAS to one thread; return what restores the earlier counts."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        controls = _openblas_controls()
-        before = [get() for get, _ in controls]
-        for _, put in controls:
-            put(1)
+    controls = _find_controls()
+    if not isinstance(controls, list):  # threadpoolctl's controller
+        return controls.limit(limits=1, user_api="blas").restore_original_limits
+    before = [get() for get, _ in controls]
+    for _, put in controls:
+        put(1)
 
-        def restore() -> None:
-            for (_, put), n in zip(controls, before, strict=True):
-                put(n)
+    def restore() -> None:
+        for (_, put), n in zip(controls, before, strict=True):
+            put(n)
 
-        return restore
-    return threadpool_limits(limits=1, user_api="blas").restore_original_limits
+    return restore
 
 
 @contextmanager

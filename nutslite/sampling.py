@@ -75,7 +75,7 @@ class _Chain:
         """What the chain hands to the result (its buffers, not copies)."""
         n_div = int(self.divergence_count[0])
         return ChainOutput(
-            index=self.index, draws=self.draws, stats=self.stats, completed=self.run.done,
+            index=self.index, stats=self.stats, completed=self.run.done,
             step_size=self.state.step_size, metric=self.state.metric, init_point=self.init_point,
             divergence_iters=self.divergence_iters[:n_div],
             divergence_points=self.divergences[:n_div], seconds=self.run.seconds,
@@ -171,7 +171,11 @@ def sample(
     # BLAS and LAPACK (in a log density, or the metric updates) on one thread: their own threads
     # would spin against the chains' (nutslite._blas)
     with single_blas_thread():
-        chain_list = [_init_chain(model, request, c, streams[c]) for c in range(chains)]
+        # every chain's draws, warmup first, in one buffer: the result's draws are views of it
+        all_draws = np.empty((chains, request.tune + request.draws, model.dim))
+        chain_list = [
+            _init_chain(model, request, c, streams[c], all_draws[c]) for c in range(chains)
+        ]
         if needs_compiling(run_chain):
             also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
             reporter.note(
@@ -186,6 +190,7 @@ def sample(
     result = _despite_interrupts(lambda: SamplingResult.from_chains(
         model=model,
         chains=[ch.output() for ch in chain_list],
+        all_draws=all_draws,
         tune=request.tune,
         draws=request.draws,
         save_warmup=save_warmup,
@@ -281,10 +286,11 @@ def _validate(
 
 
 def _init_chain(
-    model: Model, request: _Request, c: int, stream: np.random.SeedSequence
+    model: Model, request: _Request, c: int, stream: np.random.SeedSequence, draws: np.ndarray
 ) -> _Chain:
     """Chain ``c`` ready to run: its random stream, initial point, metric, step size (Stan's
-    heuristic, unless the user's is used as given) and buffers."""
+    heuristic, unless the user's is used as given) and buffers; it writes its draws into
+    ``draws`` ``(tune + draws, dim)``."""
     rng = np.random.Generator(np.random.PCG64(stream))
     dim, tune = model.dim, request.tune
     q = _initial_point(model, rng, None if request.inits is None else request.inits[c], c)
@@ -312,7 +318,7 @@ def _init_chain(
         adapt=request.warmup.estimator(dim, tune),
         traj=allocate_trajectory(dim, request.max_treedepth),
         scratch=scratch,
-        draws=np.empty((n_iter, dim)),
+        draws=draws,
         stats=np.empty((n_iter, len(STAT_NAMES))),
         divergences=np.empty((n_iter, 2, dim)),
         divergence_iters=np.empty(n_iter, dtype=np.int64),

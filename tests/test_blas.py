@@ -4,7 +4,9 @@ Two chain threads that each call OpenBLAS, which starts threads of its own, made
 ``gp_pois_regr`` 30 times slower (``benchmarks/results/posteriors_gp_one_blas_thread.md``).
 """
 
+import sys
 import threading
+import types
 
 import numpy as np
 
@@ -53,3 +55,13 @@ def test_chains_run_with_one_blas_thread(monkeypatch):
               warn=False)
     assert seen == [1]
     assert blas_threads() == before
+
+
+def test_libraries_are_found_once_and_again_after_an_import(monkeypatch):
+    found = _blas._find_controls()
+    assert _blas._find_controls() is found  # no second scan of the loaded libraries
+    # a BLAS arrives with the extension module that links it: a new module means a new scan
+    monkeypatch.setitem(sys.modules, "nutslite_test_new_module", types.ModuleType("new"))
+    again = _blas._find_controls()
+    assert again is not found
+    assert _blas._find_controls() is again
