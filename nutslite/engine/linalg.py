@@ -29,6 +29,8 @@ kernel: a hand-written ``<4 x double>`` one was no faster (``benchmarks/README.m
 
 from __future__ import annotations
 
+import math
+
 from nutslite._numba import JIT_DISABLED, jit
 
 
@@ -99,10 +101,30 @@ def uturn_dots(v, r, va, vb, vm, vn, ra, rb, rm, rn):
     )
 
 
+def sqrt(x):
+    """``math.sqrt(x)`` for a float. Compiled, it is LLVM's ``llvm.sqrt`` intrinsic rather than
+    Numba's call of the C library's ``sqrt``: the same correctly rounded IEEE result, but a loop
+    over it can be vectorised (``vsqrtpd``), which a loop calling an external function cannot."""
+    return math.sqrt(x)
+
+
 if not JIT_DISABLED:
     from llvmlite import ir
     from numba.core import cgutils, types
     from numba.extending import intrinsic, overload
+
+    def _sqrt_compiled(typingctx, x):
+        if x != types.float64:
+            return None
+
+        def codegen(context, builder, sig, args):
+            function = builder.module.declare_intrinsic("llvm.sqrt", [ir.DoubleType()])
+            return builder.call(function, args)
+
+        return types.float64(types.float64), codegen
+
+    _sqrt_compiled.__doc__ = sqrt.__doc__
+    sqrt = intrinsic(_sqrt_compiled)  # noqa: F811 (compiled callers only)
 
     _F64 = ir.DoubleType()
     _I32 = ir.IntType(32)

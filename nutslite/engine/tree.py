@@ -50,7 +50,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from nutslite._numba import jit
+from nutslite._numba import borrowed, jit
 from nutslite.engine.integrators import GRAD, P, Q, V, leapfrog
 from nutslite.engine.linalg import uturn_dots
 from nutslite.engine.metric import sample_momentum, velocity
@@ -264,7 +264,9 @@ def nuts_transition(
     for i in range(q0.shape[0]):
         traj.rho_prefix[below, i] = 0.0
         traj.rho_prefix[at, i] = z0[P, i]
-    ctx = Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder)
+    # borrowed: the callers own these arrays for longer than ``ctx`` lives (it ends with this
+    # transition), so the tree builder's calls and row views need not count references
+    ctx = borrowed(Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder))
 
     left = right = 0  # the accepted trajectory is [left, right]
     lo = hi = 0  # every position visited, rejected subtrees included
