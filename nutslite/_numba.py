@@ -66,7 +66,16 @@ def cache_dir() -> str:
 
 def jit(*args, **kwargs):
     """``numba.njit`` with nutslite's settings (cache, nogil, NumPy error model), caching in
-    ``cache_dir()``. Use as ``@jit`` or ``@jit(signature)``."""
+    ``cache_dir()``. Use as ``@jit`` or ``@jit(signature)``.
+
+    ``_nrt=False`` (Numba's option) compiles a function without reference counting: no
+    ``NRT_incref``/``NRT_decref`` call for its arguments, the views it makes or the calls it
+    passes them to. The tree builder, the leapfrog step and the U-turn kernel use it: they run
+    once or twice per leapfrog step, allocate nothing (Numba refuses to compile an allocation
+    without the runtime) and keep no array beyond their call, while their callers hold every
+    array they receive for the whole call. A compiled callee that does count (the log density)
+    still balances its own increments and decrements.
+    """
     options = {"cache": True, "nogil": True, "error_model": "numpy"}
     options.update(kwargs)
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], types.Type):

@@ -197,7 +197,8 @@ if not JIT_DISABLED:
 
         return signature, codegen
 
-    @overload(uturn_dots, jit_options={"error_model": "numpy"})
+    # no reference counting (``nutslite._numba.jit``)
+    @overload(uturn_dots, jit_options={"error_model": "numpy", "_nrt": False})
     def _uturn_dots_compiled(v, r, va, vb, vm, vn, ra, rb, rm, rn):
         return lambda v, r, va, vb, vm, vn, ra, rb, rm, rn: _uturn_dots_kernel(
             v, r, va, vb, vm, vn, ra, rb, rm, rn

@@ -175,7 +175,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     return whole or left or right
 
 
-@jit(cache=False)  # a cached recursive function can come back with its self-call unresolved
+@jit(cache=False, _nrt=False)  # see the docstring
 def build_tree(ctx, edge, direction, depth):
     """Build a subtree of ``2^depth`` states beyond position ``edge`` in ``direction``, for the
     transition ``ctx`` (a ``Transition``).
@@ -184,6 +184,9 @@ def build_tree(ctx, edge, direction, depth):
     ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position)``; ``valid`` is False
     when a state diverged or a sub-subtree turned, and the caller then discards the subtree.
     ``divergent_position`` is 0 when nothing diverged (position 0 is never built here).
+
+    Compiled without reference counting (``_nrt=False``, ``nutslite._numba.jit``): its context is
+    borrowed (``nuts_transition``), and it allocates nothing.
 
     Not cached on its own: Numba can reload a cached specialisation of a recursive function with
     its recursive call unresolved (an LLVM "Symbol not found" abort). Its callers are cached, and
@@ -306,7 +309,7 @@ def nuts_transition(
             proposal = prop_sub
         log_w = log_sum_exp(log_w, log_w_sub)
 
-        if merge_is_turning(traj, left, m, right, recorder, depth, 1):
+        if merge_is_turning(ctx.traj, left, m, right, ctx.recorder, depth, 1):
             break
 
     return TransitionInfo(
