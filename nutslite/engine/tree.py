@@ -64,8 +64,10 @@ Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated
 array with rows ``Q, P, V, GRAD`` (``nutslite.engine.integrators``; ``V = M^{-1} P`` is the
 velocity); ``logp, energy``: ``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)``
 prefix sums of momenta. State ``s`` is in row ``s & (2^max_depth - 1)`` and its prefix sum ``R[s]``
-in row ``s & (2^(max_depth + 1) - 1)``. Four arrays, not seven: every array a compiled call
-receives costs two atomic reference-count updates (``benchmarks/README.md``, engine profile).
+in row ``s & (2^(max_depth + 1) - 1)``. Four arrays, not seven: fewer arguments for every call
+of the tree builder. (Their reference counts, two atomic updates per array and call, are gone from
+the per-step path: ``nuts_transition`` borrows them and the tree builder counts nothing,
+``nutslite._numba``.)
 """
 
 Recorder = namedtuple("Recorder", ["active", "log"])
@@ -195,7 +197,7 @@ def build_tree(ctx, edge, direction, depth):
     if depth == 0:
         # the base case: one leapfrog step from ``edge`` to ``s``, stored with its energy, its
         # log weight ``H0 - H(s)`` and its momentum prefix sum (written out here: an inlined
-        # function would copy the context, and a copy counts the references of all its arrays)
+        # function would copy the context, which cost what it saved; ``benchmarks/README.md``)
         traj = ctx.traj
         s = edge + direction
         mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
