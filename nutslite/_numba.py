@@ -66,7 +66,16 @@ def cache_dir() -> str:
 
 def jit(*args, **kwargs):
     """``numba.njit`` with nutslite's settings (cache, nogil, NumPy error model), caching in
-    ``cache_dir()``. Use as ``@jit`` or ``@jit(signature)``."""
+    ``cache_dir()``. Use as ``@jit`` or ``@jit(signature)``.
+
+    ``_nrt=False`` (Numba's option) compiles a function without reference counting: no
+    ``NRT_incref``/``NRT_decref`` call for its arguments, the views it makes or the calls it
+    passes them to. The tree builder, the leapfrog step and the U-turn kernel use it: they run
+    once or twice per leapfrog step, allocate nothing (Numba refuses to compile an allocation
+    without the runtime) and keep no array beyond their call, while their callers hold every
+    array they receive for the whole call. A compiled callee that does count (the log density)
+    still balances its own increments and decrements.
+    """
     options = {"cache": True, "nogil": True, "error_model": "numpy"}
     options.update(kwargs)
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], types.Type):
@@ -188,6 +197,74 @@ if not JIT_DISABLED:
     @typeof_impl.register(_ByType)
     def _typeof_by_type(value, context):
         return value.dispatcher._numba_type_
+
+
+def borrowed(value):
+    """``value`` itself, for compiled code to pass around without counting references.
+
+    Numba keeps every array (and every ``numpy.random.Generator``) alive with a reference count
+    in its "meminfo": each call that receives one, each view made of it and each copy that
+    outlives its block adds an atomic increment and a matching decrement. On the tree builder's
+    path these took 13-19% of the samples (``benchmarks/README.md``, engine profile). Numba's
+    ``NRT_incref`` and ``NRT_decref`` return at once when the meminfo pointer is NULL, so compiled
+    code gets here a copy of ``value`` whose meminfo (and Python parent) is NULL: the same data,
+    shape and strides, with no atomic operation on it or on any view or call made from it.
+    Tuples (named or not) are copied member by member; members that hold no meminfo (numbers,
+    functions, ``None``) are copied unchanged. Without the JIT it returns ``value``.
+
+    **Invariant (the caller's to keep).** A borrowed copy does not keep its data alive. It is
+    valid only while an owning reference lives, and it must not escape into anything that
+    outlives that reference: never return it from the function that owns the original, store it
+    in a container that outlives the call, or box it back to Python (its parent is NULL). In
+    nutslite the owner is the chain loop's argument (the trajectory buffers, the metric, the
+    generator, the log density's data, the recorder), and the borrowed copies live in one
+    transition's context (``nutslite.engine.tree.nuts_transition``), which ends first.
+    """
+    return value
+
+
+if not JIT_DISABLED:
+    from numba.core import cgutils as _cgutils
+    from numba.core.datamodel import default_manager as _data_models
+    from numba.core.errors import TypingError as _TypingError
+    from numba.extending import intrinsic as _intrinsic
+
+    def _counted(typ) -> bool:
+        return _data_models[typ].contains_nrt_meminfo()
+
+    def _borrowable(typ) -> bool:
+        """Whether ``_borrow`` clears every meminfo of a value of type ``typ``."""
+        if isinstance(typ, types.BaseTuple):
+            return all(_borrowable(t) for t in typ)
+        return isinstance(typ, types.Array | types.NumPyRandomGeneratorType) or not _counted(typ)
+
+    def _borrow(context, builder, typ, value):
+        """``value`` with its meminfos and Python parents set to NULL (see ``borrowed``)."""
+        if isinstance(typ, types.BaseTuple):
+            if not _counted(typ):
+                return value
+            items = [_borrow(context, builder, t, builder.extract_value(value, k))
+                     for k, t in enumerate(typ)]
+            return context.make_tuple(builder, typ, items)
+        if isinstance(typ, types.Array | types.NumPyRandomGeneratorType):
+            helper = context.make_helper(builder, typ, value)
+            helper.meminfo = _cgutils.get_null_value(helper.meminfo.type)
+            helper.parent = _cgutils.get_null_value(helper.parent.type)
+            return helper._getvalue()
+        return value  # nothing counted in it
+
+    def _borrowed_compiled(typingctx, value):
+        if not _borrowable(value):
+            raise _TypingError(f"borrowed: cannot clear the reference counts of a {value}")
+
+        def codegen(context, builder, sig, args):
+            return _borrow(context, builder, sig.args[0], args[0])
+
+        return value(value), codegen
+
+    _borrowed_compiled.__doc__ = borrowed.__doc__
+    # compiled code only: with the JIT on, ``borrowed`` is this intrinsic
+    borrowed = _intrinsic(_borrowed_compiled)  # noqa: F811
 
 
 def needs_compiling(function) -> bool:

@@ -256,3 +256,52 @@ def test_packed_uturn_kernel_matches_its_python_body():
             rows = [int(k) for k in rng.integers(0, 8, 4)]
             rows += [int(k) for k in rng.integers(0, 16, 4)]
             assert compiled(v, r, *rows) == uturn_dots(v, r, *rows)
+
+
+def test_compiled_sqrt_is_math_sqrt():
+    """``nutslite.engine.linalg.sqrt`` (LLVM's ``llvm.sqrt`` when compiled) gives the bits of
+    ``math.sqrt``, on normal, subnormal, huge, zero and infinite arguments."""
+    import math
+
+    import numba
+
+    from nutslite.engine.linalg import sqrt
+
+    @numba.njit
+    def roots(x, out):
+        for i in range(x.shape[0]):
+            out[i] = sqrt(x[i])
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.exponential(size=1000), 10.0 ** rng.uniform(-320, 308, 1000),
+                        [0.0, 5e-324, 1.0, 2.0, np.inf]])
+    out = np.empty_like(x)
+    roots(x, out)
+    assert [math.sqrt(v) for v in x] == out.tolist()
+
+
+def test_borrowed_views_share_the_owners_data_and_leak_nothing():
+    """A ``borrowed`` copy of arrays and a generator, in a tuple, writes into the owner's memory
+    and advances the owner's random stream; repeated calls leave no reference behind."""
+    import numba
+
+    from nutslite._numba import borrowed
+
+    @numba.njit
+    def fill(owner, rng):
+        arrays, gen = borrowed((owner, rng))
+        a, b = arrays
+        for i in range(a.shape[0]):
+            a[i] = gen.standard_normal()
+            b[i, 0] = a[i]
+        return a.shape[0] + b[1:].shape[0]  # a view of a borrowed array is borrowed too
+
+    a, b = np.zeros(5), np.zeros((5, 2))
+    rng, reference = np.random.default_rng(4), np.random.default_rng(4)
+    counts = sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(rng)
+    for _ in range(3):
+        assert fill((a, b), rng) == 9
+        expected = reference.standard_normal(5)
+        assert a.tolist() == expected.tolist() and b[:, 0].tolist() == expected.tolist()
+    assert rng.standard_normal() == reference.standard_normal()
+    assert (sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(rng)) == counts

@@ -66,7 +66,7 @@ if not JIT_DISABLED:
         return context.compile_internal(builder, _call_with_data, signature, args)
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out):
     """The diagonal metric's step, fused into three passes over the coordinates."""
     half = 0.5 * step_size
@@ -81,7 +81,7 @@ def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out):
     return logp, 0.5 * dot(z_out[P], z_out[V])
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _leapfrog_general(logp_grad, metric, step_size, z, z_out):
     """Any metric, through ``velocity``."""
     half = 0.5 * step_size

@@ -24,10 +24,13 @@ that performs the same operations in the same order on ``<4 x double>`` vectors 
 registers), each lane one partial sum. IEEE arithmetic on each lane does not depend on the width of
 the instruction, and floating-point contraction stays off, so both bodies give bit-identical
 results (``tests/test_engine.py`` compares them). The leapfrog's element-wise loops have no such
-kernel: a hand-written ``<4 x double>`` one was no faster (``benchmarks/README.md``).
+kernel: a hand-written ``<4 x double>`` one was no faster (``benchmarks/README.md``), and LLVM's
+loop vectoriser packs them already, behind a run-time check that the rows do not overlap.
 """
 
 from __future__ import annotations
+
+import math
 
 from nutslite._numba import JIT_DISABLED, jit
 
@@ -99,10 +102,30 @@ def uturn_dots(v, r, va, vb, vm, vn, ra, rb, rm, rn):
     )
 
 
+def sqrt(x):
+    """``math.sqrt(x)`` for a float. Compiled, it is LLVM's ``llvm.sqrt`` intrinsic rather than
+    Numba's call of the C library's ``sqrt``: the same correctly rounded IEEE result, but a loop
+    over it can be vectorised (``vsqrtpd``), which a loop calling an external function cannot."""
+    return math.sqrt(x)
+
+
 if not JIT_DISABLED:
     from llvmlite import ir
     from numba.core import cgutils, types
     from numba.extending import intrinsic, overload
+
+    def _sqrt_compiled(typingctx, x):
+        if x != types.float64:
+            return None
+
+        def codegen(context, builder, sig, args):
+            function = builder.module.declare_intrinsic("llvm.sqrt", [ir.DoubleType()])
+            return builder.call(function, args)
+
+        return types.float64(types.float64), codegen
+
+    _sqrt_compiled.__doc__ = sqrt.__doc__
+    sqrt = intrinsic(_sqrt_compiled)  # noqa: F811 (compiled callers only)
 
     _F64 = ir.DoubleType()
     _I32 = ir.IntType(32)
@@ -175,7 +198,8 @@ if not JIT_DISABLED:
 
         return signature, codegen
 
-    @overload(uturn_dots, jit_options={"error_model": "numpy"})
+    # no reference counting (``nutslite._numba.jit``)
+    @overload(uturn_dots, jit_options={"error_model": "numpy", "_nrt": False})
     def _uturn_dots_compiled(v, r, va, vb, vm, vn, ra, rb, rm, rn):
         return lambda v, r, va, vb, vm, vn, ra, rb, rm, rn: _uturn_dots_kernel(
             v, r, va, vb, vm, vn, ra, rb, rm, rn

@@ -25,13 +25,12 @@ nothing and are skipped.
 
 from __future__ import annotations
 
-import math
 from collections import namedtuple
 
 import numpy as np
 
 from nutslite._numba import by_type, jit
-from nutslite.engine.linalg import dot
+from nutslite.engine.linalg import dot, sqrt
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
 
@@ -122,7 +121,7 @@ def _velocity_low_rank(metric, p, v_out):
     n = p.shape[0]
     basis, r = metric.basis, metric.basis.shape[1]
     for i in range(n):  # y = D p, kept in v_out
-        v_out[i] = math.sqrt(metric.diag[i]) * p[i]
+        v_out[i] = sqrt(metric.diag[i]) * p[i]
     for c in range(r):  # w = y + U ((Lambda - 1) U^T y)
         if metric.eigvals[c] == 1.0:
             continue
@@ -130,7 +129,7 @@ def _velocity_low_rank(metric, p, v_out):
         for i in range(n):
             v_out[i] += basis[i, c] * proj
     for i in range(n):  # v = D w
-        v_out[i] *= math.sqrt(metric.diag[i])
+        v_out[i] *= sqrt(metric.diag[i])
     return 0.5 * dot(p, v_out)
 
 
@@ -145,8 +144,11 @@ velocity.__doc__ = """``velocity(metric, p, v_out)``: ``v = M^{-1} p`` into ``v_
 
 @jit
 def _sample_momentum_diagonal(rng, metric, p_out):
-    for i in range(p_out.shape[0]):
-        p_out[i] = rng.standard_normal() / math.sqrt(metric.diag[i])
+    n = p_out.shape[0]
+    for i in range(n):
+        p_out[i] = rng.standard_normal()
+    for i in range(n):  # a separate pass: packed square roots and divisions
+        p_out[i] /= sqrt(metric.diag[i])
 
 
 @jit
@@ -173,11 +175,11 @@ def _sample_momentum_low_rank(rng, metric, p_out):
     for c in range(r):
         if metric.eigvals[c] == 1.0:
             continue
-        proj = dot(basis[:, c], p_out) * (1.0 / math.sqrt(metric.eigvals[c]) - 1.0)
+        proj = dot(basis[:, c], p_out) * (1.0 / sqrt(metric.eigvals[c]) - 1.0)
         for i in range(n):
             p_out[i] += basis[i, c] * proj
     for i in range(n):
-        p_out[i] /= math.sqrt(metric.diag[i])
+        p_out[i] /= sqrt(metric.diag[i])
 
 
 sample_momentum = by_type(

@@ -50,7 +50,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from nutslite._numba import jit
+from nutslite._numba import borrowed, jit
 from nutslite.engine.integrators import GRAD, P, Q, V, leapfrog
 from nutslite.engine.linalg import uturn_dots
 from nutslite.engine.metric import sample_momentum, velocity
@@ -64,8 +64,10 @@ Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated
 array with rows ``Q, P, V, GRAD`` (``nutslite.engine.integrators``; ``V = M^{-1} P`` is the
 velocity); ``logp, energy``: ``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)``
 prefix sums of momenta. State ``s`` is in row ``s & (2^max_depth - 1)`` and its prefix sum ``R[s]``
-in row ``s & (2^(max_depth + 1) - 1)``. Four arrays, not seven: every array a compiled call
-receives costs two atomic reference-count updates (``benchmarks/README.md``, engine profile).
+in row ``s & (2^(max_depth + 1) - 1)``. Four arrays, not seven: fewer arguments for every call
+of the tree builder. (Their reference counts, two atomic updates per array and call, are gone from
+the per-step path: ``nuts_transition`` borrows them and the tree builder counts nothing,
+``nutslite._numba``.)
 """
 
 Recorder = namedtuple("Recorder", ["active", "log"])
@@ -175,7 +177,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     return whole or left or right
 
 
-@jit(cache=False)  # a cached recursive function can come back with its self-call unresolved
+@jit(cache=False, _nrt=False)  # see the docstring
 def build_tree(ctx, edge, direction, depth):
     """Build a subtree of ``2^depth`` states beyond position ``edge`` in ``direction``, for the
     transition ``ctx`` (a ``Transition``).
@@ -185,6 +187,9 @@ def build_tree(ctx, edge, direction, depth):
     when a state diverged or a sub-subtree turned, and the caller then discards the subtree.
     ``divergent_position`` is 0 when nothing diverged (position 0 is never built here).
 
+    Compiled without reference counting (``_nrt=False``, ``nutslite._numba.jit``): its context is
+    borrowed (``nuts_transition``), and it allocates nothing.
+
     Not cached on its own: Numba can reload a cached specialisation of a recursive function with
     its recursive call unresolved (an LLVM "Symbol not found" abort). Its callers are cached, and
     carry its compiled code with them.
@@ -192,7 +197,7 @@ def build_tree(ctx, edge, direction, depth):
     if depth == 0:
         # the base case: one leapfrog step from ``edge`` to ``s``, stored with its energy, its
         # log weight ``H0 - H(s)`` and its momentum prefix sum (written out here: an inlined
-        # function would copy the context, and a copy counts the references of all its arrays)
+        # function would copy the context, which cost what it saved; ``benchmarks/README.md``)
         traj = ctx.traj
         s = edge + direction
         mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
@@ -264,7 +269,9 @@ def nuts_transition(
     for i in range(q0.shape[0]):
         traj.rho_prefix[below, i] = 0.0
         traj.rho_prefix[at, i] = z0[P, i]
-    ctx = Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder)
+    # borrowed: the callers own these arrays for longer than ``ctx`` lives (it ends with this
+    # transition), so the tree builder's calls and row views need not count references
+    ctx = borrowed(Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder))
 
     left = right = 0  # the accepted trajectory is [left, right]
     lo = hi = 0  # every position visited, rejected subtrees included
@@ -304,7 +311,7 @@ def nuts_transition(
             proposal = prop_sub
         log_w = log_sum_exp(log_w, log_w_sub)
 
-        if merge_is_turning(traj, left, m, right, recorder, depth, 1):
+        if merge_is_turning(ctx.traj, left, m, right, ctx.recorder, depth, 1):
             break
 
     return TransitionInfo(
