@@ -305,3 +305,26 @@ def test_borrowed_views_share_the_owners_data_and_leak_nothing():
         assert a.tolist() == expected.tolist() and b[:, 0].tolist() == expected.tolist()
     assert rng.standard_normal() == reference.standard_normal()
     assert (sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(rng)) == counts
+
+
+def test_trajectory_buffers_need_no_initial_values(monkeypatch):
+    """``allocate_trajectory`` leaves its buffers uninitialised: filled with NaN beforehand, they
+    must give the same draws, bit for bit (a row read before it is written would spread NaN)."""
+    from nutslite import sampling
+    from nutslite.engine.tree import allocate_trajectory
+
+    model = zoo.eight_schools("centered")  # divergences and trees of every depth
+    kwargs = dict(draws=60, tune=60, chains=2, seed=4, progress=False, warn=False)
+    plain = nl.sample(model, **kwargs)
+
+    def nan_filled(dim, max_depth):
+        traj = allocate_trajectory(dim, max_depth)
+        for buffer in traj:
+            buffer.fill(np.nan)
+        return traj
+
+    monkeypatch.setattr(sampling, "allocate_trajectory", nan_filled)
+    filled = nl.sample(model, **kwargs)
+    np.testing.assert_array_equal(plain.unconstrained, filled.unconstrained)
+    for name in ("lp", "n_steps", "acceptance_rate", "diverging"):
+        np.testing.assert_array_equal(plain.sample_stats[name], filled.sample_stats[name])

@@ -110,13 +110,17 @@ TransitionInfo = namedtuple(
 
 
 def allocate_trajectory(dim: int, max_depth: int) -> Trajectory:
-    """Buffers for transitions of at most ``2^max_depth`` states in ``dim`` dimensions."""
+    """Buffers for transitions of at most ``2^max_depth`` states in ``dim`` dimensions.
+
+    Left uninitialised: a transition writes every row before reading it (the initial state and
+    the prefix sums of positions -1 and 0 in ``nuts_transition``, every later row by the step
+    that reaches it), and zero-filling megabytes per chain would cost milliseconds per call."""
     cap = 1 << max_depth
     return Trajectory(
-        z=np.zeros((cap, 4, dim)),
-        logp=np.zeros(cap),
-        energy=np.zeros(cap),
-        rho_prefix=np.zeros((2 * cap, dim)),
+        z=np.empty((cap, 4, dim)),
+        logp=np.empty(cap),
+        energy=np.empty(cap),
+        rho_prefix=np.empty((2 * cap, dim)),
     )
 
 
