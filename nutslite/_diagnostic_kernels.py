@@ -339,6 +339,71 @@ def _lag_block(centred, chains, n, first, sums):
                 sums[lag - first] += ci * centred[base + i + lag]
 
 
+def butterflies(re, im, wr, wi, half):
+    """One stage of :func:`_fft`: for each block of ``2 half`` draws and ``k < half``, with
+    ``a = re[k] + i im[k]`` and ``b`` the entry ``half`` further on, ``(a, b) -> (a + b,
+    (a - b) w_k)`` with ``w_k = wr[k] + i wi[k]``; ``half`` is a multiple of 4.
+
+    This Python body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled callers
+    run a kernel emitted with llvmlite that performs the same operations per entry on
+    ``<4 x double>`` vectors of four consecutive ``k`` (bit-identical results).
+    """
+    for start in range(0, re.shape[0], 2 * half):
+        for k in range(half):
+            a, b = start + k, start + half + k
+            xr, xi, yr, yi = re[a], im[a], re[b], im[b]
+            re[a], im[a] = xr + yr, xi + yi
+            dr, di = xr - yr, xi - yi
+            re[b] = wr[k] * dr - wi[k] * di
+            im[b] = wr[k] * di + wi[k] * dr
+
+
+if not JIT_DISABLED:
+
+    @intrinsic
+    def _butterflies_kernel(typingctx, re, im, wr, wi, half):
+        """:func:`butterflies` on ``<4 x double>`` vectors of four consecutive ``k``."""
+        signature = types.void(re, im, wr, wi, half)
+
+        def codegen(context, builder, sig, args):
+            arrays = [
+                context.make_array(t)(context, builder, a)
+                for t, a in zip(sig.args[:4], args[:4], strict=True)
+            ]
+            size = cgutils.unpack_tuple(builder, arrays[0].shape, 1)[0]
+            pre, pim, pwr, pwi = (a.data for a in arrays)
+            h = args[4]
+            vec = vector_type(4)
+
+            def store(base, i, value):
+                ptr = builder.bitcast(builder.gep(base, [i]), vec.as_pointer())
+                builder.store(value, ptr, align=8)
+
+            with cgutils.for_range_slice(
+                builder, ir.Constant(h.type, 0), size, builder.add(h, h), inc=True
+            ) as (start, _):
+                with cgutils.for_range_slice(
+                    builder, ir.Constant(h.type, 0), h, ir.Constant(h.type, 4), inc=True
+                ) as (k, _):
+                    a = builder.add(start, k)
+                    b = builder.add(a, h)
+                    xr, xi = vector_load(builder, pre, a, 4), vector_load(builder, pim, a, 4)
+                    yr, yi = vector_load(builder, pre, b, 4), vector_load(builder, pim, b, 4)
+                    w_r, w_i = vector_load(builder, pwr, k, 4), vector_load(builder, pwi, k, 4)
+                    store(pre, a, builder.fadd(xr, yr))
+                    store(pim, a, builder.fadd(xi, yi))
+                    dr, di = builder.fsub(xr, yr), builder.fsub(xi, yi)
+                    store(pre, b, builder.fsub(builder.fmul(w_r, dr), builder.fmul(w_i, di)))
+                    store(pim, b, builder.fadd(builder.fmul(w_r, di), builder.fmul(w_i, dr)))
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    @overload(butterflies, jit_options={"error_model": "numpy"})
+    def _butterflies_compiled(re, im, wr, wi, half):
+        return lambda re, im, wr, wi, half: _butterflies_kernel(re, im, wr, wi, half)
+
+
 @jit
 def _fft(re, im, twiddles):
     """In-place radix-2 decimation-in-frequency FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``, left
@@ -354,19 +419,7 @@ def _fft(re, im, twiddles):
     size = re.shape[0]
     half = size // 2
     while half >= 4:
-        wr = twiddles[0, half : 2 * half]
-        wi = twiddles[1, half : 2 * half]
-        for start in range(0, size, 2 * half):
-            ar = re[start : start + half]
-            ai = im[start : start + half]
-            br = re[start + half : start + 2 * half]
-            bi = im[start + half : start + 2 * half]
-            for k in range(half):
-                xr, xi, yr, yi = ar[k], ai[k], br[k], bi[k]
-                ar[k], ai[k] = xr + yr, xi + yi
-                dr, di = xr - yr, xi - yi
-                br[k] = wr[k] * dr - wi[k] * di
-                bi[k] = wr[k] * di + wi[k] * dr
+        butterflies(re, im, twiddles[0, half : 2 * half], twiddles[1, half : 2 * half], half)
         half //= 2
     if size >= 4:  # the last two stages at once: twiddle factors 1 and -i, then 1
         for a in range(0, size, 4):
