@@ -339,10 +339,11 @@ def _lag_block(centred, chains, n, first, sums):
                 sums[lag - first] += ci * centred[base + i + lag]
 
 
-def butterflies(re, im, wr, wi, half):
-    """One stage of :func:`_fft`: for each block of ``2 half`` draws and ``k < half``, with
+def butterflies(re, im, wr, wi, half, padded):
+    """One stage of :func:`_fft`: for each block of ``2 half`` entries and ``k < half``, with
     ``a = re[k] + i im[k]`` and ``b`` the entry ``half`` further on, ``(a, b) -> (a + b,
-    (a - b) w_k)`` with ``w_k = wr[k] + i wi[k]``; ``half`` is a multiple of 4.
+    (a - b) w_k)`` with ``w_k = wr[k] + i wi[k]``; ``half`` is a multiple of 4. ``padded``:
+    the second half of the (single) block is zero and is not read (``b = 0``).
 
     This Python body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled callers
     run a kernel emitted with llvmlite that performs the same operations per entry on
@@ -351,19 +352,69 @@ def butterflies(re, im, wr, wi, half):
     for start in range(0, re.shape[0], 2 * half):
         for k in range(half):
             a, b = start + k, start + half + k
-            xr, xi, yr, yi = re[a], im[a], re[b], im[b]
+            xr, xi = re[a], im[a]
+            yr, yi = (0.0, 0.0) if padded else (re[b], im[b])
             re[a], im[a] = xr + yr, xi + yi
             dr, di = xr - yr, xi - yi
             re[b] = wr[k] * dr - wi[k] * di
             im[b] = wr[k] * di + wi[k] * dr
 
 
+@jit
+def _spectrum_product(re, im, p, q, first, second, previous, total):
+    """:func:`spectrum_products` at the one position ``p`` with mirror ``q``."""
+    zr, zi, wr, wi = re[p], im[p], re[q], im[q]
+    ar, ai = 0.5 * (zr + wr), 0.5 * (zi - wi)  # the first segment's spectrum
+    br, bi = 0.5 * (zi + wi), 0.5 * (wr - zr)  # the second's
+    pr, pi = previous[0, p], previous[1, p]
+    total[0, p] += ((ar * ar + ai * ai) + (br * br + bi * bi)) + (
+        first * (pr * ar + pi * ai) + second * (ar * br + ai * bi)
+    )
+    total[1, p] += first * (pr * ai - pi * ar) + second * (ar * bi - ai * br)
+    previous[0, p], previous[1, p] = br, bi
+
+
+def spectrum_products(re, im, start, count, mirror, first, second, previous, total):
+    """The pointwise step of :func:`_blocked_autocovariance_sums` at the stored positions
+    ``p = start + i`` of a transform in bit-reversed order, ``i < count``, whose mirrors (the
+    positions of ``Z_{L-k}``) are ``mirror - i``.
+
+    With ``Z = re + i im``, ``z = Z[p]`` and ``w = Z[mirror - i]``, the two segments' spectra
+    are ``A = (z + conj w) / 2`` and ``B = (z - conj w) / 2i``; with ``P`` the previous pair's
+    ``B`` (``previous[0:2, p]``), ``total[0:2, p] += |A|^2 + |B|^2 + first conj(A) P
+    + second conj(A) B`` (``first``, ``second`` carry the sign ``(-1)^k`` and whether the
+    segment continues the one before it) and ``previous[:, p] = B``. Compiled callers run a
+    ``<4 x double>`` kernel with the same operations per position on the first
+    ``count - count % 4`` positions (bit-identical results).
+    """
+    for i in range(count):
+        _spectrum_product(re, im, start + i, mirror - i, first, second, previous, total)
+
+
 if not JIT_DISABLED:
 
+    def _vector_store(builder, base, i, value):
+        """Store the ``<4 x double>`` ``value`` at ``base[i : i + 4]``."""
+        ptr = builder.bitcast(builder.gep(base, [i]), vector_type(4).as_pointer())
+        builder.store(value, ptr, align=8)
+
+    def _row_pointer(builder, array, row):
+        """Pointer to row ``row`` (a constant) of a C-contiguous 2-D array."""
+        columns = cgutils.unpack_tuple(builder, array.shape, 2)[1]
+        return builder.gep(array.data, [builder.mul(ir.Constant(columns.type, row), columns)])
+
+    def _splat(builder, value):
+        vec = builder.insert_element(
+            ir.Constant(vector_type(4), ir.Undefined), value, ir.Constant(ir.IntType(32), 0)
+        )
+        return builder.shuffle_vector(
+            vec, vec, ir.Constant(ir.VectorType(ir.IntType(32), 4), [0] * 4)
+        )
+
     @intrinsic
-    def _butterflies_kernel(typingctx, re, im, wr, wi, half):
+    def _butterflies_kernel(typingctx, re, im, wr, wi, half, padded):
         """:func:`butterflies` on ``<4 x double>`` vectors of four consecutive ``k``."""
-        signature = types.void(re, im, wr, wi, half)
+        signature = types.void(re, im, wr, wi, half, padded)
 
         def codegen(context, builder, sig, args):
             arrays = [
@@ -373,39 +424,114 @@ if not JIT_DISABLED:
             size = cgutils.unpack_tuple(builder, arrays[0].shape, 1)[0]
             pre, pim, pwr, pwi = (a.data for a in arrays)
             h = args[4]
-            vec = vector_type(4)
+            zero = ir.Constant(vector_type(4), [0.0] * 4)
 
-            def store(base, i, value):
-                ptr = builder.bitcast(builder.gep(base, [i]), vec.as_pointer())
-                builder.store(value, ptr, align=8)
-
-            with cgutils.for_range_slice(
-                builder, ir.Constant(h.type, 0), size, builder.add(h, h), inc=True
-            ) as (start, _):
+            def stage(is_padded):
                 with cgutils.for_range_slice(
-                    builder, ir.Constant(h.type, 0), h, ir.Constant(h.type, 4), inc=True
-                ) as (k, _):
-                    a = builder.add(start, k)
-                    b = builder.add(a, h)
-                    xr, xi = vector_load(builder, pre, a, 4), vector_load(builder, pim, a, 4)
-                    yr, yi = vector_load(builder, pre, b, 4), vector_load(builder, pim, b, 4)
-                    w_r, w_i = vector_load(builder, pwr, k, 4), vector_load(builder, pwi, k, 4)
-                    store(pre, a, builder.fadd(xr, yr))
-                    store(pim, a, builder.fadd(xi, yi))
-                    dr, di = builder.fsub(xr, yr), builder.fsub(xi, yi)
-                    store(pre, b, builder.fsub(builder.fmul(w_r, dr), builder.fmul(w_i, di)))
-                    store(pim, b, builder.fadd(builder.fmul(w_r, di), builder.fmul(w_i, dr)))
+                    builder, ir.Constant(h.type, 0), size, builder.add(h, h), inc=True
+                ) as (start, _):
+                    with cgutils.for_range_slice(
+                        builder, ir.Constant(h.type, 0), h, ir.Constant(h.type, 4), inc=True
+                    ) as (k, _):
+                        a = builder.add(start, k)
+                        b = builder.add(a, h)
+                        xr, xi = vector_load(builder, pre, a, 4), vector_load(builder, pim, a, 4)
+                        if is_padded:
+                            yr = yi = zero
+                        else:
+                            yr = vector_load(builder, pre, b, 4)
+                            yi = vector_load(builder, pim, b, 4)
+                        w_r = vector_load(builder, pwr, k, 4)
+                        w_i = vector_load(builder, pwi, k, 4)
+                        _vector_store(builder, pre, a, builder.fadd(xr, yr))
+                        _vector_store(builder, pim, a, builder.fadd(xi, yi))
+                        dr, di = builder.fsub(xr, yr), builder.fsub(xi, yi)
+                        mul = builder.fmul
+                        _vector_store(builder, pre, b, builder.fsub(mul(w_r, dr), mul(w_i, di)))
+                        _vector_store(builder, pim, b, builder.fadd(mul(w_r, di), mul(w_i, dr)))
+
+            with builder.if_else(args[5]) as (then, otherwise):
+                with then:
+                    stage(True)
+                with otherwise:
+                    stage(False)
             return context.get_dummy_value()
 
         return signature, codegen
 
     @overload(butterflies, jit_options={"error_model": "numpy"})
-    def _butterflies_compiled(re, im, wr, wi, half):
-        return lambda re, im, wr, wi, half: _butterflies_kernel(re, im, wr, wi, half)
+    def _butterflies_compiled(re, im, wr, wi, half, padded):
+        return lambda re, im, wr, wi, half, padded: _butterflies_kernel(
+            re, im, wr, wi, half, padded
+        )
+
+    @intrinsic
+    def _spectrum_products_kernel(
+        typingctx, re, im, start, count, mirror, first, second, previous, total
+    ):
+        """:func:`spectrum_products` on ``<4 x double>`` vectors of four consecutive positions
+        (their mirrors loaded as one vector and reversed)."""
+        signature = types.void(re, im, start, count, mirror, first, second, previous, total)
+
+        def codegen(context, builder, sig, args):
+            re_, im_, start_, count_, mirror_, first_, second_, previous_, total_ = args
+            pre = context.make_array(sig.args[0])(context, builder, re_).data
+            pim = context.make_array(sig.args[1])(context, builder, im_).data
+            prev = context.make_array(sig.args[7])(context, builder, previous_)
+            tot = context.make_array(sig.args[8])(context, builder, total_)
+            prev_re, prev_im = _row_pointer(builder, prev, 0), _row_pointer(builder, prev, 1)
+            tot_re, tot_im = _row_pointer(builder, tot, 0), _row_pointer(builder, tot, 1)
+            f, s = _splat(builder, first_), _splat(builder, second_)
+            half = ir.Constant(vector_type(4), [0.5] * 4)
+            backwards = ir.Constant(ir.VectorType(ir.IntType(32), 4), [3, 2, 1, 0])
+            add, sub, mul = builder.fadd, builder.fsub, builder.fmul
+            with cgutils.for_range_slice(
+                builder, ir.Constant(count_.type, 0), count_, ir.Constant(count_.type, 4)
+            ) as (i, _):
+                p = builder.add(start_, i)
+                q = builder.sub(builder.sub(mirror_, i), ir.Constant(i.type, 3))
+                zr, zi = vector_load(builder, pre, p, 4), vector_load(builder, pim, p, 4)
+                wr = vector_load(builder, pre, q, 4)
+                wr = builder.shuffle_vector(wr, wr, backwards)
+                wi = vector_load(builder, pim, q, 4)
+                wi = builder.shuffle_vector(wi, wi, backwards)
+                ar, ai = mul(half, add(zr, wr)), mul(half, sub(zi, wi))
+                br, bi = mul(half, add(zi, wi)), mul(half, sub(wr, zr))
+                pr, pi = vector_load(builder, prev_re, p, 4), vector_load(builder, prev_im, p, 4)
+                power = add(add(mul(ar, ar), mul(ai, ai)), add(mul(br, br), mul(bi, bi)))
+                cross = add(
+                    mul(f, add(mul(pr, ar), mul(pi, ai))), mul(s, add(mul(ar, br), mul(ai, bi)))
+                )
+                _vector_store(
+                    builder, tot_re, p, add(vector_load(builder, tot_re, p, 4), add(power, cross))
+                )
+                cross_im = add(
+                    mul(f, sub(mul(pr, ai), mul(pi, ar))), mul(s, sub(mul(ar, bi), mul(ai, br)))
+                )
+                _vector_store(
+                    builder, tot_im, p, add(vector_load(builder, tot_im, p, 4), cross_im)
+                )
+                _vector_store(builder, prev_re, p, br)
+                _vector_store(builder, prev_im, p, bi)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    @overload(spectrum_products, jit_options={"error_model": "numpy"})
+    def _spectrum_products_compiled(re, im, start, count, mirror, first, second, previous, total):
+        def vectorised(re, im, start, count, mirror, first, second, previous, total):
+            whole = count - count % 4
+            _spectrum_products_kernel(
+                re, im, start, whole, mirror, first, second, previous, total
+            )
+            for i in range(whole, count):
+                _spectrum_product(re, im, start + i, mirror - i, first, second, previous, total)
+
+        return vectorised
 
 
 @jit
-def _fft(re, im, twiddles):
+def _fft(re, im, twiddles, padded):
     """In-place radix-2 decimation-in-frequency FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``, left
     in bit-reversed order: ``X_k`` lands at index ``reverse(k)`` (see :func:`_bit_reversal`).
 
@@ -414,12 +540,16 @@ def _fft(re, im, twiddles):
     its twiddle factors ``e^{-i pi k / h}``, ``k < h``, from the contiguous slices
     ``twiddles[0, h:2h]`` (real parts) and ``twiddles[1, h:2h]`` (imaginary parts) of the table
     of :func:`fft_twiddles`. The callers only multiply spectra pointwise, so they read the
-    output through the permutation instead of applying it.
+    output through the permutation instead of applying it. ``padded`` (for ``L >= 8``): the
+    second half of the input is zero and is not read.
     """
     size = re.shape[0]
     half = size // 2
     while half >= 4:
-        butterflies(re, im, twiddles[0, half : 2 * half], twiddles[1, half : 2 * half], half)
+        butterflies(
+            re, im, twiddles[0, half : 2 * half], twiddles[1, half : 2 * half], half, padded
+        )
+        padded = False
         half //= 2
     if size >= 4:  # the last two stages at once: twiddle factors 1 and -i, then 1
         for a in range(0, size, 4):
@@ -466,14 +596,15 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
     read through the bit reversal :func:`_fft` leaves them in.
     """
     size = 2 * block
-    # the transform (re, im), the spectrum of the segment before the pair and the sum
+    # the transform (re, im); the previous pair's second spectrum and the sum over pairs, kept
+    # at the positions of the transform's bit-reversed order
     scratch = np.zeros((6, size))
-    re, im, previous_re, previous_im = scratch[0], scratch[1], scratch[2], scratch[3]
-    total_re, total_im = scratch[4], scratch[5]
+    re, im, previous, total = scratch[0], scratch[1], scratch[2:4], scratch[4:6]
     reverse = np.empty(size, dtype=np.int64)
     _bit_reversal(size, reverse)
     segments = (n + block - 1) // block
     count = chains * segments
+    padded = size >= 8  # the transform skips the zeros of the second half
     for pair in range(0, count, 2):
         for side in range(2):
             target = scratch[side]  # re, then im
@@ -484,34 +615,42 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
                 length = min(block, n - segment % segments * block)
                 for i in range(length):
                     target[i] = centred[start + i]
-            for i in range(length, size):
+            for i in range(length, block if padded else size):
                 target[i] = 0.0
-        _fft(re, im, twiddles)
+        _fft(re, im, twiddles, padded)
         # 1.0 where a segment continues the one before it in the same chain, else 0.0
         first_follows = 1.0 if pair % segments > 0 else 0.0
         second_follows = 1.0 if (pair + 1) % segments > 0 else 0.0
-        sign = 1.0
-        for k in range(block + 1):
-            here, mirror = reverse[k], reverse[size - k if k else 0]
-            zr, zi, wr, wi = re[here], im[here], re[mirror], im[mirror]
-            ar, ai = 0.5 * (zr + wr), 0.5 * (zi - wi)  # the first segment's spectrum
-            br, bi = 0.5 * (zi + wi), 0.5 * (wr - zr)  # the second's
-            pr, pi = previous_re[k], previous_im[k]
-            first, second = sign * first_follows, sign * second_follows
-            total_re[k] += ((ar * ar + ai * ai) + (br * br + bi * bi)) + (
-                first * (pr * ar + pi * ai) + second * (ar * br + ai * bi)
+        # position 0 holds k = 0, position 1 k = block (each its own mirror L - k); positions
+        # g <= p < 2g hold frequencies whose mirrors sit at 3g - 1 - p: the first half of them
+        # covers every pair once; k is odd (sign -1) only in the last group
+        spectrum_products(re, im, 0, 1, 0, first_follows, second_follows, previous, total)
+        group = 1
+        while group < size:
+            sign = -1.0 if 2 * group == size else 1.0
+            spectrum_products(
+                re,
+                im,
+                group,
+                max(group // 2, 1),
+                2 * group - 1,
+                sign * first_follows,
+                sign * second_follows,
+                previous,
+                total,
             )
-            total_im[k] += first * (pr * ai - pi * ar) + second * (ar * bi - ai * br)
-            previous_re[k], previous_im[k] = br, bi
-            sign = -sign
-    # the inverse transform of the Hermitian sum, as the forward transform of its conjugate
-    for k in range(block + 1):
-        re[k] = total_re[k]
-        im[k] = -total_im[k]
-    for k in range(block + 1, size):
-        re[k] = total_re[size - k]
-        im[k] = total_im[size - k]
-    _fft(re, im, twiddles)
+            group *= 2
+    # the inverse transform of the Hermitian sum, as the forward transform of its conjugate (in
+    # natural order: the conjugate at k, the sum itself at L - k)
+    group = 1
+    while group < size:
+        for p in range(group, group + max(group // 2, 1)):
+            k = reverse[p]
+            re[k], im[k] = total[0, p], -total[1, p]
+            re[size - k], im[size - k] = total[0, p], total[1, p]
+        group *= 2
+    re[0], im[0] = total[0, 0], -total[1, 0]
+    _fft(re, im, twiddles, False)
     for t in range(min(block + 1, n)):
         acov[t] = re[reverse[t]] / size
 

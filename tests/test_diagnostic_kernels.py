@@ -138,7 +138,7 @@ def test_fft_equals_numpys():
     for size in (2, 4, 8, 1024):
         x = rng.standard_normal(size) + 1j * rng.standard_normal(size)
         re, im = x.real.copy(), x.imag.copy()
-        kernels._fft(re, im, kernels.fft_twiddles(size))
+        kernels._fft(re, im, kernels.fft_twiddles(size), False)
         reverse = np.empty(size, np.int64)
         kernels._bit_reversal(size, reverse)
         bits = size.bit_length() - 1
