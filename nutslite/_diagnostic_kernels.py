@@ -19,8 +19,8 @@ bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per s
   linearly (up to the logarithm of the lags needed) with the number of draws. The eight lags
   of a pass are the lanes of two ``<4 x double>`` registers (:func:`lag_products`).
 
-Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
-the batch in a thread pool, one thread per core, four slices per thread. Sums are NumPy's
+Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel in one thread
+per core, each taking the next scalar from a shared atomic counter (:func:`claim`). Sums are NumPy's
 pairwise summation (:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the
 autocovariances differ from a whole-chain FFT's by rounding only, so every statistic equals the
 NumPy/SciPy formulation (``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagnostics` used
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -79,8 +80,6 @@ _CONSTANT_TOL = np.finfo(float).resolution
 """Draws whose range is below this (1e-15) count as constant (as in ArviZ)."""
 
 _TAIL_PROBS = (0.05, 0.95)
-SLICES_PER_THREAD = 4
-"""Slices of the scalars per thread of :func:`scalar_statistics`."""
 _MIN_PARALLEL_DRAWS = 50_000
 """Draws in a batch below which one thread does all the work (a pool costs more than it saves)."""
 
@@ -745,6 +744,42 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
 # ---------------------------------------------------------------------------
 
 
+_CLAIM_LOCK = threading.Lock()
+
+
+def claim(counter):
+    """``counter[0] += 1`` as one atomic step; returns the value before.
+
+    The threads of :func:`scalar_statistics` take the scalars one at a time from this shared
+    counter, so none waits at the end for a slice the other is still working through. This
+    Python body (under a lock) runs under ``NUMBA_DISABLE_JIT=1``; compiled callers use an
+    atomic ``add`` instruction.
+    """
+    with _CLAIM_LOCK:
+        value = counter[0]
+        counter[0] = value + 1
+    return value
+
+
+if not JIT_DISABLED:
+
+    @intrinsic
+    def _claim_kernel(typingctx, counter):
+        """:func:`claim` as LLVM's ``atomicrmw add`` (sequentially consistent)."""
+        signature = types.int64(counter)
+
+        def codegen(context, builder, sig, args):
+            data = context.make_array(sig.args[0])(context, builder, args[0]).data
+            one = ir.Constant(ir.IntType(64), 1)
+            return builder.atomic_rmw("add", data, one, "seq_cst")
+
+        return signature, codegen
+
+    @overload(claim, jit_options={"error_model": "numpy"})
+    def _claim_compiled(counter):
+        return lambda counter: _claim_kernel(counter)
+
+
 _SIGN_BIT = np.uint64(1) << np.uint64(63)
 _ALL_BITS = ~np.uint64(0)
 
@@ -955,11 +990,12 @@ def _scratch(chains, draws):
 
 @jit
 def _statistics_kernel(
-    batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, first, last, results
+    batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, counter, results
 ):
-    """Every column of :data:`COLUMNS` into ``results[k]``, for the scalars ``first <= k < last``
-    with finite draws (``usable[k]``); the split-chain statistics only if ``draws >= min_draws``,
-    and ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
+    """Every column of :data:`COLUMNS` into ``results[k]``, for the scalars ``k`` with finite
+    draws (``usable[k]``), each taken in turn from the shared ``counter`` (:func:`claim`) until
+    all are taken; the split-chain statistics only if ``draws >= min_draws``, and
+    ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
 
     One function, not a call per scalar: Numba re-optimises every caller together with its
     callees, so each level of calls costs compile time.
@@ -968,7 +1004,10 @@ def _statistics_kernel(
     buffers, index, marks, keys, counts, pw = _scratch(chains, draws)
     floats = marks[:0]  # no indicators: _ess reads the float series
     rank_stats = draws >= min_draws
-    for k in range(first, last):
+    while True:
+        k = claim(counter)
+        if k >= batch.shape[0]:
+            break
         if not usable[k]:
             continue
         x = batch[k]
@@ -1220,8 +1259,9 @@ def scalar_statistics(
     statistics when ``draws < min_draws``, are ``nan``; R-hat needs two chains. ``mcse=False``
     skips ``split_rhat``, ``ess_mean`` and the MCSEs (``nan``), two fifths of the autocovariance
     work, for the convergence checks. Returns ``(K, len(COLUMNS))``. ``threads`` (default: the
-    cores this process may use) slices the scalars among threads; the results do not depend on
-    it.
+    cores this process may use; one below ``_MIN_PARALLEL_DRAWS`` draws in all) run the kernel
+    at once, the calling thread among them, each taking the next scalar from a shared counter;
+    the results do not depend on it.
     """
     # C-contiguous and writeable, so that one compiled version serves every input (Numba
     # compiles read-only arrays separately)
@@ -1244,31 +1284,15 @@ def scalar_statistics(
         if batch.size < _MIN_PARALLEL_DRAWS:
             threads = 1
     threads = max(1, min(threads or 1, n_scalars))
-    # several slices per thread, taken in turn: a thread slowed by other work takes fewer
-    slices = min(n_scalars, SLICES_PER_THREAD * threads)
-    bounds = np.linspace(0, n_scalars, slices + 1).astype(np.int64)
+    counter = np.zeros(1, dtype=np.int64)  # the next scalar to take
+    args = (batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, counter, out)
     if threads == 1:
-        _quiet_kernel(
-            batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, 0, n_scalars, out
-        )
+        _quiet_kernel(*args)
         return out
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        jobs = [
-            pool.submit(
-                _quiet_kernel,
-                batch,
-                usable,
-                scores,
-                twiddles,
-                hdi_prob,
-                min_draws,
-                mcse,
-                lo,
-                hi,
-                out,
-            )
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
+    # the calling thread works too, beside threads - 1 others
+    with ThreadPoolExecutor(max_workers=threads - 1) as pool:
+        jobs = [pool.submit(_quiet_kernel, *args) for _ in range(threads - 1)]
+        _quiet_kernel(*args)
         for job in jobs:
             job.result()
     return out
