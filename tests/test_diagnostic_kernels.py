@@ -223,12 +223,13 @@ def test_bucket_argsort_is_a_stable_sort(size):
         np.where(rng.random(size) < 0.5, -1e308, 1e308) * rng.random(size),  # a range too large
     ]
     for values in cases:
-        order, spare, local, spare_local = np.empty((4, size), np.int64)
+        order, local, spare_local = np.empty((3, size), np.int64)
+        buckets = np.empty(kernels.BUCKETS_PER_DRAW * size, np.int64)
         srt = np.empty(size)
         keys = np.empty((2, size), np.uint64)
         counts = np.empty((8, 1 << kernels.RADIX_BITS_LARGE), np.int64)
         kernels._bucket_argsort(
-            values, order, srt, spare, local, spare_local, keys[0], keys[1], counts
+            values, order, srt, buckets, local, spare_local, keys[0], keys[1], counts
         )
         np.testing.assert_array_equal(np.sort(order), np.arange(size))
         np.testing.assert_array_equal(srt.view(np.uint64), values[order].view(np.uint64))
