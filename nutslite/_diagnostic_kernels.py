@@ -227,26 +227,25 @@ LAG_BLOCK = 8
 
 
 def lag_products(head, tail, count):
-    """``s_j = sum_{i<count} head[i] tail[i + j]`` for ``j < 8``, each summed left to right.
+    """``s_j = sum_{i<count} head[i] tail[i + j]`` for ``j < 8``: the terms of even ``i`` and
+    those of odd ``i`` each summed left to right, then the two partial sums added.
 
-    The eight sums are independent, so they are the lanes of two vector registers. This Python
-    body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled callers run a kernel
-    emitted with llvmlite that performs the same multiplications and additions, in the same order
-    per lane, on ``<4 x double>`` vectors (Numba 0.65 compiles the scalar body to scalar
-    instructions: see :mod:`nutslite.engine.linalg`). Both give bit-identical sums.
+    The sixteen partial sums are independent, so they are the lanes of four vector registers
+    and two draws' additions proceed at once (one chain of additions waits on each one before
+    it). This Python body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled
+    callers run a kernel emitted with llvmlite that performs the same multiplications and
+    additions, in the same order per lane, on ``<4 x double>`` vectors (Numba 0.65 compiles
+    the scalar body to scalar instructions: see :mod:`nutslite.engine.linalg`). Both give
+    bit-identical sums.
     """
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    even = [0.0] * LAG_BLOCK
+    odd = [0.0] * LAG_BLOCK
     for i in range(count):
+        sums = odd if i % 2 else even
         ci = head[i]
-        s0 += ci * tail[i]
-        s1 += ci * tail[i + 1]
-        s2 += ci * tail[i + 2]
-        s3 += ci * tail[i + 3]
-        s4 += ci * tail[i + 4]
-        s5 += ci * tail[i + 5]
-        s6 += ci * tail[i + 6]
-        s7 += ci * tail[i + 7]
-    return s0, s1, s2, s3, s4, s5, s6, s7
+        for j in range(LAG_BLOCK):
+            sums[j] += ci * tail[i + j]
+    return tuple([even[j] + odd[j] for j in range(LAG_BLOCK)])
 
 
 if not JIT_DISABLED:
@@ -258,20 +257,20 @@ if not JIT_DISABLED:
 
     @intrinsic
     def _lag_products_kernel(typingctx, head, tail, count):
-        """:func:`lag_products` with lanes ``0-3`` and ``4-7`` in two ``<4 x double>`` sums:
-        per draw, ``head[i]`` broadcast times ``tail[i : i + 4]`` and ``tail[i + 4 : i + 8]``."""
+        """:func:`lag_products` with lanes ``0-3`` and ``4-7`` in two ``<4 x double>`` sums
+        for the even draws and two for the odd ones: per draw, ``head[i]`` broadcast times
+        ``tail[i : i + 4]`` and ``tail[i + 4 : i + 8]``, two draws per iteration."""
         signature = types.UniTuple(types.float64, LAG_BLOCK)(head, tail, count)
 
         def codegen(context, builder, sig, args):
             h = context.make_array(sig.args[0])(context, builder, args[0]).data
             t = context.make_array(sig.args[1])(context, builder, args[1]).data
             zero = ir.Constant(vector_type(4), [0.0] * 4)
-            low = cgutils.alloca_once_value(builder, zero)
-            high = cgutils.alloca_once_value(builder, zero)
+            sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
             n = args[2]
-            four = ir.Constant(n.type, 4)
-            with cgutils.for_range(builder, n) as loop:
-                i = loop.index
+            one, two, four = (ir.Constant(n.type, k) for k in (1, 2, 4))
+
+            def add_draw(i, low, high):
                 ci = builder.load(builder.gep(h, [i]))
                 splat = builder.insert_element(
                     ir.Constant(vector_type(4), ir.Undefined), ci, ir.Constant(ir.IntType(32), 0)
@@ -282,11 +281,19 @@ if not JIT_DISABLED:
                 for acc, offset in ((low, i), (high, builder.add(i, four))):
                     term = builder.fmul(splat, vector_load(builder, t, offset, 4))
                     builder.store(builder.fadd(builder.load(acc), term), acc)
+
+            pairs = builder.sub(n, builder.srem(n, two))
+            with cgutils.for_range_slice(builder, ir.Constant(n.type, 0), pairs, two) as (i, _):
+                add_draw(i, sums[0], sums[1])
+                add_draw(builder.add(i, one), sums[2], sums[3])
+            with builder.if_then(builder.icmp_signed("<", pairs, n)):
+                add_draw(pairs, sums[0], sums[1])
             lanes = []
-            for acc in (low, high):
-                vec = builder.load(acc)
-                lanes += [builder.extract_element(vec, ir.Constant(ir.IntType(32), k))
-                          for k in range(4)]
+            for even, odd in ((sums[0], sums[2]), (sums[1], sums[3])):
+                vec = builder.fadd(builder.load(even), builder.load(odd))
+                lanes += [
+                    builder.extract_element(vec, ir.Constant(ir.IntType(32), k)) for k in range(4)
+                ]
             return context.make_tuple(builder, sig.return_type, lanes)
 
         return signature, codegen
