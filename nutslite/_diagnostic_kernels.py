@@ -619,10 +619,8 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
             if segment < count:
                 start = segment // segments * n + segment % segments * block
                 length = min(block, n - segment % segments * block)
-                for i in range(length):
-                    target[i] = centred[start + i]
-            for i in range(length, block if padded else size):
-                target[i] = 0.0
+                target[:length] = centred[start : start + length]
+            target[length : block if padded else size] = 0.0
         _fft(re, im, twiddles, padded)
         # 1.0 where a segment continues the one before it in the same chain, else 0.0
         first_follows = 1.0 if pair % segments > 0 else 0.0
@@ -697,20 +695,25 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
         return float(size), np.nan
     indicators = marks.shape[0] > 0
     means = work[chains : 2 * chains]  # work[:chains] is _mean_and_variance's scratch
+    # (loops over slices from 0: the compiler then knows the indices are not negative and
+    # vectorises them)
     for m in range(chains):
+        out = centred[m * n : (m + 1) * n]
         if indicators:  # the pairwise sum of 0s and 1s is their count: the same mean
+            chain_marks = marks[m * n : (m + 1) * n]
             count = 0
-            for i in range(m * n, (m + 1) * n):
-                count += int(marks[i])  # int: a byte sum would wrap without the compiler
+            for i in range(n):
+                count += int(chain_marks[i])  # int: a byte sum would wrap without the compiler
             mean = count / n
             means[m] = mean
-            for i in range(m * n, (m + 1) * n):
-                centred[i] = marks[i] - mean
+            for i in range(n):
+                out[i] = chain_marks[i] - mean
         else:
-            mean = _mean(series[m * n : (m + 1) * n], pw)
+            chain = series[m * n : (m + 1) * n]
+            mean = _mean(chain, pw)
             means[m] = mean
-            for i in range(m * n, (m + 1) * n):
-                centred[i] = series[i] - mean
+            for i in range(n):
+                out[i] = chain[i] - mean
     scale = 1.0 / (n * chains)
     sums = work[2 * chains : 2 * chains + LAG_BLOCK]
     between = _mean_and_variance(means, work, pw)[1]
@@ -978,17 +981,38 @@ def _quantile_type7(srt, size, prob):
 
 
 @jit
+def _range_below(values, tolerance):
+    """Whether ``max(values) - min(values) < tolerance`` (finite ``values``): four running
+    extremes, taken in turn, so that the comparisons do not wait on each other."""
+    low = np.full(4, np.inf)
+    high = np.full(4, -np.inf)
+    size = values.shape[0]
+    whole = size - size % 4
+    for i in range(0, whole, 4):
+        for lane in range(4):
+            low[lane] = min(low[lane], values[i + lane])
+            high[lane] = max(high[lane], values[i + lane])
+    for i in range(whole, size):
+        low[0] = min(low[0], values[i])
+        high[0] = max(high[0], values[i])
+    return high.max() - low.min() < tolerance
+
+
+@jit
 def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles):
     """ESS of the split-chain indicators ``I(theta <= threshold)`` (Vehtari et al. eq. 16),
     written as bytes into ``marks``."""
     chains, draws = x.shape
     below = 0
     for c in range(chains):
+        first_draws, second_draws = x[c, :n], x[c, draws - n :]
+        first_marks = marks[c * n : (c + 1) * n]
+        second_marks = marks[(chains + c) * n : (chains + c + 1) * n]
         for i in range(n):
-            first_half = x[c, i] <= threshold
-            second_half = x[c, draws - n + i] <= threshold
-            marks[c * n + i] = first_half
-            marks[(chains + c) * n + i] = second_half
+            first_half = first_draws[i] <= threshold
+            second_half = second_draws[i] <= threshold
+            first_marks[i] = first_half
+            second_marks[i] = second_half
             below += int(first_half) + int(second_half)  # bools would add as "or" uncompiled
     constant = below == 0 or below == 2 * chains * n
     size = 2 * chains * n
@@ -1048,9 +1072,8 @@ def _statistics_kernel(
         size = split_chains * n
         split = buffers[1]
         for c in range(chains):
-            for i in range(n):
-                split[c * n + i] = x[c, i]
-                split[(chains + c) * n + i] = x[c, draws - n + i]
+            split[c * n : (c + 1) * n] = x[c, :n]
+            split[(chains + c) * n : (chains + c + 1) * n] = x[c, draws - n :]
             if draws % 2:
                 split[size + c] = x[c, n]
         order = index[0]
@@ -1203,16 +1226,12 @@ def _statistics_kernel(
         for i in range(total):
             work[i] = squared[i] * squared[i]
         fourth = _mean(work[:total], pw)
-        low, high = np.inf, -np.inf
         for c in range(chains):
-            for i in range(n):
-                first_half = squared[c * draws + i]
-                second_half = squared[c * draws + draws - n + i]
-                split[c * n + i] = first_half
-                split[(chains + c) * n + i] = second_half
-                low = min(low, first_half, second_half)
-                high = max(high, first_half, second_half)
-        constant = high - low < _CONSTANT_TOL
+            split[c * n : (c + 1) * n] = squared[c * draws : c * draws + n]
+            split[(chains + c) * n : (chains + c + 1) * n] = squared[
+                (c + 1) * draws - n : (c + 1) * draws
+            ]
+        constant = _range_below(split[:size], _CONSTANT_TOL)
         ess_squared = _ess(
             split, floats, split_chains, n, constant, centred, rho, acov, work, pw, twiddles
         )[0]
