@@ -345,25 +345,31 @@ def _lag_block(centred, chains, n, first, sums):
                 sums[lag - first] += ci * centred[base + i + lag]
 
 
-def butterflies(re, im, wr, wi, half, padded):
-    """One stage of :func:`_fft`: for each block of ``2 half`` entries and ``k < half``, with
-    ``a = re[k] + i im[k]`` and ``b`` the entry ``half`` further on, ``(a, b) -> (a + b,
-    (a - b) w_k)`` with ``w_k = wr[k] + i wi[k]``; ``half`` is a multiple of 4. ``padded``:
-    the second half of the (single) block is zero and is not read (``b = 0``).
+def butterflies(re, im, twiddles, half, stages, padded):
+    """``stages`` (1 or 2) stages of :func:`_fft`, the first splitting blocks of ``2 half``
+    entries: for each block and ``k < half``, with ``a = re[k] + i im[k]`` and ``b`` the entry
+    ``half`` further on, ``(a, b) -> (a + b, (a - b) w_k)`` with ``w_k = e^{-i pi k / half}``
+    (row 0 of ``twiddles[:, half : 2 half]`` the real, row 1 the imaginary parts); the second
+    stage does the same with ``half / 2``. ``half / 2^(stages - 1)`` is a multiple of 4.
+    ``padded``: the second half of the (single) block is zero and is not read (``b = 0``).
 
     This Python body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled callers
     run a kernel emitted with llvmlite that performs the same operations per entry on
-    ``<4 x double>`` vectors of four consecutive ``k`` (bit-identical results).
+    ``<4 x double>`` vectors of four consecutive ``k``, two stages per pass over the entries
+    (bit-identical results).
     """
-    for start in range(0, re.shape[0], 2 * half):
-        for k in range(half):
-            a, b = start + k, start + half + k
-            xr, xi = re[a], im[a]
-            yr, yi = (0.0, 0.0) if padded else (re[b], im[b])
-            re[a], im[a] = xr + yr, xi + yi
-            dr, di = xr - yr, xi - yi
-            re[b] = wr[k] * dr - wi[k] * di
-            im[b] = wr[k] * di + wi[k] * dr
+    for stage in range(stages):
+        h = half >> stage
+        wr, wi = twiddles[0, h : 2 * h], twiddles[1, h : 2 * h]
+        for start in range(0, re.shape[0], 2 * h):
+            for k in range(h):
+                a, b = start + k, start + h + k
+                xr, xi = re[a], im[a]
+                yr, yi = (0.0, 0.0) if padded and stage == 0 else (re[b], im[b])
+                re[a], im[a] = xr + yr, xi + yi
+                dr, di = xr - yr, xi - yi
+                re[b] = wr[k] * dr - wi[k] * di
+                im[b] = wr[k] * di + wi[k] * dr
 
 
 @jit
@@ -418,58 +424,88 @@ if not JIT_DISABLED:
         )
 
     @intrinsic
-    def _butterflies_kernel(typingctx, re, im, wr, wi, half, padded):
-        """:func:`butterflies` on ``<4 x double>`` vectors of four consecutive ``k``."""
-        signature = types.void(re, im, wr, wi, half, padded)
+    def _butterflies_kernel(typingctx, re, im, twiddles, half, stages, padded):
+        """:func:`butterflies` on ``<4 x double>`` vectors of four consecutive ``k``; with two
+        stages, the four entries ``k``, ``k + half / 2``, ``k + half`` and ``k + 3 half / 2``
+        of a block go through both in registers (a radix-4 pass)."""
+        signature = types.void(re, im, twiddles, half, stages, padded)
 
         def codegen(context, builder, sig, args):
-            arrays = [
-                context.make_array(t)(context, builder, a)
-                for t, a in zip(sig.args[:4], args[:4], strict=True)
-            ]
-            size = cgutils.unpack_tuple(builder, arrays[0].shape, 1)[0]
-            pre, pim, pwr, pwi = (a.data for a in arrays)
-            h = args[4]
+            pre = context.make_array(sig.args[0])(context, builder, args[0]).data
+            pim = context.make_array(sig.args[1])(context, builder, args[1]).data
+            size = cgutils.unpack_tuple(
+                builder, context.make_array(sig.args[0])(context, builder, args[0]).shape, 1
+            )[0]
+            table = context.make_array(sig.args[2])(context, builder, args[2])
+            twr, twi = _row_pointer(builder, table, 0), _row_pointer(builder, table, 1)
+            h = args[3]
             zero = ir.Constant(vector_type(4), [0.0] * 4)
+            add, sub, mul = builder.fadd, builder.fsub, builder.fmul
 
-            def stage(is_padded):
+            def butterfly(x, y, w):
+                """``(x, y) -> (x + y, (x - y) w)`` on (real, imaginary) vector pairs."""
+                dr, di = sub(x[0], y[0]), sub(x[1], y[1])
+                return (add(x[0], y[0]), add(x[1], y[1])), (
+                    sub(mul(w[0], dr), mul(w[1], di)),
+                    add(mul(w[0], di), mul(w[1], dr)),
+                )
+
+            def load(i):
+                return vector_load(builder, pre, i, 4), vector_load(builder, pim, i, 4)
+
+            def store(i, value):
+                _vector_store(builder, pre, i, value[0])
+                _vector_store(builder, pim, i, value[1])
+
+            def twiddle(i):
+                return vector_load(builder, twr, i, 4), vector_load(builder, twi, i, 4)
+
+            def passes(two, is_padded):
+                quarter = builder.ashr(h, ir.Constant(h.type, 1)) if two else h
                 with cgutils.for_range_slice(
-                    builder, ir.Constant(h.type, 0), size, builder.add(h, h), inc=True
+                    builder, ir.Constant(h.type, 0), size, builder.add(h, h)
                 ) as (start, _):
                     with cgutils.for_range_slice(
-                        builder, ir.Constant(h.type, 0), h, ir.Constant(h.type, 4), inc=True
+                        builder, ir.Constant(h.type, 0), quarter, ir.Constant(h.type, 4)
                     ) as (k, _):
-                        a = builder.add(start, k)
-                        b = builder.add(a, h)
-                        xr, xi = vector_load(builder, pre, a, 4), vector_load(builder, pim, a, 4)
-                        if is_padded:
-                            yr = yi = zero
-                        else:
-                            yr = vector_load(builder, pre, b, 4)
-                            yi = vector_load(builder, pim, b, 4)
-                        w_r = vector_load(builder, pwr, k, 4)
-                        w_i = vector_load(builder, pwi, k, 4)
-                        _vector_store(builder, pre, a, builder.fadd(xr, yr))
-                        _vector_store(builder, pim, a, builder.fadd(xi, yi))
-                        dr, di = builder.fsub(xr, yr), builder.fsub(xi, yi)
-                        mul = builder.fmul
-                        _vector_store(builder, pre, b, builder.fsub(mul(w_r, dr), mul(w_i, di)))
-                        _vector_store(builder, pim, b, builder.fadd(mul(w_r, di), mul(w_i, dr)))
+                        p0 = builder.add(start, k)
+                        p2 = builder.add(p0, h)
+                        x0 = load(p0)
+                        x2 = (zero, zero) if is_padded else load(p2)
+                        x0, x2 = butterfly(x0, x2, twiddle(builder.add(h, k)))
+                        if not two:
+                            store(p0, x0)
+                            store(p2, x2)
+                            return
+                        p1, p3 = builder.add(p0, quarter), builder.add(p2, quarter)
+                        x1 = load(p1)
+                        x3 = (zero, zero) if is_padded else load(p3)
+                        x1, x3 = butterfly(x1, x3, twiddle(builder.add(builder.add(h, quarter), k)))
+                        inner = twiddle(builder.add(quarter, k))
+                        x0, x1 = butterfly(x0, x1, inner)
+                        x2, x3 = butterfly(x2, x3, inner)
+                        for position, value in ((p0, x0), (p1, x1), (p2, x2), (p3, x3)):
+                            store(position, value)
 
-            with builder.if_else(args[5]) as (then, otherwise):
-                with then:
-                    stage(True)
-                with otherwise:
-                    stage(False)
+            two = builder.icmp_signed("==", args[4], ir.Constant(args[4].type, 2))
+            with builder.if_else(two) as (fused, single):
+                for branch, is_two in ((fused, True), (single, False)):
+                    with branch:
+                        with builder.if_else(args[5]) as (then, otherwise):
+                            with then:
+                                passes(is_two, True)
+                            with otherwise:
+                                passes(is_two, False)
             return context.get_dummy_value()
 
         return signature, codegen
 
     @overload(butterflies, jit_options={"error_model": "numpy"})
-    def _butterflies_compiled(re, im, wr, wi, half, padded):
-        return lambda re, im, wr, wi, half, padded: _butterflies_kernel(
-            re, im, wr, wi, half, padded
-        )
+    def _butterflies_compiled(re, im, twiddles, half, stages, padded):
+        def vectorised(re, im, twiddles, half, stages, padded):
+            _butterflies_kernel(re, im, twiddles, half, stages, padded)
+
+        return vectorised
 
     @intrinsic
     def _spectrum_products_kernel(
@@ -552,11 +588,10 @@ def _fft(re, im, twiddles, padded):
     size = re.shape[0]
     half = size // 2
     while half >= 4:
-        butterflies(
-            re, im, twiddles[0, half : 2 * half], twiddles[1, half : 2 * half], half, padded
-        )
+        stages = 2 if half >= 8 else 1
+        butterflies(re, im, twiddles, half, stages, padded)
         padded = False
-        half //= 2
+        half >>= stages
     if size >= 4:  # the last two stages at once: twiddle factors 1 and -i, then 1
         for a in range(0, size, 4):
             s0r, s0i = re[a] + re[a + 2], im[a] + im[a + 2]
