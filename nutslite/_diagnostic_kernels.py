@@ -994,15 +994,22 @@ def _average_ranks_to_scores(values, positions, count, scores, out):
     ``"average"``), ``(first + last) / 2`` in 1-based ranks, looked up as ``scores[2r - 2]``.
     Returns whether all values tie (then every score is the same: constant scores).
     """
-    first = 0
-    while first < count:
-        last = first
-        while last + 1 < count and values[last + 1] == values[first]:
-            last += 1
-        score = scores[first + last]  # 2 * ((first + 1 + last + 1) / 2) - 2
-        for i in range(first, last + 1):
-            out[positions[i]] = score
-        first = last + 1
+    for i in range(count):  # every value its own rank i + 1 ...
+        out[positions[i]] = scores[2 * i]
+    ties = 0
+    for i in range(1, count):
+        ties += int(values[i] == values[i - 1])
+    i = 1 if ties else count
+    while i < count:  # ... then each run of ties its average rank
+        if values[i] == values[i - 1]:
+            first = last = i - 1
+            while last + 1 < count and values[last + 1] == values[first]:
+                last += 1
+            score = scores[first + last]  # 2 * ((first + 1 + last + 1) / 2) - 2
+            for j in range(first, last + 1):
+                out[positions[j]] = score
+            i = last + 1
+        i += 1
     return count == 0 or values[0] == values[count - 1]
 
 
@@ -1019,18 +1026,18 @@ def _quantile_type7(srt, size, prob):
 def _range_below(values, tolerance):
     """Whether ``max(values) - min(values) < tolerance`` (finite ``values``): four running
     extremes, taken in turn, so that the comparisons do not wait on each other."""
-    low = np.full(4, np.inf)
-    high = np.full(4, -np.inf)
+    low0 = low1 = low2 = low3 = np.inf
+    high0 = high1 = high2 = high3 = -np.inf
     size = values.shape[0]
     whole = size - size % 4
     for i in range(0, whole, 4):
-        for lane in range(4):
-            low[lane] = min(low[lane], values[i + lane])
-            high[lane] = max(high[lane], values[i + lane])
+        v0, v1, v2, v3 = values[i], values[i + 1], values[i + 2], values[i + 3]
+        low0, low1, low2, low3 = min(low0, v0), min(low1, v1), min(low2, v2), min(low3, v3)
+        high0, high1 = max(high0, v0), max(high1, v1)
+        high2, high3 = max(high2, v2), max(high3, v3)
     for i in range(whole, size):
-        low[0] = min(low[0], values[i])
-        high[0] = max(high[0], values[i])
-    return high.max() - low.min() < tolerance
+        low0, high0 = min(low0, values[i]), max(high0, values[i])
+    return max(high0, high1, high2, high3) - min(low0, low1, low2, low3) < tolerance
 
 
 @jit
