@@ -921,10 +921,7 @@ def _bucket_argsort(values, order, srt, buckets, local, spare_local, keys, spare
     radix sort's.
     """
     size = values.shape[0]
-    lo = hi = values[0]
-    for i in range(size):
-        lo = min(lo, values[i])
-        hi = max(hi, values[i])
+    lo, hi = _extremes(values)
     count_buckets = BUCKETS_PER_DRAW * size
     scale = count_buckets / (hi - lo)
     if not (hi > lo and math.isfinite(scale) and scale > 0):  # constant, or a range too small
@@ -1023,11 +1020,11 @@ def _quantile_type7(srt, size, prob):
 
 
 @jit
-def _range_below(values, tolerance):
-    """Whether ``max(values) - min(values) < tolerance`` (finite ``values``): four running
-    extremes, taken in turn, so that the comparisons do not wait on each other."""
-    low0 = low1 = low2 = low3 = np.inf
-    high0 = high1 = high2 = high3 = -np.inf
+def _extremes(values):
+    """``(min(values), max(values))`` of finite ``values``, from four running extremes taken in
+    turn, so that the comparisons do not wait on each other."""
+    low0 = low1 = low2 = low3 = values[0]
+    high0 = high1 = high2 = high3 = values[0]
     size = values.shape[0]
     whole = size - size % 4
     for i in range(0, whole, 4):
@@ -1037,7 +1034,7 @@ def _range_below(values, tolerance):
         high2, high3 = max(high2, v2), max(high3, v3)
     for i in range(whole, size):
         low0, high0 = min(low0, values[i]), max(high0, values[i])
-    return max(high0, high1, high2, high3) - min(low0, low1, low2, low3) < tolerance
+    return min(low0, low1, low2, low3), max(high0, high1, high2, high3)
 
 
 @jit
@@ -1273,7 +1270,8 @@ def _statistics_kernel(
             split[(chains + c) * n : (chains + c + 1) * n] = squared[
                 (c + 1) * draws - n : (c + 1) * draws
             ]
-        constant = _range_below(split[:size], _CONSTANT_TOL)
+        low, high = _extremes(split[:size])
+        constant = high - low < _CONSTANT_TOL
         ess_squared = _ess(
             split, floats, split_chains, n, constant, centred, rho, acov, work, pw, twiddles
         )[0]
