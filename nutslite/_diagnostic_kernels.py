@@ -654,8 +654,10 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
             if segment < count:
                 start = segment // segments * n + segment % segments * block
                 length = min(block, n - segment % segments * block)
-                target[:length] = centred[start : start + length]
-            target[length : block if padded else size] = 0.0
+                _copy(centred[start : start + length], target)
+            padding = target[length : block if padded else size]
+            for i in range(padding.shape[0]):
+                padding[i] = 0.0
         _fft(re, im, twiddles, padded)
         # 1.0 where a segment continues the one before it in the same chain, else 0.0
         first_follows = 1.0 if pair % segments > 0 else 0.0
@@ -1020,6 +1022,14 @@ def _quantile_type7(srt, size, prob):
 
 
 @jit
+def _copy(source, target):
+    """``target[:len(source)] = source``, as a loop over both from 0 (which the compiler
+    vectorises; a slice assignment compiles to much more general code)."""
+    for i in range(source.shape[0]):
+        target[i] = source[i]
+
+
+@jit
 def _extremes(values):
     """``(min(values), max(values))`` of finite ``values``, from four running extremes taken in
     turn, so that the comparisons do not wait on each other."""
@@ -1111,8 +1121,8 @@ def _statistics_kernel(
         size = split_chains * n
         split = buffers[1]
         for c in range(chains):
-            split[c * n : (c + 1) * n] = x[c, :n]
-            split[(chains + c) * n : (chains + c + 1) * n] = x[c, draws - n :]
+            _copy(x[c, :n], split[c * n :])
+            _copy(x[c, draws - n :], split[(chains + c) * n :])
             if draws % 2:
                 split[size + c] = x[c, n]
         order = index[0]
@@ -1266,10 +1276,8 @@ def _statistics_kernel(
             work[i] = squared[i] * squared[i]
         fourth = _mean(work[:total], pw)
         for c in range(chains):
-            split[c * n : (c + 1) * n] = squared[c * draws : c * draws + n]
-            split[(chains + c) * n : (chains + c + 1) * n] = squared[
-                (c + 1) * draws - n : (c + 1) * draws
-            ]
+            _copy(squared[c * draws : c * draws + n], split[c * n :])
+            _copy(squared[(c + 1) * draws - n : (c + 1) * draws], split[(chains + c) * n :])
         low, high = _extremes(split[:size])
         constant = high - low < _CONSTANT_TOL
         ess_squared = _ess(
