@@ -272,7 +272,13 @@ import sys, numpy as np
 from nutslite._diagnostic_kernels import scalar_statistics
 x = np.random.default_rng(5).standard_normal((3, 3, 41)).cumsum(axis=-1)
 x[1] = np.round(x[1])
-np.save(sys.argv[1], scalar_statistics(x, np.ones(3, bool), 0.94, 4))
+# a random walk of 2 x 1500 draws: the blocked FFTs of 2048 points (radix-4 passes, one radix-2
+# stage, the vectorised spectrum products), as compiled kernels and as their Python definitions
+walk = np.random.default_rng(6).standard_normal((1, 2, 1500)).cumsum(axis=-1)
+np.save(sys.argv[1], np.concatenate([
+    scalar_statistics(x, np.ones(3, bool), 0.94, 4),
+    scalar_statistics(walk, np.ones(1, bool), 0.94, 4),
+]))
 """
 
 
