@@ -17,12 +17,16 @@ bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per s
   1/2), FFTs of segments of 1024 draws (``O(S log 1024)``, in the cache) give the lags up to
   1024, and four times as many each time the scan needs more. Either way the cost grows
   linearly (up to the logarithm of the lags needed) with the number of draws. The eight lags
-  of a pass are the lanes of two ``<4 x double>`` registers (:func:`lag_products`).
+  of a pass are the lanes of ``<4 x double>`` registers, the even and the odd draws' products
+  summed apart (:func:`lag_products`); the transforms run two radix-2 stages per pass on such
+  vectors (:func:`butterflies`) and are multiplied pointwise in their bit-reversed order
+  (:func:`spectrum_products`).
 
-Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel in one thread
-per core, each taking the next scalar from a shared atomic counter (:func:`claim`). Sums are NumPy's
-pairwise summation (:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the
-autocovariances differ from a whole-chain FFT's by rounding only, so every statistic equals the
+Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel in one
+thread per core, each taking the next scalar from a shared atomic counter (:func:`claim`). Sums
+are NumPy's pairwise summation (:func:`_pairwise_sum`), so means and variances are
+bit-identical to NumPy's; the autocovariances differ from a whole-chain FFT's by rounding only,
+so every statistic equals the
 NumPy/SciPy formulation (``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagnostics` used
 before, and ArviZ 0.23, to about 1e-14 relative. (Geyer's scan and the quantile indicators make
 discrete choices; a pair sum within rounding of zero could tip one either way in either code. The
