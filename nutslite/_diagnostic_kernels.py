@@ -17,12 +17,16 @@ bulk, tail and mean ESS, rank-normalized and classic split R-hat. The work per s
   1/2), FFTs of segments of 1024 draws (``O(S log 1024)``, in the cache) give the lags up to
   1024, and four times as many each time the scan needs more. Either way the cost grows
   linearly (up to the logarithm of the lags needed) with the number of draws. The eight lags
-  of a pass are the lanes of two ``<4 x double>`` registers (:func:`lag_products`).
+  of a pass are the lanes of ``<4 x double>`` registers, the even and the odd draws' products
+  summed apart (:func:`lag_products`); the transforms run two radix-2 stages per pass on such
+  vectors (:func:`butterflies`) and are multiplied pointwise in their bit-reversed order
+  (:func:`spectrum_products`).
 
-Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel on slices of
-the batch in a thread pool, one thread per core, four slices per thread. Sums are NumPy's
-pairwise summation (:func:`_pairwise_sum`), so means and variances are bit-identical to NumPy's; the
-autocovariances differ from a whole-chain FFT's by rounding only, so every statistic equals the
+Scalars are independent: :func:`scalar_statistics` runs the jitted, GIL-free kernel in one
+thread per core, each taking the next scalar from a shared atomic counter (:func:`claim`). Sums
+are NumPy's pairwise summation (:func:`_pairwise_sum`), so means and variances are
+bit-identical to NumPy's; the autocovariances differ from a whole-chain FFT's by rounding only,
+so every statistic equals the
 NumPy/SciPy formulation (``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagnostics` used
 before, and ArviZ 0.23, to about 1e-14 relative. (Geyer's scan and the quantile indicators make
 discrete choices; a pair sum within rounding of zero could tip one either way in either code. The
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -79,8 +84,6 @@ _CONSTANT_TOL = np.finfo(float).resolution
 """Draws whose range is below this (1e-15) count as constant (as in ArviZ)."""
 
 _TAIL_PROBS = (0.05, 0.95)
-SLICES_PER_THREAD = 4
-"""Slices of the scalars per thread of :func:`scalar_statistics`."""
 _MIN_PARALLEL_DRAWS = 50_000
 """Draws in a batch below which one thread does all the work (a pool costs more than it saves)."""
 
@@ -228,26 +231,25 @@ LAG_BLOCK = 8
 
 
 def lag_products(head, tail, count):
-    """``s_j = sum_{i<count} head[i] tail[i + j]`` for ``j < 8``, each summed left to right.
+    """``s_j = sum_{i<count} head[i] tail[i + j]`` for ``j < 8``: the terms of even ``i`` and
+    those of odd ``i`` each summed left to right, then the two partial sums added.
 
-    The eight sums are independent, so they are the lanes of two vector registers. This Python
-    body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled callers run a kernel
-    emitted with llvmlite that performs the same multiplications and additions, in the same order
-    per lane, on ``<4 x double>`` vectors (Numba 0.65 compiles the scalar body to scalar
-    instructions: see :mod:`nutslite.engine.linalg`). Both give bit-identical sums.
+    The sixteen partial sums are independent, so they are the lanes of four vector registers
+    and two draws' additions proceed at once (one chain of additions waits on each one before
+    it). This Python body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled
+    callers run a kernel emitted with llvmlite that performs the same multiplications and
+    additions, in the same order per lane, on ``<4 x double>`` vectors (Numba 0.65 compiles
+    the scalar body to scalar instructions: see :mod:`nutslite.engine.linalg`). Both give
+    bit-identical sums.
     """
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    even = [0.0] * LAG_BLOCK
+    odd = [0.0] * LAG_BLOCK
     for i in range(count):
+        sums = odd if i % 2 else even
         ci = head[i]
-        s0 += ci * tail[i]
-        s1 += ci * tail[i + 1]
-        s2 += ci * tail[i + 2]
-        s3 += ci * tail[i + 3]
-        s4 += ci * tail[i + 4]
-        s5 += ci * tail[i + 5]
-        s6 += ci * tail[i + 6]
-        s7 += ci * tail[i + 7]
-    return s0, s1, s2, s3, s4, s5, s6, s7
+        for j in range(LAG_BLOCK):
+            sums[j] += ci * tail[i + j]
+    return tuple([even[j] + odd[j] for j in range(LAG_BLOCK)])
 
 
 if not JIT_DISABLED:
@@ -259,20 +261,20 @@ if not JIT_DISABLED:
 
     @intrinsic
     def _lag_products_kernel(typingctx, head, tail, count):
-        """:func:`lag_products` with lanes ``0-3`` and ``4-7`` in two ``<4 x double>`` sums:
-        per draw, ``head[i]`` broadcast times ``tail[i : i + 4]`` and ``tail[i + 4 : i + 8]``."""
+        """:func:`lag_products` with lanes ``0-3`` and ``4-7`` in two ``<4 x double>`` sums
+        for the even draws and two for the odd ones: per draw, ``head[i]`` broadcast times
+        ``tail[i : i + 4]`` and ``tail[i + 4 : i + 8]``, two draws per iteration."""
         signature = types.UniTuple(types.float64, LAG_BLOCK)(head, tail, count)
 
         def codegen(context, builder, sig, args):
             h = context.make_array(sig.args[0])(context, builder, args[0]).data
             t = context.make_array(sig.args[1])(context, builder, args[1]).data
             zero = ir.Constant(vector_type(4), [0.0] * 4)
-            low = cgutils.alloca_once_value(builder, zero)
-            high = cgutils.alloca_once_value(builder, zero)
+            sums = [cgutils.alloca_once_value(builder, zero) for _ in range(4)]
             n = args[2]
-            four = ir.Constant(n.type, 4)
-            with cgutils.for_range(builder, n) as loop:
-                i = loop.index
+            one, two, four = (ir.Constant(n.type, k) for k in (1, 2, 4))
+
+            def add_draw(i, low, high):
                 ci = builder.load(builder.gep(h, [i]))
                 splat = builder.insert_element(
                     ir.Constant(vector_type(4), ir.Undefined), ci, ir.Constant(ir.IntType(32), 0)
@@ -283,11 +285,19 @@ if not JIT_DISABLED:
                 for acc, offset in ((low, i), (high, builder.add(i, four))):
                     term = builder.fmul(splat, vector_load(builder, t, offset, 4))
                     builder.store(builder.fadd(builder.load(acc), term), acc)
+
+            pairs = builder.sub(n, builder.srem(n, two))
+            with cgutils.for_range_slice(builder, ir.Constant(n.type, 0), pairs, two) as (i, _):
+                add_draw(i, sums[0], sums[1])
+                add_draw(builder.add(i, one), sums[2], sums[3])
+            with builder.if_then(builder.icmp_signed("<", pairs, n)):
+                add_draw(pairs, sums[0], sums[1])
             lanes = []
-            for acc in (low, high):
-                vec = builder.load(acc)
-                lanes += [builder.extract_element(vec, ir.Constant(ir.IntType(32), k))
-                          for k in range(4)]
+            for even, odd in ((sums[0], sums[2]), (sums[1], sums[3])):
+                vec = builder.fadd(builder.load(even), builder.load(odd))
+                lanes += [
+                    builder.extract_element(vec, ir.Constant(ir.IntType(32), k)) for k in range(4)
+                ]
             return context.make_tuple(builder, sig.return_type, lanes)
 
         return signature, codegen
@@ -339,8 +349,235 @@ def _lag_block(centred, chains, n, first, sums):
                 sums[lag - first] += ci * centred[base + i + lag]
 
 
+def butterflies(re, im, twiddles, half, stages, padded):
+    """``stages`` (1 or 2) stages of :func:`_fft`, the first splitting blocks of ``2 half``
+    entries: for each block and ``k < half``, with ``a = re[k] + i im[k]`` and ``b`` the entry
+    ``half`` further on, ``(a, b) -> (a + b, (a - b) w_k)`` with ``w_k = e^{-i pi k / half}``
+    (row 0 of ``twiddles[:, half : 2 half]`` the real, row 1 the imaginary parts); the second
+    stage does the same with ``half / 2``. ``half / 2^(stages - 1)`` is a multiple of 4.
+    ``padded``: the second half of the (single) block is zero and is not read (``b = 0``).
+
+    This Python body is the definition and runs under ``NUMBA_DISABLE_JIT=1``; compiled callers
+    run a kernel emitted with llvmlite that performs the same operations per entry on
+    ``<4 x double>`` vectors of four consecutive ``k``, two stages per pass over the entries
+    (bit-identical results).
+    """
+    for stage in range(stages):
+        h = half >> stage
+        wr, wi = twiddles[0, h : 2 * h], twiddles[1, h : 2 * h]
+        for start in range(0, re.shape[0], 2 * h):
+            for k in range(h):
+                a, b = start + k, start + h + k
+                xr, xi = re[a], im[a]
+                yr, yi = (0.0, 0.0) if padded and stage == 0 else (re[b], im[b])
+                re[a], im[a] = xr + yr, xi + yi
+                dr, di = xr - yr, xi - yi
+                re[b] = wr[k] * dr - wi[k] * di
+                im[b] = wr[k] * di + wi[k] * dr
+
+
 @jit
-def _fft(re, im, twiddles):
+def _spectrum_product(re, im, p, q, first, second, previous, total):
+    """:func:`spectrum_products` at the one position ``p`` with mirror ``q``."""
+    zr, zi, wr, wi = re[p], im[p], re[q], im[q]
+    ar, ai = 0.5 * (zr + wr), 0.5 * (zi - wi)  # the first segment's spectrum
+    br, bi = 0.5 * (zi + wi), 0.5 * (wr - zr)  # the second's
+    pr, pi = previous[0, p], previous[1, p]
+    total[0, p] += ((ar * ar + ai * ai) + (br * br + bi * bi)) + (
+        first * (pr * ar + pi * ai) + second * (ar * br + ai * bi)
+    )
+    total[1, p] += first * (pr * ai - pi * ar) + second * (ar * bi - ai * br)
+    previous[0, p], previous[1, p] = br, bi
+
+
+def spectrum_products(re, im, start, count, mirror, first, second, previous, total):
+    """The pointwise step of :func:`_blocked_autocovariance_sums` at the stored positions
+    ``p = start + i`` of a transform in bit-reversed order, ``i < count``, whose mirrors (the
+    positions of ``Z_{L-k}``) are ``mirror - i``.
+
+    With ``Z = re + i im``, ``z = Z[p]`` and ``w = Z[mirror - i]``, the two segments' spectra
+    are ``A = (z + conj w) / 2`` and ``B = (z - conj w) / 2i``; with ``P`` the previous pair's
+    ``B`` (``previous[0:2, p]``), ``total[0:2, p] += |A|^2 + |B|^2 + first conj(A) P
+    + second conj(A) B`` (``first``, ``second`` carry the sign ``(-1)^k`` and whether the
+    segment continues the one before it) and ``previous[:, p] = B``. Compiled callers run a
+    ``<4 x double>`` kernel with the same operations per position on the first
+    ``count - count % 4`` positions (bit-identical results).
+    """
+    for i in range(count):
+        _spectrum_product(re, im, start + i, mirror - i, first, second, previous, total)
+
+
+if not JIT_DISABLED:
+
+    def _vector_store(builder, base, i, value):
+        """Store the ``<4 x double>`` ``value`` at ``base[i : i + 4]``."""
+        ptr = builder.bitcast(builder.gep(base, [i]), vector_type(4).as_pointer())
+        builder.store(value, ptr, align=8)
+
+    def _row_pointer(builder, array, row):
+        """Pointer to row ``row`` (a constant) of a C-contiguous 2-D array."""
+        columns = cgutils.unpack_tuple(builder, array.shape, 2)[1]
+        return builder.gep(array.data, [builder.mul(ir.Constant(columns.type, row), columns)])
+
+    def _splat(builder, value):
+        vec = builder.insert_element(
+            ir.Constant(vector_type(4), ir.Undefined), value, ir.Constant(ir.IntType(32), 0)
+        )
+        return builder.shuffle_vector(
+            vec, vec, ir.Constant(ir.VectorType(ir.IntType(32), 4), [0] * 4)
+        )
+
+    @intrinsic
+    def _butterflies_kernel(typingctx, re, im, twiddles, half, stages, padded):
+        """:func:`butterflies` on ``<4 x double>`` vectors of four consecutive ``k``; with two
+        stages, the four entries ``k``, ``k + half / 2``, ``k + half`` and ``k + 3 half / 2``
+        of a block go through both in registers (a radix-4 pass)."""
+        signature = types.void(re, im, twiddles, half, stages, padded)
+
+        def codegen(context, builder, sig, args):
+            pre = context.make_array(sig.args[0])(context, builder, args[0]).data
+            pim = context.make_array(sig.args[1])(context, builder, args[1]).data
+            size = cgutils.unpack_tuple(
+                builder, context.make_array(sig.args[0])(context, builder, args[0]).shape, 1
+            )[0]
+            table = context.make_array(sig.args[2])(context, builder, args[2])
+            twr, twi = _row_pointer(builder, table, 0), _row_pointer(builder, table, 1)
+            h = args[3]
+            zero = ir.Constant(vector_type(4), [0.0] * 4)
+            add, sub, mul = builder.fadd, builder.fsub, builder.fmul
+
+            def butterfly(x, y, w):
+                """``(x, y) -> (x + y, (x - y) w)`` on (real, imaginary) vector pairs."""
+                dr, di = sub(x[0], y[0]), sub(x[1], y[1])
+                return (add(x[0], y[0]), add(x[1], y[1])), (
+                    sub(mul(w[0], dr), mul(w[1], di)),
+                    add(mul(w[0], di), mul(w[1], dr)),
+                )
+
+            def load(i):
+                return vector_load(builder, pre, i, 4), vector_load(builder, pim, i, 4)
+
+            def store(i, value):
+                _vector_store(builder, pre, i, value[0])
+                _vector_store(builder, pim, i, value[1])
+
+            def twiddle(i):
+                return vector_load(builder, twr, i, 4), vector_load(builder, twi, i, 4)
+
+            def passes(two, is_padded):
+                quarter = builder.ashr(h, ir.Constant(h.type, 1)) if two else h
+                with cgutils.for_range_slice(
+                    builder, ir.Constant(h.type, 0), size, builder.add(h, h)
+                ) as (start, _):
+                    with cgutils.for_range_slice(
+                        builder, ir.Constant(h.type, 0), quarter, ir.Constant(h.type, 4)
+                    ) as (k, _):
+                        p0 = builder.add(start, k)
+                        p2 = builder.add(p0, h)
+                        x0 = load(p0)
+                        x2 = (zero, zero) if is_padded else load(p2)
+                        x0, x2 = butterfly(x0, x2, twiddle(builder.add(h, k)))
+                        if not two:
+                            store(p0, x0)
+                            store(p2, x2)
+                            return
+                        p1, p3 = builder.add(p0, quarter), builder.add(p2, quarter)
+                        x1 = load(p1)
+                        x3 = (zero, zero) if is_padded else load(p3)
+                        x1, x3 = butterfly(x1, x3, twiddle(builder.add(builder.add(h, quarter), k)))
+                        inner = twiddle(builder.add(quarter, k))
+                        x0, x1 = butterfly(x0, x1, inner)
+                        x2, x3 = butterfly(x2, x3, inner)
+                        for position, value in ((p0, x0), (p1, x1), (p2, x2), (p3, x3)):
+                            store(position, value)
+
+            two = builder.icmp_signed("==", args[4], ir.Constant(args[4].type, 2))
+            with builder.if_else(two) as (fused, single):
+                for branch, is_two in ((fused, True), (single, False)):
+                    with branch:
+                        with builder.if_else(args[5]) as (then, otherwise):
+                            with then:
+                                passes(is_two, True)
+                            with otherwise:
+                                passes(is_two, False)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    @overload(butterflies, jit_options={"error_model": "numpy"})
+    def _butterflies_compiled(re, im, twiddles, half, stages, padded):
+        def vectorised(re, im, twiddles, half, stages, padded):
+            _butterflies_kernel(re, im, twiddles, half, stages, padded)
+
+        return vectorised
+
+    @intrinsic
+    def _spectrum_products_kernel(
+        typingctx, re, im, start, count, mirror, first, second, previous, total
+    ):
+        """:func:`spectrum_products` on ``<4 x double>`` vectors of four consecutive positions
+        (their mirrors loaded as one vector and reversed)."""
+        signature = types.void(re, im, start, count, mirror, first, second, previous, total)
+
+        def codegen(context, builder, sig, args):
+            re_, im_, start_, count_, mirror_, first_, second_, previous_, total_ = args
+            pre = context.make_array(sig.args[0])(context, builder, re_).data
+            pim = context.make_array(sig.args[1])(context, builder, im_).data
+            prev = context.make_array(sig.args[7])(context, builder, previous_)
+            tot = context.make_array(sig.args[8])(context, builder, total_)
+            prev_re, prev_im = _row_pointer(builder, prev, 0), _row_pointer(builder, prev, 1)
+            tot_re, tot_im = _row_pointer(builder, tot, 0), _row_pointer(builder, tot, 1)
+            f, s = _splat(builder, first_), _splat(builder, second_)
+            half = ir.Constant(vector_type(4), [0.5] * 4)
+            backwards = ir.Constant(ir.VectorType(ir.IntType(32), 4), [3, 2, 1, 0])
+            add, sub, mul = builder.fadd, builder.fsub, builder.fmul
+            with cgutils.for_range_slice(
+                builder, ir.Constant(count_.type, 0), count_, ir.Constant(count_.type, 4)
+            ) as (i, _):
+                p = builder.add(start_, i)
+                q = builder.sub(builder.sub(mirror_, i), ir.Constant(i.type, 3))
+                zr, zi = vector_load(builder, pre, p, 4), vector_load(builder, pim, p, 4)
+                wr = vector_load(builder, pre, q, 4)
+                wr = builder.shuffle_vector(wr, wr, backwards)
+                wi = vector_load(builder, pim, q, 4)
+                wi = builder.shuffle_vector(wi, wi, backwards)
+                ar, ai = mul(half, add(zr, wr)), mul(half, sub(zi, wi))
+                br, bi = mul(half, add(zi, wi)), mul(half, sub(wr, zr))
+                pr, pi = vector_load(builder, prev_re, p, 4), vector_load(builder, prev_im, p, 4)
+                power = add(add(mul(ar, ar), mul(ai, ai)), add(mul(br, br), mul(bi, bi)))
+                cross = add(
+                    mul(f, add(mul(pr, ar), mul(pi, ai))), mul(s, add(mul(ar, br), mul(ai, bi)))
+                )
+                _vector_store(
+                    builder, tot_re, p, add(vector_load(builder, tot_re, p, 4), add(power, cross))
+                )
+                cross_im = add(
+                    mul(f, sub(mul(pr, ai), mul(pi, ar))), mul(s, sub(mul(ar, bi), mul(ai, br)))
+                )
+                _vector_store(
+                    builder, tot_im, p, add(vector_load(builder, tot_im, p, 4), cross_im)
+                )
+                _vector_store(builder, prev_re, p, br)
+                _vector_store(builder, prev_im, p, bi)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    @overload(spectrum_products, jit_options={"error_model": "numpy"})
+    def _spectrum_products_compiled(re, im, start, count, mirror, first, second, previous, total):
+        def vectorised(re, im, start, count, mirror, first, second, previous, total):
+            whole = count - count % 4
+            _spectrum_products_kernel(
+                re, im, start, whole, mirror, first, second, previous, total
+            )
+            for i in range(whole, count):
+                _spectrum_product(re, im, start + i, mirror - i, first, second, previous, total)
+
+        return vectorised
+
+
+@jit
+def _fft(re, im, twiddles, padded):
     """In-place radix-2 decimation-in-frequency FFT, ``X_k = sum_j x_j e^{-2 pi i jk/L}``, left
     in bit-reversed order: ``X_k`` lands at index ``reverse(k)`` (see :func:`_bit_reversal`).
 
@@ -349,25 +586,16 @@ def _fft(re, im, twiddles):
     its twiddle factors ``e^{-i pi k / h}``, ``k < h``, from the contiguous slices
     ``twiddles[0, h:2h]`` (real parts) and ``twiddles[1, h:2h]`` (imaginary parts) of the table
     of :func:`fft_twiddles`. The callers only multiply spectra pointwise, so they read the
-    output through the permutation instead of applying it.
+    output through the permutation instead of applying it. ``padded`` (for ``L >= 8``): the
+    second half of the input is zero and is not read.
     """
     size = re.shape[0]
     half = size // 2
     while half >= 4:
-        wr = twiddles[0, half : 2 * half]
-        wi = twiddles[1, half : 2 * half]
-        for start in range(0, size, 2 * half):
-            ar = re[start : start + half]
-            ai = im[start : start + half]
-            br = re[start + half : start + 2 * half]
-            bi = im[start + half : start + 2 * half]
-            for k in range(half):
-                xr, xi, yr, yi = ar[k], ai[k], br[k], bi[k]
-                ar[k], ai[k] = xr + yr, xi + yi
-                dr, di = xr - yr, xi - yi
-                br[k] = wr[k] * dr - wi[k] * di
-                bi[k] = wr[k] * di + wi[k] * dr
-        half //= 2
+        stages = 2 if half >= 8 else 1
+        butterflies(re, im, twiddles, half, stages, padded)
+        padded = False
+        half >>= stages
     if size >= 4:  # the last two stages at once: twiddle factors 1 and -i, then 1
         for a in range(0, size, 4):
             s0r, s0i = re[a] + re[a + 2], im[a] + im[a + 2]
@@ -413,14 +641,15 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
     read through the bit reversal :func:`_fft` leaves them in.
     """
     size = 2 * block
-    # the transform (re, im), the spectrum of the segment before the pair and the sum
+    # the transform (re, im); the previous pair's second spectrum and the sum over pairs, kept
+    # at the positions of the transform's bit-reversed order
     scratch = np.zeros((6, size))
-    re, im, previous_re, previous_im = scratch[0], scratch[1], scratch[2], scratch[3]
-    total_re, total_im = scratch[4], scratch[5]
+    re, im, previous, total = scratch[0], scratch[1], scratch[2:4], scratch[4:6]
     reverse = np.empty(size, dtype=np.int64)
     _bit_reversal(size, reverse)
     segments = (n + block - 1) // block
     count = chains * segments
+    padded = size >= 8  # the transform skips the zeros of the second half
     for pair in range(0, count, 2):
         for side in range(2):
             target = scratch[side]  # re, then im
@@ -429,36 +658,44 @@ def _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov):
             if segment < count:
                 start = segment // segments * n + segment % segments * block
                 length = min(block, n - segment % segments * block)
-                for i in range(length):
-                    target[i] = centred[start + i]
-            for i in range(length, size):
-                target[i] = 0.0
-        _fft(re, im, twiddles)
+                _copy(centred[start : start + length], target)
+            padding = target[length : block if padded else size]
+            for i in range(padding.shape[0]):
+                padding[i] = 0.0
+        _fft(re, im, twiddles, padded)
         # 1.0 where a segment continues the one before it in the same chain, else 0.0
         first_follows = 1.0 if pair % segments > 0 else 0.0
         second_follows = 1.0 if (pair + 1) % segments > 0 else 0.0
-        sign = 1.0
-        for k in range(block + 1):
-            here, mirror = reverse[k], reverse[size - k if k else 0]
-            zr, zi, wr, wi = re[here], im[here], re[mirror], im[mirror]
-            ar, ai = 0.5 * (zr + wr), 0.5 * (zi - wi)  # the first segment's spectrum
-            br, bi = 0.5 * (zi + wi), 0.5 * (wr - zr)  # the second's
-            pr, pi = previous_re[k], previous_im[k]
-            first, second = sign * first_follows, sign * second_follows
-            total_re[k] += ((ar * ar + ai * ai) + (br * br + bi * bi)) + (
-                first * (pr * ar + pi * ai) + second * (ar * br + ai * bi)
+        # position 0 holds k = 0, position 1 k = block (each its own mirror L - k); positions
+        # g <= p < 2g hold frequencies whose mirrors sit at 3g - 1 - p: the first half of them
+        # covers every pair once; k is odd (sign -1) only in the last group
+        spectrum_products(re, im, 0, 1, 0, first_follows, second_follows, previous, total)
+        group = 1
+        while group < size:
+            sign = -1.0 if 2 * group == size else 1.0
+            spectrum_products(
+                re,
+                im,
+                group,
+                max(group // 2, 1),
+                2 * group - 1,
+                sign * first_follows,
+                sign * second_follows,
+                previous,
+                total,
             )
-            total_im[k] += first * (pr * ai - pi * ar) + second * (ar * bi - ai * br)
-            previous_re[k], previous_im[k] = br, bi
-            sign = -sign
-    # the inverse transform of the Hermitian sum, as the forward transform of its conjugate
-    for k in range(block + 1):
-        re[k] = total_re[k]
-        im[k] = -total_im[k]
-    for k in range(block + 1, size):
-        re[k] = total_re[size - k]
-        im[k] = total_im[size - k]
-    _fft(re, im, twiddles)
+            group *= 2
+    # the inverse transform of the Hermitian sum, as the forward transform of its conjugate (in
+    # natural order: the conjugate at k, the sum itself at L - k)
+    group = 1
+    while group < size:
+        for p in range(group, group + max(group // 2, 1)):
+            k = reverse[p]
+            re[k], im[k] = total[0, p], -total[1, p]
+            re[size - k], im[size - k] = total[0, p], total[1, p]
+        group *= 2
+    re[0], im[0] = total[0, 0], -total[1, 0]
+    _fft(re, im, twiddles, False)
     for t in range(min(block + 1, n)):
         acov[t] = re[reverse[t]] / size
 
@@ -499,20 +736,25 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
         return float(size), np.nan
     indicators = marks.shape[0] > 0
     means = work[chains : 2 * chains]  # work[:chains] is _mean_and_variance's scratch
+    # (loops over slices from 0: the compiler then knows the indices are not negative and
+    # vectorises them)
     for m in range(chains):
+        out = centred[m * n : (m + 1) * n]
         if indicators:  # the pairwise sum of 0s and 1s is their count: the same mean
+            chain_marks = marks[m * n : (m + 1) * n]
             count = 0
-            for i in range(m * n, (m + 1) * n):
-                count += int(marks[i])  # int: a byte sum would wrap without the compiler
+            for i in range(n):
+                count += int(chain_marks[i])  # int: a byte sum would wrap without the compiler
             mean = count / n
             means[m] = mean
-            for i in range(m * n, (m + 1) * n):
-                centred[i] = marks[i] - mean
+            for i in range(n):
+                out[i] = chain_marks[i] - mean
         else:
-            mean = _mean(series[m * n : (m + 1) * n], pw)
+            chain = series[m * n : (m + 1) * n]
+            mean = _mean(chain, pw)
             means[m] = mean
-            for i in range(m * n, (m + 1) * n):
-                centred[i] = series[i] - mean
+            for i in range(n):
+                out[i] = chain[i] - mean
     scale = 1.0 / (n * chains)
     sums = work[2 * chains : 2 * chains + LAG_BLOCK]
     between = _mean_and_variance(means, work, pw)[1]
@@ -551,6 +793,42 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
 # ---------------------------------------------------------------------------
 # The per-scalar kernel
 # ---------------------------------------------------------------------------
+
+
+_CLAIM_LOCK = threading.Lock()
+
+
+def claim(counter):
+    """``counter[0] += 1`` as one atomic step; returns the value before.
+
+    The threads of :func:`scalar_statistics` take the scalars one at a time from this shared
+    counter, so none waits at the end for a slice the other is still working through. This
+    Python body (under a lock) runs under ``NUMBA_DISABLE_JIT=1``; compiled callers use an
+    atomic ``add`` instruction.
+    """
+    with _CLAIM_LOCK:
+        value = counter[0]
+        counter[0] = value + 1
+    return value
+
+
+if not JIT_DISABLED:
+
+    @intrinsic
+    def _claim_kernel(typingctx, counter):
+        """:func:`claim` as LLVM's ``atomicrmw add`` (sequentially consistent)."""
+        signature = types.int64(counter)
+
+        def codegen(context, builder, sig, args):
+            data = context.make_array(sig.args[0])(context, builder, args[0]).data
+            one = ir.Constant(ir.IntType(64), 1)
+            return builder.atomic_rmw("add", data, one, "seq_cst")
+
+        return signature, codegen
+
+    @overload(claim, jit_options={"error_model": "numpy"})
+    def _claim_compiled(counter):
+        return lambda counter: _claim_kernel(counter)
 
 
 _SIGN_BIT = np.uint64(1) << np.uint64(63)
@@ -628,53 +906,57 @@ def _sorted_values(keys, size, out):
 INSERTION_MAX = 16
 """Longest bucket of :func:`_bucket_argsort` sorted by insertion; longer ones go to the radix
 sort, so clumped draws cost ``O(S)`` too."""
+BUCKETS_PER_DRAW = 2
+"""Buckets of :func:`_bucket_argsort` per draw: two, against one, halve the draws the insertion
+pass must move (a fifth of them instead of a third, on radon's draws), for one more pass over
+``S`` counts."""
 
 
 @jit
-def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_keys, counts):
+def _bucket_argsort(values, order, srt, buckets, local, spare_local, keys, spare_keys, counts):
     """``order`` = a stable argsort of the finite ``values``, ``srt`` = the sorted values
     (``-0.0`` and ``0.0`` count as equal, or ``-0.0`` comes first: the statistics cannot tell).
 
-    A bucket sort on the monotone map ``b(v) = min(floor((v - lo) S / (hi - lo)), S - 1)``
+    A bucket sort on the monotone map ``b(v) = min(floor((v - lo) B / (hi - lo)), B - 1)``, with
+    ``B = BUCKETS_PER_DRAW S`` buckets
     (each rounded step is monotone, so buckets are in order): one counting pass, one stable
     scatter of values and indices, then the buckets longer than ``INSERTION_MAX`` sorted by
     :func:`_radix_argsort` and the others by one insertion pass over all draws (``O(1)`` per
-    draw expected for smooth draws). ``spare``, ``local`` and
-    ``spare_local`` are integer scratch of ``S``, ``keys`` and ``spare_keys`` unsigned ones,
-    ``counts`` the radix sort's.
+    draw expected for smooth draws). ``buckets`` is integer scratch of ``B``, ``local`` and
+    ``spare_local`` of ``S``, ``keys`` and ``spare_keys`` unsigned ones of ``S``, ``counts`` the
+    radix sort's.
     """
     size = values.shape[0]
-    lo = hi = values[0]
-    for i in range(size):
-        lo = min(lo, values[i])
-        hi = max(hi, values[i])
-    scale = size / (hi - lo)
+    lo, hi = _extremes(values)
+    count_buckets = BUCKETS_PER_DRAW * size
+    scale = count_buckets / (hi - lo)
     if not (hi > lo and math.isfinite(scale) and scale > 0):  # constant, or a range too small
         _radix_argsort(values, order, keys, spare_keys, spare_local, counts)  # or too large
         _sorted_values(keys, size, srt)
         return
-    for b in range(size):
-        spare[b] = 0
+    last = count_buckets - 1
+    for b in range(count_buckets):
+        buckets[b] = 0
     for i in range(size):
-        spare[min(int((values[i] - lo) * scale), size - 1)] += 1
+        buckets[min(int((values[i] - lo) * scale), last)] += 1
     offset = 0
     longest = 0
-    for b in range(size):
-        count = spare[b]
+    for b in range(count_buckets):
+        count = buckets[b]
         longest = max(longest, count)
-        spare[b] = offset
+        buckets[b] = offset
         offset += count
     for i in range(size):
         value = values[i]
-        b = min(int((value - lo) * scale), size - 1)
-        position = spare[b]
-        spare[b] = position + 1
+        b = min(int((value - lo) * scale), last)
+        position = buckets[b]
+        buckets[b] = position + 1
         srt[position] = value
         order[position] = i
     if longest > INSERTION_MAX:  # clumped draws: the long buckets by radix sort
         start = 0
-        for b in range(size):  # spare[b] is now where bucket b ends
-            end = spare[b]
+        for b in range(count_buckets):  # buckets[b] is now where bucket b ends
+            end = buckets[b]
             length = end - start
             if length > INSERTION_MAX:
                 _radix_argsort(srt[start:end], local, keys, spare_keys, spare_local, counts)
@@ -685,16 +967,26 @@ def _bucket_argsort(values, order, srt, spare, local, spare_local, keys, spare_k
                     order[start + t] = spare_local[t]
             start = end
     # the rest by one insertion pass: a draw never passes one of an earlier bucket (the
-    # bucket map is monotone), so this sorts each short bucket and leaves the sorted ones
+    # bucket map is monotone), so this sorts each short bucket and leaves the sorted ones. The
+    # largest draw so far (top) stays in a register and each step is a select, not a branch
+    # (whether a draw is below the one before it is a coin flip within a bucket): the smaller
+    # of top and the next draw is stored, the larger is the new top. A draw that belongs
+    # further back takes the loop, rarely.
+    top, top_index = srt[0], order[0]
     for i in range(1, size):
-        value = srt[i]
-        if srt[i - 1] > value:
-            index = order[i]
-            j = i
+        value, index = srt[i], order[i]
+        swap = top > value
+        srt[i - 1] = value if swap else top
+        order[i - 1] = index if swap else top_index
+        top = top if swap else value
+        top_index = top_index if swap else index
+        if srt[max(i - 2, 0)] > srt[i - 1]:  # only after a swap
+            j = i - 1
             while j > 0 and srt[j - 1] > value:
                 srt[j], order[j] = srt[j - 1], order[j - 1]
                 j -= 1
             srt[j], order[j] = value, index
+    srt[size - 1], order[size - 1] = top, top_index
 
 
 @jit
@@ -705,15 +997,22 @@ def _average_ranks_to_scores(values, positions, count, scores, out):
     ``"average"``), ``(first + last) / 2`` in 1-based ranks, looked up as ``scores[2r - 2]``.
     Returns whether all values tie (then every score is the same: constant scores).
     """
-    first = 0
-    while first < count:
-        last = first
-        while last + 1 < count and values[last + 1] == values[first]:
-            last += 1
-        score = scores[first + last]  # 2 * ((first + 1 + last + 1) / 2) - 2
-        for i in range(first, last + 1):
-            out[positions[i]] = score
-        first = last + 1
+    for i in range(count):  # every value its own rank i + 1 ...
+        out[positions[i]] = scores[2 * i]
+    ties = 0
+    for i in range(1, count):
+        ties += int(values[i] == values[i - 1])
+    i = 1 if ties else count
+    while i < count:  # ... then each run of ties its average rank
+        if values[i] == values[i - 1]:
+            first = last = i - 1
+            while last + 1 < count and values[last + 1] == values[first]:
+                last += 1
+            score = scores[first + last]  # 2 * ((first + 1 + last + 1) / 2) - 2
+            for j in range(first, last + 1):
+                out[positions[j]] = score
+            i = last + 1
+        i += 1
     return count == 0 or values[0] == values[count - 1]
 
 
@@ -727,17 +1026,46 @@ def _quantile_type7(srt, size, prob):
 
 
 @jit
+def _copy(source, target):
+    """``target[:len(source)] = source``, as a loop over both from 0 (which the compiler
+    vectorises; a slice assignment compiles to much more general code)."""
+    for i in range(source.shape[0]):
+        target[i] = source[i]
+
+
+@jit
+def _extremes(values):
+    """``(min(values), max(values))`` of finite ``values``, from four running extremes taken in
+    turn, so that the comparisons do not wait on each other."""
+    low0 = low1 = low2 = low3 = values[0]
+    high0 = high1 = high2 = high3 = values[0]
+    size = values.shape[0]
+    whole = size - size % 4
+    for i in range(0, whole, 4):
+        v0, v1, v2, v3 = values[i], values[i + 1], values[i + 2], values[i + 3]
+        low0, low1, low2, low3 = min(low0, v0), min(low1, v1), min(low2, v2), min(low3, v3)
+        high0, high1 = max(high0, v0), max(high1, v1)
+        high2, high3 = max(high2, v2), max(high3, v3)
+    for i in range(whole, size):
+        low0, high0 = min(low0, values[i]), max(high0, values[i])
+    return min(low0, low1, low2, low3), max(high0, high1, high2, high3)
+
+
+@jit
 def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles):
     """ESS of the split-chain indicators ``I(theta <= threshold)`` (Vehtari et al. eq. 16),
     written as bytes into ``marks``."""
     chains, draws = x.shape
     below = 0
     for c in range(chains):
+        first_draws, second_draws = x[c, :n], x[c, draws - n :]
+        first_marks = marks[c * n : (c + 1) * n]
+        second_marks = marks[(chains + c) * n : (chains + c + 1) * n]
         for i in range(n):
-            first_half = x[c, i] <= threshold
-            second_half = x[c, draws - n + i] <= threshold
-            marks[c * n + i] = first_half
-            marks[(chains + c) * n + i] = second_half
+            first_half = first_draws[i] <= threshold
+            second_half = second_draws[i] <= threshold
+            first_marks[i] = first_half
+            second_marks[i] = second_half
             below += int(first_half) + int(second_half)  # bools would add as "or" uncompiled
     constant = below == 0 or below == 2 * chains * n
     size = 2 * chains * n
@@ -749,34 +1077,39 @@ def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles):
 @jit
 def _scratch(chains, draws):
     """Work arrays for :func:`_statistics_kernel` on ``chains x draws`` draws: eight float rows
-    (with room for per-chain values beyond the draws), four index rows, a byte row for the
-    indicators of the tail ESS, the radix sort's keys and counts, and the pairwise sums'
-    stack."""
+    (with room for per-chain values beyond the draws), three index rows, the bucket sort's
+    counts, a byte row for the indicators of the tail ESS, the radix sort's keys and counts,
+    and the pairwise sums' stack."""
     total = chains * draws
     buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
-    index = np.empty((4, total), dtype=np.int64)
+    index = np.empty((3, total), dtype=np.int64)
+    buckets = np.empty(BUCKETS_PER_DRAW * total, dtype=np.int64)
     marks = np.empty(total, dtype=np.uint8)
     keys = np.empty((2, total), dtype=np.uint64)
     counts = np.empty((8, 1 << RADIX_BITS_LARGE), dtype=np.int64)
-    return buffers, index, marks, keys, counts, np.empty(PAIRWISE_SCRATCH)
+    return buffers, index, buckets, marks, keys, counts, np.empty(PAIRWISE_SCRATCH)
 
 
 @jit
 def _statistics_kernel(
-    batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, first, last, results
+    batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, counter, results
 ):
-    """Every column of :data:`COLUMNS` into ``results[k]``, for the scalars ``first <= k < last``
-    with finite draws (``usable[k]``); the split-chain statistics only if ``draws >= min_draws``,
-    and ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
+    """Every column of :data:`COLUMNS` into ``results[k]``, for the scalars ``k`` with finite
+    draws (``usable[k]``), each taken in turn from the shared ``counter`` (:func:`claim`) until
+    all are taken; the split-chain statistics only if ``draws >= min_draws``, and
+    ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
 
     One function, not a call per scalar: Numba re-optimises every caller together with its
     callees, so each level of calls costs compile time.
     """
     chains, draws = batch.shape[1], batch.shape[2]
-    buffers, index, marks, keys, counts, pw = _scratch(chains, draws)
+    buffers, index, buckets, marks, keys, counts, pw = _scratch(chains, draws)
     floats = marks[:0]  # no indicators: _ess reads the float series
     rank_stats = draws >= min_draws
-    for k in range(first, last):
+    while True:
+        k = claim(counter)
+        if k >= batch.shape[0]:
+            break
         if not usable[k]:
             continue
         x = batch[k]
@@ -792,15 +1125,14 @@ def _statistics_kernel(
         size = split_chains * n
         split = buffers[1]
         for c in range(chains):
-            for i in range(n):
-                split[c * n + i] = x[c, i]
-                split[(chains + c) * n + i] = x[c, draws - n + i]
+            _copy(x[c, :n], split[c * n :])
+            _copy(x[c, draws - n :], split[(chains + c) * n :])
             if draws % 2:
                 split[size + c] = x[c, n]
         order = index[0]
         srt = buffers[0]
         _bucket_argsort(
-            split[:total], order, srt, index[1], index[2], index[3], keys[0], keys[1], counts
+            split[:total], order, srt, buckets, index[1], index[2], keys[0], keys[1], counts
         )
         mean, variance = _mean_and_variance(flat, buffers[2], pw)
         out[_MEAN] = mean
@@ -857,7 +1189,7 @@ def _statistics_kernel(
         left = right - 1
         outer_left, outer_right = 0, size - 1
         distances = acov  # scratch: the folded values in increasing order
-        fold_positions = index[2]
+        fold_positions = index[1]
         for i in range(size // 2):  # selects, not branches: the choices are coin flips
             below = abs(kept_values[max(left, 0)] - median) if left >= 0 else np.inf
             above = abs(kept_values[min(right, size - 1)] - median) if right < size else np.inf
@@ -947,15 +1279,10 @@ def _statistics_kernel(
         for i in range(total):
             work[i] = squared[i] * squared[i]
         fourth = _mean(work[:total], pw)
-        low, high = np.inf, -np.inf
         for c in range(chains):
-            for i in range(n):
-                first_half = squared[c * draws + i]
-                second_half = squared[c * draws + draws - n + i]
-                split[c * n + i] = first_half
-                split[(chains + c) * n + i] = second_half
-                low = min(low, first_half, second_half)
-                high = max(high, first_half, second_half)
+            _copy(squared[c * draws : c * draws + n], split[c * n :])
+            _copy(squared[(c + 1) * draws - n : (c + 1) * draws], split[(chains + c) * n :])
+        low, high = _extremes(split[:size])
         constant = high - low < _CONSTANT_TOL
         ess_squared = _ess(
             split, floats, split_chains, n, constant, centred, rho, acov, work, pw, twiddles
@@ -1028,8 +1355,9 @@ def scalar_statistics(
     statistics when ``draws < min_draws``, are ``nan``; R-hat needs two chains. ``mcse=False``
     skips ``split_rhat``, ``ess_mean`` and the MCSEs (``nan``), two fifths of the autocovariance
     work, for the convergence checks. Returns ``(K, len(COLUMNS))``. ``threads`` (default: the
-    cores this process may use) slices the scalars among threads; the results do not depend on
-    it.
+    cores this process may use; one below ``_MIN_PARALLEL_DRAWS`` draws in all) run the kernel
+    at once, the calling thread among them, each taking the next scalar from a shared counter;
+    the results do not depend on it.
     """
     # C-contiguous and writeable, so that one compiled version serves every input (Numba
     # compiles read-only arrays separately)
@@ -1052,31 +1380,15 @@ def scalar_statistics(
         if batch.size < _MIN_PARALLEL_DRAWS:
             threads = 1
     threads = max(1, min(threads or 1, n_scalars))
-    # several slices per thread, taken in turn: a thread slowed by other work takes fewer
-    slices = min(n_scalars, SLICES_PER_THREAD * threads)
-    bounds = np.linspace(0, n_scalars, slices + 1).astype(np.int64)
+    counter = np.zeros(1, dtype=np.int64)  # the next scalar to take
+    args = (batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, counter, out)
     if threads == 1:
-        _quiet_kernel(
-            batch, usable, scores, twiddles, hdi_prob, min_draws, mcse, 0, n_scalars, out
-        )
+        _quiet_kernel(*args)
         return out
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        jobs = [
-            pool.submit(
-                _quiet_kernel,
-                batch,
-                usable,
-                scores,
-                twiddles,
-                hdi_prob,
-                min_draws,
-                mcse,
-                lo,
-                hi,
-                out,
-            )
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
+    # the calling thread works too, beside threads - 1 others
+    with ThreadPoolExecutor(max_workers=threads - 1) as pool:
+        jobs = [pool.submit(_quiet_kernel, *args) for _ in range(threads - 1)]
+        _quiet_kernel(*args)
         for job in jobs:
             job.result()
     return out

@@ -138,7 +138,7 @@ def test_fft_equals_numpys():
     for size in (2, 4, 8, 1024):
         x = rng.standard_normal(size) + 1j * rng.standard_normal(size)
         re, im = x.real.copy(), x.imag.copy()
-        kernels._fft(re, im, kernels.fft_twiddles(size))
+        kernels._fft(re, im, kernels.fft_twiddles(size), False)
         reverse = np.empty(size, np.int64)
         kernels._bit_reversal(size, reverse)
         bits = size.bit_length() - 1
@@ -223,12 +223,13 @@ def test_bucket_argsort_is_a_stable_sort(size):
         np.where(rng.random(size) < 0.5, -1e308, 1e308) * rng.random(size),  # a range too large
     ]
     for values in cases:
-        order, spare, local, spare_local = np.empty((4, size), np.int64)
+        order, local, spare_local = np.empty((3, size), np.int64)
+        buckets = np.empty(kernels.BUCKETS_PER_DRAW * size, np.int64)
         srt = np.empty(size)
         keys = np.empty((2, size), np.uint64)
         counts = np.empty((8, 1 << kernels.RADIX_BITS_LARGE), np.int64)
         kernels._bucket_argsort(
-            values, order, srt, spare, local, spare_local, keys[0], keys[1], counts
+            values, order, srt, buckets, local, spare_local, keys[0], keys[1], counts
         )
         np.testing.assert_array_equal(np.sort(order), np.arange(size))
         np.testing.assert_array_equal(srt.view(np.uint64), values[order].view(np.uint64))
@@ -271,7 +272,13 @@ import sys, numpy as np
 from nutslite._diagnostic_kernels import scalar_statistics
 x = np.random.default_rng(5).standard_normal((3, 3, 41)).cumsum(axis=-1)
 x[1] = np.round(x[1])
-np.save(sys.argv[1], scalar_statistics(x, np.ones(3, bool), 0.94, 4))
+# a random walk of 2 x 1500 draws: the blocked FFTs of 2048 points (radix-4 passes, one radix-2
+# stage, the vectorised spectrum products), as compiled kernels and as their Python definitions
+walk = np.random.default_rng(6).standard_normal((1, 2, 1500)).cumsum(axis=-1)
+np.save(sys.argv[1], np.concatenate([
+    scalar_statistics(x, np.ones(3, bool), 0.94, 4),
+    scalar_statistics(walk, np.ones(1, bool), 0.94, 4),
+]))
 """
 
 
