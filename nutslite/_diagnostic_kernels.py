@@ -1082,8 +1082,8 @@ def _scratch(chains, draws):
     and the pairwise sums' stack."""
     total = chains * draws
     buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
-    index = np.empty((3, total), dtype=np.int64)
-    buckets = np.empty(BUCKETS_PER_DRAW * total, dtype=np.int64)
+    index = np.empty((3, total), dtype=np.int32)
+    buckets = np.empty(BUCKETS_PER_DRAW * total, dtype=np.int32)
     marks = np.empty(total, dtype=np.uint8)
     keys = np.empty((2, total), dtype=np.uint64)
     counts = np.empty((8, 1 << RADIX_BITS_LARGE), dtype=np.int64)
