@@ -712,7 +712,7 @@ scan repeats with four times the length."""
 
 
 @jit
-def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twiddles):
+def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twiddles, slow):
     """Effective sample size of ``chains`` split chains of ``n`` draws (Vehtari et al. sec. 3.2).
 
     With ``gamma_t`` the biased autocovariance averaged over chains, ``W = gamma_0 n/(n-1)`` and
@@ -721,19 +721,23 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
     :func:`_geyer_tau` (eqs. 12-13). Lags are computed eight at a time until the scan stops or
     ``DIRECT_LAGS`` are known, then by :func:`_blocked_autocovariance_sums` up to ``FIRST_BLOCK``,
     four times as many each time the scan needs more, at most all. Constant draws (the
-    caller's ``constant``: range below 1e-15) give ``S_eff = S``, as ArviZ.
+    caller's ``constant``: range below 1e-15) give ``S_eff = S``, as ArviZ. ``slow``: the
+    caller expects slow mixing (another series of the same scalar needed the transforms), so
+    the transforms come first and the eight direct lags, which would only decide that, are not
+    computed; ``W`` then comes from the transforms' lag 0 (the same sum, rounded differently).
 
     The draws are ``series``, or, when ``marks`` is not empty, the 0/1 indicators ``marks``
     (bytes; ``series`` is then not read), whose chain means are exact counts over ``n``.
 
-    Returns ``(S_eff, R)`` with ``R = sqrt(var+ / W)``, the split R-hat of the same chains (eq. 4)
-    from the same ``W`` and ``var+``: equal to :func:`_split_rhat` up to rounding, at no extra
-    pass over the draws. ``R`` is ``nan`` where ``S_eff`` needs no variances (constant draws)
-    or they are not finite and positive; :func:`_split_rhat` then gives its value.
+    Returns ``(S_eff, R, transformed)`` with ``R = sqrt(var+ / W)``, the split R-hat of the same
+    chains (eq. 4) from the same ``W`` and ``var+``: equal to :func:`_split_rhat` up to rounding,
+    at no extra pass over the draws, and ``transformed`` whether the blocked transforms ran.
+    ``R`` is ``nan`` where ``S_eff`` needs no variances (constant draws) or they are not finite
+    and positive; :func:`_split_rhat` then gives its value.
     """
     size = chains * n
     if constant:
-        return float(size), np.nan
+        return float(size), np.nan, False
     indicators = marks.shape[0] > 0
     means = work[chains : 2 * chains]  # work[:chains] is _mean_and_variance's scratch
     # (loops over slices from 0: the compiler then knows the indices are not negative and
@@ -762,14 +766,17 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
     block = 0  # segment length of the last blocked transform
     within = var_plus = 0.0
     while True:
-        direct = available == 0 or (available < DIRECT_LAGS and rho[available - 1] <= 0.5)
+        if available == 0:
+            direct = not slow
+        else:
+            direct = available < DIRECT_LAGS and rho[available - 1] <= 0.5
         if block == 0 and direct:
             _lag_block(centred, chains, n, available, sums)
             if available == 0:
                 within = sums[0] * scale * n / (n - 1.0)
                 var_plus = within * (n - 1.0) / n + between
                 if not (math.isfinite(var_plus) and var_plus > 0):
-                    return np.nan, np.nan
+                    return np.nan, np.nan, False
             for j in range(min(LAG_BLOCK, n - available)):
                 rho[available + j] = 1.0 - (within - sums[j] * scale) / var_plus
             available = min(available + LAG_BLOCK, n)
@@ -779,6 +786,11 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
                 whole *= 2
             block = min(FIRST_BLOCK if block == 0 else 4 * block, whole)
             _blocked_autocovariance_sums(centred, chains, n, block, twiddles, acov)
+            if available == 0:  # slow: no direct lags before
+                within = acov[0] * scale * n / (n - 1.0)
+                var_plus = within * (n - 1.0) / n + between
+                if not (math.isfinite(var_plus) and var_plus > 0):
+                    return np.nan, np.nan, True
             available = min(block + 1, n)
             for t in range(1, available):
                 rho[t] = 1.0 - (within - acov[t] * scale) / var_plus
@@ -787,7 +799,7 @@ def _ess(series, marks, chains, n, constant, centred, rho, acov, work, pw, twidd
         if done:
             break
     tau = max(tau, 1.0 / math.log10(size)) if math.isfinite(tau) else np.nan
-    return size / tau, math.sqrt(var_plus / within)
+    return size / tau, math.sqrt(var_plus / within), block > 0
 
 
 # ---------------------------------------------------------------------------
@@ -1052,9 +1064,9 @@ def _extremes(values):
 
 
 @jit
-def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles):
+def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles, slow):
     """ESS of the split-chain indicators ``I(theta <= threshold)`` (Vehtari et al. eq. 16),
-    written as bytes into ``marks``."""
+    written as bytes into ``marks``; ``slow`` as :func:`_ess`."""
     chains, draws = x.shape
     below = 0
     for c in range(chains):
@@ -1070,7 +1082,7 @@ def _ess_below(x, threshold, n, marks, centred, rho, acov, work, pw, twiddles):
     constant = below == 0 or below == 2 * chains * n
     size = 2 * chains * n
     return _ess(
-        centred, marks[:size], 2 * chains, n, constant, centred, rho, acov, work, pw, twiddles
+        centred, marks[:size], 2 * chains, n, constant, centred, rho, acov, work, pw, twiddles, slow
     )[0]
 
 
@@ -1223,8 +1235,9 @@ def _statistics_kernel(
         _average_ranks_to_scores(distances, fold_positions, size, scores, folded)
 
         # the split R-hats of z and of the draws come with their ESS (same W and var+)
-        out[_ESS_BULK], rhat_bulk = _ess(
-            z, floats, split_chains, n, z_constant, centred, rho, acov, work, pw, twiddles
+        # the bulk ESS decides whether the others start with the transforms (slow)
+        out[_ESS_BULK], rhat_bulk, slow = _ess(
+            z, floats, split_chains, n, z_constant, centred, rho, acov, work, pw, twiddles, False
         )
         if chains >= 2:
             rhat_fold = _split_rhat(folded, split_chains, n, work, pw)
@@ -1236,7 +1249,7 @@ def _statistics_kernel(
                 else (rhat_bulk if math.isnan(rhat_fold) else max(rhat_bulk, rhat_fold))
             )
         if mcse:
-            ess_mean, split_rhat = _ess(
+            ess_mean, split_rhat, _ = _ess(
                 split,
                 floats,
                 split_chains,
@@ -1248,6 +1261,7 @@ def _statistics_kernel(
                 work,
                 pw,
                 twiddles,
+                slow,
             )
             out[_ESS_MEAN] = ess_mean
             if chains >= 2:
@@ -1259,8 +1273,8 @@ def _statistics_kernel(
             out[_MCSE_MEAN] = out[_SD] / math.sqrt(ess_mean)
 
         # tail ESS: indicators of the pooled 5% and 95% quantiles (eq. 16)
-        ess_low = _ess_below(x, q_low, n, marks, centred, rho, acov, work, pw, twiddles)
-        ess_high = _ess_below(x, q_high, n, marks, centred, rho, acov, work, pw, twiddles)
+        ess_low = _ess_below(x, q_low, n, marks, centred, rho, acov, work, pw, twiddles, slow)
+        ess_high = _ess_below(x, q_high, n, marks, centred, rho, acov, work, pw, twiddles, slow)
         out[_ESS_TAIL] = (
             ess_low
             if math.isnan(ess_high)
@@ -1285,7 +1299,7 @@ def _statistics_kernel(
         low, high = _extremes(split[:size])
         constant = high - low < _CONSTANT_TOL
         ess_squared = _ess(
-            split, floats, split_chains, n, constant, centred, rho, acov, work, pw, twiddles
+            split, floats, split_chains, n, constant, centred, rho, acov, work, pw, twiddles, slow
         )[0]
         var_of_var = (fourth - variance * variance) / ess_squared
         out[_MCSE_SD] = math.sqrt(var_of_var / variance / 4.0)
