@@ -36,9 +36,11 @@ statistic, threads across scalars. This module checks the input and issues the w
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -458,19 +460,43 @@ def scalar_draws(
         raise ValueError(f"variables differ in (chains, draws): {shapes}")
     chains, draws = blocks[0].shape[:2]
     out = np.empty((len(names), chains, draws))  # C order: each scalar's draws contiguous
-    first = 0
-    for block in blocks:
-        last = first + block.shape[2]
-        # the transposition in runs of draws that stay in the cache, not one strided sweep
-        for start in range(0, draws, _TRANSPOSE_RUN):
-            stop = min(start + _TRANSPOSE_RUN, draws)
-            out[first:last, :, start:stop] = block[:, start:stop, :].transpose(2, 0, 1)
-        first = last
+
+    def transpose(lo: int, hi: int) -> None:
+        """Draws ``[lo, hi)`` of every block, in runs that stay in the cache, not one strided
+        sweep."""
+        first = 0
+        for block in blocks:
+            last = first + block.shape[2]
+            for start in range(lo, hi, _TRANSPOSE_RUN):
+                stop = min(start + _TRANSPOSE_RUN, hi)
+                out[first:last, :, start:stop] = block[:, start:stop, :].transpose(2, 0, 1)
+            first = last
+
+    threads = min(_usable_cores(), max(1, out.size // _MIN_THREADED_COPY))
+    if threads == 1:
+        transpose(0, draws)
+        return names, out
+    # NumPy releases the GIL while it copies: each thread takes a contiguous range of draws
+    bounds = [draws * t // threads for t in range(threads + 1)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        jobs = [pool.submit(transpose, bounds[t], bounds[t + 1]) for t in range(threads)]
+        for job in jobs:
+            job.result()
     return names, out
 
 
 _TRANSPOSE_RUN = 256
 """Draws per piece of :func:`scalar_draws`'s transposition (``256 x K`` doubles per chain)."""
+
+_MIN_THREADED_COPY = 1 << 22
+"""Doubles per thread below which :func:`scalar_draws` copies in one thread (32 MB)."""
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def divergence_locations(
