@@ -1,5 +1,5 @@
 """``python -m nutslite``: the same as the ``nutslite`` command (``nutslite.cli``)."""
 
-from nutslite.cli import main
+from nutslite.cli import run
 
-raise SystemExit(main())
+run()

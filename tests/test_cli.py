@@ -252,6 +252,20 @@ def test_python_dash_m_help_reads_well():
     )
 
 
+def test_the_command_flushes_everything_before_its_quick_exit(radon_run):
+    """``python -m nutslite`` ends with ``os._exit`` (``nutslite.cli.run``): the table, the
+    warnings and the exit status must be those of ``main`` in this process."""
+    path = radon_run[0]
+    proc = subprocess.run([sys.executable, "-m", "nutslite", "summary", str(path), "--all"],
+                          capture_output=True, text=True, timeout=120)
+    code, out, err = run("summary", str(path), "--all")
+    assert (proc.returncode, proc.stdout) == (code, out) == (0, out)
+    assert out.count("\n") > 345  # every scalar's row, the last one included
+    bad = subprocess.run([sys.executable, "-m", "nutslite", "summary", str(path.with_suffix(""))],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "nutslite: error:" in bad.stderr
+
+
 @pytest.mark.parametrize("command", ["sample", "summary", "plot", "models"])
 def test_every_subcommand_has_help(command):
     code, out, _ = run(command, "--help")
