@@ -1354,6 +1354,13 @@ def _quiet_kernel(*args) -> None:
         _statistics_kernel(*args)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def scalar_statistics(
     batch: NDArray[np.float64],
     usable: NDArray[np.bool_],
@@ -1388,9 +1395,7 @@ def scalar_statistics(
     twiddles = fft_twiddles(2 * whole)
     usable = np.require(usable, dtype=np.bool_, requirements=["C", "W"])
     if threads is None:
-        threads = (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        )
+        threads = usable_cores()
         if batch.size < _MIN_PARALLEL_DRAWS:
             threads = 1
     threads = max(1, min(threads or 1, n_scalars))

@@ -36,7 +36,6 @@ statistic, threads across scalars. This module checks the input and issues the w
 from __future__ import annotations
 
 import math
-import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -46,7 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from nutslite._diagnostic_kernels import COLUMNS, scalar_statistics
+from nutslite._diagnostic_kernels import COLUMNS, scalar_statistics, usable_cores
 
 __all__ = [
     "DiagnosticWarning",
@@ -472,7 +471,7 @@ def scalar_draws(
                 out[first:last, :, start:stop] = block[:, start:stop, :].transpose(2, 0, 1)
             first = last
 
-    threads = min(_usable_cores(), max(1, out.size // _MIN_THREADED_COPY))
+    threads = min(usable_cores(), max(1, out.size // _MIN_THREADED_COPY))
     if threads == 1:
         transpose(0, draws)
         return names, out
@@ -491,12 +490,6 @@ _TRANSPOSE_RUN = 256
 _MIN_THREADED_COPY = 1 << 22
 """Doubles per thread below which :func:`scalar_draws` copies in one thread (32 MB)."""
 
-
-def _usable_cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def divergence_locations(

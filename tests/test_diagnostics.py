@@ -288,7 +288,7 @@ def test_scalar_draws_threaded_copy_is_the_same(monkeypatch):
     posterior = {"x": rng.normal(size=(3, 1001, 2, 3)), "y": rng.normal(size=(3, 1001))}
     names, one = scalar_draws(posterior)
     monkeypatch.setattr(diag, "_MIN_THREADED_COPY", 1)
-    monkeypatch.setattr(diag, "_usable_cores", lambda: 3)
+    monkeypatch.setattr(diag, "usable_cores", lambda: 3)
     assert scalar_draws(posterior)[0] == names
     np.testing.assert_array_equal(scalar_draws(posterior)[1], one)
 
