@@ -8,13 +8,9 @@ name is first touched, and SciPy, matplotlib and ArviZ only where they are used
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import importlib
 import sys
-import threading
 import types
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from nutslite._version import __version__
@@ -70,45 +66,13 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
 
 _SUBMODULES = {"diagnostics", "models", "plots", "testing"}
 
-_PAUSE_LOCK = threading.Lock()
-_pauses = [0, False]  # blocks open now; whether the collector was on when the first one opened
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Within the block, CPython's cyclic garbage collector does not run (reference counting
-    still frees everything else); afterwards it is on again if it was on before.
-
-    For the steps that create tens of thousands of long-lived objects and no cyclic garbage to
-    speak of: importing nutslite's modules (with Numba, its dispatchers and typing templates) and
-    loading compiled code from the disk cache (with Numba's target, its registries and SciPy).
-    Each full collection walks every object in the process (about 60-75 ms with Numba and SciPy
-    loaded on the benchmark machine) and frees next to nothing here; a warm start ran two of
-    them, 35-40% of nutslite's own share of it (``benchmarks/README.md``, compile, round 6).
-    The objects made in the block are collected afterwards like any others. Blocks may nest and
-    overlap across threads; the collector comes back when the last one closes.
-    """
-    with _PAUSE_LOCK:
-        if _pauses[0] == 0:
-            _pauses[1] = gc.isenabled()
-            gc.disable()
-        _pauses[0] += 1
-    try:
-        yield
-    finally:
-        with _PAUSE_LOCK:
-            _pauses[0] -= 1
-            if _pauses[0] == 0 and _pauses[1]:
-                gc.enable()
-
 
 def __getattr__(name: str):
     """Import the module behind ``name`` on first use and keep the value in this namespace."""
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'nutslite' has no attribute {name!r}")
-    with _collector_paused():
-        module = importlib.import_module(module_name)
+    module = importlib.import_module(module_name)
     value = module if name in _SUBMODULES else getattr(module, name)
     globals()[name] = value
     return value

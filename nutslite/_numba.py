@@ -35,7 +35,6 @@ from pathlib import Path
 from numba import config, njit, types
 from numba.core.sigutils import normalize_signature
 
-from nutslite import _collector_paused
 from nutslite._version import __version__
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
@@ -85,52 +84,20 @@ def jit(*args, **kwargs):
 
 
 def _compile(function, signatures: tuple, options: dict):
-    """Decorate with ``njit`` while Numba's cache directory points at nutslite's own, then compile
-    ``signatures`` (if any) at once, as ``njit(*signatures)`` does. The check of
-    ``config.CACHE_DIR`` is made under the lock: outside it, a thread could see another thread's
-    temporary value, which is reset before Numba reads it again (the cache then went to a folder
-    relative to the working directory). Numba fixes the cache's folder when the dispatcher is
-    made, so the compile itself runs outside the lock."""
+    """Decorate with ``njit`` while Numba's cache directory points at nutslite's own. The check
+    of ``config.CACHE_DIR`` is made under the lock: outside it, a thread could see another
+    thread's temporary value, which is reset before Numba reads it again (the cache then went to
+    a folder relative to the working directory)."""
     if JIT_DISABLED or not options.get("cache"):
         return _for_compiled_callers(njit(*signatures, **options)(function), options)
     with _CACHE_LOCK:
         if config.CACHE_DIR:  # NUMBA_CACHE_DIR, or whoever set it, wins
-            dispatcher = njit(**options)(function)
-        else:
-            config.CACHE_DIR = cache_dir()
-            try:
-                dispatcher = njit(**options)(function)
-            finally:
-                config.CACHE_DIR = ""
-    _load_without_collecting(dispatcher)
-    if signatures:
-        from numba.core.typeinfer import register_dispatcher
-
-        with register_dispatcher(dispatcher):  # as njit does: a recursive call sees it compiling
-            for signature in signatures:
-                dispatcher.compile(signature)
-        dispatcher.disable_compile()
-    return _for_compiled_callers(dispatcher, options)
-
-
-def _load_without_collecting(dispatcher) -> None:
-    """Load ``dispatcher``'s compiled versions from the disk cache with the cyclic garbage
-    collector paused (``nutslite._collector_paused``). The first load of a process also sets up
-    Numba's CPU target (its registries, and SciPy's BLAS for ``np.dot``): tens of thousands of
-    long-lived objects, which made CPython walk every object in the process for nothing. A cache
-    miss returns before compiling, and the compile runs with the collector on (it makes cyclic
-    garbage). Numba internals, behind a fallback: without a ``load_overload`` the cache is left
-    as it is."""
-    cache = getattr(dispatcher, "_cache", None)
-    load = getattr(cache, "load_overload", None)
-    if load is None:
-        return
-
-    def load_overload(sig, target_context):
-        with _collector_paused():
-            return load(sig, target_context)
-
-    cache.load_overload = load_overload
+            return _for_compiled_callers(njit(*signatures, **options)(function), options)
+        config.CACHE_DIR = cache_dir()
+        try:
+            return _for_compiled_callers(njit(*signatures, **options)(function), options)
+        finally:
+            config.CACHE_DIR = ""
 
 
 def _for_compiled_callers(dispatcher, options: dict):
