@@ -6,10 +6,20 @@ Usage::
     python benchmarks/profile_compile.py --nutpie   # and nutpie's compile of the same model
     python benchmarks/profile_compile.py --first-call   # nl.sample with the diagnostics, as a
                                                         # user's first call
+    python benchmarks/profile_compile.py --warm 9   # where a warm start's time goes: medians of
+                                                    # 9 fresh processes, nutslite's own cache
 
 A second process then times a warm start without the profiler's instrumentation, which imports
 ``numba`` itself: ``import numba``, then ``import nutslite`` and the radon model (its compiled
 log density loaded from the cache), then the first call (the engine loaded from the cache).
+
+``--warm N`` breaks a warm start down instead (``bench_radon.py``'s "compile warm": the radon model
+and a first ``nl.sample`` call with the diagnostics behind the warnings, from nutslite's own cache,
+which the first process fills if it is empty): ``import numba`` and Numba's CPU target set-up
+(its registries, which import SciPy's BLAS for ``np.dot``), the floor that any Numba program pays;
+each cache entry loaded and its parts (index, reading and unpickling the entry, parsing its bitcode,
+loading and linking its object code); the cyclic garbage collector; the imports of nutslite's
+modules and the libraries it pulls in; and the rest (Python set-up and the chain itself).
 
 Each measurement runs in a fresh process. The cold one points ``NUTSLITE_CACHE_DIR`` (and, for
 nutpie, Numba's and PyTensor's caches) at an empty folder; the warm one reuses it. Times are wall
@@ -130,6 +140,172 @@ print(json.dumps({name: [b[0] - a[0], b[1] - a[1]] for name, a, b in (
 """
 
 
+WARM_BREAKDOWN = r"""
+import gc, json, sys, time, warnings
+t_start = time.perf_counter()
+import numba
+t_numba = time.perf_counter() - t_start
+import llvmlite.binding as ll
+from numba.core import base, caching, codegen
+
+state = {"target": None, "in_target": False, "entries": [], "gc": 0.0, "gc_target": 0.0,
+         "gc_imports": 0.0, "full": 0}
+parts = dict.fromkeys(("index", "read+unpickle", "parse bitcode", "load+link object",
+                       "register symbols"), 0.0)
+refresh = base.BaseContext.refresh
+
+
+def timed_refresh(self):  # the first refresh sets Numba's CPU target up
+    if state["target"] is not None:
+        return refresh(self)
+    state["in_target"], t = True, time.perf_counter()
+    try:
+        return refresh(self)
+    finally:
+        state["target"], state["in_target"] = time.perf_counter() - t, False
+
+
+base.BaseContext.refresh = timed_refresh
+
+
+def timed(part, owner, name):
+    original = getattr(owner, name)
+
+    def run(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            parts[part] += time.perf_counter() - t
+    setattr(owner, name, run)
+
+
+timed("index", caching.IndexDataCacheFile, "_load_index")
+timed("read+unpickle", caching.IndexDataCacheFile, "_load_data")
+timed("parse bitcode", ll, "parse_bitcode")
+timed("load+link object", codegen.JITCodeLibrary, "_finalize_specific")
+timed("register symbols", codegen.JitEngine, "_load_defined_symbols")
+load = caching.Cache.load_overload
+
+
+def timed_load(self, sig, target_context):
+    first, t = state["target"] is None, time.perf_counter()
+    result = load(self, sig, target_context)
+    seconds = time.perf_counter() - t - (state["target"] if first else 0.0)
+    state["entries"].append([self._py_func.__qualname__.split(".")[-1], seconds,
+                             result is not None])
+    return result
+
+
+caching.Cache.load_overload = timed_load
+clock = [0.0]
+
+
+def collected(phase, info):
+    if phase == "start":
+        clock[0] = time.perf_counter()
+        return
+    seconds = time.perf_counter() - clock[0]
+    state["gc_target" if state["in_target"] else "gc"] += seconds
+    state["full"] += info["generation"] == 2
+    frame = sys._getframe(0)
+    while frame is not None and not state["in_target"]:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            state["gc_imports"] += seconds  # also inside an import's time
+            break
+        frame = frame.f_back
+
+
+gc.callbacks.append(collected)
+t0 = time.perf_counter()
+import nutslite as nl
+model = nl.models.radon("noncentered")
+t1 = time.perf_counter()
+from nutslite.diagnostics import MIN_DRAWS
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    nl.sample(model, draws=MIN_DRAWS, tune=1, chains=1, seed=0, cores=1, progress=False)
+t2 = time.perf_counter()
+print(json.dumps({"numba": t_numba, "target": state["target"], "model": t1 - t0,
+                  "sample": t2 - t1, "gc": state["gc"], "gc_target": state["gc_target"],
+                  "gc_imports": state["gc_imports"],
+                  "full_collections": state["full"], "entries": state["entries"],
+                  "parts": parts}))
+"""
+
+# modules whose import a warm start pays for besides Numba's own (cumulative seconds each)
+WATCHED_IMPORTS = ("scipy.special", "threadpoolctl")
+
+
+def warm_breakdown(runs: int) -> None:
+    """Medians over ``runs`` fresh processes of a warm start's parts, wall seconds."""
+    import re
+    import statistics
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as after pip install: bytecode cached
+    subprocess.run([sys.executable, "-c", WARM_BREAKDOWN], env=env, check=True,
+                   capture_output=True, cwd=os.path.dirname(here))  # fills an empty cache
+    rows = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", WARM_BREAKDOWN],
+                             env=env, check=True, capture_output=True, text=True,
+                             cwd=os.path.dirname(here))
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        imports = dict.fromkeys((*WATCHED_IMPORTS, "nutslite"), 0.0)
+        for line in out.stderr.splitlines():  # "import time: self | cumulative | name"
+            match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+            if match is None:
+                continue
+            seconds, depth, name = int(match[1]) / 1e6, len(match[2]), match[3]
+            if name in WATCHED_IMPORTS:
+                imports[name] += seconds
+            elif depth == 1 and name.startswith("nutslite"):  # not nested in another import
+                imports["nutslite"] += seconds
+        row["imports"] = imports
+        rows.append(row)
+
+    def median(get) -> float:
+        return statistics.median(get(row) for row in rows)
+
+    own = median(lambda r: r["model"] + r["sample"] - r["target"])
+    print(f"warm start, medians of {runs} fresh processes, wall s (load average "
+          f"{os.getloadavg()[0]:.1f}):")
+    print(f"  import numba                                {median(lambda r: r['numba']):.3f}"
+          "   floor")
+    print(f"  Numba's CPU target set-up (SciPy BLAS incl.) {median(lambda r: r['target']):.3f}"
+          "   floor (its GC: " f"{median(lambda r: r['gc_target']):.3f})")
+    print(f"  model + first call (bench_radon's compile warm without import numba) "
+          f"{median(lambda r: r['model'] + r['sample']):.3f}")
+    print(f"  nutslite's own share (that, without the target set-up) {own:.3f}:")
+    names = list(dict.fromkeys(e[0] for r in rows for e in r["entries"]))
+    print(f"    cache entries loaded: {len(rows[0]['entries'])} "
+          f"({', '.join(names)}), all hits: "
+          f"{all(e[2] for r in rows for e in r['entries'])}")
+    entries = median(lambda r: sum(e[1] for e in r["entries"]))
+    print(f"    loading them                               {entries:.3f}")
+    for name in names:
+        seconds = median(lambda r, n=name: sum(e[1] for e in r["entries"] if e[0] == n))
+        print(f"      {name:<40s} {seconds:.3f}")
+    for part in rows[0]["parts"]:
+        print(f"      (all entries) {part:<26s} {median(lambda r, p=part: r['parts'][p]):.3f}")
+    gc_s = median(lambda r: r["gc"])
+    print(f"    cyclic GC outside the target set-up        {gc_s:.3f}   (full collections: "
+          f"{median(lambda r: r['full_collections']):.0f}; during the imports below: "
+          f"{median(lambda r: r['gc_imports']):.3f})")
+    imports = {name: median(lambda r, n=name: r["imports"][n]) for name in rows[0]["imports"]}
+    for name, seconds in imports.items():
+        print(f"    import {name:<35s} {seconds:.3f}" + (
+            "   (with its GC and what it pulls in)" if name == "nutslite" else ""))
+
+    def rest(r: dict) -> float:
+        counted = r["target"] + sum(e[1] for e in r["entries"]) + sum(r["imports"].values())
+        return r["model"] + r["sample"] - counted - (r["gc"] - r["gc_imports"])
+
+    print(f"    the rest (Python set-up, the chain, the checks) {median(rest):.3f}")
+
+
 def warm_start(cache_root: str) -> dict:
     """A warm start's parts, wall and CPU seconds, in a fresh uninstrumented process."""
     env = dict(os.environ, NUTSLITE_CACHE_DIR=os.path.join(cache_root, "nutslite"))
@@ -177,7 +353,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--first-call", action="store_true",
                    help="a user's first nl.sample call (with the diagnostics behind the warnings) "
                         "instead of the first draw, its compile CPU split by module")
+    p.add_argument("--warm", type=int, metavar="N",
+                   help="only break a warm start down, medians of N fresh processes")
     args = p.parse_args(argv)
+    if args.warm:
+        warm_breakdown(args.warm)
+        return
     for sampler in ("nutslite", "nutpie") if args.nutpie else ("nutslite",):
         with tempfile.TemporaryDirectory() as root:
             cold = measure(sampler, root, args.first_call)

@@ -94,10 +94,47 @@ def _compile(function, signatures: tuple, options: dict):
         if config.CACHE_DIR:  # NUMBA_CACHE_DIR, or whoever set it, wins
             return _for_compiled_callers(njit(*signatures, **options)(function), options)
         config.CACHE_DIR = cache_dir()
+        locators = getattr(config, "CACHE_LOCATOR_CLASSES", None)
+        if locators == "":  # Numba 0.62+, and no NUMBA_CACHE_LOCATOR_CLASSES of the user's
+            config.CACHE_LOCATOR_CLASSES = _LOCATORS
         try:
             return _for_compiled_callers(njit(*signatures, **options)(function), options)
         finally:
             config.CACHE_DIR = ""
+            if locators == "":
+                config.CACHE_LOCATOR_CLASSES = ""
+
+
+if not JIT_DISABLED:
+    from numba.core.caching import FunctionCache, UserProvidedCacheLocator
+
+    class _Locator(UserProvidedCacheLocator):
+        """Numba's locator for ``config.CACHE_DIR``, which checks that a folder is writable once
+        per process instead of once per cached function.
+
+        Numba's check writes and deletes a temporary file in the function's cache folder when the
+        function is decorated: 68 of them at a warm start, 4-18 ms on the benchmark machine
+        (``benchmarks/README.md``, compile, round 6), for the 4 functions it then loads. The folder
+        is still created if missing at every check (before every save, too).
+        """
+
+        _writable: set[str] = set()
+
+        def ensure_cache_path(self):
+            path = self.get_cache_path()
+            if path in self._writable:
+                os.makedirs(path, exist_ok=True)
+                return
+            super().ensure_cache_path()
+            self._writable.add(path)
+
+    # Numba's locators, in Numba's order, with ``_Locator`` in place of its own for CACHE_DIR
+    # (the others serve functions without a source file: notebooks, zip files); Numba imports
+    # a dotted name and looks an undotted one up among its own
+    _LOCATORS = ",".join(
+        f"{__name__}._Locator" if locator is UserProvidedCacheLocator else locator.__name__
+        for locator in FunctionCache._impl_class._locator_classes
+    )
 
 
 def _for_compiled_callers(dispatcher, options: dict):

@@ -1,12 +1,20 @@
 """How the engine is compiled: one specialisation per plain argument type, no wrappers for calls
-between compiled functions, and type dispatch that puts only the kind in use into a compiled caller
-(``nutslite._numba``)."""
+between compiled functions, type dispatch that puts only the kind in use into a compiled caller,
+and where compiled code is cached (``nutslite._numba``)."""
 
+import importlib
+import shutil
+import subprocess
+import sys
 from collections import namedtuple
+from pathlib import Path
 
 import numpy as np
 import pytest
+from numba import config
 
+import nutslite
+from nutslite import _numba
 from nutslite._numba import JIT_DISABLED, by_type, jit
 
 pytestmark = pytest.mark.skipif(JIT_DISABLED, reason="about compiled code")
@@ -110,3 +118,50 @@ def test_a_version_compiled_for_python_serves_compiled_callers():
     assert _first_from_python(3.0) == 2.0
     assert _then_from_compiled_code(3.0) == 2.0
     assert not hasattr(_first_from_python, "twin")
+
+
+def _cache_dir_of(package_parent: Path) -> str:
+    """``cache_dir()`` as a fresh interpreter computes it for the nutslite in ``package_parent``."""
+    code = "from nutslite._numba import cache_dir; print(cache_dir())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=package_parent, check=True,
+                         capture_output=True, text=True, env={"PYTHONPATH": str(package_parent),
+                                                             "NUTSLITE_CACHE_DIR": "/nowhere"})
+    return out.stdout.strip()
+
+
+def test_an_edit_anywhere_in_the_package_starts_a_fresh_cache(tmp_path):
+    """The cache folder is named after a hash of every source, wherever the package lives: a copy
+    shares it, and an edit to any module (here one the engine does not import) changes it, so
+    code compiled against the old source is never loaded."""
+    shutil.copytree(Path(nutslite.__file__).parent, tmp_path / "nutslite",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    here = _cache_dir_of(Path(nutslite.__file__).parent.parent)
+    assert _cache_dir_of(tmp_path) == here
+    with open(tmp_path / "nutslite" / "plots.py", "a") as module:
+        module.write("# an edit\n")
+    edited = _cache_dir_of(tmp_path)
+    assert edited != here and Path(edited).parent == Path(here).parent
+
+
+@pytest.mark.skipif(not hasattr(config, "CACHE_LOCATOR_CLASSES"), reason="Numba before 0.62")
+def test_cached_functions_go_to_nutslite_folder_with_one_writability_check(tmp_path, monkeypatch):
+    """Two cached functions of one module: both are cached under ``cache_dir()``; Numba's check
+    that the folder is writable (a temporary file) runs once, and a folder deleted since is made
+    again before the save."""
+    monkeypatch.setattr(_numba, "cache_dir", lambda: str(tmp_path / "cache"))
+    checks = []
+    original = _numba.UserProvidedCacheLocator.ensure_cache_path
+    monkeypatch.setattr(_numba.UserProvidedCacheLocator, "ensure_cache_path",
+                        lambda self: (checks.append(self.get_cache_path()), original(self))[1])
+    (tmp_path / "two_cached.py").write_text(
+        "from nutslite._numba import jit\n\n@jit\ndef plus_one(x):\n    return x + 1.0\n\n"
+        "@jit\ndef plus_two(x):\n    return x + 2.0\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("two_cached")
+    folder = module.plus_one._cache.cache_path
+    assert folder.startswith(str(tmp_path / "cache")) and checks == [folder]
+    assert module.plus_two._cache.cache_path == folder
+    shutil.rmtree(tmp_path / "cache")
+    assert module.plus_one(1.0) == 2.0 and module.plus_two(1.0) == 3.0
+    assert len(list(Path(folder).glob("*.nbi"))) == 2 and checks == [folder]
