@@ -149,14 +149,14 @@ import llvmlite.binding as ll
 from numba.core import base, caching, codegen
 
 state = {"target": None, "in_target": False, "entries": [], "gc": 0.0, "gc_target": 0.0,
-         "gc_imports": 0.0, "full": 0}
+         "gc_imports": {}, "full": 0}
 parts = dict.fromkeys(("index", "read+unpickle", "parse bitcode", "load+link object",
                        "register symbols"), 0.0)
 refresh = base.BaseContext.refresh
 
 
-def timed_refresh(self):  # the first refresh sets Numba's CPU target up
-    if state["target"] is not None:
+def timed_refresh(self):  # the first refresh sets Numba's CPU target up (and nests refreshes)
+    if state["target"] is not None or state["in_target"]:
         return refresh(self)
     state["in_target"], t = True, time.perf_counter()
     try:
@@ -189,9 +189,10 @@ load = caching.Cache.load_overload
 
 
 def timed_load(self, sig, target_context):
-    first, t = state["target"] is None, time.perf_counter()
+    first, t, gc_before = state["target"] is None, time.perf_counter(), state["gc"]
     result = load(self, sig, target_context)
     seconds = time.perf_counter() - t - (state["target"] if first else 0.0)
+    seconds -= state["gc"] - gc_before  # counted as GC
     state["entries"].append([self._py_func.__qualname__.split(".")[-1], seconds,
                              result is not None])
     return result
@@ -208,17 +209,20 @@ def collected(phase, info):
     seconds = time.perf_counter() - clock[0]
     state["gc_target" if state["in_target"] else "gc"] += seconds
     state["full"] += info["generation"] == 2
-    frame = sys._getframe(0)
+    frame, outermost = sys._getframe(0), None
     while frame is not None and not state["in_target"]:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            state["gc_imports"] += seconds  # also inside an import's time
-            break
+        if frame.f_code.co_name == "_find_and_load":
+            outermost = frame.f_locals.get("name")
         frame = frame.f_back
+    if outermost is not None:  # also inside this import's time, as -X importtime counts it
+        state["gc_imports"][outermost] = state["gc_imports"].get(outermost, 0.0) + seconds
 
 
 gc.callbacks.append(collected)
 t0 = time.perf_counter()
 import nutslite as nl
+import nutslite.models, nutslite.sampling  # here, to time them apart (the flow imports them anyway)
+t_imports, gc_imports = time.perf_counter() - t0, state["gc"]
 model = nl.models.radon("noncentered")
 t1 = time.perf_counter()
 from nutslite.diagnostics import MIN_DRAWS
@@ -227,6 +231,7 @@ with warnings.catch_warnings():
     nl.sample(model, draws=MIN_DRAWS, tune=1, chains=1, seed=0, cores=1, progress=False)
 t2 = time.perf_counter()
 print(json.dumps({"numba": t_numba, "target": state["target"], "model": t1 - t0,
+                  "nutslite_imports": t_imports - gc_imports,
                   "sample": t2 - t1, "gc": state["gc"], "gc_target": state["gc_target"],
                   "gc_imports": state["gc_imports"],
                   "full_collections": state["full"], "entries": state["entries"],
@@ -234,7 +239,7 @@ print(json.dumps({"numba": t_numba, "target": state["target"], "model": t1 - t0,
 """
 
 # modules whose import a warm start pays for besides Numba's own (cumulative seconds each)
-WATCHED_IMPORTS = ("scipy.special", "threadpoolctl")
+WATCHED_IMPORTS = ("scipy.special", "threadpoolctl")  # each imported once, inside nl.sample
 
 
 def warm_breakdown(runs: int) -> None:
@@ -253,16 +258,12 @@ def warm_breakdown(runs: int) -> None:
                              env=env, check=True, capture_output=True, text=True,
                              cwd=os.path.dirname(here))
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        imports = dict.fromkeys((*WATCHED_IMPORTS, "nutslite"), 0.0)
+        imports = {"nutslite's modules": row["nutslite_imports"]}
+        imports.update(dict.fromkeys(WATCHED_IMPORTS, 0.0))
         for line in out.stderr.splitlines():  # "import time: self | cumulative | name"
-            match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
-            if match is None:
-                continue
-            seconds, depth, name = int(match[1]) / 1e6, len(match[2]), match[3]
-            if name in WATCHED_IMPORTS:
-                imports[name] += seconds
-            elif depth == 1 and name.startswith("nutslite"):  # not nested in another import
-                imports["nutslite"] += seconds
+            match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| *(\S+)", line)
+            if match is not None and match[2] in WATCHED_IMPORTS:  # without the GC inside
+                imports[match[2]] += int(match[1]) / 1e6 - row["gc_imports"].get(match[2], 0.0)
         row["imports"] = imports
         rows.append(row)
 
@@ -284,7 +285,7 @@ def warm_breakdown(runs: int) -> None:
           f"({', '.join(names)}), all hits: "
           f"{all(e[2] for r in rows for e in r['entries'])}")
     entries = median(lambda r: sum(e[1] for e in r["entries"]))
-    print(f"    loading them                               {entries:.3f}")
+    print(f"    loading them (without the GC during it)    {entries:.3f}")
     for name in names:
         seconds = median(lambda r, n=name: sum(e[1] for e in r["entries"] if e[0] == n))
         print(f"      {name:<40s} {seconds:.3f}")
@@ -292,16 +293,14 @@ def warm_breakdown(runs: int) -> None:
         print(f"      (all entries) {part:<26s} {median(lambda r, p=part: r['parts'][p]):.3f}")
     gc_s = median(lambda r: r["gc"])
     print(f"    cyclic GC outside the target set-up        {gc_s:.3f}   (full collections: "
-          f"{median(lambda r: r['full_collections']):.0f}; during the imports below: "
-          f"{median(lambda r: r['gc_imports']):.3f})")
+          f"{median(lambda r: r['full_collections']):.0f})")
     imports = {name: median(lambda r, n=name: r["imports"][n]) for name in rows[0]["imports"]}
     for name, seconds in imports.items():
-        print(f"    import {name:<35s} {seconds:.3f}" + (
-            "   (with its GC and what it pulls in)" if name == "nutslite" else ""))
+        print(f"    import {name:<35s} {seconds:.3f}   (without the GC during it)")
 
     def rest(r: dict) -> float:
         counted = r["target"] + sum(e[1] for e in r["entries"]) + sum(r["imports"].values())
-        return r["model"] + r["sample"] - counted - (r["gc"] - r["gc_imports"])
+        return r["model"] + r["sample"] - counted - r["gc"]
 
     print(f"    the rest (Python set-up, the chain, the checks) {median(rest):.3f}")
 
