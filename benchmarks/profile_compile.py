@@ -8,6 +8,8 @@ Usage::
                                                         # user's first call
     python benchmarks/profile_compile.py --warm 9   # where a warm start's time goes: medians of
                                                     # 9 fresh processes, nutslite's own cache
+    python benchmarks/profile_compile.py --warm 9 --against ../base   # and another checkout's,
+                                                                      # run in turn
 
 A second process then times a warm start without the profiler's instrumentation, which imports
 ``numba`` itself: ``import numba``, then ``import nutslite`` and the radon model (its compiled
@@ -242,67 +244,72 @@ print(json.dumps({"numba": t_numba, "target": state["target"], "model": t1 - t0,
 WATCHED_IMPORTS = ("scipy.special", "threadpoolctl")  # each imported once, inside nl.sample
 
 
-def warm_breakdown(runs: int) -> None:
-    """Medians over ``runs`` fresh processes of a warm start's parts, wall seconds."""
+def _warm_row(root: str, env: dict) -> dict:
+    """One warm start of the nutslite checkout in ``root``, in a fresh process."""
     import re
+
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", WARM_BREAKDOWN], env=env,
+                         check=True, capture_output=True, text=True, cwd=root)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    imports = {"nutslite's modules": row["nutslite_imports"]}
+    imports.update(dict.fromkeys(WATCHED_IMPORTS, 0.0))
+    for line in out.stderr.splitlines():  # "import time: self | cumulative | name"
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| *(\S+)", line)
+        if match is not None and match[2] in WATCHED_IMPORTS:  # without the GC inside
+            imports[match[2]] += int(match[1]) / 1e6 - row["gc_imports"].get(match[2], 0.0)
+    row["imports"] = imports
+    return row
+
+
+def warm_breakdown(runs: int, others: list[str]) -> None:
+    """Medians over ``runs`` fresh processes of a warm start's parts, wall seconds, for this
+    checkout and each of ``others`` (other nutslite checkouts), run in turn."""
     import statistics
 
-    here = os.path.dirname(os.path.abspath(__file__))
+    roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), *others]
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as after pip install: bytecode cached
-    subprocess.run([sys.executable, "-c", WARM_BREAKDOWN], env=env, check=True,
-                   capture_output=True, cwd=os.path.dirname(here))  # fills an empty cache
-    rows = []
+    for root in roots:  # fills an empty cache
+        subprocess.run([sys.executable, "-c", WARM_BREAKDOWN], env=dict(env, PYTHONPATH=root),
+                       check=True, capture_output=True, cwd=root)
+    rows: dict[str, list[dict]] = {root: [] for root in roots}
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-X", "importtime", "-c", WARM_BREAKDOWN],
-                             env=env, check=True, capture_output=True, text=True,
-                             cwd=os.path.dirname(here))
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        imports = {"nutslite's modules": row["nutslite_imports"]}
-        imports.update(dict.fromkeys(WATCHED_IMPORTS, 0.0))
-        for line in out.stderr.splitlines():  # "import time: self | cumulative | name"
-            match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| *(\S+)", line)
-            if match is not None and match[2] in WATCHED_IMPORTS:  # without the GC inside
-                imports[match[2]] += int(match[1]) / 1e6 - row["gc_imports"].get(match[2], 0.0)
-        row["imports"] = imports
-        rows.append(row)
-
-    def median(get) -> float:
-        return statistics.median(get(row) for row in rows)
-
-    own = median(lambda r: r["model"] + r["sample"] - r["target"])
-    print(f"warm start, medians of {runs} fresh processes, wall s (load average "
-          f"{os.getloadavg()[0]:.1f}):")
-    print(f"  import numba                                {median(lambda r: r['numba']):.3f}"
-          "   floor")
-    print(f"  Numba's CPU target set-up (SciPy BLAS incl.) {median(lambda r: r['target']):.3f}"
-          "   floor (its GC: " f"{median(lambda r: r['gc_target']):.3f})")
-    print(f"  model + first call (bench_radon's compile warm without import numba) "
-          f"{median(lambda r: r['model'] + r['sample']):.3f}")
-    print(f"  nutslite's own share (that, without the target set-up) {own:.3f}:")
-    names = list(dict.fromkeys(e[0] for r in rows for e in r["entries"]))
-    print(f"    cache entries loaded: {len(rows[0]['entries'])} "
-          f"({', '.join(names)}), all hits: "
-          f"{all(e[2] for r in rows for e in r['entries'])}")
-    entries = median(lambda r: sum(e[1] for e in r["entries"]))
-    print(f"    loading them (without the GC during it)    {entries:.3f}")
-    for name in names:
-        seconds = median(lambda r, n=name: sum(e[1] for e in r["entries"] if e[0] == n))
-        print(f"      {name:<40s} {seconds:.3f}")
-    for part in rows[0]["parts"]:
-        print(f"      (all entries) {part:<26s} {median(lambda r, p=part: r['parts'][p]):.3f}")
-    gc_s = median(lambda r: r["gc"])
-    print(f"    cyclic GC outside the target set-up        {gc_s:.3f}   (full collections: "
-          f"{median(lambda r: r['full_collections']):.0f})")
-    imports = {name: median(lambda r, n=name: r["imports"][n]) for name in rows[0]["imports"]}
-    for name, seconds in imports.items():
-        print(f"    import {name:<35s} {seconds:.3f}   (without the GC during it)")
+        for root in roots:
+            rows[root].append(_warm_row(root, dict(env, PYTHONPATH=root)))
 
     def rest(r: dict) -> float:
         counted = r["target"] + sum(e[1] for e in r["entries"]) + sum(r["imports"].values())
         return r["model"] + r["sample"] - counted - r["gc"]
 
-    print(f"    the rest (Python set-up, the chain, the checks) {median(rest):.3f}")
+    first = rows[roots[0]][0]
+    names = list(dict.fromkeys(e[0] for r in rows[roots[0]] for e in r["entries"]))
+    lines = [
+        ("import numba (floor)", lambda r: r["numba"]),
+        ("Numba's CPU target set-up, SciPy BLAS incl. (floor)", lambda r: r["target"]),
+        ("  of which the GC", lambda r: r["gc_target"]),
+        ("model + first call (bench_radon's compile warm without import numba)",
+         lambda r: r["model"] + r["sample"]),
+        ("nutslite's own share (that, without the target set-up)",
+         lambda r: r["model"] + r["sample"] - r["target"]),
+        (f"  loading the {len(first['entries'])} cache entries (without GC)",
+         lambda r: sum(e[1] for e in r["entries"])),
+        *((f"    {name}", lambda r, n=name: sum(e[1] for e in r["entries"] if e[0] == n))
+          for name in names),
+        *((f"    (all entries) {part}", lambda r, p=part: r["parts"][p])
+          for part in first["parts"]),
+        ("  cyclic GC outside the target set-up", lambda r: r["gc"]),
+        ("    full collections", lambda r: r["full_collections"]),
+        *((f"  import {name} (without GC)", lambda r, n=name: r["imports"][n])
+          for name in first["imports"]),
+        ("  the rest (Python set-up, the chain, the checks)", rest),
+    ]
+    print(f"warm start, medians of {runs} fresh processes (run in turn), wall s; load average "
+          f"{os.getloadavg()[0]:.1f} at the end; entries all cache hits: "
+          f"{all(e[2] for rs in rows.values() for r in rs for e in r['entries'])}")
+    print(f"{'':<72s}" + "".join(f"{os.path.basename(root)[-12:]:>13s}" for root in roots))
+    for label, get in lines:
+        print(f"{label:<72s}" + "".join(
+            f"{statistics.median(get(r) for r in rows[root]):13.3f}" for root in roots))
 
 
 def warm_start(cache_root: str) -> dict:
@@ -354,9 +361,11 @@ def main(argv: list[str] | None = None) -> None:
                         "instead of the first draw, its compile CPU split by module")
     p.add_argument("--warm", type=int, metavar="N",
                    help="only break a warm start down, medians of N fresh processes")
+    p.add_argument("--against", nargs="+", default=[], metavar="CHECKOUT",
+                   help="with --warm: other nutslite checkouts to run in turn with this one")
     args = p.parse_args(argv)
     if args.warm:
-        warm_breakdown(args.warm)
+        warm_breakdown(args.warm, args.against)
         return
     for sampler in ("nutslite", "nutpie") if args.nutpie else ("nutslite",):
         with tempfile.TemporaryDirectory() as root:
