@@ -12,7 +12,9 @@ file. nutslite instead caches in ``$NUTSLITE_CACHE_DIR`` or ``~/.cache/nutslite`
 ``XDG_CACHE_HOME``), in a folder named after the version and a hash of all nutslite sources: an
 upgrade or an edit anywhere in the package starts a fresh cache, so stale code compiled against an
 older module is never loaded, and nothing is left in ``site-packages`` for ``pip`` to orphan (such
-leftovers used to shadow a later editable install). ``NUMBA_CACHE_DIR``, when set, wins.
+leftovers used to shadow a later editable install). ``NUMBA_CACHE_DIR``, when set, wins. Numba
+checks that a cache folder is writable with a temporary file for every decorated function;
+nutslite's locator (``_Locator``) checks each folder once per process.
 
 A log density is passed to the engine as a first-class function of the fixed type
 ``LogpGradType``: ``float64(float64[::1] theta, float64[::1] grad_out)``. Numba then compiles the
