@@ -97,7 +97,7 @@ def _compile(function, signatures: tuple, options: dict):
             return _for_compiled_callers(njit(*signatures, **options)(function), options)
         config.CACHE_DIR = cache_dir()
         locators = getattr(config, "CACHE_LOCATOR_CLASSES", None)
-        if locators == "":  # Numba 0.62+, and no NUMBA_CACHE_LOCATOR_CLASSES of the user's
+        if locators == "":  # a Numba with the setting, and none of the user's
             config.CACHE_LOCATOR_CLASSES = _LOCATORS
         try:
             return _for_compiled_callers(njit(*signatures, **options)(function), options)

@@ -143,7 +143,8 @@ def test_an_edit_anywhere_in_the_package_starts_a_fresh_cache(tmp_path):
     assert edited != here and Path(edited).parent == Path(here).parent
 
 
-@pytest.mark.skipif(not hasattr(config, "CACHE_LOCATOR_CLASSES"), reason="Numba before 0.62")
+@pytest.mark.skipif(not hasattr(config, "CACHE_LOCATOR_CLASSES"),
+                    reason="this Numba has no CACHE_LOCATOR_CLASSES")
 def test_cached_functions_go_to_nutslite_folder_with_one_writability_check(tmp_path, monkeypatch):
     """Two cached functions of one module: both are cached under ``cache_dir()``; Numba's check
     that the folder is writable (a temporary file) runs once, and a folder deleted since is made
