@@ -97,18 +97,27 @@ def _compile(function, signatures: tuple, options: dict):
             return _for_compiled_callers(njit(*signatures, **options)(function), options)
         config.CACHE_DIR = cache_dir()
         locators = getattr(config, "CACHE_LOCATOR_CLASSES", None)
-        if locators == "":  # a Numba with the setting, and none of the user's
+        if locators == "" and _LOCATORS:  # a Numba with the setting, and none of the user's
             config.CACHE_LOCATOR_CLASSES = _LOCATORS
         try:
             return _for_compiled_callers(njit(*signatures, **options)(function), options)
         finally:
             config.CACHE_DIR = ""
-            if locators == "":
+            if locators == "" and _LOCATORS:
                 config.CACHE_LOCATOR_CLASSES = ""
 
 
+_LOCATORS = ""  # Numba's own locators (without the JIT, or a Numba without these internals)
+_NUMBA_LOCATORS: tuple = ()
 if not JIT_DISABLED:
-    from numba.core.caching import FunctionCache, UserProvidedCacheLocator
+    try:  # Numba internals, behind a fallback
+        from numba.core.caching import FunctionCache, UserProvidedCacheLocator
+
+        _NUMBA_LOCATORS = tuple(FunctionCache._impl_class._locator_classes)
+    except (ImportError, AttributeError):
+        pass
+
+if _NUMBA_LOCATORS:
 
     class _Locator(UserProvidedCacheLocator):
         """Numba's locator for ``config.CACHE_DIR``, which checks that a folder is writable once
@@ -135,7 +144,7 @@ if not JIT_DISABLED:
     # a dotted name and looks an undotted one up among its own
     _LOCATORS = ",".join(
         f"{__name__}._Locator" if locator is UserProvidedCacheLocator else locator.__name__
-        for locator in FunctionCache._impl_class._locator_classes
+        for locator in _NUMBA_LOCATORS
     )
 
 
