@@ -64,7 +64,11 @@ class SamplingResult:
     Attributes
     ----------
     posterior : dict[str, ndarray]
-        Constrained values, ``(chains, draws, *shape)``, deterministics included.
+        Constrained values, ``(chains, draws, *shape)``, deterministics included. The model's
+        ``constrain`` may return them as views of one block (``nl.models.radon`` and the
+        identity do, ``nutslite._memory.empty_views``): each variable is C-contiguous and
+        overlaps no other, so writing one never changes another, and pickling or saving one
+        stores its own values only; the block is freed when the last of them is.
     unconstrained : ndarray
         ``(chains, draws, dim)``, in the order of ``coords``; from ``nl.sample`` a view of the
         sampler's buffer, which also holds the warmup draws.

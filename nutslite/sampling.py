@@ -23,6 +23,7 @@ import numpy as np
 
 from nutslite._blas import single_blas_thread
 from nutslite._diagnostic_kernels import _statistics_kernel
+from nutslite._memory import empty_block
 from nutslite._numba import cache_dir, needs_compiling
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
@@ -172,7 +173,9 @@ def sample(
     # would spin against the chains' (nutslite._blas)
     with single_blas_thread():
         # every chain's draws, warmup first, in one buffer: the result's draws are views of it
-        all_draws = np.empty((chains, request.tune + request.draws, model.dim))
+        all_draws = empty_block(chains * (request.tune + request.draws) * model.dim).reshape(
+            chains, request.tune + request.draws, model.dim
+        )
         chain_list = [
             _init_chain(model, request, c, streams[c], all_draws[c]) for c in range(chains)
         ]
