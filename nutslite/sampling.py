@@ -174,14 +174,14 @@ def sample(
     with single_blas_thread():
         # every chain's draws, warmup first, and then their statistics, in one buffer that
         # faults in huge pages (nutslite._memory): the result's draws are views of it
-        n_iter = request.tune + request.draws
-        rows = chains * n_iter
+        n_chains, n_iter = request.chains, request.tune + request.draws  # Python ints
+        rows = n_chains * n_iter
         block = empty_block(rows * (model.dim + len(STAT_NAMES)))
-        all_draws = block[: rows * model.dim].reshape(chains, n_iter, model.dim)
-        all_stats = block[rows * model.dim :].reshape(chains, n_iter, len(STAT_NAMES))
+        all_draws = block[: rows * model.dim].reshape(n_chains, n_iter, model.dim)
+        all_stats = block[rows * model.dim :].reshape(n_chains, n_iter, len(STAT_NAMES))
         chain_list = [
             _init_chain(model, request, c, streams[c], all_draws[c], all_stats[c])
-            for c in range(chains)
+            for c in range(n_chains)
         ]
         if needs_compiling(run_chain):
             also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
