@@ -14,9 +14,11 @@ the last huge page, once the vector's end is written.
 A caveat measured on the benchmark machine, a virtual machine whose balloon driver reports free
 2 MiB blocks to the host (free page reporting, ``page_reporting_order`` 9), so that, we suppose,
 a huge page taken from a reported block must be backed by the host again. Filling 11 MB in fresh
-huge pages usually took 1.4-2 ms of CPU (4 KiB pages: 5-7 ms), but in some processes 20-40 ms,
-in bursts that hit every huge-page allocation of the moment, NumPy's own ones included; 4 KiB
-pages, taken from recently freed memory, did not show it.
+huge pages usually took 1.4-5 ms of CPU (4 KiB pages: 5-7 ms), but while other jobs loaded the
+machine, some processes took 20-40 ms, in bursts that hit every huge-page allocation of the
+moment, NumPy's own ones included; 4 KiB pages, taken from recently freed memory, did not show
+it. In ``nl.sample``'s first call of a process, the constrained posterior met such a burst in
+about a third of 34 processes on the loaded machine (``benchmarks/profile_call.py``).
 """
 
 from __future__ import annotations
