@@ -12,10 +12,13 @@ the chain threads (from their start to their join, and the compiled chunks insid
 assembly with the model's ``constrain``, and the checks behind the warnings with their parts
 (``scalar_draws``, the ranges, the batched kernels, E-BFMI). Printed per phase: the first call,
 and the minimum and median over the later ones (on a shared machine the minimum is the
-trustworthy one); plus the page faults of each phase, in the first call and the median of the
-others, which on a virtual machine cost milliseconds. Each result stays alive until the next call
-returns, as with ``res = nl.sample(...)`` run again; ``--discard`` drops it first (a loop of
-runs that keeps only a summary), which changes which memory the allocator can reuse
+trustworthy one); the CPU time of the process in each phase, first call and minimum of the
+others (all threads: in the chain threads' phase the workers' time, elsewhere the main thread's,
+less disturbed by other jobs than wall time); and the page faults of each phase, in the first
+call and the median of the others, which on a virtual machine cost milliseconds. Each result
+stays alive until the next call returns, as with ``res = nl.sample(...)`` run again;
+``--discard`` drops it first (a loop of runs that keeps only a summary), which changes which
+memory the allocator can reuse
 (``benchmarks/README.md``, "The whole call").
 """
 
@@ -49,16 +52,20 @@ def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def _wrap(owner: object, name: str, label: str, seconds: dict, faults: dict) -> None:
-    """Replace ``owner.name`` by a wrapper that adds its wall time and page faults to ``label``."""
+def _wrap(
+    owner: object, name: str, label: str, seconds: dict, cpu: dict, faults: dict
+) -> None:
+    """Replace ``owner.name`` by a wrapper that adds its wall time, the process's CPU time and
+    page faults to ``label``."""
     inner = getattr(owner, name)
 
     def timed(*args, **kwargs):
-        f0, t0 = _faults(), time.perf_counter()
+        f0, c0, t0 = _faults(), time.process_time(), time.perf_counter()
         try:
             return inner(*args, **kwargs)
         finally:
             seconds[label] = seconds.get(label, 0.0) + time.perf_counter() - t0
+            cpu[label] = cpu.get(label, 0.0) + time.process_time() - c0
             faults[label] = faults.get(label, 0) + _faults() - f0
 
     setattr(owner, name, timed)
@@ -94,28 +101,32 @@ def main(argv: list[str] | None = None) -> None:
 
     model = nl.models.radon("noncentered", data=load_radon())
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     faults: dict[str, int] = {}
     for module, attribute, label in PHASES:
         owner = importlib.import_module(module)
         *path, name = attribute.split(".")
         for part in path:
             owner = getattr(owner, part)
-        _wrap(owner, name, label, seconds, faults)
+        _wrap(owner, name, label, seconds, cpu, faults)
     spans: list = []
     _chunk_spans(scheduler, spans)
 
     rows: list[dict[str, float]] = []
+    cpu_rows: list[dict[str, float]] = []
     fault_rows: list[dict[str, int]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nl.sample(model, draws=MIN_DRAWS, tune=1, chains=1, seed=0, cores=1, progress=False)
         for i in range(args.calls + 1):
             seconds.clear()
+            cpu.clear()
             faults.clear()
             spans.clear()
-            f0, t0 = _faults(), time.perf_counter()
+            f0, c0, t0 = _faults(), time.process_time(), time.perf_counter()
             kept = nl.sample(model, seed=1 + i % 3, cores=args.cores, progress=False)
             row = {"whole call": time.perf_counter() - t0}
+            cpu_rows.append(dict(cpu, **{"whole call": time.process_time() - c0}))
             first = min(s[1] for s in spans)
             last = max(s[2] for s in spans)
             threads = {s[0] for s in spans}
@@ -136,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
             fault_rows.append(dict(faults, **{"whole call": _faults() - f0}))
 
     print(f"radon non-centered, 4 chains x (1000 + 1000), cores={args.cores}: milliseconds")
-    print(f"{'phase':45s} {'first call':>10s} {'min':>8s} {'median':>8s}   page faults: "
-          "first call, median of the others")
+    print(f"{'phase':45s} {'first call':>10s} {'min':>8s} {'median':>8s}   CPU: {'first':>7s} "
+          f"{'min':>7s}   page faults: first call, median of the others")
     later = rows[1:]
     order = ["whole call", *(label for _, _, label in PHASES[:3]),
              "chain threads, outside the chunks", "compiled chunks, first start to last end",
@@ -149,8 +160,11 @@ def main(argv: list[str] | None = None) -> None:
         counts = [f[label] for f in fault_rows[1:] if label in f]
         faults_text = (f"{fault_rows[0][label]:>8} {statistics.median(counts):>8.0f}"
                        if label in fault_rows[0] else "")
+        cpus = [c[label] for c in cpu_rows[1:] if label in c]
+        cpu_text = (f"{1e3 * cpu_rows[0][label]:7.2f} {1e3 * min(cpus):7.2f}"
+                    if label in cpu_rows[0] else " " * 15)
         print(f"{label:45s} {show(rows[0][label]):>10s} {show(min(values))} "
-              f"{show(statistics.median(values))}   {faults_text}")
+              f"{show(statistics.median(values))}        {cpu_text}   {faults_text}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from nutslite._memory import empty_block
 from nutslite._numba import JIT_DISABLED, LOGP_GRAD_DATA_SIGNATURE, LOGP_GRAD_SIGNATURE
 from nutslite.engine.integrators import DensityWithData
 
@@ -57,6 +58,10 @@ class Model:
     constrain
         Maps unconstrained draws of shape ``(..., dim)`` to a dict of named arrays with the leading
         dimensions kept (deterministics included). Defaults to the identity, named ``"x"``.
+        The arrays returned must not share memory with ``theta`` or with each other (a result
+        hands them to the user). For many draws, computing each into its own view of one block
+        (``nutslite._memory.empty_views``, as ``nl.models.radon`` does) avoids temporaries and
+        lets the block fault in huge pages.
     coords
         Names of the ``dim`` unconstrained coordinates. Defaults to ``x[0]``, ``x[1]``, ...
     dims
@@ -208,8 +213,10 @@ class Model:
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape[-1:] != (self.dim,):
             raise ValueError(f"theta must have shape (..., {self.dim}), got {theta.shape}")
-        if self._constrain is None:
-            return {"x": theta.copy()}
+        if self._constrain is None:  # a copy, in memory that can get huge pages (_memory)
+            x = empty_block(theta.size).reshape(theta.shape)
+            np.copyto(x, theta)
+            return {"x": x}
         return self._constrain(theta)
 
     def initial_point(self, rng: np.random.Generator) -> np.ndarray:

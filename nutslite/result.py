@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nutslite import io
+from nutslite._memory import empty_views
 from nutslite._version import __version__
 from nutslite.engine.metric import DIAGONAL, LOW_RANK, Metric, as_matrix
 from nutslite.engine.stats import N_STEPS, SAMPLE_STATS
@@ -64,7 +65,11 @@ class SamplingResult:
     Attributes
     ----------
     posterior : dict[str, ndarray]
-        Constrained values, ``(chains, draws, *shape)``, deterministics included.
+        Constrained values, ``(chains, draws, *shape)``, deterministics included. The model's
+        ``constrain`` may return them as views of one block (``nl.models.radon`` and the
+        identity do, ``nutslite._memory.empty_views``): each variable is C-contiguous and
+        overlaps no other, so writing one never changes another, and pickling or saving one
+        stores its own values only; the block is freed when the last of them is.
     unconstrained : ndarray
         ``(chains, draws, dim)``, in the order of ``coords``; from ``nl.sample`` a view of the
         sampler's buffer, which also holds the warmup draws.
@@ -135,7 +140,8 @@ class SamplingResult:
         (chain ``c`` wrote ``all_draws[c]``, warmup first).
 
         ``unconstrained`` and ``warmup_unconstrained`` are views of ``all_draws``, not copies, so
-        the warmup rows stay allocated as long as the result. A copy of radon's 4 x 1000 x 175
+        the warmup rows (and the chains' statistics, which ``nl.sample`` keeps in the same block)
+        stay allocated as long as the result. A copy of radon's 4 x 1000 x 175
         draws took 0.8 ms, and 2-4 ms in the first call of a process, whose fresh memory costs
         page faults (``benchmarks/README.md``, "The whole call")."""
         completed = np.array([ch.completed for ch in chains])
@@ -143,10 +149,15 @@ class SamplingResult:
         n_warm = int(min(completed.min(), tune))
 
         def stats_dict(sl: slice) -> dict[str, np.ndarray]:
-            return {
-                name: np.stack([ch.stats[sl, k] for ch in chains]).astype(dtype, copy=False)
-                for k, (name, dtype) in enumerate(SAMPLE_STATS)
-            }
+            """Each statistic ``(chains, len(sl))`` in its dtype, cast as ``astype`` casts, in
+            views of one block (``empty_views``)."""
+            n = sl.stop - sl.start
+            out = empty_views((len(chains), n), {name: () for name, _ in SAMPLE_STATS},
+                              dict(SAMPLE_STATS))
+            for k, (name, _) in enumerate(SAMPLE_STATS):
+                for c, ch in enumerate(chains):
+                    np.copyto(out[name][c], ch.stats[sl, k], casting="unsafe")
+            return out
 
         sampling = slice(tune, tune + n_keep)
         warm = slice(0, n_warm)

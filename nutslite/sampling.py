@@ -23,6 +23,7 @@ import numpy as np
 
 from nutslite._blas import single_blas_thread
 from nutslite._diagnostic_kernels import _statistics_kernel
+from nutslite._memory import empty_block
 from nutslite._numba import cache_dir, needs_compiling
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
@@ -171,10 +172,16 @@ def sample(
     # BLAS and LAPACK (in a log density, or the metric updates) on one thread: their own threads
     # would spin against the chains' (nutslite._blas)
     with single_blas_thread():
-        # every chain's draws, warmup first, in one buffer: the result's draws are views of it
-        all_draws = np.empty((chains, request.tune + request.draws, model.dim))
+        # every chain's draws, warmup first, and then their statistics, in one buffer that
+        # faults in huge pages (nutslite._memory): the result's draws are views of it
+        n_chains, n_iter = request.chains, request.tune + request.draws  # Python ints
+        rows = n_chains * n_iter
+        block = empty_block(rows * (model.dim + len(STAT_NAMES)))
+        all_draws = block[: rows * model.dim].reshape(n_chains, n_iter, model.dim)
+        all_stats = block[rows * model.dim :].reshape(n_chains, n_iter, len(STAT_NAMES))
         chain_list = [
-            _init_chain(model, request, c, streams[c], all_draws[c]) for c in range(chains)
+            _init_chain(model, request, c, streams[c], all_draws[c], all_stats[c])
+            for c in range(n_chains)
         ]
         if needs_compiling(run_chain):
             also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
@@ -286,11 +293,13 @@ def _validate(
 
 
 def _init_chain(
-    model: Model, request: _Request, c: int, stream: np.random.SeedSequence, draws: np.ndarray
+    model: Model, request: _Request, c: int, stream: np.random.SeedSequence, draws: np.ndarray,
+    stats: np.ndarray,
 ) -> _Chain:
     """Chain ``c`` ready to run: its random stream, initial point, metric, step size (Stan's
     heuristic, unless the user's is used as given) and buffers; it writes its draws into
-    ``draws`` ``(tune + draws, dim)``."""
+    ``draws`` ``(tune + draws, dim)`` and its statistics into ``stats``
+    ``(tune + draws, len(STAT_NAMES))``."""
     rng = np.random.Generator(np.random.PCG64(stream))
     dim, tune = model.dim, request.tune
     q = _initial_point(model, rng, None if request.inits is None else request.inits[c], c)
@@ -319,7 +328,7 @@ def _init_chain(
         traj=allocate_trajectory(dim, request.max_treedepth),
         scratch=scratch,
         draws=draws,
-        stats=np.empty((n_iter, len(STAT_NAMES))),
+        stats=stats,
         divergences=np.empty((n_iter, 2, dim)),
         divergence_iters=np.empty(n_iter, dtype=np.int64),
         divergence_count=np.zeros(1, dtype=np.int64),

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -66,6 +67,22 @@ def test_round_trip_keeps_everything(radon_result, tmp_path):
     again = load(back.save(tmp_path / "again.npz"))  # a loaded result saves the same way
     for name, value in vars(back).items():
         assert_same(value, getattr(again, name), name)
+
+
+def test_each_array_is_stored_at_its_own_size(radon_result, tmp_path):
+    # radon's variables, and the sample statistics, are views of one block each
+    # (nutslite._memory.empty_views), the draws a view of the chains' buffer: a file or a pickle
+    # holds each array's values, not its block once per array
+    res = radon_result
+    path = res.save(tmp_path / "run.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        for group in ("posterior", "sample_stats"):
+            for name, value in getattr(res, group).items():
+                assert value.base is not None  # a view, so the check means something
+                stored = npz.zip.getinfo(f"{group}/{name}.npy").file_size
+                assert value.nbytes <= stored <= value.nbytes + 1024, name
+    for value in [*res.posterior.values(), *res.sample_stats.values(), res.unconstrained]:
+        assert len(pickle.dumps(value)) <= value.nbytes + 1024
 
 
 def test_file_is_plain_npz_without_pickle(radon_result, tmp_path):

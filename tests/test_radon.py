@@ -134,15 +134,19 @@ def test_constrain_noncentered():
     names = {"mu_a", "sigma_a", "mu_b", "sigma_b", "eps", "a", "b", "a_offset", "b_offset"}
     assert set(out) == names
     assert out["a"].shape == (3, 2, 85) and out["sigma_b"].shape == (3, 2)
-    np.testing.assert_allclose(out["sigma_a"], np.exp(theta[..., 1]))
-    np.testing.assert_allclose(out["eps"], np.exp(theta[..., 4]))
-    np.testing.assert_allclose(
+    # bit for bit the plain expressions, though written into preallocated views of one block
+    np.testing.assert_array_equal(out["sigma_a"], np.exp(theta[..., 1]))
+    np.testing.assert_array_equal(out["eps"], np.exp(theta[..., 4]))
+    np.testing.assert_array_equal(
         out["a"], theta[..., :1] + np.exp(theta[..., 1:2]) * theta[..., 5:90]
     )
-    np.testing.assert_allclose(
+    np.testing.assert_array_equal(
         out["b"], theta[..., 2:3] + np.exp(theta[..., 3:4]) * theta[..., 90:175]
     )
     np.testing.assert_array_equal(out["b_offset"], theta[..., 90:175])
+    arrays = [*out.values(), theta]
+    for i, x in enumerate(arrays):  # no variable overlaps another or the draws
+        assert not any(np.shares_memory(x, y) for y in arrays[i + 1 :])
 
 
 def test_constrain_centered():

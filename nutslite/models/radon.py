@@ -50,6 +50,7 @@ from importlib import resources
 
 import numpy as np
 
+from nutslite._memory import empty_views
 from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
 from nutslite.model import Model, picklable
 from nutslite.models.simulated import SimulatedModel
@@ -309,22 +310,32 @@ def radon(
     coords = ["mu_a", "log_sigma_a", "mu_b", "log_sigma_b", "log_eps"]
     coords += [f"{group[0]}[{c}]" for c in range(k)] + [f"{group[1]}[{c}]" for c in range(k)]
 
+    shapes = {name: () for name in ("mu_a", "sigma_a", "mu_b", "sigma_b", "eps")}
+    shapes.update({name: (k,) for name in ("a", "b")})
+    if parameterization == "noncentered":
+        shapes.update({name: (k,) for name in group})
+
     def constrain(theta: np.ndarray) -> dict[str, np.ndarray]:
-        out = {
-            "mu_a": theta[..., 0].copy(),
-            "sigma_a": np.exp(theta[..., 1]),
-            "mu_b": theta[..., 2].copy(),
-            "sigma_b": np.exp(theta[..., 3]),
-            "eps": np.exp(theta[..., 4]),
-        }
+        """Every variable computed into its own view of one block (``empty_views``), with no
+        temporaries: fresh memory is what a process's first call pays for."""
+        out = empty_views(theta.shape[:-1], shapes)
         first = theta[..., N_HYPER : N_HYPER + k]
         second = theta[..., N_HYPER + k : N_HYPER + 2 * k]
+        np.copyto(out["mu_a"], theta[..., 0])
+        np.exp(theta[..., 1], out=out["sigma_a"])
+        np.copyto(out["mu_b"], theta[..., 2])
+        np.exp(theta[..., 3], out=out["sigma_b"])
+        np.exp(theta[..., 4], out=out["eps"])
         if parameterization == "noncentered":
-            out["a"] = out["mu_a"][..., None] + out["sigma_a"][..., None] * first
-            out["b"] = out["mu_b"][..., None] + out["sigma_b"][..., None] * second
-            out["a_offset"], out["b_offset"] = first.copy(), second.copy()
+            for name, offset, mu, sigma in (("a", first, "mu_a", "sigma_a"),
+                                            ("b", second, "mu_b", "sigma_b")):
+                np.multiply(out[sigma][..., None], offset, out=out[name])  # mu + sigma * offset
+                np.add(out[mu][..., None], out[name], out=out[name])
+            np.copyto(out["a_offset"], first)
+            np.copyto(out["b_offset"], second)
         else:
-            out["a"], out["b"] = first.copy(), second.copy()
+            np.copyto(out["a"], first)
+            np.copyto(out["b"], second)
         return out
 
     county_vars = ("a", "b", "a_offset", "b_offset")

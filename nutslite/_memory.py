@@ -1,0 +1,74 @@
+"""Large float64 buffers that the kernel can back with 2 MiB pages.
+
+Fresh memory costs a page fault per page at its first touch: on a virtual machine about 3 µs per
+4 KiB page, 0.8 ms per MB, which a process's first ``nl.sample`` call pays for its draws and the
+constrained posterior (``benchmarks/README.md``, "The whole call"). With transparent huge pages
+in ``madvise`` mode, NumPy asks for huge pages on every allocation of at least 4 MiB
+(``madvise(MADV_HUGEPAGE)``), which fault about ten times cheaper per MB, but the kernel can use
+one only for an aligned 2 MiB stretch lying wholly inside the allocation; ``malloc`` returns
+memory aligned to 16 bytes, so the head and the tail of a large array, up to 2 MiB each, fault in
+4 KiB pages. :func:`empty_block` allocates whole huge pages and starts its vector on the first,
+so all of it can fault in huge pages. The price: up to 2 MiB more resident memory, the rest of
+the last huge page, once the vector's end is written.
+
+A caveat measured on the benchmark machine, a virtual machine whose balloon driver reports free
+2 MiB blocks to the host (free page reporting, ``page_reporting_order`` 9), so that, we suppose,
+a huge page taken from a reported block must be backed by the host again. Filling 11 MB in fresh
+huge pages usually took 1.4-5 ms of CPU (4 KiB pages: 5-7 ms), but while other jobs loaded the
+machine, some processes took 20-40 ms, in bursts that hit every huge-page allocation of the
+moment, NumPy's own ones included; 4 KiB pages, taken from recently freed memory, did not show
+it. In ``nl.sample``'s first call of a process, the constrained posterior met such a burst in
+about a third of 34 processes on the loaded machine (``benchmarks/profile_call.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+HUGE_PAGE = 2**21  # bytes of a transparent huge page on x86-64 and arm64 (4 KiB base pages)
+NUMPY_HUGE_PAGE_MIN = 2**22  # NumPy madvises huge pages for allocations from this size on
+ITEM = np.dtype(np.float64).itemsize
+
+
+def empty_block(n: int) -> np.ndarray:
+    """An uninitialised float64 vector of ``n`` entries, which, when it is large enough for NumPy
+    to ask for huge pages (``NUMPY_HUGE_PAGE_MIN`` bytes), fills whole ``HUGE_PAGE`` pages from
+    the start of its first one.
+
+    The vector is then a view of an allocation one huge page longer than its pages (address
+    space only: the kernel backs just the pages written), which stays allocated as long as any
+    view of it."""
+    if n * ITEM < NUMPY_HUGE_PAGE_MIN:
+        return np.empty(n)
+    pages = -(-n * ITEM // HUGE_PAGE)
+    raw = np.empty((pages + 1) * HUGE_PAGE // ITEM)
+    skip = (-raw.ctypes.data) % HUGE_PAGE // ITEM
+    return raw[skip : skip + n]
+
+
+def empty_views(
+    lead: tuple[int, ...],
+    shapes: Mapping[str, tuple[int, ...]],
+    dtypes: Mapping[str, DTypeLike] | None = None,
+) -> dict[str, np.ndarray]:
+    """Uninitialised arrays of shape ``(*lead, *shapes[name])`` and dtype ``dtypes[name]``
+    (float64 where not given) for each name, as consecutive, non-overlapping C-contiguous views
+    of one :func:`empty_block`, each starting on 8 bytes: written into once, they fault in
+    large pages where separate arrays of under 4 MiB each would fault in small ones. Writing one
+    never changes another, and a pickle or ``.npy`` of one holds its own values only; the block
+    is freed when the last view is."""
+    dtypes = dtypes or {}
+    layout, end = {}, 0  # name: (first byte, entries, dtype)
+    for name, shape in shapes.items():
+        dtype = np.dtype(dtypes.get(name, np.float64))
+        count = int(np.prod(lead + shape, dtype=np.int64))
+        layout[name] = (end, count, dtype)
+        end += -(-count * dtype.itemsize // ITEM) * ITEM
+    raw = empty_block(end // ITEM).view(np.uint8)
+    return {
+        name: raw[start : start + count * dtype.itemsize].view(dtype).reshape(lead + shapes[name])
+        for name, (start, count, dtype) in layout.items()
+    }

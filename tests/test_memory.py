@@ -1,0 +1,48 @@
+"""``nutslite._memory``: blocks aligned for huge pages, and variables as views of one block."""
+
+import pickle
+
+import numpy as np
+
+from nutslite._memory import HUGE_PAGE, NUMPY_HUGE_PAGE_MIN, empty_block, empty_views
+
+
+def test_a_large_block_starts_on_a_huge_page_boundary():
+    n = NUMPY_HUGE_PAGE_MIN // 8 + 3
+    block = empty_block(n)
+    assert block.shape == (n,) and block.dtype == np.float64 and block.flags.c_contiguous
+    start = block.ctypes.data
+    assert start % HUGE_PAGE == 0  # its first huge page, and its last, inside the allocation:
+    last_page_end = -(-(start + block.nbytes) // HUGE_PAGE) * HUGE_PAGE
+    assert last_page_end <= block.base.ctypes.data + block.base.nbytes
+    block[:] = 1.0  # the whole vector lies inside its allocation
+    assert block.sum() == n
+
+
+def test_a_small_block_is_a_plain_array():
+    block = empty_block(1000)
+    assert block.shape == (1000,) and block.base is None
+
+
+def test_views_are_separate_contiguous_arrays_that_pickle_alone():
+    # 4 x 1000 x (2 + 85 + 85) doubles: 5.5 MB, an aligned block
+    views = empty_views((4, 1000), {"s": (), "t": (2,), "a": (85,), "b": (85,), "f": ()},
+                        {"t": np.int64, "f": np.bool_})
+    assert [v.shape for v in views.values()] == [(4, 1000), (4, 1000, 2), (4, 1000, 85),
+                                                 (4, 1000, 85), (4, 1000)]
+    assert [v.dtype for v in views.values()] == [np.float64, np.int64, np.float64, np.float64,
+                                                 np.bool_]
+    names = list(views)
+    for i, name in enumerate(names):
+        assert views[name].flags.c_contiguous and views[name].flags.writeable
+        for other in names[i + 1 :]:
+            assert not np.shares_memory(views[name], views[other])
+    for k, v in enumerate(views.values()):
+        v[...] = k
+    views["a"][...] = -1.0  # writing one changes no other
+    expected = {name: k for k, name in enumerate(views)} | {"a": -1.0, "f": True}  # 4 as bool
+    for name, v in views.items():
+        assert (v == expected[name]).all(), name
+    # a pickle holds the variable's own values, not the block's
+    assert len(pickle.dumps(views["s"])) < views["s"].nbytes + 1000
+    assert np.array_equal(pickle.loads(pickle.dumps(views["b"])), views["b"])
