@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/profile_engine.py            # 1 chain on 1 core, 1000 + 1000, 3 rounds
     python benchmarks/profile_engine.py --quick
+    python benchmarks/profile_engine.py --loop     # the compiled transition loop only (CPU time)
 
 Method (one chain, one core, so threads do not blur the numbers; best of ``--rounds``):
 
@@ -22,6 +23,14 @@ Method (one chain, one core, so threads do not blur the numbers; best of ``--rou
   and for the benchmark setting (4 chains, 2 cores, the default call) its parts from
   ``res.settings``, with the total per chain;
 * a **trivial model** (iid normal, same dimension, gradient ~0.1 µs) isolates the tree builder.
+
+``--loop`` measures instead what the tree builder costs inside the compiled code, without the
+chain loop's chunks, threads and Python: a compiled loop of ``nuts_transition`` from the adapted
+state (step size, diagonal metric and last draw of a 1000-iteration warmup, seed 3), 3000
+transitions per round (radon: 1500), the **thread CPU time** of the best of ``--rounds``
+rounds, and the gradient timed the same way in the same process. CPU time is what a loaded
+machine perturbs least; compare two versions by alternating them in one run (``benchmarks/
+README.md``, engine rounds). Nothing is written.
 
 Writes ``benchmarks/results/profile{,_quick}.{json,md}``.
 """
@@ -124,6 +133,66 @@ def profile_model(model, draws: int, tune: int, rounds: int, seed: int = 1) -> d
     }
 
 
+def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10) -> dict:
+    """Thread CPU µs per leapfrog step of a compiled loop of ``nuts_transition`` and per
+    gradient (best of ``rounds`` each), from the adapted state of a warmup run (see ``--loop``)."""
+    import nutslite as nl
+    from nutslite._numba import jit
+    from nutslite.engine.integrators import GRAD, Q
+    from nutslite.engine.metric import diagonal_metric
+    from nutslite.engine.tree import MAX_DELTA_H, allocate_trajectory, nuts_transition
+
+    @jit
+    def run(logp_grad, rng, traj, metric, eps, q, grad, n):
+        mask = traj.z.shape[0] - 1
+        logp = logp_grad(q, grad)
+        steps = 0
+        for _ in range(n):
+            info = nuts_transition(logp_grad, rng, traj, metric, eps, q, logp, grad,
+                                   max_depth, MAX_DELTA_H, None)
+            r = info.proposal & mask
+            for i in range(q.shape[0]):  # the next transition starts from the selected state
+                q[i] = traj.z[r, Q, i]
+                grad[i] = traj.z[r, GRAD, i]
+            logp = traj.logp[r]
+            steps += info.n_steps
+        return steps
+
+    @jit
+    def gradients(logp_grad, q, grad, n):
+        total = 0.0
+        for _ in range(n):
+            total += logp_grad(q, grad)
+        return total
+
+    adapted = nl.sample(model, draws=1, tune=1000, chains=1, cores=1, seed=3, progress=False)
+    eps = float(np.ravel(adapted.warmup["step_size"])[0])
+    inv_mass = np.asarray(adapted.warmup["inv_mass_matrix"]).reshape(-1, model.dim)[0]
+    q0 = np.ascontiguousarray(adapted.unconstrained[0, -1], dtype=np.float64)
+    logp_grad = model.logp_grad_function
+
+    def timed(n: int) -> tuple[float, int]:
+        rng = np.random.default_rng(7)
+        traj = allocate_trajectory(model.dim, max_depth)
+        q, grad = q0.copy(), np.empty_like(q0)
+        t0 = time.thread_time()
+        steps = run(logp_grad, rng, traj, diagonal_metric(inv_mass), eps, q, grad, n)
+        return time.thread_time() - t0, steps
+
+    def timed_gradients(n: int) -> float:
+        q, grad = q0.copy(), np.empty_like(q0)
+        t0 = time.thread_time()
+        gradients(logp_grad, q, grad, n)
+        return time.thread_time() - t0
+
+    timed(5)  # compile or load
+    timed_gradients(5)
+    step_us = min(1e6 * t / steps for t, steps in (timed(n_transitions) for _ in range(rounds)))
+    grad_us = min(1e6 * timed_gradients(200_000) / 200_000 for _ in range(rounds))
+    return {"model": model.name, "step_us": step_us, "grad_us": grad_us,
+            "tree_us": step_us - grad_us, "step_per_gradient": step_us / grad_us}
+
+
 def threads_overhead(model, draws: int, tune: int, rounds: int) -> dict[str, float]:
     """The benchmark setting, 4 chains on 2 cores, as ``nl.sample`` is called by default (warmup
     draws not kept): where the call's time goes, from ``res.settings`` (best of ``rounds`` each).
@@ -192,7 +261,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default=None)
+    p.add_argument("--loop", action="store_true", help="the compiled transition loop only")
     args = p.parse_args(argv)
+    if args.loop:
+        import nutslite as nl
+
+        for model, n in ((trivial_model(175), 3000), (nl.models.radon("noncentered"), 1500)):
+            r = transition_loop(model, n, args.rounds)
+            print(f"{r['model']:28s} step {r['step_us']:.3f} µs  gradient {r['grad_us']:.3f} µs  "
+                  f"tree {r['tree_us']:.3f} µs/step  step/gradient {r['step_per_gradient']:.2f}")
+        return 0
     if args.quick:
         args.draws, args.tune, args.rounds = 200, 200, 1
     out_stem = args.out or os.path.join(RESULTS, "profile_quick" if args.quick else "profile")

@@ -258,6 +258,52 @@ def test_packed_uturn_kernel_matches_its_python_body():
             assert compiled(v, r, *rows) == uturn_dots(v, r, *rows)
 
 
+def test_uturn_kernel_sums_as_dot_does():
+    """Each of the kernel's six sums is ``dot``'s sum of the same vectors, bit for bit, for every
+    length of the tail (the last ``dim mod 4`` coordinates), on a strided velocity view like the
+    tree builder's ``traj.z[:, V]``."""
+    import numba
+
+    from nutslite.engine.linalg import dot, uturn_dots
+
+    compiled = numba.njit(lambda *args: uturn_dots(*args))
+    rng = np.random.default_rng(1)
+    for dim in range(4, 14):
+        z, r = rng.standard_normal((8, 4, dim)), rng.standard_normal((16, dim))
+        v = z[:, 2]
+        va, vb, vm, vn = (int(k) for k in rng.integers(0, 8, 4))
+        ra, rb, rm, rn = (int(k) for k in rng.integers(0, 16, 4))
+        whole, left, right = r[rb] - r[ra], r[rn] - r[ra], r[rb] - r[rm]
+        pairs = ((va, whole), (vb, whole), (va, left), (vn, left), (vm, right), (vb, right))
+        expected = tuple(dot.py_func(v[k], rho) for k, rho in pairs)
+        assert compiled(v, r, va, vb, vm, vn, ra, rb, rm, rn) == expected
+
+
+def test_leapfrog_extends_the_momentum_sum_in_its_pass():
+    """``leapfrog(..., rho)`` writes the same point as the step without ``rho`` and
+    ``rho.out = rho.prior + rho.sign * p'``, bit for bit, in both directions."""
+    import numba
+
+    from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, leapfrog
+    from nutslite.engine.metric import diagonal_metric
+
+    model = zoo.std_normal(11)
+    metric = diagonal_metric(np.linspace(0.5, 2.0, 11))
+    step = numba.njit(lambda f, m, eps, z, out, rho: leapfrog(f, m, eps, z, out, rho))
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((4, 11))
+    model.logp_grad(z[Q].copy(), z[GRAD])
+    for sign in (1.0, -1.0):
+        plain, fused = np.empty_like(z), np.empty_like(z)
+        prior, out = rng.standard_normal(11), np.empty(11)
+        expected = leapfrog(model.logp_grad_function, metric, 0.3, z, plain)
+        got = step(model.logp_grad_function, metric, 0.3, z, fused,
+                   MomentumSum(prior, out, sign))
+        assert got == expected
+        np.testing.assert_array_equal(fused, plain)
+        np.testing.assert_array_equal(out, prior + sign * plain[P])
+
+
 def test_compiled_sqrt_is_math_sqrt():
     """``nutslite.engine.linalg.sqrt`` (LLVM's ``llvm.sqrt`` when compiled) gives the bits of
     ``math.sqrt``, on normal, subnormal, huge, zero and infinite arguments."""

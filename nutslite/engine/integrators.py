@@ -31,6 +31,11 @@ from nutslite.engine.metric import DenseMetric, DiagonalMetric, LowRankMetric, v
 
 Q, P, V, GRAD = 0, 1, 2, 3  # the rows of a point z: position, momentum, velocity, gradient
 
+MomentumSum = namedtuple("MomentumSum", ["prior", "out", "sign"])
+MomentumSum.__doc__ = """A running sum of momenta that a leapfrog step extends by its new momentum:
+``out = prior + sign * p'`` (vectors; ``sign`` is 1.0 or -1.0, so the product is exact and the
+sum is the same correctly rounded ``prior +/- p'``)."""
+
 
 def _call_with_data(density, theta, grad_out):
     return density.function(theta, grad_out, density.data)
@@ -67,8 +72,9 @@ if not JIT_DISABLED:
 
 
 @jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
-def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out):
-    """The diagonal metric's step, fused into three passes over the coordinates."""
+def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out, rho=None):
+    """The diagonal metric's step, fused into three passes over the coordinates (the momentum
+    sum, when asked for, is written in the second)."""
     half = 0.5 * step_size
     m = metric.diag
     for i in range(z.shape[1]):
@@ -76,13 +82,18 @@ def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out):
         z_out[Q, i] = z[Q, i] + step_size * (m[i] * z_out[P, i])
     logp = logp_grad(z_out[Q], z_out[GRAD])
     for i in range(z.shape[1]):
-        z_out[P, i] += half * z_out[GRAD, i]
-        z_out[V, i] = m[i] * z_out[P, i]
+        # p'_i in a local: read back from z_out after the store of v_i, which the compiler
+        # cannot tell apart from it, it waited on that store (most of the step's time)
+        p_i = z_out[P, i] + half * z_out[GRAD, i]
+        z_out[P, i] = p_i
+        z_out[V, i] = m[i] * p_i
+        if rho is not None:
+            rho.out[i] = rho.prior[i] + rho.sign * p_i
     return logp, 0.5 * dot(z_out[P], z_out[V])
 
 
 @jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
-def _leapfrog_general(logp_grad, metric, step_size, z, z_out):
+def _leapfrog_general(logp_grad, metric, step_size, z, z_out, rho=None):
     """Any metric, through ``velocity``."""
     half = 0.5 * step_size
     n = z.shape[1]
@@ -93,7 +104,10 @@ def _leapfrog_general(logp_grad, metric, step_size, z, z_out):
         z_out[Q, i] = z[Q, i] + step_size * z_out[V, i]
     logp = logp_grad(z_out[Q], z_out[GRAD])
     for i in range(n):
-        z_out[P, i] += half * z_out[GRAD, i]
+        p_i = z_out[P, i] + half * z_out[GRAD, i]
+        z_out[P, i] = p_i
+        if rho is not None:
+            rho.out[i] = rho.prior[i] + rho.sign * p_i
     return logp, velocity(metric, z_out[P], z_out[V])
 
 
@@ -105,8 +119,12 @@ leapfrog = by_type(
     },
     position=1,
 )
-leapfrog.__doc__ = """``leapfrog(logp_grad, metric, step_size, z, z_out)``: one leapfrog step from
-the point ``z`` (its rows ``Q``, ``P`` and ``GRAD`` are read).
+leapfrog.__doc__ = """``leapfrog(logp_grad, metric, step_size, z, z_out, rho=None)``: one leapfrog
+step from the point ``z`` (its rows ``Q``, ``P`` and ``GRAD`` are read).
 
 Writes the new point, velocity included, to ``z_out`` and returns ``(log p(q'), K(p'))``.
-``z_out`` may be ``z`` (an in-place step). One gradient evaluation."""
+``z_out`` may be ``z`` (an in-place step). One gradient evaluation.
+
+``rho``, a ``MomentumSum``, also extends a running sum of momenta by the new momentum,
+``rho.out = rho.prior + rho.sign * p'`` (the tree builder's prefix sums), in the pass that writes
+``p'``: one pass over the coordinates less than a separate loop."""

@@ -12,8 +12,8 @@ bit (``nutslite._numba``). ``dot`` reorders it explicitly instead,
 (the tail of ``n mod 4`` terms goes into ``s_0``), which gives four independent chains and the
 same result in every run, compiled or not. The rounding differs from a left-to-right sum by a few
 units in the last place, and is no less accurate (pairwise summation bounds, Higham 2002, ch. 4).
-The U-turn criterion's six dot products are each summed in two interleaved partial sums (even and
-odd coordinates), all six in one pass (``uturn_dots``).
+The U-turn criterion's six dot products are summed the same way, all six in one pass
+(``uturn_dots``).
 
 **Packed kernels.** The partial sums are lanes of a vector register, yet Numba 0.65 compiles these
 loops to scalar instructions (``vaddsd``, ``vmulsd``): it turns LLVM's SLP vectoriser off (numba PR
@@ -58,47 +58,16 @@ def uturn_dots(v, r, va, vb, vm, vn, ra, rb, rm, rn):
     a view of every point's velocity row); with ``rho(c, d) = r[d] - r[c]``
     it returns ``v[va] . rho(ra, rb)``, ``v[vb] . rho(ra, rb)`` (the whole segment),
     ``v[va] . rho(ra, rn)``, ``v[vn] . rho(ra, rn)`` (the left half extended) and
-    ``v[vm] . rho(rm, rb)``, ``v[vb] . rho(rm, rb)`` (the right half extended), each summed in two
-    interleaved partial sums (even and odd coordinates). One pass reads the four velocities and
-    four prefix sums once instead of three times.
+    ``v[vm] . rho(rm, rb)``, ``v[vb] . rho(rm, rb)`` (the right half extended), each summed as
+    ``dot`` sums (four interleaved partial sums). This body is the definition; compiled callers
+    run the kernel below, which reads each of the eight rows once instead of the three times
+    that six calls of ``dot`` would.
     """
-    whole_a0 = whole_a1 = whole_b0 = whole_b1 = 0.0
-    left_a0 = left_a1 = left_n0 = left_n1 = 0.0
-    right_m0 = right_m1 = right_b0 = right_b1 = 0.0
-    dim = v.shape[1]
-    even = dim - dim % 2
-    for i in range(0, even, 2):
-        j = i + 1
-        rho_i, rho_j = r[rb, i] - r[ra, i], r[rb, j] - r[ra, j]  # whole
-        whole_a0 += v[va, i] * rho_i
-        whole_a1 += v[va, j] * rho_j
-        whole_b0 += v[vb, i] * rho_i
-        whole_b1 += v[vb, j] * rho_j
-        rho_i, rho_j = r[rn, i] - r[ra, i], r[rn, j] - r[ra, j]  # left, extended
-        left_a0 += v[va, i] * rho_i
-        left_a1 += v[va, j] * rho_j
-        left_n0 += v[vn, i] * rho_i
-        left_n1 += v[vn, j] * rho_j
-        rho_i, rho_j = r[rb, i] - r[rm, i], r[rb, j] - r[rm, j]  # right, extended
-        right_m0 += v[vm, i] * rho_i
-        right_m1 += v[vm, j] * rho_j
-        right_b0 += v[vb, i] * rho_i
-        right_b1 += v[vb, j] * rho_j
-    if even < dim:
-        i = even
-        rho_i = r[rb, i] - r[ra, i]
-        whole_a0 += v[va, i] * rho_i
-        whole_b0 += v[vb, i] * rho_i
-        rho_i = r[rn, i] - r[ra, i]
-        left_a0 += v[va, i] * rho_i
-        left_n0 += v[vn, i] * rho_i
-        rho_i = r[rb, i] - r[rm, i]
-        right_m0 += v[vm, i] * rho_i
-        right_b0 += v[vb, i] * rho_i
+    rho_whole, rho_left, rho_right = r[rb] - r[ra], r[rn] - r[ra], r[rb] - r[rm]
     return (
-        whole_a0 + whole_a1, whole_b0 + whole_b1,
-        left_a0 + left_a1, left_n0 + left_n1,
-        right_m0 + right_m1, right_b0 + right_b1,
+        dot(v[va], rho_whole), dot(v[vb], rho_whole),
+        dot(v[va], rho_left), dot(v[vn], rho_left),
+        dot(v[vm], rho_right), dot(v[vb], rho_right),
     )
 
 
@@ -137,9 +106,6 @@ if not JIT_DISABLED:
     def _lanes(builder, vec, n):
         return [builder.extract_element(vec, ir.Constant(_I32, k)) for k in range(n)]
 
-    def _shuffle(builder, a, b, mask):
-        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, len(mask)), mask))
-
     def _row(builder, array, row):
         """Pointer to row ``row`` of a 2-D array whose rows are contiguous (any row stride)."""
         stride = cgutils.unpack_tuple(builder, array.strides, 2)[0]
@@ -156,9 +122,10 @@ if not JIT_DISABLED:
 
     @intrinsic
     def _uturn_dots_kernel(typingctx, v, r, va, vb, vm, vn, ra, rb, rm, rn):
-        """``uturn_dots`` on two coordinates per iteration. The two dot products of a check share
-        its momentum sum, so they are one ``<4 x double>`` accumulator: lanes 0 and 1 are the even
-        and odd partial sums against the first velocity, lanes 2 and 3 against the second."""
+        """``uturn_dots`` on ``<4 x double>`` vectors: each of the six accumulators holds one
+        dot product's four partial sums ``s_0 .. s_3`` (``dot``). Each step takes four
+        coordinates (eight row loads, three momentum sums, six products, six additions); the
+        last ``dim mod 4`` go into ``s_0`` one at a time, as in ``dot``."""
         signature = types.UniTuple(types.float64, 6)(v, r, va, vb, vm, vn, ra, rb, rm, rn)
 
         def codegen(context, builder, sig, args):
@@ -167,33 +134,33 @@ if not JIT_DISABLED:
             pv = [_row(builder, vel, k) for k in args[2:6]]  # rows va, vb, vm, vn
             pr = [_row(builder, rho, k) for k in args[6:10]]  # rows ra, rb, rm, rn
             dim = cgutils.unpack_tuple(builder, vel.shape, 2)[1]
-            even = builder.and_(dim, ir.Constant(dim.type, -2))
-            # per check: its two velocity rows, and rho = r[d] - r[c]
-            checks = ((0, 1, 1, 0), (0, 3, 3, 0), (2, 1, 1, 2))  # whole, left, right
-            accs = [cgutils.alloca_once_value(builder, ir.Constant(vector_type(4), [0.0] * 4))
-                    for _ in checks]
-            step = ir.Constant(dim.type, 2)
-            with cgutils.for_range_slice(builder, ir.Constant(dim.type, 0), even, step) as (i, _):
-                for acc, (first, second, d, c) in zip(accs, checks, strict=True):
-                    rho2 = builder.fsub(vector_load(builder, pr[d], i, 2),
-                                        vector_load(builder, pr[c], i, 2))
-                    rho4 = _shuffle(builder, rho2, rho2, [0, 1, 0, 1])
-                    vel4 = _shuffle(builder, vector_load(builder, pv[first], i, 2),
-                                    vector_load(builder, pv[second], i, 2), [0, 1, 2, 3])
-                    builder.store(builder.fadd(builder.load(acc), builder.fmul(vel4, rho4)), acc)
-            lanes = [[cgutils.alloca_once_value(builder, x)
-                      for x in _lanes(builder, builder.load(acc), 4)] for acc in accs]
-            with builder.if_then(builder.icmp_signed("<", even, dim)):  # odd dim: the last one
-                for sums, (first, second, d, c) in zip(lanes, checks, strict=True):
-                    rho1 = builder.fsub(vector_load(builder, pr[d], even, 1),
-                                        vector_load(builder, pr[c], even, 1))
-                    for lane, row in ((0, first), (2, second)):
-                        term = builder.fmul(vector_load(builder, pv[row], even, 1), rho1)
-                        builder.store(builder.fadd(builder.load(sums[lane]), term), sums[lane])
+            blocks = builder.and_(dim, ir.Constant(dim.type, -4))
+            # (velocity row, rho = r[d] - r[c]) per dot product, in the order returned
+            dots = ((0, 1, 0), (1, 1, 0), (0, 3, 0), (3, 3, 0), (2, 1, 2), (1, 1, 2))
+
+            def products(i, n):
+                """The six products at coordinates ``i ..< i + n`` (vectors, or scalars if 1)."""
+                rows = [vector_load(builder, p, i, n) for p in pr]
+                vels = [vector_load(builder, p, i, n) for p in pv]
+                rhos = {(d, c): builder.fsub(rows[d], rows[c]) for d, c in ((1, 0), (3, 0), (1, 2))}
+                return [builder.fmul(vels[k], rhos[d, c]) for k, d, c in dots]
+
+            zeros = ir.Constant(vector_type(4), [0.0] * 4)
+            accs = [cgutils.alloca_once_value(builder, zeros) for _ in dots]
+            four = ir.Constant(dim.type, 4)
+            with cgutils.for_range_slice(builder, ir.Constant(dim.type, 0), blocks, four) as (i, _):
+                for acc, term in zip(accs, products(i, 4), strict=True):
+                    builder.store(builder.fadd(builder.load(acc), term), acc)
+            sums = [_lanes(builder, builder.load(acc), 4) for acc in accs]
+            first = [cgutils.alloca_once_value(builder, s[0]) for s in sums]  # s_0 of each
+            one = ir.Constant(dim.type, 1)
+            with cgutils.for_range_slice(builder, blocks, dim, one) as (i, _):  # the tail
+                for s0, term in zip(first, products(i, 1), strict=True):
+                    builder.store(builder.fadd(builder.load(s0), term), s0)
             results = []
-            for sums in lanes:
-                s = [builder.load(x) for x in sums]
-                results += [builder.fadd(s[0], s[1]), builder.fadd(s[2], s[3])]
+            for s, s0 in zip(sums, first, strict=True):
+                low, high = builder.fadd(builder.load(s0), s[1]), builder.fadd(s[2], s[3])
+                results.append(builder.fadd(low, high))  # (s_0 + s_1) + (s_2 + s_3)
             return context.make_tuple(builder, sig.return_type, results)
 
         return signature, codegen

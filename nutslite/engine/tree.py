@@ -51,7 +51,7 @@ from collections import namedtuple
 import numpy as np
 
 from nutslite._numba import borrowed, jit
-from nutslite.engine.integrators import GRAD, P, Q, V, leapfrog
+from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.linalg import uturn_dots
 from nutslite.engine.metric import sample_momentum, velocity
 
@@ -206,21 +206,20 @@ def build_tree(ctx, edge, direction, depth):
         s = edge + direction
         mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
         r = s & mask
+        # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s (in the step's second pass)
+        if direction > 0:
+            prior, out, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
+        else:
+            prior, out, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
         logp, kinetic = leapfrog(
-            ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.z[edge & mask], traj.z[r]
+            ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.z[edge & mask], traj.z[r],
+            MomentumSum(traj.rho_prefix[prior], traj.rho_prefix[out], sign),
         )
         h = -logp + kinetic
         if math.isnan(h):
             h = math.inf
         traj.logp[r] = logp
         traj.energy[r] = h
-        # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s
-        if direction > 0:
-            src, dst, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
-        else:
-            src, dst, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
-        for i in range(traj.rho_prefix.shape[1]):
-            traj.rho_prefix[dst, i] = traj.rho_prefix[src, i] + sign * traj.z[r, P, i]
         log_w = ctx.h0 - h
         divergent = (h - ctx.h0) > ctx.max_delta_h
         accept = 1.0 if log_w > 0.0 else math.exp(log_w)
