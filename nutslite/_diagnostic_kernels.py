@@ -933,8 +933,11 @@ pass must move (a fifth of them instead of a third, on radon's draws), for one m
 
 
 @jit
-def _bucket_argsort(values, order, srt, buckets, local, spare_local, keys, spare_keys, counts):
-    """``order`` = a stable argsort of the finite ``values``, ``srt`` = the sorted values
+def _bucket_argsort(
+    values, lo, hi, order, srt, buckets, local, spare_local, keys, spare_keys, counts
+):
+    """``order`` = a stable argsort of the finite ``values`` whose extremes (:func:`_extremes`)
+    are ``lo`` and ``hi``, ``srt`` = the sorted values
     (``-0.0`` and ``0.0`` count as equal, or ``-0.0`` comes first: the statistics cannot tell).
 
     A bucket sort on the monotone map ``b(v) = min(floor((v - lo) B / (hi - lo)), B - 1)``, with
@@ -947,7 +950,6 @@ def _bucket_argsort(values, order, srt, buckets, local, spare_local, keys, spare
     radix sort's.
     """
     size = values.shape[0]
-    lo, hi = _extremes(values)
     count_buckets = BUCKETS_PER_DRAW * size
     scale = count_buckets / (hi - lo)
     if not (hi > lo and math.isfinite(scale) and scale > 0):  # constant, or a range too small
@@ -1220,7 +1222,8 @@ def _statistics_kernel(
             finite[k] = _count_non_finite(xs) == 0
             if not finite[k]:
                 continue
-            extremes[k, 0], extremes[k, 1] = _extremes(xs)
+            lo, hi = _extremes(xs)
+            extremes[k, 0], extremes[k, 1] = lo, hi
             if not wanted[k]:
                 continue
             out = results[k]
@@ -1238,8 +1241,18 @@ def _statistics_kernel(
                     split[size + c] = xs[c * draws + n]
             order = index[0]
             srt = buffers[0]
-            _bucket_argsort(
-                split[:total], order, srt, buckets, index[1], index[2], keys[0], keys[1], counts
+            _bucket_argsort(  # the split arrangement has the draws' extremes
+                split[:total],
+                lo,
+                hi,
+                order,
+                srt,
+                buckets,
+                index[1],
+                index[2],
+                keys[0],
+                keys[1],
+                counts,
             )
             mean, variance = _mean_and_variance(xs, buffers[2], pw)
             out[_MEAN] = mean
@@ -1590,6 +1603,9 @@ def source_statistics(
     gather = max((source.block for source in prepared if not source.in_place), default=0)
     counters = np.zeros(len(prepared), dtype=np.int64)  # the next block of each source to take
     bounds = np.cumsum([0] + [source.scalars for source in prepared])
+    # the sources taken a block at a time first, those taken a scalar at a time last, so that
+    # the threads finish within one scalar of each other (the results do not depend on it)
+    order = sorted(range(len(prepared)), key=lambda v: -prepared[v].block)
 
     def work() -> None:
         scratch = _scratch(chains, draws, gather)
@@ -1597,7 +1613,8 @@ def source_statistics(
         # (NUMBA_DISABLE_JIT=1), the same arithmetic on NumPy scalars would warn from this
         # module. np.errstate is per thread, so each worker sets it
         with np.errstate(all="ignore"):
-            for v, source in enumerate(prepared):
+            for v in order:
+                source = prepared[v]
                 rows = slice(bounds[v], bounds[v + 1])
                 _statistics_kernel(
                     source.flat,

@@ -228,8 +228,9 @@ def test_bucket_argsort_is_a_stable_sort(size):
         srt = np.empty(size)
         keys = np.empty((2, size), np.uint64)
         counts = np.empty((8, 1 << kernels.RADIX_BITS_LARGE), np.int64)
+        low, high = kernels._extremes(values)
         kernels._bucket_argsort(
-            values, order, srt, buckets, local, spare_local, keys[0], keys[1], counts
+            values, low, high, order, srt, buckets, local, spare_local, keys[0], keys[1], counts
         )
         np.testing.assert_array_equal(np.sort(order), np.arange(size))
         np.testing.assert_array_equal(srt.view(np.uint64), values[order].view(np.uint64))
