@@ -1184,8 +1184,8 @@ def _statistics_kernel(
 ):
     """Every column of :data:`COLUMNS` into ``results[k]`` for the scalars ``k`` of one source
     whose draws are finite (``finite[k]``, with their minimum and maximum in ``extremes[k]``)
-    and ``wanted[k]``; the split-chain statistics only if ``draws >= min_draws``, and
-    ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
+    and ``wanted[k]``; the split-chain statistics only if ``draws >= min_draws``, and ``mean``,
+    ``sd``, ``split_rhat``, ``ess_mean`` and the MCSEs only if ``mcse``.
 
     The source is ``(chains, draws, scalars)`` in the float array ``flat``, read through
     ``layout = (s_c, s_i, s_k, chains, draws, scalars, block)`` (strides in elements): scalar
@@ -1254,9 +1254,10 @@ def _statistics_kernel(
                 keys[1],
                 counts,
             )
-            mean, variance = _mean_and_variance(xs, buffers[2], pw)
-            out[_MEAN] = mean
-            out[_SD] = math.sqrt(variance) if total > 1 else np.nan
+            if mcse:
+                mean, variance = _mean_and_variance(xs, buffers[2], pw)
+                out[_MEAN] = mean
+                out[_SD] = math.sqrt(variance) if total > 1 else np.nan
             span = min(int(math.floor(hdi_prob * total)), total - 1)
             best = 0
             for i in range(1, total - span):
@@ -1500,8 +1501,9 @@ def scalar_statistics(
 
     Only scalars with ``usable[k]`` and finite draws are computed; the others, and the
     split-chain statistics when ``draws < min_draws``, are ``nan``; R-hat needs two chains.
-    ``mcse=False`` skips ``split_rhat``, ``ess_mean`` and the MCSEs (``nan``), two fifths of the
-    autocovariance work, for the convergence checks. Returns ``(K, len(COLUMNS))``;
+    ``mcse=False`` skips ``mean``, ``sd``, ``split_rhat``, ``ess_mean`` and the MCSEs (``nan``),
+    two fifths of the autocovariance work, for the convergence checks. Returns
+    ``(K, len(COLUMNS))``;
     :func:`source_statistics` with the batch as its one source (read in place).
     """
     batch = np.asarray(batch, dtype=np.float64)
@@ -1568,11 +1570,11 @@ def source_statistics(
     scratch of the thread that computes them. Every scalar's finiteness and extremes are found;
     the statistics only for the scalars with ``wanted[k]`` and finite draws; the split-chain
     statistics only when ``draws >= min_draws``; R-hat needs two chains. ``mcse=False`` skips
-    ``split_rhat``, ``ess_mean`` and the MCSEs (``nan``), two fifths of the autocovariance work,
-    for the convergence checks. ``threads`` (default: the cores this process may use; one below
-    ``_MIN_PARALLEL_DRAWS`` draws in all) run the kernel at once, the calling thread among them,
-    each taking the next block of scalars from a shared counter; the results do not depend on
-    it.
+    ``mean``, ``sd``, ``split_rhat``, ``ess_mean`` and the MCSEs (``nan``), two fifths of the
+    autocovariance work, for the convergence checks. ``threads`` (default: the cores this
+    process may use; one below ``_MIN_PARALLEL_DRAWS`` draws in all) run the kernel at once, the
+    calling thread among them, each taking the next block of scalars from a shared counter; the
+    results do not depend on it.
     """
     prepared = [_source(draws) for draws in sources]
     n_scalars = sum(source.scalars for source in prepared)
