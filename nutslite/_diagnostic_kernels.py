@@ -1099,13 +1099,14 @@ def _ess_below(
     )[0]
 
 
-@jit
-def _scratch(chains, draws, block):
+def _scratch(chains: int, draws: int, block: int) -> tuple[NDArray, ...]:
     """Work arrays for :func:`_statistics_kernel` on ``chains x draws`` draws: eight float rows
     (with room for per-chain values beyond the draws), three index rows, the bucket sort's
     counts, a byte row for the indicators of the tail ESS, the radix sort's keys and counts,
     the pairwise sums' stack, and room for the draws of ``block`` scalars gathered from a
-    strided source (:func:`_gather`). One set per thread, reused for every scalar."""
+    strided source (:func:`_gather`). One set per thread, reused for every scalar. Allocated
+    by NumPy, not compiled: a second compiled entry point would be a second library to load
+    from Numba's cache on the first call of each process (about 50 ms)."""
     total = chains * draws
     buffers = np.empty((8, total + 4 * chains + LAG_BLOCK))
     index = np.empty((3, total), dtype=np.int32)
