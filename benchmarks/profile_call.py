@@ -10,7 +10,7 @@ first full default call (warnings on) and ``--calls`` more. Each phase of ``nl.s
 by wrapping the function that does it: input checks, initial points and step-size heuristics,
 the chain threads (from their start to their join, and the compiled chunks inside), result
 assembly with the model's ``constrain``, and the checks behind the warnings with their parts
-(``scalar_draws``, the ranges, the batched kernels, E-BFMI). Printed per phase: the first call,
+(the batched kernels, reading the posterior in place; E-BFMI). Printed per phase: the first call,
 and the minimum and median over the later ones (on a shared machine the minimum is the
 trustworthy one); the CPU time of the process in each phase, first call and minimum of the
 others (all threads: in the chain threads' phase the workers' time, elsewhere the main thread's,
@@ -41,9 +41,7 @@ PHASES = (
     ("nutslite.sampling", "_despite_interrupts", "result assembly"),
     ("nutslite.model", "Model.constrain", "  of which the model's constrain"),
     ("nutslite.sampling", "_warn_problems_at_caller", "checks behind the warnings"),
-    ("nutslite.diagnostics", "scalar_draws", "  scalar_draws (to (K, chains, draws))"),
-    ("nutslite.diagnostics", "_ranges", "  ranges of the draws"),
-    ("nutslite.diagnostics", "scalar_statistics", "  batched kernels"),
+    ("nutslite.diagnostics", "source_statistics", "  batched kernels (on the posterior in place)"),
     ("nutslite.diagnostics", "_ebfmi", "  E-BFMI"),
 )
 

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from nutslite._diagnostic_kernels import COLUMNS, scalar_statistics, usable_cores
+from nutslite._diagnostic_kernels import COLUMNS, source_statistics, usable_cores
 
 __all__ = [
     "DiagnosticWarning",
@@ -133,51 +133,69 @@ def _warn(message: str, stacklevel: int | None = None) -> None:
     warnings.warn(message, DiagnosticWarning, stacklevel=level)
 
 
-class _Ranges(NamedTuple):
-    """Per-scalar extremes of a batch ``(K, chains, draws)``: finiteness and constancy."""
+class _Checked(NamedTuple):
+    """What the kernel found for a batch of scalars: their statistics, finiteness and constancy."""
 
+    table: FloatArray
+    """``(K, len(COLUMNS))``: the statistics (``nan`` where not computed)."""
     finite: NDArray[np.bool_]
-    """All draws finite (``max`` and ``min`` propagate NaN and show infinities)."""
+    """All draws finite (``False`` when there are no draws)."""
     constant: NDArray[np.bool_]
-    """The range of the draws is below ``_CONSTANT_TOL`` (1e-15, as ArviZ)."""
+    """Finite, and the range of the draws is below ``_CONSTANT_TOL`` (1e-15, as ArviZ)."""
 
 
-def _ranges(batch: FloatArray) -> _Ranges:
-    n_scalars, chains, draws = batch.shape
-    if chains * draws == 0:
-        return _Ranges(np.zeros(n_scalars, dtype=bool), np.zeros(n_scalars, dtype=bool))
-    high, low = batch.max(axis=(1, 2)), batch.min(axis=(1, 2))
+def _statistics(
+    sources: Sequence[FloatArray],
+    wanted: NDArray[np.bool_] | None = None,
+    *,
+    hdi_prob: float = 0.94,
+    mcse: bool = True,
+) -> _Checked:
+    """The kernel's statistics of the scalars of ``sources`` (arrays ``(chains, draws, m)``, read
+    where they lie), computed for the ``wanted`` ones (default: all) with finite draws, and every
+    scalar's finiteness and constancy."""
+    if wanted is None:
+        wanted = np.ones(sum(source.shape[2] for source in sources), dtype=bool)
+    table, finite, extremes = source_statistics(
+        sources, wanted, hdi_prob, min_draws=MIN_DRAWS, mcse=mcse
+    )
     with np.errstate(invalid="ignore"):
-        return _Ranges(np.isfinite(high) & np.isfinite(low), (high - low) < _CONSTANT_TOL)
+        constant = finite & ((extremes[:, 1] - extremes[:, 0]) < _CONSTANT_TOL)
+    return _Checked(table, finite, constant)
 
 
-def _usable(
-    batch: FloatArray, ranges: _Ranges, what: str, min_chains: int, warn: bool
-) -> NDArray[np.bool_]:
-    """Mask of the scalars ``what`` can be computed for; warn about the others."""
-    n_scalars, chains, draws = batch.shape
+def _as_sources(batch: FloatArray) -> list[FloatArray]:
+    """A batch ``(K, chains, draws)`` as the one source ``(chains, draws, K)`` (a view)."""
+    return [batch.transpose(1, 2, 0)]
+
+
+def _shape_ok(batch_shape: tuple[int, ...], what: str, min_chains: int, warn: bool) -> bool:
+    """Whether ``what`` can be computed for ``(K, chains, draws)``; warn if not."""
+    n_scalars, chains, draws = batch_shape
     if draws < MIN_DRAWS or chains < min_chains:
         if warn and n_scalars:
             _warn(
                 f"{what} needs at least {min_chains} chain(s) of at least {MIN_DRAWS} draws, "
                 f"got {chains} chain(s) of {draws} draws; returning nan"
             )
-        return np.zeros(n_scalars, dtype=bool)
-    finite = ranges.finite
-    if warn and not finite.all():
+        return False
+    return True
+
+
+def _warn_non_finite(finite: NDArray[np.bool_], what: str) -> None:
+    if not finite.all():
         _warn(
-            f"{what}: {np.count_nonzero(~finite)} of {n_scalars} scalar(s) have NaN or "
+            f"{what}: {np.count_nonzero(~finite)} of {len(finite)} scalar(s) have NaN or "
             "infinite draws; returning nan for them"
         )
-    return finite
 
 
-def _warn_constant(ranges: _Ranges, usable: NDArray[np.bool_], what: str, consequence: str) -> None:
-    n_const = np.count_nonzero(ranges.constant & usable)
+def _warn_constant(checked: _Checked, what: str, consequence: str) -> None:
+    n_const = np.count_nonzero(checked.constant)
     if n_const:
         _warn(
-            f"{what}: {n_const} of {np.count_nonzero(usable)} scalar(s) have constant draws; "
-            f"{consequence}"
+            f"{what}: {n_const} of {np.count_nonzero(checked.finite)} scalar(s) have constant "
+            f"draws; {consequence}"
         )
 
 
@@ -191,13 +209,12 @@ def _apply(
     """One column of the kernel for ``x (..., chains, draws)``, with the edge-case warnings."""
     batch, lead = _as_batch(x)
     out = np.full(len(batch), np.nan)
-    ranges = _ranges(batch)
-    usable = _usable(batch, ranges, what, min_chains, warn=True)
-    if usable.any():
-        if constant_consequence is not None:
-            _warn_constant(ranges, usable, what, constant_consequence)
-        stats = scalar_statistics(batch, usable, hdi_prob=0.94, min_draws=MIN_DRAWS)
-        out[usable] = stats[usable, COLUMNS.index(column)]
+    if _shape_ok(batch.shape, what, min_chains, warn=True):
+        checked = _statistics(_as_sources(batch))
+        _warn_non_finite(checked.finite, what)
+        if constant_consequence is not None and checked.finite.any():
+            _warn_constant(checked, what, constant_consequence)
+        out = checked.table[:, COLUMNS.index(column)]
     return _finish(out, lead)
 
 
@@ -324,25 +341,44 @@ def all_statistics(
     :func:`scalar_diagnostics`.
     """
     batch, lead = _as_batch(x)
-    shape = lead if lead else (1,)
-    ranges = _ranges(batch)
-    finite = ranges.finite
-    usable = _usable(batch, ranges, "diagnostics", 1, warn)
-    if warn and usable.any():
-        _warn_constant(ranges, usable, "diagnostics", "R-hat and MCSE of the sd are nan for them")
-        if batch.shape[1] < 2:
-            _warn("R-hat needs at least 2 chains; returning nan")
-    stats = scalar_statistics(batch, finite, hdi_prob=hdi_prob, min_draws=MIN_DRAWS)
-    out = {name: stats[:, j] for j, name in enumerate(COLUMNS)}
-    bad = ~finite
-    if bad.any():
-        flat = batch[bad].reshape(np.count_nonzero(bad), -1)
+    return _all_statistics(_as_sources(batch), lead if lead else (1,), hdi_prob, warn)
+
+
+def _all_statistics(
+    sources: Sequence[FloatArray], shape: tuple[int, ...], hdi_prob: float, warn: bool
+) -> dict[str, FloatArray]:
+    """:func:`all_statistics` of the scalars of ``sources`` (arrays ``(chains, draws, m)``, read
+    where they lie), each column reshaped to ``shape``."""
+    n_scalars = sum(source.shape[2] for source in sources)
+    chains, draws = sources[0].shape[:2] if sources else (0, 0)
+    checked = _statistics(sources, hdi_prob=hdi_prob)
+    finite = checked.finite
+    if warn and _shape_ok((n_scalars, chains, draws), "diagnostics", 1, warn):
+        _warn_non_finite(finite, "diagnostics")
+        if finite.any():
+            _warn_constant(checked, "diagnostics", "R-hat and MCSE of the sd are nan for them")
+            if chains < 2:
+                _warn("R-hat needs at least 2 chains; returning nan")
+    out = {name: checked.table[:, j] for j, name in enumerate(COLUMNS)}
+    bad = np.flatnonzero(~finite)
+    if len(bad):
+        flat = _scalars_of(sources, bad).reshape(len(bad), -1)
         with np.errstate(invalid="ignore"):
             if flat.shape[1]:
                 out["mean"][bad] = flat.mean(axis=1)
             if flat.shape[1] > 1:
                 out["sd"][bad] = flat.std(axis=1, ddof=1)
     return {name: values.reshape(shape) for name, values in out.items()}
+
+
+def _scalars_of(sources: Sequence[FloatArray], indices: NDArray[np.intp]) -> FloatArray:
+    """The draws ``(len(indices), chains, draws)`` of the scalars ``indices`` of ``sources``
+    (numbered in order, source after source)."""
+    bounds = np.cumsum([0] + [source.shape[2] for source in sources])
+    which = np.searchsorted(bounds, indices, side="right") - 1
+    return np.stack(
+        [sources[v][:, :, k - bounds[v]] for v, k in zip(which, indices, strict=True)]
+    ).astype(float)
 
 
 # ---------------------------------------------------------------------------
@@ -430,6 +466,30 @@ def _element_names(name: str, shape: tuple[int, ...]) -> list[str]:
     return [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
 
 
+def _scalar_sources(
+    posterior: Mapping[str, ArrayLike], var_names: Sequence[str] | None = None
+) -> tuple[list[str], list[FloatArray]]:
+    """The scalars' names as :func:`scalar_draws` gives them and the variables as arrays
+    ``(chains, draws, m)`` of their ``m`` scalars: views of the posterior's arrays, not copies,
+    when these are float arrays (a reshape)."""
+    selected = list(posterior) if var_names is None else list(var_names)
+    missing = [name for name in selected if name not in posterior]
+    if missing:
+        raise KeyError(f"variables not in the posterior: {missing}; have {list(posterior)}")
+    names: list[str] = []
+    sources: list[FloatArray] = []
+    for name in selected:
+        arr = np.asarray(posterior[name], dtype=float)
+        if arr.ndim < 2:
+            raise ValueError(f"{name!r} must have shape (chains, draws, ...), got {arr.shape}")
+        names.extend(_element_names(name, arr.shape[2:]))
+        sources.append(arr.reshape(arr.shape[:2] + (-1,)))
+    if len({source.shape[:2] for source in sources}) > 1:
+        shapes = {name: np.shape(posterior[name])[:2] for name in selected}
+        raise ValueError(f"variables differ in (chains, draws): {shapes}")
+    return names, sources
+
+
 def scalar_draws(
     posterior: Mapping[str, ArrayLike], var_names: Sequence[str] | None = None
 ) -> tuple[list[str], FloatArray]:
@@ -438,37 +498,24 @@ def scalar_draws(
     Returns ``(names, draws)`` with ``draws`` of shape ``(K, chains, draws)``.
     Elements are named ``b[75]`` or ``x[1,2]`` (0-based, C order); a variable
     with ``shape == ()`` keeps its own name.  ``var_names`` selects and orders
-    the variables (default: all, in mapping order).
+    the variables (default: all, in mapping order).  (The diagnostics and
+    :func:`nutslite.summary` read the variables where they lie instead of this copy.)
     """
-    selected = list(posterior) if var_names is None else list(var_names)
-    missing = [name for name in selected if name not in posterior]
-    if missing:
-        raise KeyError(f"variables not in the posterior: {missing}; have {list(posterior)}")
-    names: list[str] = []
-    blocks: list[FloatArray] = []
-    for name in selected:
-        arr = np.asarray(posterior[name], dtype=float)
-        if arr.ndim < 2:
-            raise ValueError(f"{name!r} must have shape (chains, draws, ...), got {arr.shape}")
-        names.extend(_element_names(name, arr.shape[2:]))
-        blocks.append(arr.reshape(arr.shape[:2] + (-1,)))
-    if not blocks:
+    names, sources = _scalar_sources(posterior, var_names)
+    if not sources:
         return names, np.empty((0, 0, 0))
-    if len({block.shape[:2] for block in blocks}) > 1:
-        shapes = {name: np.shape(posterior[name])[:2] for name in selected}
-        raise ValueError(f"variables differ in (chains, draws): {shapes}")
-    chains, draws = blocks[0].shape[:2]
+    chains, draws = sources[0].shape[:2]
     out = np.empty((len(names), chains, draws))  # C order: each scalar's draws contiguous
 
     def transpose(lo: int, hi: int) -> None:
-        """Draws ``[lo, hi)`` of every block, in runs that stay in the cache, not one strided
+        """Draws ``[lo, hi)`` of every variable, in runs that stay in the cache, not one strided
         sweep."""
         first = 0
-        for block in blocks:
-            last = first + block.shape[2]
+        for source in sources:
+            last = first + source.shape[2]
             for start in range(lo, hi, _TRANSPOSE_RUN):
                 stop = min(start + _TRANSPOSE_RUN, hi)
-                out[first:last, :, start:stop] = block[:, start:stop, :].transpose(2, 0, 1)
+                out[first:last, :, start:stop] = source[:, start:stop, :].transpose(2, 0, 1)
             first = last
 
     threads = min(usable_cores(), max(1, out.size // _MIN_THREADED_COPY))
@@ -489,7 +536,6 @@ _TRANSPOSE_RUN = 256
 
 _MIN_THREADED_COPY = 1 << 22
 """Doubles per thread below which :func:`scalar_draws` copies in one thread (32 MB)."""
-
 
 
 def divergence_locations(
@@ -575,11 +621,14 @@ CONVERGENCE_COLUMNS = ("r_hat", "ess_bulk", "ess_tail")
 """The per-scalar statistics behind :func:`check`."""
 
 
-def _convergence(names: list[str], draws: FloatArray, known: Any = None) -> dict[str, FloatArray]:
-    """``r_hat``, ``ess_bulk`` and ``ess_tail`` of ``draws (K, chains, draws)`` as
-    :func:`scalar_diagnostics` gives them, silently, without the MCSE work. Scalars among the
-    rows of the table ``known`` (a :class:`nutslite.summary.Summary` of the same draws) take its
-    values; only the others are computed."""
+def _convergence(
+    names: list[str], sources: Sequence[FloatArray], known: Any = None
+) -> tuple[dict[str, FloatArray], NDArray[np.bool_]]:
+    """``r_hat``, ``ess_bulk`` and ``ess_tail`` of the scalars of ``sources`` (arrays ``(chains,
+    draws, m)``, read where they lie) as :func:`scalar_diagnostics` gives them, silently,
+    without the MCSE work, and whether each scalar's draws are finite. Scalars among the rows of
+    the table ``known`` (a :class:`nutslite.summary.Summary` of the same draws) take its values;
+    only the others are computed."""
     rows = {} if known is None else {row: i for i, row in enumerate(known.rows)}
     found = np.array([name in rows for name in names], dtype=bool)
     out = {name: np.full(len(names), np.nan) for name in CONVERGENCE_COLUMNS}
@@ -587,13 +636,10 @@ def _convergence(names: list[str], draws: FloatArray, known: Any = None) -> dict
         taken = [rows[name] for name, hit in zip(names, found, strict=True) if hit]
         for name in CONVERGENCE_COLUMNS:
             out[name][found] = known[name][taken]
-    if not found.all():
-        rest = draws if not found.any() else draws[~found]
-        usable = _usable(rest, _ranges(rest), "diagnostics", 1, warn=False)
-        stats = scalar_statistics(rest, usable, hdi_prob=0.94, min_draws=MIN_DRAWS, mcse=False)
-        for name in CONVERGENCE_COLUMNS:
-            out[name][~found] = stats[:, COLUMNS.index(name)]
-    return out
+    checked = _statistics(sources, ~found, mcse=False)  # finiteness of every scalar
+    for name in CONVERGENCE_COLUMNS:
+        out[name][~found] = checked.table[~found, COLUMNS.index(name)]
+    return out, checked.finite
 
 
 def check(res: Any, *, stacklevel: int = 2, summary: Any = None) -> list[str]:
@@ -649,9 +695,12 @@ def check(res: Any, *, stacklevel: int = 2, summary: Any = None) -> list[str]:
                 f"(per chain: {per_chain}); trajectories were cut short"
             )
 
-    names, draws = scalar_draws(res.posterior)
+    names, sources = _scalar_sources(res.posterior)
     if len(names):
-        finite = np.isfinite(draws).all(axis=(1, 2))
+        chains, n_draws = sources[0].shape[:2]
+        diag, finite = _convergence(names, sources, summary)
+        if chains * n_draws == 0:
+            finite[:] = True  # no draws: none of them is NaN or infinite
         if not finite.all():
             bad = [names[i] for i in np.flatnonzero(~finite)]
             more = len(bad) - _MAX_LISTED
@@ -660,8 +709,6 @@ def check(res: Any, *, stacklevel: int = 2, summary: Any = None) -> list[str]:
                 + ", ".join(bad[:_MAX_LISTED])
                 + (f" and {more} more" if more > 0 else "")
             )
-        chains = draws.shape[1]
-        diag = _convergence(names, draws, summary)
         r_hat = diag["r_hat"]
         high = r_hat > RHAT_THRESHOLD
         if high.any():

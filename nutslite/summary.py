@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from nutslite._diagnostic_kernels import COLUMNS, scalar_statistics
-from nutslite.diagnostics import DIAGNOSTIC_COLUMNS, all_statistics, scalar_draws
+from nutslite.diagnostics import DIAGNOSTIC_COLUMNS, _all_statistics, _scalar_sources
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,8 +180,8 @@ def summary(
             "summary() needs an object with a .posterior mapping or a mapping "
             f"name -> (chains, draws, ...) array, got {type(res_or_posterior).__name__}"
         )
-    names, draws = scalar_draws(posterior, var_names)
-    stats = all_statistics(draws, hdi_prob=hdi_prob) if len(draws) else None
+    names, sources = _scalar_sources(posterior, var_names)
+    stats = _all_statistics(sources, (len(names),), hdi_prob, warn=True) if names else None
     low_name, high_name = _hdi_column_names(hdi_prob)
     sources = {"mean": "mean", "sd": "sd", low_name: "hdi_low", high_name: "hdi_high"}
     sources.update({name: name for name in DIAGNOSTIC_COLUMNS})

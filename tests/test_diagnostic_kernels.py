@@ -228,8 +228,9 @@ def test_bucket_argsort_is_a_stable_sort(size):
         srt = np.empty(size)
         keys = np.empty((2, size), np.uint64)
         counts = np.empty((8, 1 << kernels.RADIX_BITS_LARGE), np.int64)
+        low, high = kernels._extremes(values)
         kernels._bucket_argsort(
-            values, order, srt, buckets, local, spare_local, keys[0], keys[1], counts
+            values, low, high, order, srt, buckets, local, spare_local, keys[0], keys[1], counts
         )
         np.testing.assert_array_equal(np.sort(order), np.arange(size))
         np.testing.assert_array_equal(srt.view(np.uint64), values[order].view(np.uint64))
@@ -269,7 +270,7 @@ def test_results_do_not_depend_on_the_threads():
 
 INTERPRETED_SCRIPT = """
 import sys, numpy as np
-from nutslite._diagnostic_kernels import scalar_statistics
+from nutslite._diagnostic_kernels import scalar_statistics, source_statistics
 x = np.random.default_rng(5).standard_normal((3, 3, 41)).cumsum(axis=-1)
 x[1] = np.round(x[1])
 # a random walk of 2 x 1500 draws: the blocked FFTs of 2048 points (radix-4 passes, one radix-2
@@ -278,6 +279,8 @@ walk = np.random.default_rng(6).standard_normal((1, 2, 1500)).cumsum(axis=-1)
 np.save(sys.argv[1], np.concatenate([
     scalar_statistics(x, np.ones(3, bool), 0.94, 4),
     scalar_statistics(walk, np.ones(1, bool), 0.94, 4),
+    # the same draws as a posterior array (chains, draws, 3), gathered in a block
+    source_statistics([np.ascontiguousarray(x.transpose(1, 2, 0))], np.ones(3, bool), 0.94, 4)[0],
 ]))
 """
 
@@ -324,7 +327,63 @@ def test_convergence_checks_skip_only_the_mcse_columns():
     full = kernels.scalar_statistics(batch, usable, 0.94, 4)
     short = kernels.scalar_statistics(batch, usable, 0.94, 4, mcse=False)
     for j, name in enumerate(kernels.COLUMNS):
-        if name in ("split_rhat", "ess_mean", "mcse_mean", "mcse_sd"):
+        if name in ("mean", "sd", "split_rhat", "ess_mean", "mcse_mean", "mcse_sd"):
             assert np.isnan(short[:, j]).all(), name
         else:
             np.testing.assert_array_equal(short[:, j], full[:, j], err_msg=name)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    widths=st.lists(st.integers(0, 19), min_size=1, max_size=4),
+    chains=st.integers(1, 4),
+    draws=st.integers(0, 60),
+    layout=st.sampled_from(["posterior", "fortran", "reversed", "read-only", "every-other"]),
+    nan_at=st.integers(-1, 40),
+    constant_at=st.integers(-1, 40),
+    threads=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sources_read_in_place_give_the_batch_values(
+    widths, chains, draws, layout, nan_at, constant_at, threads, seed
+):
+    """Variables ``(chains, draws, m)`` read where they lie (gathered in blocks of 8 scalars,
+    any strides, read-only, NaN, constant, single chains, no draws) give the bits of the copied
+    batch ``(K, chains, draws)``, and every scalar's finiteness and extremes."""
+    rng = np.random.default_rng(seed)
+    total = sum(widths)
+    batch = ar1(rng, (total, chains, draws), 0.6) if draws else np.empty((total, chains, 0))
+    if 0 <= nan_at < total and draws:
+        batch[nan_at, -1, draws // 2] = np.nan if nan_at % 2 else np.inf
+    if 0 <= constant_at < total:
+        batch[constant_at] = 0.5
+    sources, first = [], 0
+    for width in widths:
+        part = batch[first : first + width].transpose(1, 2, 0)  # (chains, draws, width)
+        first += width
+        if layout == "posterior":
+            part = np.ascontiguousarray(part)
+        elif layout == "fortran":
+            part = np.asfortranarray(part)
+        elif layout == "reversed":  # negative strides: copied before the kernel reads them
+            part = np.ascontiguousarray(part[:, ::-1])[:, ::-1]
+        elif layout == "read-only":
+            part = np.ascontiguousarray(part)
+            part.flags.writeable = False
+        else:  # every other column of a wider array
+            wide = np.zeros(part.shape[:2] + (2 * width,))
+            wide[:, :, ::2] = part
+            part = wide[:, :, ::2]
+        sources.append(part)
+    wanted = rng.random(total) < 0.8
+    got = kernels.source_statistics(sources, wanted, 0.94, 4, threads=threads)
+    expected = kernels.scalar_statistics(batch, wanted, 0.94, 4, threads=1)
+    np.testing.assert_array_equal(got.table, expected)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(batch).all(axis=(1, 2)) & (chains * draws > 0)
+    np.testing.assert_array_equal(got.finite, finite)
+    if finite.any():
+        np.testing.assert_array_equal(got.extremes[finite, 0], batch[finite].min(axis=(1, 2)))
+        np.testing.assert_array_equal(got.extremes[finite, 1], batch[finite].max(axis=(1, 2)))
+    assert np.isnan(got.extremes[~finite]).all()
+    assert np.isnan(got.table[~(finite & wanted)]).all()

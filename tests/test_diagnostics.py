@@ -497,16 +497,17 @@ def test_check_reuses_the_statistics_of_a_summary():
     expected = check(res)
     whole, part = summary(res), summary(res, var_names=["sigma_b", "mu"])
     computed = []
-    original = diagnostics.scalar_statistics
+    original = diagnostics.source_statistics
 
-    def counting(draws, *args, **kwargs):
-        computed.append(len(draws))
-        return original(draws, *args, **kwargs)
+    def counting(sources, wanted, *args, **kwargs):
+        computed.append(int(np.count_nonzero(wanted)))
+        return original(sources, wanted, *args, **kwargs)
 
-    with mock.patch.object(diagnostics, "scalar_statistics", counting):
+    with mock.patch.object(diagnostics, "source_statistics", counting):
         assert check(res, summary=whole) == expected  # every scalar from the table
         assert check(res, summary=part) == expected
-    assert computed == [100]  # the second table lacks b: only b was computed
+    # the first table has every scalar, the second lacks b: only b's statistics were computed
+    assert computed == [0, 100]
 
 
 def test_check_reports_low_ebfmi_and_nonfinite_draws():
