@@ -310,7 +310,7 @@ def _init_chain(
         inv_mass = request.warmup.initial_inv_mass(grad, tune)
     metric = initial_metric(request.warmup.metric_kind, inv_mass)
     user_step = 1.0 if request.step_sizes is None else float(request.step_sizes[c])
-    scratch = np.empty((4, dim))  # a phase-space point for the step-size heuristic
+    scratch = np.empty((5, dim))  # a phase-space point and a row for the step-size heuristic
     eps = user_step
     if tune > 0 or request.step_sizes is None:
         eps, status = find_initial_step_size(

@@ -43,7 +43,7 @@ from collections import namedtuple
 
 from nutslite._numba import jit
 from nutslite.engine.adaptation.status import STEP_SIZE_IMPROPER, STEP_SIZE_ZERO, WARMUP_OK
-from nutslite.engine.integrators import GRAD, P, Q, V, leapfrog
+from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.metric import sample_momentum, velocity
 
 DualAveraging = namedtuple("DualAveraging", ["counter", "s_bar", "x_bar", "mu", "log_step_size"])
@@ -98,15 +98,21 @@ def dual_averaging_final(state):
 @jit(inline="always")
 def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     """``H0 - H`` after one leapfrog step of ``step_size`` from ``q`` with a fresh momentum
-    (NaN counts as a rejection, -inf). ``scratch`` is a work array of at least 4 rows, whose
-    first four hold the point (``nutslite.engine.integrators``) and are stepped in place."""
+    (NaN counts as a rejection, -inf). ``scratch`` is a ``(5, dim)`` work array: its first four
+    rows hold the point (``nutslite.engine.integrators``) and are stepped in place; the fifth
+    receives a momentum sum nobody reads. The step asks for that sum (with sign 0) only so that it
+    calls the same compiled ``leapfrog`` as the tree builder: one specialisation to compile, not
+    two (about 0.4 s of a cold start, ``benchmarks/README.md``, round 6)."""
     z = scratch[:4]
     for i in range(q.shape[0]):
         z[Q, i] = q[i]
         z[GRAD, i] = grad[i]
     sample_momentum(rng, metric, z[P])
     h0 = -logp + velocity(metric, z[P], z[V])
-    logp1, kinetic = leapfrog(logp_grad, metric, step_size, z, z)
+    unread = scratch[4]
+    logp1, kinetic = leapfrog(
+        logp_grad, metric, step_size, z, z, MomentumSum(unread, unread, 0.0)
+    )
     h = -logp1 + kinetic
     if math.isnan(h):
         return -math.inf
@@ -117,7 +123,7 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
 def find_initial_step_size(
     logp_grad, rng, metric, step_size, q, logp, grad, scratch, cautious=False
 ):
-    """Stan's heuristic. ``scratch`` is a ``(4, dim)`` work array or larger. Returns ``(step_size,
+    """Stan's heuristic. ``scratch`` is a ``(5, dim)`` work array. Returns ``(step_size,
     status)``; ``status`` is ``WARMUP_OK`` or an error code for the caller to report.
 
     While doubling, Stan stops at (and returns) the first step size that fails the test, which

@@ -48,7 +48,7 @@ def warmup_step(
     ``settings`` is ``nutslite.engine.chain.NutsSettings`` (``target_accept``, ``num_warmup``);
     ``schedule`` is ``(collect, update, restart, retune, max_depth)``, per warmup iteration (the
     depth cap is the chain loop's);
-    ``scratch`` is the heuristic's ``(4, dim)`` work array. Returns ``(step_size, da, adapt,
+    ``scratch`` is the heuristic's ``(5, dim)`` work array. Returns ``(step_size, da, adapt,
     status)``; ``status`` is ``nutslite.engine.adaptation.status.WARMUP_OK`` or why warmup
     failed, after which nothing else of the iteration is done.
     """
