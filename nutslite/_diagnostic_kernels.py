@@ -1372,18 +1372,8 @@ def _statistics_kernel(
                 )
             if mcse:
                 ess_mean, split_rhat, _ = _ess(
-                    split,
-                    floats,
-                    split_chains,
-                    n,
-                    split_constant,
-                    centred,
-                    rho,
-                    acov,
-                    work,
-                    pw,
-                    twiddles,
-                    slow,
+                    split, floats, split_chains, n, split_constant, centred, rho, acov, work, pw,
+                    twiddles, slow,
                 )
                 out[_ESS_MEAN] = ess_mean
                 if chains >= 2:
@@ -1425,17 +1415,7 @@ def _statistics_kernel(
             low, high = _extremes(split[:size])
             constant = high - low < _CONSTANT_TOL
             ess_squared = _ess(
-                split,
-                floats,
-                split_chains,
-                n,
-                constant,
-                centred,
-                rho,
-                acov,
-                work,
-                pw,
-                twiddles,
+                split, floats, split_chains, n, constant, centred, rho, acov, work, pw, twiddles,
                 slow,
             )[0]
             var_of_var = (fourth - variance * variance) / ess_squared
