@@ -39,13 +39,12 @@ import math
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from nutslite._diagnostic_kernels import COLUMNS, source_statistics, usable_cores
+from nutslite._diagnostic_kernels import COLUMNS, source_statistics
 
 __all__ = [
     "DiagnosticWarning",
@@ -507,35 +506,18 @@ def scalar_draws(
     chains, draws = sources[0].shape[:2]
     out = np.empty((len(names), chains, draws))  # C order: each scalar's draws contiguous
 
-    def transpose(lo: int, hi: int) -> None:
-        """Draws ``[lo, hi)`` of every variable, in runs that stay in the cache, not one strided
-        sweep."""
-        first = 0
-        for source in sources:
-            last = first + source.shape[2]
-            for start in range(lo, hi, _TRANSPOSE_RUN):
-                stop = min(start + _TRANSPOSE_RUN, hi)
-                out[first:last, :, start:stop] = source[:, start:stop, :].transpose(2, 0, 1)
-            first = last
-
-    threads = min(usable_cores(), max(1, out.size // _MIN_THREADED_COPY))
-    if threads == 1:
-        transpose(0, draws)
-        return names, out
-    # NumPy releases the GIL while it copies: each thread takes a contiguous range of draws
-    bounds = [draws * t // threads for t in range(threads + 1)]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        jobs = [pool.submit(transpose, bounds[t], bounds[t + 1]) for t in range(threads)]
-        for job in jobs:
-            job.result()
+    first = 0  # in runs of draws that stay in the cache, not one strided sweep
+    for source in sources:
+        last = first + source.shape[2]
+        for start in range(0, draws, _TRANSPOSE_RUN):
+            stop = min(start + _TRANSPOSE_RUN, draws)
+            out[first:last, :, start:stop] = source[:, start:stop, :].transpose(2, 0, 1)
+        first = last
     return names, out
 
 
 _TRANSPOSE_RUN = 256
 """Draws per piece of :func:`scalar_draws`'s transposition (``256 x K`` doubles per chain)."""
-
-_MIN_THREADED_COPY = 1 << 22
-"""Doubles per thread below which :func:`scalar_draws` copies in one thread (32 MB)."""
 
 
 def divergence_locations(

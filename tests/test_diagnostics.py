@@ -279,20 +279,6 @@ def test_scalar_draws_names_and_layout():
         scalar_draws(posterior, ["nope"])
 
 
-def test_scalar_draws_threaded_copy_is_the_same(monkeypatch):
-    """Large posteriors are transposed by several threads, each a range of draws; the result
-    must not depend on it (a threshold of 1 double per thread forces the threaded path here)."""
-    from nutslite import diagnostics as diag
-
-    rng = np.random.default_rng(3)
-    posterior = {"x": rng.normal(size=(3, 1001, 2, 3)), "y": rng.normal(size=(3, 1001))}
-    names, one = scalar_draws(posterior)
-    monkeypatch.setattr(diag, "_MIN_THREADED_COPY", 1)
-    monkeypatch.setattr(diag, "usable_cores", lambda: 3)
-    assert scalar_draws(posterior)[0] == names
-    np.testing.assert_array_equal(scalar_draws(posterior)[1], one)
-
-
 # ---------------------------------------------------------------------------
 # Known answers
 # ---------------------------------------------------------------------------
