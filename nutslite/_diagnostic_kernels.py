@@ -986,13 +986,13 @@ def _bucket_argsort(
 
     A bucket sort on the monotone map ``b(v) = min(floor((v - lo) B / (hi - lo)), B - 1)``, with
     ``B = BUCKETS_PER_DRAW S`` buckets
-    (each rounded step is monotone, so buckets are in order): the draws' buckets computed once
-    (into ``local``), one counting pass, one stable scatter of values and indices (both
-    prefetching above ``PREFETCH_MIN_DRAWS``), then the buckets longer than ``INSERTION_MAX``
-    sorted by :func:`_radix_argsort` and the others by one insertion pass over all draws
-    (``O(1)`` per draw expected for smooth draws). ``buckets`` is integer scratch of ``B``,
-    ``local`` and ``spare_local`` of ``S``, ``keys`` and ``spare_keys`` unsigned ones of ``S``,
-    ``counts`` the radix sort's.
+    (each rounded step is monotone, so buckets are in order): one counting pass, one stable
+    scatter of values and indices (above ``PREFETCH_MIN_DRAWS`` both read the draws' buckets,
+    computed once into ``local``, and prefetch the one ahead), then the buckets longer than
+    ``INSERTION_MAX`` sorted by :func:`_radix_argsort` and the others by one insertion pass over
+    all draws (``O(1)`` per draw expected for smooth draws). ``buckets`` is integer scratch of
+    ``B``, ``local`` and ``spare_local`` of ``S``, ``keys`` and ``spare_keys`` unsigned ones of
+    ``S``, ``counts`` the radix sort's.
     """
     size = values.shape[0]
     count_buckets = BUCKETS_PER_DRAW * size
@@ -1002,18 +1002,21 @@ def _bucket_argsort(
         _sorted_values(keys, size, srt)
         return
     last = count_buckets - 1
-    numbers = local  # each draw's bucket, computed once, in a pass the compiler vectorises
-    for i in range(size):
-        numbers[i] = min(int((values[i] - lo) * scale), last)
     for b in range(count_buckets):
         buckets[b] = 0
     ahead = PREFETCH_AHEAD if size > PREFETCH_MIN_DRAWS else 0
-    start = max(size - ahead, 0) if ahead else 0
-    for i in range(start):  # the bucket of the draw ahead is loaded while this one counts
-        prefetch(buckets, numbers[i + ahead])
-        buckets[numbers[i]] += 1
-    for i in range(start, size):
-        buckets[numbers[i]] += 1
+    if ahead:  # each draw's bucket computed once, so that the one ahead can be prefetched
+        numbers = local
+        for i in range(size):
+            numbers[i] = min(int((values[i] - lo) * scale), last)
+        for i in range(size - ahead):
+            prefetch(buckets, numbers[i + ahead])
+            buckets[numbers[i]] += 1
+        for i in range(size - ahead, size):
+            buckets[numbers[i]] += 1
+    else:
+        for i in range(size):
+            buckets[min(int((values[i] - lo) * scale), last)] += 1
     offset = 0
     longest = 0
     for b in range(count_buckets):
@@ -1021,19 +1024,23 @@ def _bucket_argsort(
         longest = max(longest, count)
         buckets[b] = offset
         offset += count
-    for i in range(start):
-        prefetch(buckets, numbers[i + ahead])
-        b = numbers[i]
-        position = buckets[b]
-        buckets[b] = position + 1
-        srt[position] = values[i]
-        order[position] = i
-    for i in range(start, size):
-        b = numbers[i]
-        position = buckets[b]
-        buckets[b] = position + 1
-        srt[position] = values[i]
-        order[position] = i
+    if ahead:
+        for i in range(size):
+            if i + ahead < size:
+                prefetch(buckets, local[i + ahead])
+            b = local[i]
+            position = buckets[b]
+            buckets[b] = position + 1
+            srt[position] = values[i]
+            order[position] = i
+    else:
+        for i in range(size):
+            value = values[i]
+            b = min(int((value - lo) * scale), last)
+            position = buckets[b]
+            buckets[b] = position + 1
+            srt[position] = value
+            order[position] = i
     if longest > INSERTION_MAX:  # clumped draws: the long buckets by radix sort
         start = 0
         for b in range(count_buckets):  # buckets[b] is now where bucket b ends
