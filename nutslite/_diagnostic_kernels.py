@@ -851,6 +851,41 @@ if not JIT_DISABLED:
         return lambda counter: _claim_kernel(counter)
 
 
+def prefetch(array, index):
+    """A hint that ``array[index]`` will soon be read and written: compiled callers emit LLVM's
+    ``llvm.prefetch`` (for writing, kept in every cache level), which loads its cache line
+    without waiting for it. Nothing to do interpreted; the results never depend on it."""
+
+
+if not JIT_DISABLED:
+
+    @intrinsic
+    def _prefetch_kernel(typingctx, array, index):
+        """:func:`prefetch` as ``llvm.prefetch(ptr, rw=1, locality=3, data)``."""
+        signature = types.void(array, index)
+
+        def codegen(context, builder, sig, args):
+            data = context.make_array(sig.args[0])(context, builder, args[0]).data
+            byte_pointer = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            function = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+                "llvm.prefetch.p0i8",
+            )
+            pointer = builder.bitcast(builder.gep(data, [args[1]]), byte_pointer)
+            builder.call(
+                function, [pointer, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+            )
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    @overload(prefetch, jit_options={"error_model": "numpy"})
+    def _prefetch_compiled(array, index):
+        return lambda array, index: _prefetch_kernel(array, index)
+
+
 _SIGN_BIT = np.uint64(1) << np.uint64(63)
 _ALL_BITS = ~np.uint64(0)
 
@@ -932,6 +967,15 @@ pass must move (a fifth of them instead of a third, on radon's draws), for one m
 ``S`` counts."""
 
 
+PREFETCH_MIN_DRAWS = 50_000
+"""Draws above which the counting and the scatter of :func:`_bucket_argsort` prefetch the
+bucket of the draw ``PREFETCH_AHEAD`` further on: there its ``2 S`` counts, the sorted values
+and the indices (16 bytes per draw) outgrow a core's L2 cache, and each draw's bucket is a
+cache miss whose latency the prefetch hides (the sort of 2 x 66,670 AR(1) draws, phi 0.5:
+counting and scatter 9.6 -> 8.2 ns per draw; below, the prefetches cost more than they save)."""
+PREFETCH_AHEAD = 16
+
+
 @jit
 def _bucket_argsort(
     values, lo, hi, order, srt, buckets, local, spare_local, keys, spare_keys, counts
@@ -943,11 +987,12 @@ def _bucket_argsort(
     A bucket sort on the monotone map ``b(v) = min(floor((v - lo) B / (hi - lo)), B - 1)``, with
     ``B = BUCKETS_PER_DRAW S`` buckets
     (each rounded step is monotone, so buckets are in order): one counting pass, one stable
-    scatter of values and indices, then the buckets longer than ``INSERTION_MAX`` sorted by
-    :func:`_radix_argsort` and the others by one insertion pass over all draws (``O(1)`` per
-    draw expected for smooth draws). ``buckets`` is integer scratch of ``B``, ``local`` and
-    ``spare_local`` of ``S``, ``keys`` and ``spare_keys`` unsigned ones of ``S``, ``counts`` the
-    radix sort's.
+    scatter of values and indices (above ``PREFETCH_MIN_DRAWS`` both read the draws' buckets,
+    computed once into ``local``, and prefetch the one ahead), then the buckets longer than
+    ``INSERTION_MAX`` sorted by :func:`_radix_argsort` and the others by one insertion pass over
+    all draws (``O(1)`` per draw expected for smooth draws). ``buckets`` is integer scratch of
+    ``B``, ``local`` and ``spare_local`` of ``S``, ``keys`` and ``spare_keys`` unsigned ones of
+    ``S``, ``counts`` the radix sort's.
     """
     size = values.shape[0]
     count_buckets = BUCKETS_PER_DRAW * size
@@ -959,8 +1004,19 @@ def _bucket_argsort(
     last = count_buckets - 1
     for b in range(count_buckets):
         buckets[b] = 0
-    for i in range(size):
-        buckets[min(int((values[i] - lo) * scale), last)] += 1
+    ahead = PREFETCH_AHEAD if size > PREFETCH_MIN_DRAWS else 0
+    if ahead:  # each draw's bucket computed once, so that the one ahead can be prefetched
+        numbers = local
+        for i in range(size):
+            numbers[i] = min(int((values[i] - lo) * scale), last)
+        for i in range(size - ahead):
+            prefetch(buckets, numbers[i + ahead])
+            buckets[numbers[i]] += 1
+        for i in range(size - ahead, size):
+            buckets[numbers[i]] += 1
+    else:
+        for i in range(size):
+            buckets[min(int((values[i] - lo) * scale), last)] += 1
     offset = 0
     longest = 0
     for b in range(count_buckets):
@@ -968,13 +1024,23 @@ def _bucket_argsort(
         longest = max(longest, count)
         buckets[b] = offset
         offset += count
-    for i in range(size):
-        value = values[i]
-        b = min(int((value - lo) * scale), last)
-        position = buckets[b]
-        buckets[b] = position + 1
-        srt[position] = value
-        order[position] = i
+    if ahead:
+        for i in range(size):
+            if i + ahead < size:
+                prefetch(buckets, local[i + ahead])
+            b = local[i]
+            position = buckets[b]
+            buckets[b] = position + 1
+            srt[position] = values[i]
+            order[position] = i
+    else:
+        for i in range(size):
+            value = values[i]
+            b = min(int((value - lo) * scale), last)
+            position = buckets[b]
+            buckets[b] = position + 1
+            srt[position] = value
+            order[position] = i
     if longest > INSERTION_MAX:  # clumped draws: the long buckets by radix sort
         start = 0
         for b in range(count_buckets):  # buckets[b] is now where bucket b ends
@@ -1019,7 +1085,12 @@ def _average_ranks_to_scores(values, positions, count, scores, out):
     ``"average"``), ``(first + last) / 2`` in 1-based ranks, looked up as ``scores[2r - 2]``.
     Returns whether all values tie (then every score is the same: constant scores).
     """
-    for i in range(count):  # every value its own rank i + 1 ...
+    ahead = PREFETCH_AHEAD if count > PREFETCH_MIN_DRAWS else 0
+    start = max(count - ahead, 0) if ahead else 0
+    for i in range(start):  # every value its own rank i + 1 ...
+        prefetch(out, positions[i + ahead])  # (stores far apart: their lines come early)
+        out[positions[i]] = scores[2 * i]
+    for i in range(start, count):
         out[positions[i]] = scores[2 * i]
     ties = 0
     for i in range(1, count):

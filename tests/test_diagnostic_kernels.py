@@ -118,6 +118,14 @@ def test_slow_mixing_uses_the_fft_and_equals_the_oracle():
     assert_equals_oracle(ar1(rng, (1, 2, 12_000), 0.9995))
 
 
+def test_draws_beyond_the_prefetch_threshold_equal_the_oracle():
+    # more than PREFETCH_MIN_DRAWS pooled draws: the sort and the scatters of the normal scores
+    # prefetch; some draws tied, so the average ranks of ties are scattered too
+    batch = ar1(np.random.default_rng(27), (1, 2, kernels.PREFETCH_MIN_DRAWS // 2 + 10), 0.5)
+    batch[0, :, ::7] = np.round(batch[0, :, ::7], 1)
+    assert_equals_oracle(batch)
+
+
 def test_blocked_autocovariances_equal_direct_sums():
     rng = np.random.default_rng(21)
     for chains, n, block in [(1, 5, 8), (3, 17, 4), (4, 64, 16), (5, 300, 32), (2, 100, 128)]:
@@ -209,7 +217,7 @@ def test_radix_argsort_sorts(size):
         np.testing.assert_array_equal(values[order], np.sort(values))
 
 
-@pytest.mark.parametrize("size", [1, 3, 200, 20_000])
+@pytest.mark.parametrize("size", [1, 3, 200, 20_000, kernels.PREFETCH_MIN_DRAWS + 1])
 def test_bucket_argsort_is_a_stable_sort(size):
     rng = np.random.default_rng(size)
     clumped = rng.standard_normal(size)
