@@ -28,7 +28,8 @@ Method (one chain, one core, so threads do not blur the numbers; best of ``--rou
 chain loop's chunks, threads and Python: a compiled loop of ``nuts_transition`` from the adapted
 state (step size, diagonal metric and last draw of a 1000-iteration warmup, seed 3), 3000
 transitions per round (radon: 1500), the **thread CPU time** of the best of ``--rounds``
-rounds, and the gradient timed the same way in the same process. CPU time is what a loaded
+rounds, and the gradient timed the same way in the same process; the number of leapfrog steps
+(a check that two versions ran the same transitions). CPU time is what a loaded
 machine perturbs least; compare two versions by alternating them in one run (``benchmarks/
 README.md``, engine rounds). Nothing is written.
 
@@ -187,10 +188,12 @@ def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10)
 
     timed(5)  # compile or load
     timed_gradients(5)
-    step_us = min(1e6 * t / steps for t, steps in (timed(n_transitions) for _ in range(rounds)))
+    runs = [timed(n_transitions) for _ in range(rounds)]
+    step_us = min(1e6 * t / steps for t, steps in runs)
     grad_us = min(1e6 * timed_gradients(200_000) / 200_000 for _ in range(rounds))
     return {"model": model.name, "step_us": step_us, "grad_us": grad_us,
-            "tree_us": step_us - grad_us, "step_per_gradient": step_us / grad_us}
+            "tree_us": step_us - grad_us, "step_per_gradient": step_us / grad_us,
+            "steps": runs[0][1]}
 
 
 def threads_overhead(model, draws: int, tune: int, rounds: int) -> dict[str, float]:
@@ -269,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for model, n in ((trivial_model(175), 3000), (nl.models.radon("noncentered"), 1500)):
             r = transition_loop(model, n, args.rounds)
             print(f"{r['model']:28s} step {r['step_us']:.3f} µs  gradient {r['grad_us']:.3f} µs  "
-                  f"tree {r['tree_us']:.3f} µs/step  step/gradient {r['step_per_gradient']:.2f}")
+                  f"tree {r['tree_us']:.3f} µs/step  step/gradient {r['step_per_gradient']:.2f}  "
+                  f"({r['steps']} steps)")
         return 0
     if args.quick:
         args.draws, args.tune, args.rounds = 200, 200, 1

@@ -271,6 +271,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         f"({args.tune} tune + {args.draws} draws), {min(cores, args.chains)} at a time",
         file=sys.stderr,
     )
+    from nutslite._precompile import start_diagnostics_compile
+    from nutslite.diagnostics import MIN_DRAWS
+
+    # after installing nutslite, the diagnostics behind the table compile in a second process
+    background = start_diagnostics_compile() if args.draws >= MIN_DRAWS else None
     try:
         with warnings.catch_warnings(record=True) as caught:  # shown with the summary
             warnings.simplefilter("always")
@@ -296,12 +301,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         print(f"{PROG}: saved to {path}", file=sys.stderr)
         saved = f"; the draws are saved in {path}"
-    from nutslite.diagnostics import MIN_DRAWS
-
     check = res.n_draws >= MIN_DRAWS
     if check:
         _compile_notice()
     try:  # the table first, then the checks, which reuse its R-hat and ESS
+        if check and background is not None:
+            background.wait()  # compiled there, or its failure leaves the compile to _report
         _report(res, args.vars, args.all, sampling_warnings=[str(w.message) for w in caught],
                 started=started, check=check)
     except KeyboardInterrupt:

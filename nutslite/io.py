@@ -146,22 +146,24 @@ def load_fields(path: PathLike) -> dict[str, Any]:
             f"nutslite sample --out): {what}"
         )
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError("it is a single .npy array, not an .npz archive")
-        with npz:
-            if META_KEY not in npz.files:
-                raise ValueError("it holds no nutslite metadata")
-            meta = json.loads(str(npz[META_KEY]))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"its format is {meta.get('format')!r}")
-            if meta.get("format_version", 0) > FORMAT_VERSION:
-                raise ValueError(
-                    f"it has format version {meta['format_version']}, newer than this nutslite "
-                    f"reads ({FORMAT_VERSION}); upgrade nutslite"
-                )
-            arrays = {key: npz[key] for key in npz.files if key != META_KEY}
-            fields = {name: _decode(spec, arrays) for name, spec in meta["fields"].items()}
+        # the file opened here, not by np.load, which leaves it open when zipfile rejects it
+        with open(path, "rb") as fh:
+            npz = np.load(fh, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("it is a single .npy array, not an .npz archive")
+            with npz:
+                if META_KEY not in npz.files:
+                    raise ValueError("it holds no nutslite metadata")
+                meta = json.loads(str(npz[META_KEY]))
+                if meta.get("format") != FORMAT:
+                    raise ValueError(f"its format is {meta.get('format')!r}")
+                if meta.get("format_version", 0) > FORMAT_VERSION:
+                    raise ValueError(
+                        f"it has format version {meta['format_version']}, newer than this "
+                        f"nutslite reads ({FORMAT_VERSION}); upgrade nutslite"
+                    )
+                arrays = {key: npz[key] for key in npz.files if key != META_KEY}
+                fields = {name: _decode(spec, arrays) for name, spec in meta["fields"].items()}
     except (
         ValueError, KeyError, TypeError, AttributeError, OSError, EOFError, zipfile.BadZipFile
     ) as err:  # whatever a damaged or foreign file makes numpy, zipfile or json raise

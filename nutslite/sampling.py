@@ -25,6 +25,7 @@ from nutslite._blas import single_blas_thread
 from nutslite._diagnostic_kernels import _statistics_kernel
 from nutslite._memory import empty_block
 from nutslite._numba import cache_dir, needs_compiling
+from nutslite._precompile import DiagnosticsCompile, start_diagnostics_compile
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
 from nutslite.engine.adaptation.status import METRIC_OVERFLOW, STEP_SIZE_IMPROPER, WARMUP_OK
@@ -168,6 +169,8 @@ def sample(
         inv_mass_matrix, adaptation, jitter,
     )
     reporter = make_reporter(progress)
+    # after installing nutslite, its diagnostics compile in a second process meanwhile
+    background = start_diagnostics_compile() if warn and request.draws >= MIN_DRAWS else None
     streams = np.random.SeedSequence(request.seed).spawn(chains)
     # BLAS and LAPACK (in a log density, or the metric updates) on one thread: their own threads
     # would spin against the chains' (nutslite._blas)
@@ -210,7 +213,7 @@ def sample(
     t_check = time.perf_counter()
     result.settings["assemble_seconds"] = t_check - t_assemble
     if warn and result.n_draws >= MIN_DRAWS:  # name every problem: divergences, R-hat, ...
-        _warn_problems_at_caller(result)
+        _warn_problems_at_caller(result, background)
         result.settings["check_seconds"] = time.perf_counter() - t_check
     return result
 
@@ -399,13 +402,18 @@ def _despite_interrupts(build: Callable[[], SamplingResult]) -> SamplingResult:
             continue
 
 
-def _warn_problems_at_caller(result: SamplingResult) -> None:
-    """``warn_problems(result)``, its warnings attributed to the line that called ``sample``.
+def _warn_problems_at_caller(
+    result: SamplingResult, background: DiagnosticsCompile | None
+) -> None:
+    """``warn_problems(result)``, its warnings attributed to the line that called ``sample``,
+    once ``background`` (if any) has compiled the diagnostics.
 
     A Ctrl-C during the checks stops them, and ``sample`` still returns the finished draws, with
     a warning saying that the checks did not run to the end.
     """
     try:
+        if background is not None:
+            background.wait()  # compiled there, or its failure leaves the compile to this call
         warn_problems(result, stacklevel=4)  # warn_problems < this < sample < the caller
     except KeyboardInterrupt:
         warnings.warn(

@@ -1,8 +1,10 @@
 """``res.save`` / ``load``: a plain ``.npz`` without pickle that round-trips everything."""
 
 import dataclasses
+import gc
 import json
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -186,3 +188,18 @@ def test_load_errors_name_the_problem(tmp_path):
         load(unknown)
     with pytest.raises(TypeError, match="path must be a string"):
         load(None)
+
+
+def test_a_damaged_archive_is_refused_and_closed(tmp_path):
+    """A file that starts as a zip archive and breaks off: the error names it, and the file is
+    closed, not left for the garbage collector (np.load leaves a file it opened itself open when
+    zipfile rejects it)."""
+    damaged = tmp_path / "damaged.npz"
+    np.savez(damaged, x=np.zeros(100))
+    damaged.write_bytes(damaged.read_bytes()[:60])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="is not a readable nutslite result"):
+            load(damaged)
+        gc.collect()  # an unclosed file warns when it is collected
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
