@@ -10,6 +10,7 @@ Usage::
                                                     # 9 fresh processes, nutslite's own cache
     python benchmarks/profile_compile.py --warm 9 --against ../base   # and another checkout's,
                                                                       # run in turn
+    python benchmarks/profile_compile.py --cold 6 --against ../base   # cold starts, A/B: 6 pairs
 
 A second process then times a warm start without the profiler's instrumentation, which imports
 ``numba`` itself: ``import numba``, then ``import nutslite`` and the radon model (its compiled
@@ -22,6 +23,11 @@ which the first process fills if it is empty): ``import numba`` and Numba's CPU 
 each cache entry loaded and its parts (index, reading and unpickling the entry, parsing its bitcode,
 loading and linking its object code); the cyclic garbage collector; the imports of nutslite's
 modules and the libraries it pulls in; and the rest (Python set-up and the chain itself).
+
+``--cold N --against CHECKOUT`` compares cold starts instead: N pairs of fresh processes, this
+checkout's and the other's in alternating order, each with an empty cache and without the
+profiler, timing the process CPU seconds (all threads) and wall seconds from ``import nutslite``
+to the first radon draw; it prints every pair, the medians and the median of the pairs' ratios.
 
 Each measurement runs in a fresh process. The cold one points ``NUTSLITE_CACHE_DIR`` (and, for
 nutpie, Numba's and PyTensor's caches) at an empty folder; the warm one reuses it. Times are wall
@@ -139,6 +145,15 @@ t3 = clock()
 print(json.dumps({name: [b[0] - a[0], b[1] - a[1]] for name, a, b in (
     ("import numba", t0, t1), ("import nutslite, radon model", t1, t2),
     ("first draw (engine from the cache)", t2, t3), ("all", t0, t3))}))
+"""
+
+COLD = r"""
+import json, time
+c0, t0 = time.process_time(), time.perf_counter()
+import nutslite as nl
+nl.sample(nl.models.radon("noncentered"), draws=1, tune=1, chains=1, cores=1, seed=0,
+          progress=False)
+print(json.dumps({"cpu": time.process_time() - c0, "wall": time.perf_counter() - t0}))
 """
 
 
@@ -312,6 +327,34 @@ def warm_breakdown(runs: int, others: list[str]) -> None:
             f"{statistics.median(get(r) for r in rows[root]):13.3f}" for root in roots))
 
 
+def cold_ab(pairs: int, other: str) -> None:
+    """``pairs`` cold starts of this checkout and of ``other`` (another nutslite checkout), each
+    in a fresh process with an empty cache, the order alternating from pair to pair."""
+    import statistics
+
+    roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), other]
+    rows: dict[str, list[dict]] = {root: [] for root in roots}
+    for k in range(pairs):
+        for root in roots if k % 2 == 0 else roots[::-1]:
+            with tempfile.TemporaryDirectory() as cache:
+                env = dict(os.environ, NUTSLITE_CACHE_DIR=cache, PYTHONPATH=root)
+                env.pop("NUMBA_CACHE_DIR", None)
+                out = subprocess.run([sys.executable, "-c", COLD], env=env, check=True,
+                                     capture_output=True, text=True, cwd=root)
+            rows[root].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        this, that = rows[roots[0]][-1], rows[roots[1]][-1]
+        print(f"pair {k + 1}: this {this['cpu']:.2f} s CPU ({this['wall']:.2f} wall), other "
+              f"{that['cpu']:.2f} s CPU ({that['wall']:.2f} wall), ratio "
+              f"{this['cpu'] / that['cpu']:.3f}; load {os.getloadavg()[0]:.1f}", flush=True)
+    this, that = rows[roots[0]], rows[roots[1]]
+    ratios = [a["cpu"] / b["cpu"] for a, b in zip(this, that, strict=True)]
+    for label, key in (("process CPU s", "cpu"), ("wall s", "wall")):
+        print(f"median {label}: this {statistics.median(r[key] for r in this):.2f}, other "
+              f"{statistics.median(r[key] for r in that):.2f}")
+    print(f"median of the pairs' CPU ratios (this / other): {statistics.median(ratios):.3f} "
+          f"(range {min(ratios):.3f}-{max(ratios):.3f})")
+
+
 def warm_start(cache_root: str) -> dict:
     """A warm start's parts, wall and CPU seconds, in a fresh uninstrumented process."""
     env = dict(os.environ, NUTSLITE_CACHE_DIR=os.path.join(cache_root, "nutslite"))
@@ -361,9 +404,16 @@ def main(argv: list[str] | None = None) -> None:
                         "instead of the first draw, its compile CPU split by module")
     p.add_argument("--warm", type=int, metavar="N",
                    help="only break a warm start down, medians of N fresh processes")
+    p.add_argument("--cold", type=int, metavar="N",
+                   help="only compare cold starts with --against's first checkout, N A/B pairs")
     p.add_argument("--against", nargs="+", default=[], metavar="CHECKOUT",
                    help="with --warm: other nutslite checkouts to run in turn with this one")
     args = p.parse_args(argv)
+    if args.cold:
+        if not args.against:
+            p.error("--cold needs --against CHECKOUT")
+        cold_ab(args.cold, args.against[0])
+        return
     if args.warm:
         warm_breakdown(args.warm, args.against)
         return
