@@ -362,6 +362,10 @@ def _run_chains(
         return chain.status == WARMUP_OK
 
     n_iter, tune = request.tune + request.draws, request.tune
+    if needs_compiling(run_chain):
+        # compiled here, by a call that runs no iteration: compiled in a chain's worker thread,
+        # the same compile faults in about 20k more fresh pages (benchmarks/README.md, round 7)
+        advance(0, 0, 0)
 
     def snapshot(kept: int = n_iter) -> list[ChainProgress]:
         """Every chain's progress, with the divergences among its first ``kept`` iterations."""

@@ -4,6 +4,7 @@ import importlib
 import io
 import re
 
+import numpy as np
 import pytest
 
 import nutslite as nl
@@ -196,6 +197,22 @@ def test_sample_announces_a_compile_only_when_one_is_coming(monkeypatch, compili
         assert text.startswith("compiling the sampler") and "later runs load it from" in text
     else:
         assert recorder.notes == []
+
+
+def test_the_compile_before_the_chains_changes_no_draw(monkeypatch):
+    """A compile of the chain loop is run in the calling thread, by a call of no iterations
+    before the chains start; the run is the same as one that needs no compile."""
+    def run():
+        return nl.sample(zoo.std_normal(3), draws=30, tune=30, chains=2, seed=5, progress=False,
+                         warn=False)
+
+    cached = run()
+    monkeypatch.setattr("nutslite.sampling.needs_compiling", lambda function: True)
+    compiled = run()
+    assert np.array_equal(cached.unconstrained, compiled.unconstrained)
+    for name, values in cached.sample_stats.items():
+        assert np.array_equal(values, compiled.sample_stats[name]), name
+    assert np.array_equal(cached.warmup["step_size"], compiled.warmup["step_size"])
 
 
 @pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled without the JIT")
