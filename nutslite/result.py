@@ -136,12 +136,13 @@ class SamplingResult:
         cls, model, chains: Sequence[ChainOutput], all_draws: np.ndarray, tune, draws,
         save_warmup, interrupted, schedule, settings,
     ) -> SamplingResult:
-        """The result of ``chains``, whose draws are ``all_draws`` ``(chains, tune + draws, dim)``
-        (chain ``c`` wrote ``all_draws[c]``, warmup first).
+        """The result of ``chains``, whose draws are ``all_draws`` (chain ``c`` wrote
+        ``all_draws[c]``): ``(chains, tune + draws, dim)``, warmup first, or ``(chains, draws,
+        dim)`` when the warmup's were not kept (``save_warmup`` false).
 
         ``unconstrained`` and ``warmup_unconstrained`` are views of ``all_draws``, not copies, so
-        the warmup rows (and the chains' statistics, which ``nl.sample`` keeps in the same block)
-        stay allocated as long as the result. A copy of radon's 4 x 1000 x 175
+        the block (with the chains' statistics, which ``nl.sample`` keeps in it) stays allocated
+        as long as the result. A copy of radon's 4 x 1000 x 175
         draws took 0.8 ms, and 2-4 ms in the first call of a process, whose fresh memory costs
         page faults (``benchmarks/README.md``, "The whole call")."""
         completed = np.array([ch.completed for ch in chains])
@@ -161,7 +162,10 @@ class SamplingResult:
 
         sampling = slice(tune, tune + n_keep)
         warm = slice(0, n_warm)
-        unconstrained = all_draws[:, sampling]
+        stored_warmup = all_draws.shape[1] - draws  # tune, or 0 if the warmup's were not kept
+        if save_warmup and stored_warmup != tune:
+            raise ValueError("save_warmup needs the warmup's draws in all_draws")
+        unconstrained = all_draws[:, stored_warmup : stored_warmup + n_keep]
         warm_unc = all_draws[:, warm] if save_warmup else None
 
         dim = model.dim

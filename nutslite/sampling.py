@@ -175,13 +175,15 @@ def sample(
     # BLAS and LAPACK (in a log density, or the metric updates) on one thread: their own threads
     # would spin against the chains' (nutslite._blas)
     with single_blas_thread():
-        # every chain's draws, warmup first, and then their statistics, in one buffer that
-        # faults in huge pages (nutslite._memory): the result's draws are views of it
+        # every chain's draws (the warmup's only if they are kept) and then its statistics
+        # (every iteration's), in one buffer that faults in huge pages (nutslite._memory): the
+        # result's draws are views of it
         n_chains, n_iter = request.chains, request.tune + request.draws  # Python ints
-        rows = n_chains * n_iter
-        block = empty_block(rows * (model.dim + len(STAT_NAMES)))
-        all_draws = block[: rows * model.dim].reshape(n_chains, n_iter, model.dim)
-        all_stats = block[rows * model.dim :].reshape(n_chains, n_iter, len(STAT_NAMES))
+        n_kept = n_iter if save_warmup else request.draws
+        size = n_chains * n_kept * model.dim
+        block = empty_block(size + n_chains * n_iter * len(STAT_NAMES))
+        all_draws = block[:size].reshape(n_chains, n_kept, model.dim)
+        all_stats = block[size:].reshape(n_chains, n_iter, len(STAT_NAMES))
         chain_list = [
             _init_chain(model, request, c, streams[c], all_draws[c], all_stats[c])
             for c in range(n_chains)
@@ -301,8 +303,8 @@ def _init_chain(
 ) -> _Chain:
     """Chain ``c`` ready to run: its random stream, initial point, metric, step size (Stan's
     heuristic, unless the user's is used as given) and buffers; it writes its draws into
-    ``draws`` ``(tune + draws, dim)`` and its statistics into ``stats``
-    ``(tune + draws, len(STAT_NAMES))``."""
+    ``draws`` (``(tune + draws, dim)``, or ``(draws, dim)`` without the warmup's) and its
+    statistics into ``stats`` ``(tune + draws, len(STAT_NAMES))``."""
     rng = np.random.Generator(np.random.PCG64(stream))
     dim, tune = model.dim, request.tune
     q = _initial_point(model, rng, None if request.inits is None else request.inits[c], c)

@@ -1,10 +1,13 @@
-"""``nutslite._memory``: blocks aligned for huge pages, and variables as views of one block."""
+"""``nutslite._memory``: blocks aligned for huge pages, and variables as views of one block;
+and what ``nl.sample`` stores in its block."""
 
 import pickle
 
 import numpy as np
 
+import nutslite as nl
 from nutslite._memory import HUGE_PAGE, NUMPY_HUGE_PAGE_MIN, empty_block, empty_views
+from nutslite.models import zoo
 
 
 def test_a_large_block_starts_on_a_huge_page_boundary():
@@ -46,3 +49,17 @@ def test_views_are_separate_contiguous_arrays_that_pickle_alone():
     # a pickle holds the variable's own values, not the block's
     assert len(pickle.dumps(views["s"])) < views["s"].nbytes + 1000
     assert np.array_equal(pickle.loads(pickle.dumps(views["b"])), views["b"])
+
+
+def test_the_warmup_draws_are_stored_only_when_kept():
+    """Without ``save_warmup`` the chains write only the draws after warmup (row ``t - tune``):
+    the same draws and statistics as a run that keeps every iteration's."""
+    settings = dict(draws=40, tune=60, chains=2, seed=3, progress=False, warn=False)
+    kept = nl.sample(zoo.std_normal(3), save_warmup=True, **settings)
+    not_kept = nl.sample(zoo.std_normal(3), **settings)
+    assert not_kept.warmup_unconstrained is None and kept.warmup_unconstrained.shape == (2, 60, 3)
+    assert np.array_equal(kept.unconstrained, not_kept.unconstrained)
+    assert np.array_equal(kept.posterior["x"], not_kept.posterior["x"])
+    for name, values in kept.sample_stats.items():
+        assert np.array_equal(values, not_kept.sample_stats[name]), name
+    assert np.array_equal(kept.warmup["inv_mass_matrix"], not_kept.warmup["inv_mass_matrix"])

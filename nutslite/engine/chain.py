@@ -51,11 +51,12 @@ def run_chain(
 ):
     """Run iterations ``[start, stop)`` of one chain.
 
-    ``draws`` ``(n_iter, dim)`` and ``stats`` ``(n_iter, len(STAT_NAMES))`` (the columns of
-    ``nutslite.engine.stats``) receive every iteration, warmup included. ``divergences``
-    ``(n_iter, 2, dim)`` receives, for each divergent transition in order, its starting point
-    and the point where the energy blew up; ``divergence_iters[k]`` is the iteration of the k-th
-    and ``divergence_count[0]`` counts them.
+    ``stats`` ``(n_iter, len(STAT_NAMES))`` (the columns of ``nutslite.engine.stats``)
+    receives every iteration, warmup included, and ``draws`` every iteration (``(n_iter, dim)``)
+    or only those after warmup (``(n_iter - num_warmup, dim)``, row ``t - num_warmup``).
+    ``divergences`` ``(n_iter, 2, dim)`` receives, for each divergent transition in order, its
+    starting point and the point where the energy blew up; ``divergence_iters[k]`` is the
+    iteration of the k-th and ``divergence_count[0]`` counts them.
     ``schedule`` is ``(collect, update, restart, retune, max_depth)``, per warmup iteration;
     ``max_depth[t]`` caps warmup transition ``t``'s tree depth below ``settings.max_depth``.
     Returns ``(state, da, adapt, status)``; ``status`` is one of
@@ -68,6 +69,7 @@ def run_chain(
     q, grad, metric = state.q, state.grad, state.metric
     logp, step_size = state.logp, state.step_size
     mask = traj.z.shape[0] - 1  # trajectory position s is stored in row s & mask
+    first_kept = stats.shape[0] - draws.shape[0]  # 0, or num_warmup if warmup draws are not kept
     status = WARMUP_OK
     for t in range(start, stop):
         eps = step_size
@@ -92,7 +94,9 @@ def run_chain(
         for i in range(q.shape[0]):
             q[i] = traj.z[r, Q, i]
             grad[i] = traj.z[r, GRAD, i]
-            draws[t, i] = q[i]
+        if t >= first_kept:
+            for i in range(q.shape[0]):
+                draws[t - first_kept, i] = q[i]
         logp = traj.logp[r]
         stats[t, LP] = logp
         stats[t, ACCEPT] = info.accept_stat
