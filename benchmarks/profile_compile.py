@@ -11,6 +11,8 @@ Usage::
     python benchmarks/profile_compile.py --warm 9 --against ../base   # and another checkout's,
                                                                       # run in turn
     python benchmarks/profile_compile.py --cold 6 --against ../base   # cold starts, A/B: 6 pairs
+    python benchmarks/profile_compile.py --cold 3 --against ../base --first-call   # the same, to
+                                                  # the end of a user's first default call
 
 A second process then times a warm start without the profiler's instrumentation, which imports
 ``numba`` itself: ``import numba``, then ``import nutslite`` and the radon model (its compiled
@@ -28,6 +30,9 @@ modules and the libraries it pulls in; and the rest (Python set-up and the chain
 checkout's and the other's in alternating order, each with an empty cache and without the
 profiler, timing the process CPU seconds (all threads) and wall seconds from ``import nutslite``
 to the first radon draw; it prints every pair, the medians and the median of the pairs' ratios.
+With ``--first-call`` each process instead runs a user's first call, ``nl.sample`` of radon
+non-centered with the defaults (4 chains x 2000, the diagnostics behind the warnings), and its CPU
+seconds include child processes' (the diagnostics' compile in a second process).
 
 Each measurement runs in a fresh process. The cold one points ``NUTSLITE_CACHE_DIR`` (and, for
 nutpie, Numba's and PyTensor's caches) at an empty folder; the warm one reuses it. Times are wall
@@ -148,12 +153,23 @@ print(json.dumps({name: [b[0] - a[0], b[1] - a[1]] for name, a, b in (
 """
 
 COLD = r"""
-import json, time
-c0, t0 = time.process_time(), time.perf_counter()
+import json, resource, sys, time
+
+
+def children_cpu():  # CPU of finished child processes (the diagnostics' compile, if one ran)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+c0, k0, t0 = time.process_time(), children_cpu(), time.perf_counter()
 import nutslite as nl
-nl.sample(nl.models.radon("noncentered"), draws=1, tune=1, chains=1, cores=1, seed=0,
-          progress=False)
-print(json.dumps({"cpu": time.process_time() - c0, "wall": time.perf_counter() - t0}))
+if sys.argv[1] == "first-call":  # a user's first call: the defaults, warnings and checks on
+    nl.sample(nl.models.radon("noncentered"), seed=1, progress=False)
+else:
+    nl.sample(nl.models.radon("noncentered"), draws=1, tune=1, chains=1, cores=1, seed=0,
+              progress=False)
+print(json.dumps({"cpu": time.process_time() - c0 + children_cpu() - k0,
+                  "wall": time.perf_counter() - t0}))
 """
 
 
@@ -327,19 +343,21 @@ def warm_breakdown(runs: int, others: list[str]) -> None:
             f"{statistics.median(get(r) for r in rows[root]):13.3f}" for root in roots))
 
 
-def cold_ab(pairs: int, other: str) -> None:
+def cold_ab(pairs: int, other: str, first_call: bool = False) -> None:
     """``pairs`` cold starts of this checkout and of ``other`` (another nutslite checkout), each
-    in a fresh process with an empty cache, the order alternating from pair to pair."""
+    in a fresh process with an empty cache, the order alternating from pair to pair; to the first
+    draw, or with ``first_call`` to the end of a default ``nl.sample`` call."""
     import statistics
 
     roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), other]
     rows: dict[str, list[dict]] = {root: [] for root in roots}
+    mode = "first-call" if first_call else "first-draw"
     for k in range(pairs):
         for root in roots if k % 2 == 0 else roots[::-1]:
             with tempfile.TemporaryDirectory() as cache:
                 env = dict(os.environ, NUTSLITE_CACHE_DIR=cache, PYTHONPATH=root)
                 env.pop("NUMBA_CACHE_DIR", None)
-                out = subprocess.run([sys.executable, "-c", COLD], env=env, check=True,
+                out = subprocess.run([sys.executable, "-c", COLD, mode], env=env, check=True,
                                      capture_output=True, text=True, cwd=root)
             rows[root].append(json.loads(out.stdout.strip().splitlines()[-1]))
         this, that = rows[roots[0]][-1], rows[roots[1]][-1]
@@ -401,7 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--nutpie", action="store_true", help="also time nutpie's compile")
     p.add_argument("--first-call", action="store_true",
                    help="a user's first nl.sample call (with the diagnostics behind the warnings) "
-                        "instead of the first draw, its compile CPU split by module")
+                        "instead of the first draw, its compile CPU split by module (with "
+                        "--cold: to the end of that call, child processes' CPU included)")
     p.add_argument("--warm", type=int, metavar="N",
                    help="only break a warm start down, medians of N fresh processes")
     p.add_argument("--cold", type=int, metavar="N",
@@ -412,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.cold:
         if not args.against:
             p.error("--cold needs --against CHECKOUT")
-        cold_ab(args.cold, args.against[0])
+        cold_ab(args.cold, args.against[0], args.first_call)
         return
     if args.warm:
         warm_breakdown(args.warm, args.against)
