@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numba import config
+from numba import config, objmode
 
 import nutslite
 from nutslite import _numba
@@ -100,6 +100,32 @@ def test_compiled_callers_get_no_wrappers_and_python_still_calls():
     assert len(_inner.signatures) == 1
     assert _call_countdown(5) == 5  # a recursive twin calls itself
     assert not _countdown.signatures
+
+
+@jit(cache=False, nogil=False)
+def _host_sum(x):
+    with objmode(total="float64"):  # needs its environment in the JIT engine
+        total = float(np.sum(x))
+    return total
+
+
+@jit(cache=False)
+def _link_only_caller(x):
+    return _inner(x[0]) + _host_sum(x) + _countdown(3)
+
+
+def test_twins_are_linked_into_their_callers_not_finalised_on_their_own():
+    """A twin's library holds LLVM IR for its callers to link (no module passes, no machine code
+    of its own); one with an ``objmode`` block is finalised as Numba does, and both run."""
+    assert _link_only_caller(np.array([1.0, 2.0])) == 2.0 + 3.0 + 3.0
+    linked = {f: f.twin.overloads[f.twin.signatures[0]].library for f in (_inner, _countdown)}
+    for f, library in linked.items():
+        assert type(library) is _numba._LinkOnlyLibrary and library.link_only
+        assert library._finalized  # linked into the caller, which finalised it
+        fndesc = f.twin.overloads[f.twin.signatures[0]].fndesc
+        assert library.get_pointer_to_function(fndesc.llvm_func_name) == 0
+    host = _host_sum.twin.overloads[_host_sum.twin.signatures[0]].library
+    assert not getattr(host, "link_only", False)  # an ordinary library
 
 
 @jit(cache=False)
