@@ -374,3 +374,25 @@ def test_trajectory_buffers_need_no_initial_values(monkeypatch):
     np.testing.assert_array_equal(plain.unconstrained, filled.unconstrained)
     for name in ("lp", "n_steps", "acceptance_rate", "diverging"):
         np.testing.assert_array_equal(plain.sample_stats[name], filled.sample_stats[name])
+
+
+def test_segment_kernel_is_uturn_dots_on_one_segment():
+    """``segment_dots`` (the merge of two single states) returns, compiled and interpreted, the
+    sums ``uturn_dots`` returns when its three segments are the same ``[a, b]``, bit for bit, for
+    every length of the tail, on a strided velocity view like the tree builder's."""
+    import numba
+
+    from nutslite.engine.linalg import dot, segment_dots, uturn_dots
+
+    segment = numba.njit(lambda *args: segment_dots(*args))
+    three = numba.njit(lambda *args: uturn_dots(*args))
+    rng = np.random.default_rng(3)
+    for dim in range(1, 14):
+        z, r = rng.standard_normal((8, 4, dim)), rng.standard_normal((16, dim))
+        v = z[:, 2]
+        va, vb = (int(k) for k in rng.integers(0, 8, 2))
+        ra, rb = (int(k) for k in rng.integers(0, 16, 2))
+        expected = (dot.py_func(v[va], r[rb] - r[ra]), dot.py_func(v[vb], r[rb] - r[ra]))
+        assert segment(v, r, va, vb, ra, rb) == expected
+        assert segment_dots(v, r, va, vb, ra, rb) == expected
+        assert three(v, r, va, vb, va, vb, ra, rb, ra, rb) == expected * 3

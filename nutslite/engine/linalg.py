@@ -13,19 +13,20 @@ bit (``nutslite._numba``). ``dot`` reorders it explicitly instead,
 same result in every run, compiled or not. The rounding differs from a left-to-right sum by a few
 units in the last place, and is no less accurate (pairwise summation bounds, Higham 2002, ch. 4).
 The U-turn criterion's six dot products are summed the same way, all six in one pass
-(``uturn_dots``).
+(``uturn_dots``), or two when its three segments are one (``segment_dots``).
 
 **Packed kernels.** The partial sums are lanes of a vector register, yet Numba 0.65 compiles these
 loops to scalar instructions (``vaddsd``, ``vmulsd``): it turns LLVM's SLP vectoriser off (numba PR
 #8852), and the loop vectoriser may not reassociate a sum. So ``uturn_dots``, the costliest of
-them, has two bodies. The Python body is the definition: it runs under ``NUMBA_DISABLE_JIT=1`` and
-spells out the order of operations. Compiled callers run instead a kernel emitted with llvmlite
-that performs the same operations in the same order on ``<4 x double>`` vectors (``ymm``
-registers), each lane one partial sum. IEEE arithmetic on each lane does not depend on the width of
-the instruction, and floating-point contraction stays off, so both bodies give bit-identical
-results (``tests/test_engine.py`` compares them). The leapfrog's element-wise loops have no such
-kernel: a hand-written ``<4 x double>`` one was no faster (``benchmarks/README.md``), and LLVM's
-loop vectoriser packs them already, behind a run-time check that the rows do not overlap.
+them, has two bodies (and so has ``segment_dots``). The Python body is the definition: it runs
+under ``NUMBA_DISABLE_JIT=1`` and spells out the order of operations. Compiled callers run instead
+a kernel emitted with llvmlite that performs the same operations in the same order on
+``<4 x double>`` vectors (``ymm`` registers), each lane one partial sum. IEEE arithmetic on each
+lane does not depend on the width of the instruction, and floating-point contraction stays off, so
+both bodies give bit-identical results (``tests/test_engine.py`` compares them). The leapfrog's
+element-wise loops have no such kernel: a hand-written ``<4 x double>`` one was no faster
+(``benchmarks/README.md``), and LLVM's loop vectoriser packs them already, behind a run-time check
+that the rows do not overlap.
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ def uturn_dots(v, r, va, vb, vm, vn, ra, rb, rm, rn):
         dot(v[va], rho_left), dot(v[vn], rho_left),
         dot(v[vm], rho_right), dot(v[vb], rho_right),
     )
+
+
+def segment_dots(v, r, va, vb, ra, rb):
+    """The two dot products of one U-turn check, ``v[va] . rho`` and ``v[vb] . rho`` with
+    ``rho = r[rb] - r[ra]``, summed as ``dot`` sums, in one pass: ``uturn_dots`` when its three
+    segments coincide (two single states merging), at a third of the work. This body is the
+    definition; compiled callers run a kernel like ``uturn_dots``'s."""
+    rho = r[rb] - r[ra]
+    return dot(v[va], rho), dot(v[vb], rho)
 
 
 def sqrt(x):
@@ -120,29 +130,29 @@ if not JIT_DISABLED:
             return builder.load(ptr)
         return builder.load(builder.bitcast(ptr, vector_type(n).as_pointer()), align=8)
 
-    @intrinsic
-    def _uturn_dots_kernel(typingctx, v, r, va, vb, vm, vn, ra, rb, rm, rn):
-        """``uturn_dots`` on ``<4 x double>`` vectors: each of the six accumulators holds one
-        dot product's four partial sums ``s_0 .. s_3`` (``dot``). Each step takes four
-        coordinates (eight row loads, three momentum sums, six products, six additions); the
-        last ``dim mod 4`` go into ``s_0`` one at a time, as in ``dot``."""
-        signature = types.UniTuple(types.float64, 6)(v, r, va, vb, vm, vn, ra, rb, rm, rn)
+    def _dots_codegen(dots, n_velocity):
+        """The code of a kernel ``(v, r, *velocity rows, *prefix rows) -> tuple`` that returns,
+        for each ``(k, d, c)`` of ``dots``, ``v[k-th velocity row] . (r[d-th prefix row] -
+        r[c-th prefix row])``, summed as ``dot`` sums, on ``<4 x double>`` vectors: each
+        accumulator holds one dot product's four partial sums ``s_0 .. s_3``. Each step takes
+        four coordinates (every row loaded once, each momentum sum once, one product and one
+        addition per dot product); the last ``dim mod 4`` go into ``s_0`` one at a time, as in
+        ``dot``."""
+        segments = tuple(dict.fromkeys((d, c) for _, d, c in dots))
 
         def codegen(context, builder, sig, args):
             vel = context.make_array(sig.args[0])(context, builder, args[0])
             rho = context.make_array(sig.args[1])(context, builder, args[1])
-            pv = [_row(builder, vel, k) for k in args[2:6]]  # rows va, vb, vm, vn
-            pr = [_row(builder, rho, k) for k in args[6:10]]  # rows ra, rb, rm, rn
+            pv = [_row(builder, vel, k) for k in args[2:2 + n_velocity]]
+            pr = [_row(builder, rho, k) for k in args[2 + n_velocity:]]
             dim = cgutils.unpack_tuple(builder, vel.shape, 2)[1]
             blocks = builder.and_(dim, ir.Constant(dim.type, -4))
-            # (velocity row, rho = r[d] - r[c]) per dot product, in the order returned
-            dots = ((0, 1, 0), (1, 1, 0), (0, 3, 0), (3, 3, 0), (2, 1, 2), (1, 1, 2))
 
             def products(i, n):
-                """The six products at coordinates ``i ..< i + n`` (vectors, or scalars if 1)."""
+                """The products at coordinates ``i ..< i + n`` (vectors, or scalars if 1)."""
                 rows = [vector_load(builder, p, i, n) for p in pr]
                 vels = [vector_load(builder, p, i, n) for p in pv]
-                rhos = {(d, c): builder.fsub(rows[d], rows[c]) for d, c in ((1, 0), (3, 0), (1, 2))}
+                rhos = {(d, c): builder.fsub(rows[d], rows[c]) for d, c in segments}
                 return [builder.fmul(vels[k], rhos[d, c]) for k, d, c in dots]
 
             zeros = ir.Constant(vector_type(4), [0.0] * 4)
@@ -163,7 +173,24 @@ if not JIT_DISABLED:
                 results.append(builder.fadd(low, high))  # (s_0 + s_1) + (s_2 + s_3)
             return context.make_tuple(builder, sig.return_type, results)
 
-        return signature, codegen
+        return codegen
+
+    @intrinsic
+    def _uturn_dots_kernel(typingctx, v, r, va, vb, vm, vn, ra, rb, rm, rn):
+        """``uturn_dots`` on ``<4 x double>`` vectors (``_dots_codegen``): eight row loads,
+        three momentum sums, six products and six additions per four coordinates."""
+        signature = types.UniTuple(types.float64, 6)(v, r, va, vb, vm, vn, ra, rb, rm, rn)
+        # (velocity row, rho = r[d] - r[c]) per dot product, in the order returned: velocity
+        # rows va, vb, vm, vn are 0-3, prefix rows ra, rb, rm, rn are 0-3
+        dots = ((0, 1, 0), (1, 1, 0), (0, 3, 0), (3, 3, 0), (2, 1, 2), (1, 1, 2))
+        return signature, _dots_codegen(dots, 4)
+
+    @intrinsic
+    def _segment_dots_kernel(typingctx, v, r, va, vb, ra, rb):
+        """``segment_dots`` on ``<4 x double>`` vectors (``_dots_codegen``): four row loads, one
+        momentum sum, two products and two additions per four coordinates."""
+        signature = types.UniTuple(types.float64, 2)(v, r, va, vb, ra, rb)
+        return signature, _dots_codegen(((0, 1, 0), (1, 1, 0)), 2)
 
     # no reference counting (``nutslite._numba.jit``)
     @overload(uturn_dots, jit_options={"error_model": "numpy", "_nrt": False})
@@ -171,3 +198,7 @@ if not JIT_DISABLED:
         return lambda v, r, va, vb, vm, vn, ra, rb, rm, rn: _uturn_dots_kernel(
             v, r, va, vb, vm, vn, ra, rb, rm, rn
         )
+
+    @overload(segment_dots, jit_options={"error_model": "numpy", "_nrt": False})
+    def _segment_dots_compiled(v, r, va, vb, ra, rb):
+        return lambda v, r, va, vb, ra, rb: _segment_dots_kernel(v, r, va, vb, ra, rb)
