@@ -81,6 +81,24 @@ def segment_dots(v, r, va, vb, ra, rb):
     return dot(v[va], rho), dot(v[vb], rho)
 
 
+def kick(p, g, v, m, h, prior, out, sign):
+    """The leapfrog's last half step of momentum with a diagonal metric, in one pass that also
+    writes what the step's other users need of the new momentum:
+    ``p <- p + h g``, ``v <- m p`` (the velocity), ``out <- prior + sign p`` (a running momentum
+    sum), and returns ``p . v`` (twice the kinetic energy) summed as ``dot`` sums.
+
+    This body is the definition. Compiled callers with contiguous vectors run a kernel emitted
+    with llvmlite that does the same operations in the same order on ``<4 x double>`` vectors,
+    the dot product's four partial sums in the lanes of one accumulator, so the sum costs no
+    second pass over ``p`` and ``v`` (its chain of dependent additions overlaps the pass)."""
+    for i in range(p.shape[0]):
+        p_i = p[i] + h * g[i]
+        p[i] = p_i
+        v[i] = m[i] * p_i
+        out[i] = prior[i] + sign * p_i
+    return dot(p, v)
+
+
 def sqrt(x):
     """``math.sqrt(x)`` for a float. Compiled, it is LLVM's ``llvm.sqrt`` intrinsic rather than
     Numba's call of the C library's ``sqrt``: the same correctly rounded IEEE result, but a loop
@@ -202,3 +220,69 @@ if not JIT_DISABLED:
     @overload(segment_dots, jit_options={"error_model": "numpy", "_nrt": False})
     def _segment_dots_compiled(v, r, va, vb, ra, rb):
         return lambda v, r, va, vb, ra, rb: _segment_dots_kernel(v, r, va, vb, ra, rb)
+
+    def vector_store(builder, value, base, i, n):
+        """Store ``value`` (``n`` doubles, or one scalar when ``n`` is 1) at ``base[i]``."""
+        ptr = builder.gep(base, [i])
+        if n == 1:
+            builder.store(value, ptr)
+        else:
+            builder.store(value, builder.bitcast(ptr, vector_type(n).as_pointer()), align=8)
+
+    @intrinsic
+    def _kick_kernel(typingctx, p, g, v, m, h, prior, out, sign):
+        """``kick`` on ``<4 x double>`` vectors: four loads, four products, three additions and
+        three stores per four coordinates, and the ``dot`` sum's four partial sums in one
+        accumulator; the last ``dim mod 4`` coordinates one at a time into ``s_0``."""
+        signature = types.float64(p, g, v, m, h, prior, out, sign)
+
+        def codegen(context, builder, sig, args):
+            arrays = {k: context.make_array(sig.args[k])(context, builder, args[k])
+                      for k in (0, 1, 2, 3, 5, 6)}
+            pp, pg, pv, pm, pprior, pout = (arrays[k].data for k in (0, 1, 2, 3, 5, 6))
+            dim = cgutils.unpack_tuple(builder, arrays[0].shape, 1)[0]
+            blocks = builder.and_(dim, ir.Constant(dim.type, -4))
+
+            def step(i, n):
+                """The pass at coordinates ``i ..< i + n``; returns the products ``p_i v_i``."""
+                def splat(x):
+                    if n == 1:
+                        return x
+                    vec = ir.Constant(vector_type(n), ir.Undefined)
+                    for k in range(n):
+                        vec = builder.insert_element(vec, x, ir.Constant(_I32, k))
+                    return vec
+
+                p_i = builder.fadd(vector_load(builder, pp, i, n),
+                                   builder.fmul(splat(args[4]), vector_load(builder, pg, i, n)))
+                v_i = builder.fmul(vector_load(builder, pm, i, n), p_i)
+                out_i = builder.fadd(vector_load(builder, pprior, i, n),
+                                     builder.fmul(splat(args[7]), p_i))
+                vector_store(builder, p_i, pp, i, n)
+                vector_store(builder, v_i, pv, i, n)
+                vector_store(builder, out_i, pout, i, n)
+                return builder.fmul(p_i, v_i)
+
+            zeros = ir.Constant(vector_type(4), [0.0] * 4)
+            acc = cgutils.alloca_once_value(builder, zeros)
+            four = ir.Constant(dim.type, 4)
+            with cgutils.for_range_slice(builder, ir.Constant(dim.type, 0), blocks, four) as (i, _):
+                builder.store(builder.fadd(builder.load(acc), step(i, 4)), acc)
+            s = _lanes(builder, builder.load(acc), 4)
+            s0 = cgutils.alloca_once_value(builder, s[0])
+            one = ir.Constant(dim.type, 1)
+            with cgutils.for_range_slice(builder, blocks, dim, one) as (i, _):  # the tail
+                builder.store(builder.fadd(builder.load(s0), step(i, 1)), s0)
+            low, high = builder.fadd(builder.load(s0), s[1]), builder.fadd(s[2], s[3])
+            return builder.fadd(low, high)  # (s_0 + s_1) + (s_2 + s_3)
+
+        return signature, codegen
+
+    @overload(kick, jit_options={"error_model": "numpy", "_nrt": False})
+    def _kick_compiled(p, g, v, m, h, prior, out, sign):
+        vectors = (p, g, v, m, prior, out)
+        if all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C"
+               and x.dtype == types.float64 for x in vectors):
+            return lambda p, g, v, m, h, prior, out, sign: _kick_kernel(
+                p, g, v, m, float(h), prior, out, float(sign))
+        return kick  # strided vectors: the definition, compiled as it is
