@@ -382,9 +382,9 @@ def test_segment_kernel_is_uturn_dots_on_one_segment():
     every length of the tail, on a strided velocity view like the tree builder's."""
     import numba
 
-    from nutslite.engine.linalg import dot, segment_dots, uturn_dots
+    from nutslite.engine.linalg import dot, segment_dots, segment_dots_packed, uturn_dots
 
-    segment = numba.njit(lambda *args: segment_dots(*args))
+    segment = numba.njit(lambda *args: segment_dots_packed(*args))
     three = numba.njit(lambda *args: uturn_dots(*args))
     rng = np.random.default_rng(3)
     for dim in range(1, 14):
@@ -399,25 +399,23 @@ def test_segment_kernel_is_uturn_dots_on_one_segment():
 
 
 def test_kick_kernel_matches_its_python_body():
-    """The compiled ``kick`` (a <4 x double> kernel for contiguous vectors, the definition
-    compiled for strided ones) writes the same momentum, velocity and momentum sum as its Python
-    body and returns the same ``p . v``, bit for bit, for every length of the tail."""
+    """``kick_packed`` (a <4 x double> kernel) writes the same momentum, velocity and momentum
+    sum as ``kick``'s Python body and returns the same ``p . v``, bit for bit, for every length of
+    the tail."""
     import numba
 
-    from nutslite.engine.linalg import kick
+    from nutslite.engine.linalg import kick, kick_packed
 
-    compiled = numba.njit(lambda *args: kick(*args))
+    compiled = numba.njit(lambda *args: kick_packed(*args))
     rng = np.random.default_rng(4)
     for dim in range(1, 14):
-        for strided in (False, True):
-            z = rng.standard_normal((4, 2 * dim if strided else dim))
-            m, prior = rng.uniform(0.5, 2.0, dim), rng.standard_normal(dim)
-            results = []
-            for f in (compiled, kick):
-                zz, out = z.copy(), np.empty(dim)
-                p, g, v = (zz[k, ::2] if strided else zz[k] for k in (1, 3, 2))
-                total = f(p, g, v, m, 0.37, prior, out, -1.0)
-                results.append((total, zz, out))
-            (t1, z1, o1), (t2, z2, o2) = results
-            assert t1 == t2
-            assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()
+        z = rng.standard_normal((4, dim))
+        m, prior = rng.uniform(0.5, 2.0, dim), rng.standard_normal(dim)
+        results = []
+        for f in (compiled, kick):
+            zz, out = z.copy(), np.empty(dim)
+            total = f(zz[1], zz[3], zz[2], m, 0.37, prior, out, -1.0)
+            results.append((total, zz, out))
+        (t1, z1, o1), (t2, z2, o2) = results
+        assert t1 == t2
+        assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()

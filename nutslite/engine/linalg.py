@@ -76,7 +76,7 @@ def segment_dots(v, r, va, vb, ra, rb):
     """The two dot products of one U-turn check, ``v[va] . rho`` and ``v[vb] . rho`` with
     ``rho = r[rb] - r[ra]``, summed as ``dot`` sums, in one pass: ``uturn_dots`` when its three
     segments coincide (two single states merging), at a third of the work. This body is the
-    definition; compiled callers run a kernel like ``uturn_dots``'s."""
+    definition; compiled callers run ``segment_dots_packed``, a kernel like ``uturn_dots``'s."""
     rho = r[rb] - r[ra]
     return dot(v[va], rho), dot(v[vb], rho)
 
@@ -87,16 +87,21 @@ def kick(p, g, v, m, h, prior, out, sign):
     ``p <- p + h g``, ``v <- m p`` (the velocity), ``out <- prior + sign p`` (a running momentum
     sum), and returns ``p . v`` (twice the kinetic energy) summed as ``dot`` sums.
 
-    This body is the definition. Compiled callers with contiguous vectors run a kernel emitted
-    with llvmlite that does the same operations in the same order on ``<4 x double>`` vectors,
-    the dot product's four partial sums in the lanes of one accumulator, so the sum costs no
-    second pass over ``p`` and ``v`` (its chain of dependent additions overlaps the pass)."""
+    This body is the definition. Compiled callers run ``kick_packed`` (contiguous vectors), a
+    kernel emitted with llvmlite that does the same operations in the same order on
+    ``<4 x double>`` vectors, the dot product's four partial sums in the lanes of one
+    accumulator, so the sum costs no second pass over ``p`` and ``v`` (its chain of dependent
+    additions overlaps the pass)."""
     for i in range(p.shape[0]):
         p_i = p[i] + h * g[i]
         p[i] = p_i
         v[i] = m[i] * p_i
         out[i] = prior[i] + sign * p_i
     return dot(p, v)
+
+
+# the names compiled callers use: the packed kernels below, or without the JIT the definitions
+kick_packed, segment_dots_packed = kick, segment_dots
 
 
 def sqrt(x):
@@ -204,7 +209,7 @@ if not JIT_DISABLED:
         return signature, _dots_codegen(dots, 4)
 
     @intrinsic
-    def _segment_dots_kernel(typingctx, v, r, va, vb, ra, rb):
+    def _segment_dots_packed(typingctx, v, r, va, vb, ra, rb):
         """``segment_dots`` on ``<4 x double>`` vectors (``_dots_codegen``): four row loads, one
         momentum sum, two products and two additions per four coordinates."""
         signature = types.UniTuple(types.float64, 2)(v, r, va, vb, ra, rb)
@@ -217,9 +222,6 @@ if not JIT_DISABLED:
             v, r, va, vb, vm, vn, ra, rb, rm, rn
         )
 
-    @overload(segment_dots, jit_options={"error_model": "numpy", "_nrt": False})
-    def _segment_dots_compiled(v, r, va, vb, ra, rb):
-        return lambda v, r, va, vb, ra, rb: _segment_dots_kernel(v, r, va, vb, ra, rb)
 
     def vector_store(builder, value, base, i, n):
         """Store ``value`` (``n`` doubles, or one scalar when ``n`` is 1) at ``base[i]``."""
@@ -229,11 +231,19 @@ if not JIT_DISABLED:
         else:
             builder.store(value, builder.bitcast(ptr, vector_type(n).as_pointer()), align=8)
 
+    def _contiguous_vectors(*args):
+        return all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C"
+                   and x.dtype == types.float64 for x in args)
+
     @intrinsic
-    def _kick_kernel(typingctx, p, g, v, m, h, prior, out, sign):
+    def _kick_packed(typingctx, p, g, v, m, h, prior, out, sign):
         """``kick`` on ``<4 x double>`` vectors: four loads, four products, three additions and
         three stores per four coordinates, and the ``dot`` sum's four partial sums in one
-        accumulator; the last ``dim mod 4`` coordinates one at a time into ``s_0``."""
+        accumulator; the last ``dim mod 4`` coordinates one at a time into ``s_0``. Contiguous
+        float64 vectors and float64 scalars only."""
+        if not (_contiguous_vectors(p, g, v, m, prior, out)
+                and h == types.float64 and sign == types.float64):
+            return None
         signature = types.float64(p, g, v, m, h, prior, out, sign)
 
         def codegen(context, builder, sig, args):
@@ -278,11 +288,6 @@ if not JIT_DISABLED:
 
         return signature, codegen
 
-    @overload(kick, jit_options={"error_model": "numpy", "_nrt": False})
-    def _kick_compiled(p, g, v, m, h, prior, out, sign):
-        vectors = (p, g, v, m, prior, out)
-        if all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C"
-               and x.dtype == types.float64 for x in vectors):
-            return lambda p, g, v, m, h, prior, out, sign: _kick_kernel(
-                p, g, v, m, float(h), prior, out, float(sign))
-        return kick  # strided vectors: the definition, compiled as it is
+    # Compiled callers call the kernels themselves: an intrinsic costs no compiled function of its
+    # own, which an ``@overload`` wrapping it did (0.3-0.5 s of a cold start for these two)
+    kick_packed, segment_dots_packed = _kick_packed, _segment_dots_packed

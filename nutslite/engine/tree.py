@@ -52,7 +52,7 @@ import numpy as np
 
 from nutslite._numba import borrowed, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
-from nutslite.engine.linalg import segment_dots, uturn_dots
+from nutslite.engine.linalg import segment_dots_packed, uturn_dots
 from nutslite.engine.metric import sample_momentum, velocity
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
@@ -173,7 +173,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     """
     mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
     if m == a:
-        whole_a, whole_b = segment_dots(
+        whole_a, whole_b = segment_dots_packed(
             traj.z[:, V], traj.rho_prefix, a & mask, b & mask, (a - 1) & prefix_mask,
             b & prefix_mask,
         )
