@@ -374,3 +374,48 @@ def test_trajectory_buffers_need_no_initial_values(monkeypatch):
     np.testing.assert_array_equal(plain.unconstrained, filled.unconstrained)
     for name in ("lp", "n_steps", "acceptance_rate", "diverging"):
         np.testing.assert_array_equal(plain.sample_stats[name], filled.sample_stats[name])
+
+
+def test_segment_kernel_is_uturn_dots_on_one_segment():
+    """``segment_dots`` (the merge of two single states) returns, compiled and interpreted, the
+    sums ``uturn_dots`` returns when its three segments are the same ``[a, b]``, bit for bit, for
+    every length of the tail, on a strided velocity view like the tree builder's."""
+    import numba
+
+    from nutslite.engine.linalg import dot, segment_dots, segment_dots_packed, uturn_dots
+
+    segment = numba.njit(lambda *args: segment_dots_packed(*args))
+    three = numba.njit(lambda *args: uturn_dots(*args))
+    rng = np.random.default_rng(3)
+    for dim in range(1, 14):
+        z, r = rng.standard_normal((8, 4, dim)), rng.standard_normal((16, dim))
+        v = z[:, 2]
+        va, vb = (int(k) for k in rng.integers(0, 8, 2))
+        ra, rb = (int(k) for k in rng.integers(0, 16, 2))
+        expected = (dot.py_func(v[va], r[rb] - r[ra]), dot.py_func(v[vb], r[rb] - r[ra]))
+        assert segment(v, r, va, vb, ra, rb) == expected
+        assert segment_dots(v, r, va, vb, ra, rb) == expected
+        assert three(v, r, va, vb, va, vb, ra, rb, ra, rb) == expected * 3
+
+
+def test_kick_kernel_matches_its_python_body():
+    """``kick_packed`` (a <4 x double> kernel) writes the same momentum, velocity and momentum
+    sum as ``kick``'s Python body and returns the same ``p . v``, bit for bit, for every length of
+    the tail."""
+    import numba
+
+    from nutslite.engine.linalg import kick, kick_packed
+
+    compiled = numba.njit(lambda *args: kick_packed(*args))
+    rng = np.random.default_rng(4)
+    for dim in range(1, 14):
+        z = rng.standard_normal((4, dim))
+        m, prior = rng.uniform(0.5, 2.0, dim), rng.standard_normal(dim)
+        results = []
+        for f in (compiled, kick):
+            zz, out = z.copy(), np.empty(dim)
+            total = f(zz[1], zz[3], zz[2], m, 0.37, prior, out, -1.0)
+            results.append((total, zz, out))
+        (t1, z1, o1), (t2, z2, o2) = results
+        assert t1 == t2
+        assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()

@@ -13,19 +13,20 @@ bit (``nutslite._numba``). ``dot`` reorders it explicitly instead,
 same result in every run, compiled or not. The rounding differs from a left-to-right sum by a few
 units in the last place, and is no less accurate (pairwise summation bounds, Higham 2002, ch. 4).
 The U-turn criterion's six dot products are summed the same way, all six in one pass
-(``uturn_dots``).
+(``uturn_dots``), or two when its three segments are one (``segment_dots``).
 
 **Packed kernels.** The partial sums are lanes of a vector register, yet Numba 0.65 compiles these
 loops to scalar instructions (``vaddsd``, ``vmulsd``): it turns LLVM's SLP vectoriser off (numba PR
 #8852), and the loop vectoriser may not reassociate a sum. So ``uturn_dots``, the costliest of
-them, has two bodies. The Python body is the definition: it runs under ``NUMBA_DISABLE_JIT=1`` and
-spells out the order of operations. Compiled callers run instead a kernel emitted with llvmlite
-that performs the same operations in the same order on ``<4 x double>`` vectors (``ymm``
-registers), each lane one partial sum. IEEE arithmetic on each lane does not depend on the width of
-the instruction, and floating-point contraction stays off, so both bodies give bit-identical
-results (``tests/test_engine.py`` compares them). The leapfrog's element-wise loops have no such
-kernel: a hand-written ``<4 x double>`` one was no faster (``benchmarks/README.md``), and LLVM's
-loop vectoriser packs them already, behind a run-time check that the rows do not overlap.
+them, has two bodies (so do ``segment_dots`` and ``kick``). The Python body is the definition: it
+runs under ``NUMBA_DISABLE_JIT=1`` and spells out the order of operations. Compiled callers run
+instead a kernel emitted with llvmlite that performs the same operations in the same order on
+``<4 x double>`` vectors (``ymm`` registers), each lane one partial sum. IEEE arithmetic on each
+lane does not depend on the width of the instruction, and floating-point contraction stays off, so
+both bodies give bit-identical results (``tests/test_engine.py`` compares them). The leapfrog's
+first pass has no such kernel: LLVM's loop vectoriser packs it already, behind a run-time check
+that the rows do not overlap. Its second pass is ``kick``, packed by hand because it also adds up
+the kinetic energy (``benchmarks/README.md``, round 8).
 """
 
 from __future__ import annotations
@@ -69,6 +70,38 @@ def uturn_dots(v, r, va, vb, vm, vn, ra, rb, rm, rn):
         dot(v[va], rho_left), dot(v[vn], rho_left),
         dot(v[vm], rho_right), dot(v[vb], rho_right),
     )
+
+
+def segment_dots(v, r, va, vb, ra, rb):
+    """The two dot products of one U-turn check, ``v[va] . rho`` and ``v[vb] . rho`` with
+    ``rho = r[rb] - r[ra]``, summed as ``dot`` sums, in one pass: ``uturn_dots`` when its three
+    segments coincide (two single states merging), at a third of the work. This body is the
+    definition; compiled callers run ``segment_dots_packed``, a kernel like ``uturn_dots``'s."""
+    rho = r[rb] - r[ra]
+    return dot(v[va], rho), dot(v[vb], rho)
+
+
+def kick(p, g, v, m, h, prior, out, sign):
+    """The leapfrog's last half step of momentum with a diagonal metric, in one pass that also
+    writes what the step's other users need of the new momentum:
+    ``p <- p + h g``, ``v <- m p`` (the velocity), ``out <- prior + sign p`` (a running momentum
+    sum), and returns ``p . v`` (twice the kinetic energy) summed as ``dot`` sums.
+
+    This body is the definition. Compiled callers run ``kick_packed`` (contiguous vectors), a
+    kernel emitted with llvmlite that does the same operations in the same order on
+    ``<4 x double>`` vectors, the dot product's four partial sums in the lanes of one
+    accumulator, so the sum costs no second pass over ``p`` and ``v`` (its chain of dependent
+    additions overlaps the pass)."""
+    for i in range(p.shape[0]):
+        p_i = p[i] + h * g[i]
+        p[i] = p_i
+        v[i] = m[i] * p_i
+        out[i] = prior[i] + sign * p_i
+    return dot(p, v)
+
+
+# the names compiled callers use: the packed kernels below, or without the JIT the definitions
+kick_packed, segment_dots_packed = kick, segment_dots
 
 
 def sqrt(x):
@@ -120,29 +153,29 @@ if not JIT_DISABLED:
             return builder.load(ptr)
         return builder.load(builder.bitcast(ptr, vector_type(n).as_pointer()), align=8)
 
-    @intrinsic
-    def _uturn_dots_kernel(typingctx, v, r, va, vb, vm, vn, ra, rb, rm, rn):
-        """``uturn_dots`` on ``<4 x double>`` vectors: each of the six accumulators holds one
-        dot product's four partial sums ``s_0 .. s_3`` (``dot``). Each step takes four
-        coordinates (eight row loads, three momentum sums, six products, six additions); the
-        last ``dim mod 4`` go into ``s_0`` one at a time, as in ``dot``."""
-        signature = types.UniTuple(types.float64, 6)(v, r, va, vb, vm, vn, ra, rb, rm, rn)
+    def _dots_codegen(dots, n_velocity):
+        """The code of a kernel ``(v, r, *velocity rows, *prefix rows) -> tuple`` that returns,
+        for each ``(k, d, c)`` of ``dots``, ``v[k-th velocity row] . (r[d-th prefix row] -
+        r[c-th prefix row])``, summed as ``dot`` sums, on ``<4 x double>`` vectors: each
+        accumulator holds one dot product's four partial sums ``s_0 .. s_3``. Each step takes
+        four coordinates (every row loaded once, each momentum sum once, one product and one
+        addition per dot product); the last ``dim mod 4`` go into ``s_0`` one at a time, as in
+        ``dot``."""
+        segments = tuple(dict.fromkeys((d, c) for _, d, c in dots))
 
         def codegen(context, builder, sig, args):
             vel = context.make_array(sig.args[0])(context, builder, args[0])
             rho = context.make_array(sig.args[1])(context, builder, args[1])
-            pv = [_row(builder, vel, k) for k in args[2:6]]  # rows va, vb, vm, vn
-            pr = [_row(builder, rho, k) for k in args[6:10]]  # rows ra, rb, rm, rn
+            pv = [_row(builder, vel, k) for k in args[2:2 + n_velocity]]
+            pr = [_row(builder, rho, k) for k in args[2 + n_velocity:]]
             dim = cgutils.unpack_tuple(builder, vel.shape, 2)[1]
             blocks = builder.and_(dim, ir.Constant(dim.type, -4))
-            # (velocity row, rho = r[d] - r[c]) per dot product, in the order returned
-            dots = ((0, 1, 0), (1, 1, 0), (0, 3, 0), (3, 3, 0), (2, 1, 2), (1, 1, 2))
 
             def products(i, n):
-                """The six products at coordinates ``i ..< i + n`` (vectors, or scalars if 1)."""
+                """The products at coordinates ``i ..< i + n`` (vectors, or scalars if 1)."""
                 rows = [vector_load(builder, p, i, n) for p in pr]
                 vels = [vector_load(builder, p, i, n) for p in pv]
-                rhos = {(d, c): builder.fsub(rows[d], rows[c]) for d, c in ((1, 0), (3, 0), (1, 2))}
+                rhos = {(d, c): builder.fsub(rows[d], rows[c]) for d, c in segments}
                 return [builder.fmul(vels[k], rhos[d, c]) for k, d, c in dots]
 
             zeros = ir.Constant(vector_type(4), [0.0] * 4)
@@ -163,7 +196,24 @@ if not JIT_DISABLED:
                 results.append(builder.fadd(low, high))  # (s_0 + s_1) + (s_2 + s_3)
             return context.make_tuple(builder, sig.return_type, results)
 
-        return signature, codegen
+        return codegen
+
+    @intrinsic
+    def _uturn_dots_kernel(typingctx, v, r, va, vb, vm, vn, ra, rb, rm, rn):
+        """``uturn_dots`` on ``<4 x double>`` vectors (``_dots_codegen``): eight row loads,
+        three momentum sums, six products and six additions per four coordinates."""
+        signature = types.UniTuple(types.float64, 6)(v, r, va, vb, vm, vn, ra, rb, rm, rn)
+        # (velocity row, rho = r[d] - r[c]) per dot product, in the order returned: velocity
+        # rows va, vb, vm, vn are 0-3, prefix rows ra, rb, rm, rn are 0-3
+        dots = ((0, 1, 0), (1, 1, 0), (0, 3, 0), (3, 3, 0), (2, 1, 2), (1, 1, 2))
+        return signature, _dots_codegen(dots, 4)
+
+    @intrinsic
+    def _segment_dots_packed(typingctx, v, r, va, vb, ra, rb):
+        """``segment_dots`` on ``<4 x double>`` vectors (``_dots_codegen``): four row loads, one
+        momentum sum, two products and two additions per four coordinates."""
+        signature = types.UniTuple(types.float64, 2)(v, r, va, vb, ra, rb)
+        return signature, _dots_codegen(((0, 1, 0), (1, 1, 0)), 2)
 
     # no reference counting (``nutslite._numba.jit``)
     @overload(uturn_dots, jit_options={"error_model": "numpy", "_nrt": False})
@@ -171,3 +221,73 @@ if not JIT_DISABLED:
         return lambda v, r, va, vb, vm, vn, ra, rb, rm, rn: _uturn_dots_kernel(
             v, r, va, vb, vm, vn, ra, rb, rm, rn
         )
+
+
+    def vector_store(builder, value, base, i, n):
+        """Store ``value`` (``n`` doubles, or one scalar when ``n`` is 1) at ``base[i]``."""
+        ptr = builder.gep(base, [i])
+        if n == 1:
+            builder.store(value, ptr)
+        else:
+            builder.store(value, builder.bitcast(ptr, vector_type(n).as_pointer()), align=8)
+
+    def _contiguous_vectors(*args):
+        return all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C"
+                   and x.dtype == types.float64 for x in args)
+
+    @intrinsic
+    def _kick_packed(typingctx, p, g, v, m, h, prior, out, sign):
+        """``kick`` on ``<4 x double>`` vectors: four loads, four products, three additions and
+        three stores per four coordinates, and the ``dot`` sum's four partial sums in one
+        accumulator; the last ``dim mod 4`` coordinates one at a time into ``s_0``. Contiguous
+        float64 vectors and float64 scalars only."""
+        if not (_contiguous_vectors(p, g, v, m, prior, out)
+                and h == types.float64 and sign == types.float64):
+            return None
+        signature = types.float64(p, g, v, m, h, prior, out, sign)
+
+        def codegen(context, builder, sig, args):
+            arrays = {k: context.make_array(sig.args[k])(context, builder, args[k])
+                      for k in (0, 1, 2, 3, 5, 6)}
+            pp, pg, pv, pm, pprior, pout = (arrays[k].data for k in (0, 1, 2, 3, 5, 6))
+            dim = cgutils.unpack_tuple(builder, arrays[0].shape, 1)[0]
+            blocks = builder.and_(dim, ir.Constant(dim.type, -4))
+
+            def step(i, n):
+                """The pass at coordinates ``i ..< i + n``; returns the products ``p_i v_i``."""
+                def splat(x):
+                    if n == 1:
+                        return x
+                    vec = ir.Constant(vector_type(n), ir.Undefined)
+                    for k in range(n):
+                        vec = builder.insert_element(vec, x, ir.Constant(_I32, k))
+                    return vec
+
+                p_i = builder.fadd(vector_load(builder, pp, i, n),
+                                   builder.fmul(splat(args[4]), vector_load(builder, pg, i, n)))
+                v_i = builder.fmul(vector_load(builder, pm, i, n), p_i)
+                out_i = builder.fadd(vector_load(builder, pprior, i, n),
+                                     builder.fmul(splat(args[7]), p_i))
+                vector_store(builder, p_i, pp, i, n)
+                vector_store(builder, v_i, pv, i, n)
+                vector_store(builder, out_i, pout, i, n)
+                return builder.fmul(p_i, v_i)
+
+            zeros = ir.Constant(vector_type(4), [0.0] * 4)
+            acc = cgutils.alloca_once_value(builder, zeros)
+            four = ir.Constant(dim.type, 4)
+            with cgutils.for_range_slice(builder, ir.Constant(dim.type, 0), blocks, four) as (i, _):
+                builder.store(builder.fadd(builder.load(acc), step(i, 4)), acc)
+            s = _lanes(builder, builder.load(acc), 4)
+            s0 = cgutils.alloca_once_value(builder, s[0])
+            one = ir.Constant(dim.type, 1)
+            with cgutils.for_range_slice(builder, blocks, dim, one) as (i, _):  # the tail
+                builder.store(builder.fadd(builder.load(s0), step(i, 1)), s0)
+            low, high = builder.fadd(builder.load(s0), s[1]), builder.fadd(s[2], s[3])
+            return builder.fadd(low, high)  # (s_0 + s_1) + (s_2 + s_3)
+
+        return signature, codegen
+
+    # Compiled callers call the kernels themselves: an intrinsic costs no compiled function of its
+    # own, which an ``@overload`` wrapping it did (0.3-0.5 s of a cold start for these two)
+    kick_packed, segment_dots_packed = _kick_packed, _segment_dots_packed

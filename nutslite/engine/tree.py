@@ -52,7 +52,7 @@ import numpy as np
 
 from nutslite._numba import borrowed, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
-from nutslite.engine.linalg import uturn_dots
+from nutslite.engine.linalg import segment_dots_packed, uturn_dots
 from nutslite.engine.metric import sample_momentum, velocity
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
@@ -165,13 +165,24 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     ``p#_d . rho > 0`` with ``rho = R[d] - R[c - 1]``.
 
     All three are evaluated, as Stan does, so the recorder sees every one. Their six dot products
-    are summed in one pass (``nutslite.engine.linalg.uturn_dots``).
+    are summed in one pass (``nutslite.engine.linalg.uturn_dots``). When two single states merge
+    (``m == a``, ``b == a + 1``: every subtree of depth 1, and the first doubling), the three
+    segments are all ``[a, b]``, with the same momentum sum ``R[b] - R[a - 1]`` and the same
+    velocities: the six products are two, computed once (``segment_dots``, the same operations in
+    the same order, so the same bits). Half of a tree's merges are of this kind.
     """
     mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
-    whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots(
-        traj.z[:, V], traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
-        (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask,
-    )
+    if m == a:
+        whole_a, whole_b = segment_dots_packed(
+            traj.z[:, V], traj.rho_prefix, a & mask, b & mask, (a - 1) & prefix_mask,
+            b & prefix_mask,
+        )
+        left_a, left_n, right_m, right_b = whole_a, whole_b, whole_a, whole_b
+    else:
+        whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots(
+            traj.z[:, V], traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
+            (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask,
+        )
     whole = not (whole_a > 0.0 and whole_b > 0.0)
     left = not (left_a > 0.0 and left_n > 0.0)
     right = not (right_m > 0.0 and right_b > 0.0)
