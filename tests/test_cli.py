@@ -266,6 +266,26 @@ def test_the_command_flushes_everything_before_its_quick_exit(radon_run):
     assert bad.returncode == 2 and "nutslite: error:" in bad.stderr
 
 
+def test_the_command_resumes_the_collector_it_paused(monkeypatch):
+    """``nutslite.cli.run`` pauses the cyclic garbage collector during the imports; the long part
+    of a command (sampling, SBC) runs with it on again and the imported objects frozen."""
+    import gc
+
+    from nutslite import cli
+
+    assert gc.isenabled() and not cli._collection_paused  # main() in a process of its own
+    cli._resume_collection()
+    assert gc.get_freeze_count() == 0  # nothing frozen unless run() paused the collector
+    monkeypatch.setattr(cli, "_collection_paused", True)
+    gc.disable()
+    try:
+        cli._resume_collection()
+        assert gc.isenabled() and gc.get_freeze_count() > 0 and not cli._collection_paused
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
 @pytest.mark.parametrize("command", ["sample", "summary", "plot", "models"])
 def test_every_subcommand_has_help(command):
     code, out, _ = run(command, "--help")
