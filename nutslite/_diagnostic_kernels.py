@@ -1236,6 +1236,18 @@ def _average_ranks_to_scores(values, positions, count, scores, out):
 
 
 @jit
+def _choose(pair, if_false, if_true, condition):
+    """``if_true if condition else if_false``, written to the two integers ``pair`` and read
+    back, not selected. In a loop whose condition waits on loads (a merge), LLVM's x86 back end
+    turns a select into a branch ("cmov conversion"), which mispredicts about every other time
+    when the choices are coin flips; a load from an address the condition computes does not
+    (the fold merge of 4,000 draws: 56 -> 27 us)."""
+    pair[0] = if_false
+    pair[1] = if_true
+    return pair[int(condition)]
+
+
+@jit
 def _quantile_type7(srt, size, prob):
     """Hyndman & Fan type-7 quantile of sorted ``srt[:size]`` in ``mquantiles``' float order."""
     h = size * prob + (1.0 - prob)
@@ -1518,12 +1530,14 @@ def _statistics_kernel(
             outer_left, outer_right = 0, size - 1
             distances = acov  # scratch: the folded values in increasing order
             fold_positions = index[1]
-            for i in range(size // 2):  # selects, not branches: the choices are coin flips
+            near, far = counts[0, :2], counts[0, 2:4]  # scratch of _choose (the sort is done)
+            for i in range(size // 2):  # no branch on the choices: they are coin flips
                 below = abs(kept_values[max(left, 0)] - median) if left >= 0 else np.inf
                 above = abs(kept_values[min(right, size - 1)] - median) if right < size else np.inf
                 take_left = below <= above
-                distances[i] = below if take_left else above
-                fold_positions[i] = positions[left] if take_left else positions[right]
+                nearest = _choose(near, right, left, take_left)
+                distances[i] = abs(kept_values[nearest] - median)  # below or above
+                fold_positions[i] = positions[nearest]
                 left -= take_left
                 right += 1 - take_left
                 j = size - 1 - i
@@ -1538,8 +1552,9 @@ def _statistics_kernel(
                     else -np.inf
                 )
                 take_right = far_above >= far_below
-                distances[j] = far_above if take_right else far_below
-                fold_positions[j] = positions[outer_right] if take_right else positions[outer_left]
+                farthest = _choose(far, outer_left, outer_right, take_right)
+                distances[j] = abs(kept_values[farthest] - median)  # far_below or far_above
+                fold_positions[j] = positions[farthest]
                 outer_right -= take_right
                 outer_left += 1 - take_right
             if size % 2:  # the middle one
