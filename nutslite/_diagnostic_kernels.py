@@ -31,9 +31,10 @@ NumPy/SciPy formulation (``rankdata``, ``scipy.fft``) that :mod:`nutslite.diagno
 before, and ArviZ 0.23, to about 1e-14 relative. (Geyer's scan and the quantile indicators make
 discrete choices; a pair sum within rounding of zero could tip one either way in either code. The
 tests have not met one.)
-The inverse normal CDF of the rank normalization is a table of ``scipy.special.ndtri`` at every
-possible average rank (``2S - 1`` half-integers for ``S`` pooled draws), built once per size
-outside the kernel, so the normal scores are bit-identical to ``ndtri``'s.
+The inverse normal CDF of the rank normalization is a table at every possible average rank
+(``2S - 1`` half-integers for ``S`` pooled draws), built once per size by the kernel with Cephes'
+``ndtri`` (Moshier 1989; :func:`_ndtri`), the algorithm of ``scipy.special.ndtri`` in the same
+float operations, so the normal scores are bit-identical to SciPy's without importing it.
 """
 
 from __future__ import annotations
@@ -1077,6 +1078,131 @@ def _bucket_argsort(
     srt[size - 1], order[size - 1] = top, top_index
 
 
+# The inverse normal CDF of Cephes (S. L. Moshier, Cephes Math Library 2.1, 1989, ``ndtri``), the
+# one behind ``scipy.special.ndtri`` (SciPy 1.17: xsf's ``cephes/ndtri.h``), with its constants and
+# its float operations in its order, so that every normal score equals SciPy's bit for bit.
+# Coefficients highest degree first, as Cephes' ``polevl`` reads them; the denominators are monic
+# (their leading 1 left out, as ``p1evl`` assumes).
+_NDTRI_CENTRAL_P = (
+    -5.99633501014107895267e1,
+    9.80010754185999661536e1,
+    -5.66762857469070293439e1,
+    1.39312609387279679503e1,
+    -1.23916583867381258016e0,
+)
+_NDTRI_CENTRAL_Q = (
+    1.95448858338141759834e0,
+    4.67627912898881538453e0,
+    8.63602421390890590575e1,
+    -2.25462687854119370527e2,
+    2.00260212380060660359e2,
+    -8.20372256168333339912e1,
+    1.59056225126211695515e1,
+    -1.18331621121330003142e0,
+)
+_NDTRI_TAIL_P = (  # 2 <= z < 8: exp(-32) < p < exp(-2)
+    4.05544892305962419923e0,
+    3.15251094599893866154e1,
+    5.71628192246421288162e1,
+    4.40805073893200834700e1,
+    1.46849561928858024014e1,
+    2.18663306850790267539e0,
+    -1.40256079171354495875e-1,
+    -3.50424626827848203418e-2,
+    -8.57456785154685413611e-4,
+)
+_NDTRI_TAIL_Q = (
+    1.57799883256466749731e1,
+    4.53907635128879210584e1,
+    4.13172038254672030440e1,
+    1.50425385692907503408e1,
+    2.50464946208309415979e0,
+    -1.42182922854787788574e-1,
+    -3.80806407691578277194e-2,
+    -9.33259480895457427372e-4,
+)
+_NDTRI_FAR_TAIL_P = (  # 8 <= z < 64: p < exp(-32)
+    3.23774891776946035970e0,
+    6.91522889068984211695e0,
+    3.93881025292474443415e0,
+    1.33303460815807542389e0,
+    2.01485389549179081538e-1,
+    1.23716634817820021358e-2,
+    3.01581553508235416007e-4,
+    2.65806974686737550832e-6,
+    6.23974539184983293730e-9,
+)
+_NDTRI_FAR_TAIL_Q = (
+    6.02427039364742014255e0,
+    3.67983563856160859403e0,
+    1.37702099489081330271e0,
+    2.16236993594496635890e-1,
+    1.34204006088543189037e-2,
+    3.28014464682127739104e-4,
+    2.89247864745380683936e-6,
+    6.79019408009981274425e-9,
+)
+_EXP_MINUS_2 = 0.13533528323661269189
+_SQRT_2PI = 2.50662827463100050242
+
+
+@jit
+def _horner(x, coefficients, monic):
+    """``x^m + c_0 x^{m-1} + ... + c_{m-1}`` if ``monic``, else ``c_0 x^{m-1} + ... + c_{m-1}``
+    (``m`` coefficients), by Horner's rule from the highest degree down, as Cephes' ``p1evl``
+    and ``polevl`` round it (no fused multiply-add)."""
+    if monic:
+        total = x + coefficients[0]
+    else:
+        total = coefficients[0]
+    for c in coefficients[1:]:
+        total = total * x + c
+    return total
+
+
+@jit
+def _ndtri(p):
+    """``Phi^{-1}(p)`` for ``0 < p < 1``: Cephes' ``ndtri`` (Moshier 1989), bit for bit.
+
+    Upper tail ``p > 1 - e^{-2}`` is taken as ``-Phi^{-1}(1 - p)``, with ``1 - p`` rounded.
+    In the middle, ``|p - 1/2| <= 1/2 - e^{-2}``, with ``w = p - 1/2``,
+    ``x = sqrt(2 pi) (w + w w^2 R(w^2) / S(w^2))`` (``R`` of degree 4, ``S`` monic of degree 8).
+    In the lower tail, with ``z = sqrt(-2 log p)`` (so ``2 < z``),
+    ``x = -(z - log(z) / z - (1/z) P(1/z) / Q(1/z))``, ``P / Q`` of degree 8 / 8 with one set of
+    coefficients for ``z < 8`` (``p > e^{-32}``) and another beyond.
+    """
+    upper = p > 1.0 - _EXP_MINUS_2
+    y = 1.0 - p if upper else p
+    if y > _EXP_MINUS_2:
+        w = y - 0.5
+        w2 = w * w
+        x = w + w * (
+            w2 * _horner(w2, _NDTRI_CENTRAL_P, False) / _horner(w2, _NDTRI_CENTRAL_Q, True)
+        )
+        return x * _SQRT_2PI
+    z = math.sqrt(-2.0 * math.log(y))
+    x0 = z - math.log(z) / z
+    t = 1.0 / z
+    if z < 8.0:
+        x1 = t * _horner(t, _NDTRI_TAIL_P, False) / _horner(t, _NDTRI_TAIL_Q, True)
+    else:
+        x1 = t * _horner(t, _NDTRI_FAR_TAIL_P, False) / _horner(t, _NDTRI_FAR_TAIL_Q, True)
+    x = x0 - x1
+    return x if upper else -x
+
+
+@jit
+def _fill_normal_scores(scores):
+    """``scores[2r - 2] = Phi^{-1}((r - 3/8) / (S + 1/4))`` for every average rank ``r = 1, 1.5,
+    ..., S`` of ``S = (len(scores) + 1) / 2`` values: the Blom (1958) normal scores of rank
+    normalization (Vehtari et al. 2021, eq. 14). The same float operations as
+    ``ndtri((rankdata(x) - 3/8) / (S + 1/4))`` (the half-integer ranks are exact), hence the same
+    values bit for bit."""
+    size = (scores.shape[0] + 1) // 2
+    for k in range(scores.shape[0]):
+        scores[k] = _ndtri(((k + 2) / 2.0 - 0.375) / (size + 0.25))
+
+
 @jit
 def _average_ranks_to_scores(values, positions, count, scores, out):
     """Give ``out[positions[i]]`` the normal score of the average rank of ``values[i]``.
@@ -1107,6 +1233,18 @@ def _average_ranks_to_scores(values, positions, count, scores, out):
             i = last + 1
         i += 1
     return count == 0 or values[0] == values[count - 1]
+
+
+@jit
+def _choose(pair, if_false, if_true, condition):
+    """``if_true if condition else if_false``, written to the two integers ``pair`` and read
+    back, not selected. In a loop whose condition waits on loads (a merge), LLVM's x86 back end
+    turns a select into a branch ("cmov conversion"), which mispredicts about every other time
+    when the choices are coin flips; a load from an address the condition computes does not
+    (the fold merge of 4,000 draws: 56 -> 27 us)."""
+    pair[0] = if_false
+    pair[1] = if_true
+    return pair[int(condition)]
 
 
 @jit
@@ -1244,6 +1382,7 @@ def _statistics_kernel(
     layout,
     wanted,
     scores,
+    fill_scores,
     twiddles,
     hdi_prob,
     min_draws,
@@ -1267,9 +1406,16 @@ def _statistics_kernel(
     Each thread takes the next block from the shared ``counter`` (:func:`claim`) until all are
     taken.
 
+    ``scores`` is the table of normal scores of the ranks, indexed by ``2r - 2``; with
+    ``fill_scores`` the call first fills it (:func:`_fill_normal_scores`), which
+    :func:`normal_scores` asks of a call on no scalars.
+
     One function, not a call per scalar: Numba re-optimises every caller together with its
-    callees, so each level of calls costs compile time.
+    callees, so each level of calls costs compile time. One entry point, too: each compiled
+    function called from Python is another library to load from Numba's cache in every process.
     """
+    if fill_scores:
+        _fill_normal_scores(scores)
     strides = layout[:3]
     chains, draws, scalars, block = layout[3], layout[4], layout[5], layout[6]
     buffers, index, buckets, marks, keys, counts, pw, gathered = scratch
@@ -1384,12 +1530,14 @@ def _statistics_kernel(
             outer_left, outer_right = 0, size - 1
             distances = acov  # scratch: the folded values in increasing order
             fold_positions = index[1]
-            for i in range(size // 2):  # selects, not branches: the choices are coin flips
+            near, far = counts[0, :2], counts[0, 2:4]  # scratch of _choose (the sort is done)
+            for i in range(size // 2):  # no branch on the choices: they are coin flips
                 below = abs(kept_values[max(left, 0)] - median) if left >= 0 else np.inf
                 above = abs(kept_values[min(right, size - 1)] - median) if right < size else np.inf
                 take_left = below <= above
-                distances[i] = below if take_left else above
-                fold_positions[i] = positions[left] if take_left else positions[right]
+                nearest = _choose(near, right, left, take_left)
+                distances[i] = abs(kept_values[nearest] - median)  # below or above
+                fold_positions[i] = positions[nearest]
                 left -= take_left
                 right += 1 - take_left
                 j = size - 1 - i
@@ -1404,8 +1552,9 @@ def _statistics_kernel(
                     else -np.inf
                 )
                 take_right = far_above >= far_below
-                distances[j] = far_above if take_right else far_below
-                fold_positions[j] = positions[outer_right] if take_right else positions[outer_left]
+                farthest = _choose(far, outer_left, outer_right, take_right)
+                distances[j] = abs(kept_values[farthest] - median)  # far_below or far_above
+                fold_positions[j] = positions[farthest]
                 outer_right -= take_right
                 outer_left += 1 - take_right
             if size % 2:  # the middle one
@@ -1503,14 +1652,31 @@ def normal_scores(size: int) -> NDArray[np.float64]:
     """``Phi^{-1}((r - 3/8) / (S + 1/4))`` for every average rank ``r = 1, 1.5, ..., S``.
 
     The Blom (1958) normal scores of rank normalization (Vehtari et al. 2021, eq. 14), indexed
-    by ``2r - 2``; computed with ``scipy.special.ndtri`` in the same float operations as
-    ``ndtri((rankdata(x) - 3/8) / (S + 1/4))``, hence bit-identical to them.
+    by ``2r - 2``, bit-identical to ``scipy.special.ndtri((rankdata(x) - 3/8) / (S + 1/4))``
+    (:func:`_ndtri` is Cephes' algorithm), without importing ``scipy.special`` (0.08 s of every
+    process's first diagnostics). Computed by the kernel itself, on no scalars, rather than by a
+    compiled function of its own, which a process would load from the cache as a second
+    library. Shared by every call on ``S`` split draws: not to be written to (it stays writeable
+    so that every kernel call has the same argument types, hence one compiled version).
     """
-    from scipy.special import ndtri
-
-    ranks = np.arange(2, 2 * size + 1) / 2.0
-    scores = ndtri((ranks - 3 / 8) / (size + 1 / 4))
-    scores.flags.writeable = False
+    scores = np.empty(2 * size - 1)
+    no_scalars = np.zeros(7, dtype=np.int64)  # the layout of a source with no scalars
+    _statistics_kernel(
+        np.empty(1),
+        no_scalars,
+        np.zeros(0, dtype=np.bool_),
+        scores,
+        True,
+        fft_twiddles(2),
+        0.5,
+        0,
+        False,
+        np.zeros(1, dtype=np.int64),
+        _scratch(0, 0, 0),
+        np.empty((0, len(COLUMNS))),
+        np.zeros(0, dtype=np.bool_),
+        np.empty((0, 2)),
+    )
     return scores
 
 
@@ -1675,6 +1841,7 @@ def source_statistics(
                     source.layout,
                     wanted[rows],
                     scores,
+                    False,
                     twiddles,
                     hdi_prob,
                     min_draws,

@@ -17,6 +17,7 @@ import pytest
 from diagnostics_oracle import oracle
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 from scipy.signal import lfilter
 
 from nutslite import _diagnostic_kernels as kernels
@@ -305,9 +306,10 @@ def test_interpreted_kernels_give_the_compiled_values(tmp_path):
     np.testing.assert_array_equal(out["0"], out["1"])
 
 
-def test_import_pulls_in_no_scipy_stats_or_fft():
+def test_import_and_a_call_pull_in_no_scipy_stats_fft_or_special():
     code = (
-        "import sys, nutslite.diagnostics, nutslite.summary, nutslite._diagnostic_kernels\n"
+        "import sys, numpy as np, nutslite.diagnostics, nutslite.summary\n"
+        "nutslite.diagnostics.ess_bulk(np.random.default_rng(1).normal(size=(2, 2, 50)))\n"
         "print([m for m in ('scipy.stats', 'scipy.fft', 'scipy.special', 'matplotlib') "
         "if m in sys.modules])"
     )
@@ -317,6 +319,57 @@ def test_import_pulls_in_no_scipy_stats_or_fft():
         [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
     )
     assert result.stdout.strip() == "[]"
+
+
+SCORE_SIZES = [1, 2, 3, 7, 1000, 4000, 8000, 33_334, 66_670, 133_340, 500_001, 10**6]
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        pytest.param(
+            size, marks=pytest.mark.skipif(JIT_DISABLED and size > 10_000, reason="interpreted")
+        )
+        for size in SCORE_SIZES
+    ],
+)
+def test_normal_scores_are_scipys_ndtri_bit_for_bit(size):
+    """The table of Blom scores equals ``scipy.special.ndtri`` at every average rank, bit for
+    bit (Cephes' algorithm, its constants and its order of operations), so that the rank
+    statistics are SciPy's, down to the rounding noise of constant chains."""
+    from scipy.special import ndtri
+
+    ranks = np.arange(2, 2 * size + 1) / 2.0
+    expected = ndtri((ranks - 3 / 8) / (size + 1 / 4))
+    scores = kernels.normal_scores(size)
+    assert scores.shape == expected.shape
+    np.testing.assert_array_equal(scores.view(np.int64), expected.view(np.int64))
+    kernels.normal_scores.cache_clear()  # the largest tables are 16 MB
+
+
+def test_inverse_normal_cdf_is_scipys_ndtri_bit_for_bit():
+    """Every branch of :func:`_ndtri` (the middle, the tail and the far tail of either side)
+    at probabilities spread over the whole open interval, as the compiled kernel runs it."""
+    from scipy.special import ndtri
+
+    rng = np.random.default_rng(27)
+    count = 2_000 if JIT_DISABLED else 200_000
+    p = np.concatenate([
+        rng.random(count),
+        np.exp(-rng.uniform(0, 700, count)),  # far into the lower tail (p < exp(-32) too)
+        1.0 - np.exp(-rng.uniform(0, 36, count)),  # the upper tail, as 1 - p rounds it
+        [5e-324, 1e-300, np.exp(-2), 1 - np.exp(-2), 0.5, np.nextafter(1.0, 0.0)],
+    ])
+    p = p[(p > 0) & (p < 1)]
+
+    @njit
+    def quantiles(p, out):
+        for i in range(p.shape[0]):
+            out[i] = kernels._ndtri(p[i])
+
+    ours = np.empty_like(p)
+    quantiles(p, ours)
+    np.testing.assert_array_equal(ours.view(np.int64), ndtri(p).view(np.int64))
 
 
 @pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled with NUMBA_DISABLE_JIT=1")
