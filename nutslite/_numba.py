@@ -164,9 +164,8 @@ def _for_compiled_callers(dispatcher, options: dict):
     that way. For the chain loop's signature the first is a fifth of its code. A call from
     compiled code goes to a twin of the dispatcher compiled without either (the way Numba compiles
     its own ``overload`` implementations; not cached on its own, its callers carry its code), unless
-    the function was already compiled for those types from Python, as ``find_initial_step_size``
-    is before the chain loop. A Python call still compiles the function with its wrappers. This
-    removed about a tenth of a cold compile.
+    the function was already compiled for those types from Python. A Python call still compiles
+    the function with its wrappers. This removed about a tenth of a cold compile.
 
     *No machine code of its own.* A twin's code goes into a ``_LinkOnlyLibrary``: LLVM IR that
     its callers link into their own module, which LLVM then optimises and turns into machine code

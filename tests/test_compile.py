@@ -139,8 +139,8 @@ def _then_from_compiled_code(x):
 
 
 def test_a_version_compiled_for_python_serves_compiled_callers():
-    """``find_initial_step_size`` is called from Python before the chain loop calls it: the loop
-    reuses that version instead of compiling a twin."""
+    """A function called from Python before compiled code calls it: the compiled caller reuses
+    that version instead of compiling a twin."""
     assert _first_from_python(3.0) == 2.0
     assert _then_from_compiled_code(3.0) == 2.0
     assert not hasattr(_first_from_python, "twin")
