@@ -164,9 +164,8 @@ def _for_compiled_callers(dispatcher, options: dict):
     that way. For the chain loop's signature the first is a fifth of its code. A call from
     compiled code goes to a twin of the dispatcher compiled without either (the way Numba compiles
     its own ``overload`` implementations; not cached on its own, its callers carry its code), unless
-    the function was already compiled for those types from Python, as ``find_initial_step_size``
-    is before the chain loop. A Python call still compiles the function with its wrappers. This
-    removed about a tenth of a cold compile.
+    the function was already compiled for those types from Python. A Python call still compiles
+    the function with its wrappers. This removed about a tenth of a cold compile.
 
     *No machine code of its own.* A twin's code goes into a ``_LinkOnlyLibrary``: LLVM IR that
     its callers link into their own module, which LLVM then optimises and turns into machine code
@@ -305,6 +304,59 @@ if not JIT_DISABLED:
                     )
                 state.targetctx.insert_user_function(entry, fndesc, [library])
                 return cres._replace(entry_point=entry)
+
+
+def _typing_shortcuts() -> None:
+    """Two of Numba's typing steps made cheaper, each with the same result as Numba's own.
+
+    Typing is Numba's Python side, a third of a cold start (``benchmarks/README.md``, cold
+    compile, round 9), and two steps in it did work whose result was known from the start:
+
+    * *Compiler flags as a dictionary.* Numba looks every ``overload`` implementation up by a key
+      that holds the caller's compiler flags, so each lookup hashes and compares them, and both
+      build ``Flags.values()``, a dictionary of its 22 options read one property at a time
+      (9 µs; 38k times in a cold start). It is built here from the defaults and the options set:
+      the same keys, in the same order, with the same values.
+    * *Scalar operators tried as NumPy ufuncs.* Numba types ``x + y`` by asking each of the
+      operator's templates in turn. The template for arrays (``NumpyRulesArrayOperator``) first
+      searches NumPy's ufunc loops for the operands' types, then returns nothing unless an
+      operand is an array (3k times in a cold start, for scalars). It now returns nothing at
+      once when no operand is an array.
+
+    Numba internals, behind a fallback: without them, Numba's own steps run.
+    """
+    try:
+        from numba.core.targetconfig import TargetConfig
+        from numba.core.typing.npydecl import NumpyRulesArrayOperator
+    except ImportError:
+        return
+    defaults: dict[type, dict] = {}
+
+    def values(self):
+        """All the options' values (``TargetConfig.values``): the defaults, then those set."""
+        options = defaults.get(type(self))
+        if options is None:
+            options = defaults[type(self)] = {k: o.default for k, o in self.options.items()}
+        return {**options, **self._values}
+
+    ufunc_rules = NumpyRulesArrayOperator.generic
+
+    def generic(self, args, kws):
+        """``NumpyRulesArrayOperator.generic``, or nothing when no operand is an array."""
+        if not any(
+            isinstance(a.type if isinstance(a, types.Optional) else a, types.ArrayCompatible)
+            for a in args
+        ):
+            return None
+        return ufunc_rules(self, args, kws)
+
+    if hasattr(TargetConfig, "values") and getattr(TargetConfig, "_values", None) is not None:
+        TargetConfig.values = values
+    NumpyRulesArrayOperator.generic = generic
+
+
+if not JIT_DISABLED:
+    _typing_shortcuts()
 
 
 def by_type(implementations: dict, position: int = 0) -> _ByType:

@@ -29,14 +29,16 @@ from nutslite._precompile import DiagnosticsCompile, start_diagnostics_compile
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
 from nutslite.engine.adaptation.status import METRIC_OVERFLOW, STEP_SIZE_IMPROPER, WARMUP_OK
-from nutslite.engine.adaptation.step_size import (
-    SHORT_WARMUP,
-    DualAveraging,
-    dual_averaging_start,
-    find_initial_step_size,
-)
+from nutslite.engine.adaptation.step_size import SHORT_WARMUP, DualAveraging, dual_averaging_start
 from nutslite.engine.adaptation.windows import WarmupSchedule
-from nutslite.engine.chain import ChainState, NutsSettings, run_chain
+from nutslite.engine.chain import (
+    CAUTIOUS_HEURISTIC,
+    NO_HEURISTIC,
+    STAN_HEURISTIC,
+    ChainState,
+    NutsSettings,
+    run_chain,
+)
 from nutslite.engine.metric import DENSE, initial_metric
 from nutslite.engine.stats import STAT_NAMES
 from nutslite.engine.tree import MAX_DELTA_H, allocate_trajectory
@@ -184,16 +186,16 @@ def sample(
         block = empty_block(size + n_chains * n_iter * len(STAT_NAMES))
         all_draws = block[:size].reshape(n_chains, n_kept, model.dim)
         all_stats = block[size:].reshape(n_chains, n_iter, len(STAT_NAMES))
-        chain_list = [
-            _init_chain(model, request, c, streams[c], all_draws[c], all_stats[c])
-            for c in range(n_chains)
-        ]
         if needs_compiling(run_chain):
             also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
             reporter.note(
                 f"compiling the sampler{also}, once after installing or upgrading nutslite (tens "
                 f"of seconds); later runs load it from {cache_dir()}"
             )
+        chain_list = [
+            _init_chain(model, request, c, streams[c], all_draws[c], all_stats[c])
+            for c in range(n_chains)
+        ]
         t_start = time.perf_counter()
         interrupted = _run_chains(model, request, chain_list, reporter)
         wall = time.perf_counter() - t_start
@@ -315,23 +317,15 @@ def _init_chain(
         inv_mass = request.warmup.initial_inv_mass(grad, tune)
     metric = initial_metric(request.warmup.metric_kind, inv_mass)
     user_step = 1.0 if request.step_sizes is None else float(request.step_sizes[c])
-    scratch = np.empty((5, dim))  # a phase-space point and a row for the step-size heuristic
-    eps = user_step
-    if tune > 0 or request.step_sizes is None:
-        eps, status = find_initial_step_size(
-            model.logp_grad_function, rng, metric, user_step, q, logp, grad, scratch,
-            tune < SHORT_WARMUP,  # too short to correct it: the largest that passed
-        )
-        _raise_for_status(status, c, "finding the initial step size")
     n_iter = tune + request.draws
-    return _Chain(
+    chain = _Chain(
         index=c,
         rng=rng,
-        state=ChainState(q, grad, logp, eps, metric),
-        da=dual_averaging_start(user_step, eps, tune),
+        state=ChainState(q, grad, logp, user_step, metric),
+        da=dual_averaging_start(user_step, user_step, tune),
         adapt=request.warmup.estimator(dim, tune),
         traj=allocate_trajectory(dim, request.max_treedepth),
-        scratch=scratch,
+        scratch=np.empty((5, dim)),  # a phase-space point and a row for the step-size heuristic
         draws=draws,
         stats=stats,
         divergences=np.empty((n_iter, 2, dim)),
@@ -340,6 +334,30 @@ def _init_chain(
         init_point=q.copy(),
         run=ChunkedRun(n_iter),
     )
+    if tune > 0 or request.step_sizes is None:
+        # Stan's heuristic, by the chain loop in a call of no iteration (``run_chain``); a warmup
+        # too short to correct its step size gets the cautious one, half the largest that passed
+        heuristic = CAUTIOUS_HEURISTIC if tune < SHORT_WARMUP else STAN_HEURISTIC
+        chain.state, _, _, status = _run_chain(model, request, chain, 0, 0, heuristic)
+        _raise_for_status(status, c, "finding the initial step size")
+        chain.da = dual_averaging_start(user_step, chain.state.step_size, tune)
+    return chain
+
+
+def _run_chain(
+    model: Model, request: _Request, chain: _Chain, start: int, stop: int,
+    heuristic: int = NO_HEURISTIC,
+) -> tuple:
+    """``run_chain`` for iterations ``[start, stop)`` of ``chain``, nothing recorded (the calls
+    that log events compile to nothing); returns ``(state, da, adapt, status)``."""
+    schedule = request.schedule
+    return run_chain(
+        model.logp_grad_function, chain.rng, chain.state, chain.da, chain.adapt, request.nuts,
+        (schedule.collect, schedule.update, schedule.restart, schedule.retune,
+         schedule.max_depth),
+        start, stop, chain.traj, None, chain.scratch, chain.draws, chain.stats,
+        chain.divergences, chain.divergence_iters, chain.divergence_count, heuristic,
+    )
 
 
 def _run_chains(
@@ -347,19 +365,11 @@ def _run_chains(
 ) -> bool:
     """Run every chain to its end on ``request.cores`` threads, showing progress; returns whether
     Ctrl-C interrupted the run. Raises ``SamplingError`` when a chain failed in warmup."""
-    recorder = None  # nothing recorded: the calls that log events compile to nothing
-    schedule = request.schedule
-    flags = (
-        schedule.collect, schedule.update, schedule.restart, schedule.retune, schedule.max_depth
-    )
 
     def advance(c: int, start: int, stop: int) -> bool:
         chain = chain_list[c]
-        chain.state, chain.da, chain.adapt, chain.status = run_chain(
-            model.logp_grad_function, chain.rng, chain.state, chain.da, chain.adapt,
-            request.nuts, flags, start, stop,
-            chain.traj, recorder, chain.scratch, chain.draws, chain.stats,
-            chain.divergences, chain.divergence_iters, chain.divergence_count,
+        chain.state, chain.da, chain.adapt, chain.status = _run_chain(
+            model, request, chain, start, stop
         )
         return chain.status == WARMUP_OK
 

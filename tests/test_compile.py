@@ -139,8 +139,8 @@ def _then_from_compiled_code(x):
 
 
 def test_a_version_compiled_for_python_serves_compiled_callers():
-    """``find_initial_step_size`` is called from Python before the chain loop calls it: the loop
-    reuses that version instead of compiling a twin."""
+    """A function called from Python before compiled code calls it: the compiled caller reuses
+    that version instead of compiling a twin."""
     assert _first_from_python(3.0) == 2.0
     assert _then_from_compiled_code(3.0) == 2.0
     assert not hasattr(_first_from_python, "twin")
@@ -192,3 +192,24 @@ def test_cached_functions_go_to_nutslite_folder_with_one_writability_check(tmp_p
     shutil.rmtree(tmp_path / "cache")
     assert module.plus_one(1.0) == 2.0 and module.plus_two(1.0) == 3.0
     assert len(list(Path(folder).glob("*.nbi"))) == 2 and checks == [folder]
+
+
+def test_typing_shortcuts_give_numbas_results():
+    """``Flags.values()`` is the dictionary Numba builds, keys in the same order; an operator on
+    scalars is typed as before and one on arrays still goes through NumPy's ufunc rules."""
+    from numba.core.compiler import Flags
+    from numba.core.typing.npydecl import NumpyRulesArrayOperator
+
+    set_some = Flags()
+    set_some.nrt, set_some.no_cpython_wrapper, set_some.error_model = True, True, "numpy"
+    for flags in (Flags(), set_some, Flags(set_some)):
+        numbas = {name: getattr(flags, name) for name in flags.options}
+        assert flags.values() == numbas and list(flags.values()) == list(numbas)
+    assert NumpyRulesArrayOperator.generic.__module__ == "nutslite._numba"
+
+    @jit(cache=False)
+    def mixed(x, a):
+        return x * 2.0 - 1, a * x + a, -x, x > 0.5
+
+    y, b, neg, gt = mixed(0.75, np.arange(3.0))
+    assert (y, neg, gt) == (0.5, -0.75, True) and np.array_equal(b, np.arange(3.0) * 1.75)

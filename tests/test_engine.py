@@ -242,13 +242,13 @@ def test_dense_adaptation_learns_the_covariance():
 
 
 def test_packed_uturn_kernel_matches_its_python_body():
-    """The compiled ``uturn_dots`` (a <4 x double> kernel) returns exactly what its Python body
-    returns, for even and odd dimensions and any rows."""
+    """``uturn_dots_packed`` (a <4 x double> kernel) returns exactly what ``uturn_dots``, its
+    Python body, returns, for even and odd dimensions and any rows."""
     import numba
 
-    from nutslite.engine.linalg import uturn_dots
+    from nutslite.engine.linalg import uturn_dots, uturn_dots_packed
 
-    compiled = numba.njit(lambda *args: uturn_dots(*args))
+    compiled = numba.njit(lambda *args: uturn_dots_packed(*args))
     rng = np.random.default_rng(0)
     for dim in (1, 2, 3, 7, 175, 176):
         v, r = rng.standard_normal((8, dim)), rng.standard_normal((16, dim))
@@ -264,9 +264,9 @@ def test_uturn_kernel_sums_as_dot_does():
     tree builder's ``traj.z[:, V]``."""
     import numba
 
-    from nutslite.engine.linalg import dot, uturn_dots
+    from nutslite.engine.linalg import dot, uturn_dots_packed
 
-    compiled = numba.njit(lambda *args: uturn_dots(*args))
+    compiled = numba.njit(lambda *args: uturn_dots_packed(*args))
     rng = np.random.default_rng(1)
     for dim in range(4, 14):
         z, r = rng.standard_normal((8, 4, dim)), rng.standard_normal((16, dim))
@@ -382,10 +382,10 @@ def test_segment_kernel_is_uturn_dots_on_one_segment():
     every length of the tail, on a strided velocity view like the tree builder's."""
     import numba
 
-    from nutslite.engine.linalg import dot, segment_dots, segment_dots_packed, uturn_dots
+    from nutslite.engine.linalg import dot, segment_dots, segment_dots_packed, uturn_dots_packed
 
     segment = numba.njit(lambda *args: segment_dots_packed(*args))
-    three = numba.njit(lambda *args: uturn_dots(*args))
+    three = numba.njit(lambda *args: uturn_dots_packed(*args))
     rng = np.random.default_rng(3)
     for dim in range(1, 14):
         z, r = rng.standard_normal((8, 4, dim)), rng.standard_normal((16, dim))

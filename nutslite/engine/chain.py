@@ -19,6 +19,7 @@ from collections import namedtuple
 
 from nutslite._numba import jit
 from nutslite.engine.adaptation.status import WARMUP_OK
+from nutslite.engine.adaptation.step_size import find_initial_step_size
 from nutslite.engine.adaptation.warmup import warmup_step
 from nutslite.engine.integrators import GRAD, Q
 from nutslite.engine.stats import (
@@ -43,13 +44,22 @@ NutsSettings = namedtuple(
     "NutsSettings", ["max_depth", "max_delta_h", "target_accept", "jitter", "num_warmup"]
 )
 
+# ``run_chain``'s ``heuristic``: none, Stan's initial step size, or its cautious variant
+NO_HEURISTIC, STAN_HEURISTIC, CAUTIOUS_HEURISTIC = 0, 1, 2
+
 
 @jit(no_cfunc_wrapper=True)  # called from Python only (``nutslite._numba.jit``)
 def run_chain(
     logp_grad, rng, state, da, adapt, settings, schedule, start, stop,
     traj, recorder, scratch, draws, stats, divergences, divergence_iters, divergence_count,
+    heuristic,
 ):
-    """Run iterations ``[start, stop)`` of one chain.
+    """Run iterations ``[start, stop)`` of one chain, after Stan's initial step-size heuristic
+    from ``state.step_size`` if ``heuristic`` asks for it (``STAN_HEURISTIC``, or
+    ``CAUTIOUS_HEURISTIC``: ``find_initial_step_size``'s ``cautious``). ``nl.sample`` runs the
+    heuristic in a call of no iteration (``start == stop``) as it initialises each chain: the
+    heuristic is then part of the loop's compiled code, and the engine has one entry point
+    from Python and one cache entry (``benchmarks/README.md``, cold compile, round 9).
 
     ``stats`` ``(n_iter, len(STAT_NAMES))`` (the columns of ``nutslite.engine.stats``)
     receives every iteration, warmup included, and ``draws`` every iteration (``(n_iter, dim)``)
@@ -60,7 +70,8 @@ def run_chain(
     ``schedule`` is ``(collect, update, restart, retune, max_depth)``, per warmup iteration;
     ``max_depth[t]`` caps warmup transition ``t``'s tree depth below ``settings.max_depth``.
     Returns ``(state, da, adapt, status)``; ``status`` is one of
-    ``nutslite.engine.adaptation.status``, and a failure stops the loop at its iteration.
+    ``nutslite.engine.adaptation.status``, and a failure stops the loop at its iteration (a
+    failure of the heuristic, before the first).
 
     The arguments stay flat: bundled into ``ChainWork(traj, recorder, scratch)`` and
     ``ChainOutput(draws, ...)`` tuples they made the compiled loop 7% larger (Numba copies and
@@ -71,6 +82,13 @@ def run_chain(
     mask = traj.z.shape[0] - 1  # trajectory position s is stored in row s & mask
     first_kept = stats.shape[0] - draws.shape[0]  # 0, or num_warmup if warmup draws are not kept
     status = WARMUP_OK
+    if heuristic != NO_HEURISTIC:
+        step_size, status = find_initial_step_size(
+            logp_grad, rng, metric, step_size, q, logp, grad, scratch,
+            heuristic == CAUTIOUS_HEURISTIC,
+        )
+        if status != WARMUP_OK:
+            stop = start
     for t in range(start, stop):
         eps = step_size
         if settings.jitter > 0.0:

@@ -61,8 +61,8 @@ def uturn_dots(v, r, va, vb, vm, vn, ra, rb, rm, rn):
     ``v[va] . rho(ra, rn)``, ``v[vn] . rho(ra, rn)`` (the left half extended) and
     ``v[vm] . rho(rm, rb)``, ``v[vb] . rho(rm, rb)`` (the right half extended), each summed as
     ``dot`` sums (four interleaved partial sums). This body is the definition; compiled callers
-    run the kernel below, which reads each of the eight rows once instead of the three times
-    that six calls of ``dot`` would.
+    run ``uturn_dots_packed``, a kernel emitted below, which reads each of the eight rows once
+    instead of the three times that six calls of ``dot`` would.
     """
     rho_whole, rho_left, rho_right = r[rb] - r[ra], r[rn] - r[ra], r[rb] - r[rm]
     return (
@@ -101,7 +101,7 @@ def kick(p, g, v, m, h, prior, out, sign):
 
 
 # the names compiled callers use: the packed kernels below, or without the JIT the definitions
-kick_packed, segment_dots_packed = kick, segment_dots
+kick_packed, segment_dots_packed, uturn_dots_packed = kick, segment_dots, uturn_dots
 
 
 def sqrt(x):
@@ -114,7 +114,7 @@ def sqrt(x):
 if not JIT_DISABLED:
     from llvmlite import ir
     from numba.core import cgutils, types
-    from numba.extending import intrinsic, overload
+    from numba.extending import intrinsic
 
     def _sqrt_compiled(typingctx, x):
         if x != types.float64:
@@ -199,7 +199,7 @@ if not JIT_DISABLED:
         return codegen
 
     @intrinsic
-    def _uturn_dots_kernel(typingctx, v, r, va, vb, vm, vn, ra, rb, rm, rn):
+    def _uturn_dots_packed(typingctx, v, r, va, vb, vm, vn, ra, rb, rm, rn):
         """``uturn_dots`` on ``<4 x double>`` vectors (``_dots_codegen``): eight row loads,
         three momentum sums, six products and six additions per four coordinates."""
         signature = types.UniTuple(types.float64, 6)(v, r, va, vb, vm, vn, ra, rb, rm, rn)
@@ -214,14 +214,6 @@ if not JIT_DISABLED:
         momentum sum, two products and two additions per four coordinates."""
         signature = types.UniTuple(types.float64, 2)(v, r, va, vb, ra, rb)
         return signature, _dots_codegen(((0, 1, 0), (1, 1, 0)), 2)
-
-    # no reference counting (``nutslite._numba.jit``)
-    @overload(uturn_dots, jit_options={"error_model": "numpy", "_nrt": False})
-    def _uturn_dots_compiled(v, r, va, vb, vm, vn, ra, rb, rm, rn):
-        return lambda v, r, va, vb, vm, vn, ra, rb, rm, rn: _uturn_dots_kernel(
-            v, r, va, vb, vm, vn, ra, rb, rm, rn
-        )
-
 
     def vector_store(builder, value, base, i, n):
         """Store ``value`` (``n`` doubles, or one scalar when ``n`` is 1) at ``base[i]``."""
@@ -289,5 +281,8 @@ if not JIT_DISABLED:
         return signature, codegen
 
     # Compiled callers call the kernels themselves: an intrinsic costs no compiled function of its
-    # own, which an ``@overload`` wrapping it did (0.3-0.5 s of a cold start for these two)
-    kick_packed, segment_dots_packed = _kick_packed, _segment_dots_packed
+    # own, which an ``@overload`` wrapping it did (0.3-0.5 s of a cold start for the first two;
+    # ``uturn_dots``'s, compiled once per set of its callers' flags, 0.15 s)
+    kick_packed, segment_dots_packed, uturn_dots_packed = (
+        _kick_packed, _segment_dots_packed, _uturn_dots_packed
+    )

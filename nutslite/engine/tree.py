@@ -52,7 +52,7 @@ import numpy as np
 
 from nutslite._numba import borrowed, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
-from nutslite.engine.linalg import segment_dots_packed, uturn_dots
+from nutslite.engine.linalg import segment_dots_packed, uturn_dots_packed
 from nutslite.engine.metric import sample_momentum, velocity
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
@@ -179,7 +179,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
         )
         left_a, left_n, right_m, right_b = whole_a, whole_b, whole_a, whole_b
     else:
-        whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots(
+        whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots_packed(
             traj.z[:, V], traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
             (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask,
         )

@@ -119,7 +119,7 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     return h0 - h
 
 
-@jit(no_cfunc_wrapper=True)  # called from Python and compiled code, never as a C pointer
+@jit(no_cfunc_wrapper=True)  # called from the chain loop (and from Python in tests)
 def find_initial_step_size(
     logp_grad, rng, metric, step_size, q, logp, grad, scratch, cautious=False
 ):

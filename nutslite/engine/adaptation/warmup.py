@@ -64,7 +64,7 @@ def warmup_step(
         if restart[t]:
             adapt = adaptation_restart(adapt)
         if retune[t]:
-            # every argument given, so this call and sampling.py's share one compiled version
+            # every argument given, so this call and the chain loop's share one compiled version
             step_size, status = find_initial_step_size(
                 logp_grad, rng, metric, step_size, q, logp, grad, scratch, False
             )
