@@ -266,6 +266,8 @@ def test_uturn_kernel_sums_as_dot_does():
 
     from nutslite.engine.linalg import dot, uturn_dots_packed
 
+    python_dot = getattr(dot, "py_func", dot)  # the definition, also under NUMBA_DISABLE_JIT
+
     compiled = numba.njit(lambda *args: uturn_dots_packed(*args))
     rng = np.random.default_rng(1)
     for dim in range(4, 14):
@@ -275,7 +277,7 @@ def test_uturn_kernel_sums_as_dot_does():
         ra, rb, rm, rn = (int(k) for k in rng.integers(0, 16, 4))
         whole, left, right = r[rb] - r[ra], r[rn] - r[ra], r[rb] - r[rm]
         pairs = ((va, whole), (vb, whole), (va, left), (vn, left), (vm, right), (vb, right))
-        expected = tuple(dot.py_func(v[k], rho) for k, rho in pairs)
+        expected = tuple(python_dot(v[k], rho) for k, rho in pairs)
         assert compiled(v, r, va, vb, vm, vn, ra, rb, rm, rn) == expected
 
 
@@ -384,6 +386,8 @@ def test_segment_kernel_is_uturn_dots_on_one_segment():
 
     from nutslite.engine.linalg import dot, segment_dots, segment_dots_packed, uturn_dots_packed
 
+    python_dot = getattr(dot, "py_func", dot)  # the definition, also under NUMBA_DISABLE_JIT
+
     segment = numba.njit(lambda *args: segment_dots_packed(*args))
     three = numba.njit(lambda *args: uturn_dots_packed(*args))
     rng = np.random.default_rng(3)
@@ -392,7 +396,7 @@ def test_segment_kernel_is_uturn_dots_on_one_segment():
         v = z[:, 2]
         va, vb = (int(k) for k in rng.integers(0, 8, 2))
         ra, rb = (int(k) for k in rng.integers(0, 16, 2))
-        expected = (dot.py_func(v[va], r[rb] - r[ra]), dot.py_func(v[vb], r[rb] - r[ra]))
+        expected = (python_dot(v[va], r[rb] - r[ra]), python_dot(v[vb], r[rb] - r[ra]))
         assert segment(v, r, va, vb, ra, rb) == expected
         assert segment_dots(v, r, va, vb, ra, rb) == expected
         assert three(v, r, va, vb, va, vb, ra, rb, ra, rb) == expected * 3
