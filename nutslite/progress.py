@@ -2,9 +2,10 @@
 
 ``sample`` builds a reporter with ``make_reporter``, calls ``note`` once when the compiled engine
 is neither loaded nor cached (the first run after an install takes tens of seconds to compile it),
-calls ``update`` with one ``ChainProgress`` per chain roughly every 0.1 s, then ``close`` once. A
-chain is ``waiting`` until a thread takes it up, ``starting`` during its first one-iteration chunk
-(which includes loading or compiling the engine), then ``warmup``, ``sampling`` and ``done``.
+``begin`` once the engine is compiled and the chains start (the elapsed time and the rates count
+from there), ``update`` with one ``ChainProgress`` per chain roughly every 0.1 s, then ``close``
+once. A chain is ``waiting`` until a thread takes it up, ``starting`` during its first
+one-iteration chunk, then ``warmup``, ``sampling`` and ``done``.
 The compiled chains never call into Python for this: the driver reads their counters between
 chunks, so showing progress costs the sampler nothing but a few string operations on the main
 thread.
@@ -69,6 +70,10 @@ class Reporter:
     def note(self, text: str) -> None:
         """Called before the first ``update`` with something to say once (a compile is coming)."""
 
+    def begin(self) -> None:
+        """Called once when the chains start, after any compile and before the first
+        ``update``."""
+
     def update(self, chains: list[ChainProgress]) -> None:
         """Called with every chain's snapshot about ten times a second."""
 
@@ -108,7 +113,7 @@ def _phase(ch: ChainProgress, interrupted: bool) -> str:
         return "done"
     if interrupted:
         return "stopped"
-    if ch.done == 0:  # queued, or running its first (one-iteration) chunk, compile included
+    if ch.done == 0:  # queued, or running its first (one-iteration) chunk
         return "starting" if ch.running else "waiting"
     return "warmup" if ch.warmup else "sampling"
 
@@ -168,6 +173,11 @@ class TerminalReporter(_StreamReporter):
         self.lines_drawn = 0
         self.meter = _RateMeter(self.start)
 
+    def begin(self) -> None:
+        """The elapsed time and the rates count from here, not from before a compile."""
+        self.start = time.perf_counter()
+        self.meter = _RateMeter(self.start)
+
     def update(self, chains: list[ChainProgress]) -> None:
         now = time.perf_counter()
         if now - self.last_draw >= self.interval:
@@ -204,9 +214,15 @@ class LogReporter(_StreamReporter):
     ) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.interval = interval
+        self.first = first
+        self.begin()
+
+    def begin(self) -> None:
+        """The elapsed time, the first line's time and the rates count from here, not from
+        before a compile."""
         self.start = time.perf_counter()
-        self.next_write = self.start + first
-        self.meter = _RateMeter(self.start, window=interval)
+        self.next_write = self.start + self.first
+        self.meter = _RateMeter(self.start, window=self.interval)
 
     def update(self, chains: list[ChainProgress]) -> None:
         now = time.perf_counter()

@@ -378,6 +378,7 @@ def _run_chains(
         # compiled here, by a call that runs no iteration: compiled in a chain's worker thread,
         # the same compile faults in about 20k more fresh pages (benchmarks/README.md, round 7)
         advance(0, 0, 0)
+    reporter.begin()  # the progress clock starts with the chains, after any compile
 
     def snapshot(kept: int = n_iter) -> list[ChainProgress]:
         """Every chain's progress, with the divergences among its first ``kept`` iterations."""

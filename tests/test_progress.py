@@ -3,6 +3,7 @@
 import importlib
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -232,3 +233,17 @@ def test_needs_compiling_until_compiled_or_cached(tmp_path, monkeypatch):
     assert not fresh.signatures and not needs_compiling(fresh)
     nl.sample(zoo.std_normal(2), draws=5, tune=5, chains=1, seed=1, progress=False, warn=False)
     assert not needs_compiling(run_chain)
+
+
+def test_rates_count_from_begin_not_from_a_compile():
+    """``sample`` calls ``begin`` once the engine is compiled: a compile before it must not
+    lower the rates shown (100 iterations just after ``begin`` are far more than 100 / 0.05 s)."""
+    stream = io.StringIO()
+    reporter = LogReporter(stream)
+    made = reporter.start
+    time.sleep(0.05)  # a compile
+    reporter.begin()
+    assert reporter.start > made
+    reporter.close([ChainProgress(0, 100, 100, 50, 0, 0.1, 0.01)], interrupted=False)
+    rate = float(stream.getvalue().split("done")[1].split("draws/s")[0])
+    assert rate > 100 / 0.05
