@@ -97,25 +97,41 @@ def _compile(function, signatures: tuple, options: dict):
             return _for_compiled_callers(njit(*signatures, **options)(function), options)
         config.CACHE_DIR = cache_dir()
         locators = getattr(config, "CACHE_LOCATOR_CLASSES", None)
-        if locators == "" and _LOCATORS:  # a Numba with the setting, and none of the user's
-            config.CACHE_LOCATOR_CLASSES = _LOCATORS
+        ours = locators == "" and _locator_setting()  # a Numba with the setting, none of the user's
+        if ours:
+            config.CACHE_LOCATOR_CLASSES = ours
         try:
             return _for_compiled_callers(njit(*signatures, **options)(function), options)
         finally:
             config.CACHE_DIR = ""
-            if locators == "" and _LOCATORS:
+            if ours:
                 config.CACHE_LOCATOR_CLASSES = ""
 
 
-_LOCATORS = ""  # Numba's own locators (without the JIT, or a Numba without these internals)
-_NUMBA_LOCATORS: tuple = ()
+_NUMBA_LOCATORS: list = []  # Numba's list of locators, which other libraries may extend
 if not JIT_DISABLED:
     try:  # Numba internals, behind a fallback
         from numba.core.caching import FunctionCache, UserProvidedCacheLocator
 
-        _NUMBA_LOCATORS = tuple(FunctionCache._impl_class._locator_classes)
+        _NUMBA_LOCATORS = FunctionCache._impl_class._locator_classes
     except (ImportError, AttributeError):
         pass
+
+
+def _locator_setting() -> str:
+    """``NUMBA_CACHE_LOCATOR_CLASSES`` for nutslite's functions: Numba's locators as they are
+    now, in their order, with ``_Locator`` in place of Numba's own for ``CACHE_DIR``; each by its
+    full dotted name, which Numba imports (it looks an undotted name up among its own classes, so
+    a locator that a library imported earlier added, as PyTensor does, would not be found);
+    ``""`` (Numba's default) without the JIT or these internals."""
+    if not _NUMBA_LOCATORS:
+        return ""
+    return ",".join(
+        f"{__name__}._Locator" if locator is UserProvidedCacheLocator
+        else f"{locator.__module__}.{locator.__name__}"
+        for locator in _NUMBA_LOCATORS
+    )
+
 
 if _NUMBA_LOCATORS:
 
@@ -138,14 +154,6 @@ if _NUMBA_LOCATORS:
                 return
             super().ensure_cache_path()
             self._writable.add(path)
-
-    # Numba's locators, in Numba's order, with ``_Locator`` in place of its own for CACHE_DIR
-    # (the others serve functions without a source file: notebooks, zip files); Numba imports
-    # a dotted name and looks an undotted one up among its own
-    _LOCATORS = ",".join(
-        f"{__name__}._Locator" if locator is UserProvidedCacheLocator else locator.__name__
-        for locator in _NUMBA_LOCATORS
-    )
 
 
 def _for_compiled_callers(dispatcher, options: dict):

@@ -213,3 +213,31 @@ def test_typing_shortcuts_give_numbas_results():
 
     y, b, neg, gt = mixed(0.75, np.arange(3.0))
     assert (y, neg, gt) == (0.5, -0.75, True) and np.array_equal(b, np.arange(3.0) * 1.75)
+
+
+def test_a_locator_another_library_added_first_is_kept(tmp_path, monkeypatch):
+    """PyTensor adds a cache locator of its own to Numba's list when it is imported; if that
+    happens before nutslite decorates its functions, nutslite must name it so that Numba can
+    import it (an undotted name is looked up among Numba's own classes only: a RuntimeError)."""
+    from numba.core.caching import FunctionCache, _CacheLocator
+
+    class ForeignLocator(_CacheLocator):
+        """Serves no function, as PyTensor's serves none of nutslite's."""
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            return None
+
+    monkeypatch.setattr(sys.modules[__name__], "ForeignLocator", ForeignLocator, raising=False)
+    monkeypatch.setattr(_numba, "cache_dir", lambda: str(tmp_path / "cache"))
+    locators = FunctionCache._impl_class._locator_classes
+    monkeypatch.setattr(FunctionCache._impl_class, "_locator_classes", [ForeignLocator, *locators])
+    monkeypatch.setattr(_numba, "_NUMBA_LOCATORS", FunctionCache._impl_class._locator_classes)
+    assert f"{__name__}.ForeignLocator" in _numba._locator_setting().split(",")
+    (tmp_path / "after_foreign.py").write_text(
+        "from nutslite._numba import jit\n\n@jit\ndef plus_three(x):\n    return x + 3.0\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("after_foreign")
+    assert module.plus_three(1.0) == 4.0
+    assert module.plus_three._cache.cache_path.startswith(str(tmp_path / "cache"))
