@@ -241,3 +241,16 @@ def test_a_locator_another_library_added_first_is_kept(tmp_path, monkeypatch):
     module = importlib.import_module("after_foreign")
     assert module.plus_three(1.0) == 4.0
     assert module.plus_three._cache.cache_path.startswith(str(tmp_path / "cache"))
+
+
+def test_nutslite_after_pymc_in_a_fresh_process():
+    """``import pymc`` before ``import nutslite``: PyTensor's Numba cache locator is already in
+    Numba's list when nutslite decorates its cached functions (the diagnostics' here)."""
+    pytest.importorskip("pytensor")
+    code = ("import pytensor.link.numba.cache\nimport nutslite as nl\n"
+            "print(float(nl.diagnostics.rhat(__import__('numpy').ones((2, 8)) + "
+            "__import__('numpy').arange(16).reshape(2, 8))))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(proc.stdout) > 1.0  # two chains at different levels
