@@ -10,9 +10,9 @@ whichever chunk runs it.
 
 Near the end, chunks shrink so that the chains finish together: a chunk is at most
 ``END_SHARE`` of the mean number of iterations left per chain (and at least
-``MIN_CHUNK_SECONDS`` long). Without that cap, 4
-chains on 2 workers ended with one chain's last chunk of about 1000 iterations running alone,
-its worker's partner idle for 10-20 ms of a radon run's 80 ms.
+``MIN_CHUNK_SECONDS`` long). Without that cap, 4 chains on 2 workers could end with one chain's
+last chunk of about 1000 iterations running alone, the other worker idle for 10-20 ms of a radon
+run's 80 ms.
 """
 
 from __future__ import annotations
