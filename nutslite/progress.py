@@ -168,10 +168,9 @@ class TerminalReporter(_StreamReporter):
     def __init__(self, stream: TextIO | None = None, interval: float = 0.25) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.interval = interval
-        self.start = time.perf_counter()
         self.last_draw = -float("inf")
         self.lines_drawn = 0
-        self.meter = _RateMeter(self.start)
+        self.begin()
 
     def begin(self) -> None:
         """The elapsed time and the rates count from here, not from before a compile."""
