@@ -31,6 +31,7 @@ import numpy as np
 
 from nutslite._numba import by_type, jit
 from nutslite.engine.linalg import dot, sqrt
+from nutslite.engine.normal import standard_normal
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
 
@@ -146,7 +147,7 @@ velocity.__doc__ = """``velocity(metric, p, v_out)``: ``v = M^{-1} p`` into ``v_
 def _sample_momentum_diagonal(rng, metric, p_out):
     n = p_out.shape[0]
     for i in range(n):
-        p_out[i] = rng.standard_normal()
+        p_out[i] = standard_normal(rng)
     for i in range(n):  # a separate pass: packed square roots and divisions
         p_out[i] /= sqrt(metric.diag[i])
 
@@ -155,7 +156,7 @@ def _sample_momentum_diagonal(rng, metric, p_out):
 def _sample_momentum_dense(rng, metric, p_out):
     n = p_out.shape[0]
     for i in range(n):
-        p_out[i] = rng.standard_normal()
+        p_out[i] = standard_normal(rng)
     chol = metric.cholesky
     for i in range(n - 1, -1, -1):  # solve L^T p = z by back substitution
         s = p_out[i]
@@ -168,7 +169,7 @@ def _sample_momentum_dense(rng, metric, p_out):
 def _sample_momentum_low_rank(rng, metric, p_out):
     n = p_out.shape[0]
     for i in range(n):
-        p_out[i] = rng.standard_normal()
+        p_out[i] = standard_normal(rng)
     basis, r = metric.basis, metric.basis.shape[1]
     # z + U ((Lambda^{-1/2} - 1) U^T z); updating in place column by column is exact
     # because the columns are orthonormal: u_c . (z + u_b a) = u_c . z for b != c
