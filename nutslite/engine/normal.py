@@ -44,15 +44,23 @@ _MAGNITUDE = np.uint64(0x000FFFFFFFFFFFFF)
 
 
 @jit
+def _candidate(bitgen):
+    """One 64-bit output ``r`` as the ziggurat reads it: the layer ``r mod 256``, the 52-bit
+    magnitude (bits 9 to 60) and the signed candidate ``x = a w_i (-1)^s`` (``s`` = bit 8)."""
+    r = next_uint64(bitgen)
+    layer = r & _LAYER
+    magnitude = (r >> np.uint64(9)) & _MAGNITUDE
+    x = np.int64(magnitude) * wi_double[layer] * SIGNS[(r >> np.uint64(8)) & np.uint64(1)]
+    return layer, magnitude, x
+
+
+@jit
 def standard_normal(rng):
     """One draw of ``N(0, 1)`` from the ``numpy.random.Generator`` ``rng``, equal bit for bit to
     ``rng.standard_normal()`` (NumPy's ziggurat; module docstring), with the sign applied by a
     multiplication."""
     bitgen = rng.bit_generator
-    r = next_uint64(bitgen)
-    layer = r & _LAYER
-    magnitude = (r >> np.uint64(9)) & _MAGNITUDE
-    x = np.int64(magnitude) * wi_double[layer] * SIGNS[(r >> np.uint64(8)) & np.uint64(1)]
+    layer, magnitude, x = _candidate(bitgen)
     if magnitude < ki_double[layer]:
         return x
     return _outside_rectangle(bitgen, layer, magnitude, x)
@@ -62,6 +70,7 @@ def standard_normal(rng):
 def _outside_rectangle(bitgen, layer, magnitude, x):
     """The rest of NumPy's ziggurat for a draw outside its layer's rectangle: the tail (layer 0)
     or the wedge, and on a rejection new draws until one is accepted, in NumPy's order."""
+    layer, magnitude = np.uint64(layer), np.uint64(magnitude)  # Python ints from a Python caller
     while True:
         if layer == 0:  # the tail beyond r, by Marsaglia's method; the sign from bit 8 of a
             while True:
@@ -75,9 +84,6 @@ def _outside_rectangle(bitgen, layer, magnitude, x):
             -0.5 * x * x
         ):
             return x
-        r = next_uint64(bitgen)
-        layer = r & _LAYER
-        magnitude = (r >> np.uint64(9)) & _MAGNITUDE
-        x = np.int64(magnitude) * wi_double[layer] * SIGNS[(r >> np.uint64(8)) & np.uint64(1)]
+        layer, magnitude, x = _candidate(bitgen)
         if magnitude < ki_double[layer]:
             return x
