@@ -295,30 +295,78 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     except nl.SamplingError as err:
         print(f"{PROG}: sampling failed: {err}", file=sys.stderr)
         return EXIT_FAILED
-    saved = ""
-    if args.out is not None:
-        try:
-            path = res.save(args.out)  # atomic: a temporary file, then a rename
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted while saving; {args.out} not written", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"{PROG}: saved to {path}", file=sys.stderr)
-        saved = f"; the draws are saved in {path}"
+    # the file is written in a second thread while this one computes the table and the checks:
+    # on a long run each takes seconds (benchmarks/README.md, "Ctrl-C on a long run")
     check = res.n_draws >= MIN_DRAWS
-    if check:
-        _compile_notice()
+    findings = None  # stays None when a Ctrl-C stops the table or the checks
+    saving = _BackgroundSave(res, args.out) if args.out is not None else None
     try:  # the table first, then the checks, which reuse its R-hat and ESS
+        if check:
+            _compile_notice()
         if check and background is not None:
-            background.wait()  # compiled there, or its failure leaves the compile to _report
-        _report(res, args.vars, args.all, sampling_warnings=[str(w.message) for w in caught],
-                started=started, check=check)
+            background.wait()  # compiled there, or its failure leaves the compile to _summarise
+        findings = _summarise(res, args.vars, args.all, check)
     except KeyboardInterrupt:
+        pass
+    finally:  # after an error in the table too (a bad --vars name): the file is finished first
+        saved = _finish_save(saving, args.out)
+    if saved is None:
+        return EXIT_INTERRUPTED
+    if findings is None:
         print(f"{PROG}: interrupted while checking the draws{saved}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    _print_report(res, *findings, sampling_warnings=[str(w.message) for w in caught],
+                  started=started)
     if args.seed is None:
         print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
               file=sys.stderr)
     return EXIT_INTERRUPTED if res.interrupted else 0
+
+
+class _BackgroundSave:
+    """``res.save(path)`` in a daemon thread, started at once. A Ctrl-C reaches only the main
+    thread: while it waits here (:meth:`wait`), a Ctrl-C stops the writing, and nothing is
+    written (the save is atomic, ``nutslite.io.save_fields``)."""
+
+    def __init__(self, res: Any, path: str) -> None:
+        self._stop = threading.Event()
+        self._outcome: list[Any] = []  # the path written, or the exception raised
+        self._thread = threading.Thread(target=self._save, args=(res, path), daemon=True)
+        self._thread.start()
+
+    def _save(self, res: Any, path: str) -> None:
+        try:
+            self._outcome.append(res.save(path, stop=self._stop))
+        except BaseException as err:  # handed to the main thread by wait()
+            self._outcome.append(err)
+
+    def wait(self) -> Path:
+        """The path written, once it is; re-raises the save's error, and ``KeyboardInterrupt``
+        when a Ctrl-C stopped the writing (then or meanwhile)."""
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.1)  # a timeout, so that a Ctrl-C is seen at once
+        except KeyboardInterrupt:
+            self._stop.set()
+            self._thread.join()
+        if isinstance(self._outcome[0], BaseException):
+            raise self._outcome[0]
+        return self._outcome[0]
+
+
+def _finish_save(saving: _BackgroundSave | None, out: str | None) -> str | None:
+    """Wait for ``saving`` (if any) and say how it ended: returns the end of the message of an
+    interruption after it (``"; the draws are saved in PATH"``, or ``""`` without ``--out``),
+    or ``None`` when a Ctrl-C stopped the writing."""
+    if saving is None:
+        return ""
+    try:
+        path = saving.wait()
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted while saving; {out} not written", file=sys.stderr)
+        return None
+    print(f"{PROG}: saved to {path}", file=sys.stderr)
+    return f"; the draws are saved in {path}"
 
 
 def _check_saveable(model: Any) -> None:
@@ -350,7 +398,8 @@ def _compile_notice() -> None:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    _report(_load(args.path), args.vars, args.all)
+    res = _load(args.path)
+    _print_report(res, *_summarise(res, args.vars, args.all, check=True))
     return 0
 
 
@@ -628,20 +677,13 @@ def _load(path: str) -> Any:
         raise UsageError(str(err)) from err
 
 
-def _report(
-    res: Any,
-    var_names: Sequence[str] | None,
-    show_all: bool,
-    sampling_warnings: Sequence[str] = (),
-    started: float | None = None,
-    check: bool = True,
-) -> None:
-    """Header, summary table (stdout) and warnings (stderr) of a result. The warnings are
-    ``sampling_warnings`` (caught from ``nl.sample``), the summary's own and, with ``check``,
-    those of ``warn_problems``, which takes the R-hat and ESS of the scalars shown from the
-    table. ``started``: when the command started (``time.perf_counter()``); the header then
-    shows the seconds since (imports, compile or cache load, sampling, saving, table and
-    checks) beside the chains' own time."""
+def _summarise(
+    res: Any, var_names: Sequence[str] | None, show_all: bool, check: bool
+) -> tuple[Any, list[str], list[str]]:
+    """What a run's report shows (:func:`_print_report`), computed: the summary table (``None``
+    without draws), the variables left out of it, and the messages of the summary's warnings
+    and, with ``check``, of ``warn_problems``, which takes the R-hat and ESS of the scalars
+    shown from the table."""
     from nutslite.diagnostics import warn_problems
     from nutslite.summary import summary
 
@@ -658,6 +700,22 @@ def _report(
                 raise _usage_error(err) from err
             if check:
                 warn_problems(res, summary=table)
+    return table, hidden, [str(w.message) for w in caught]
+
+
+def _print_report(
+    res: Any,
+    table: Any,
+    hidden: list[str],
+    messages: list[str],
+    sampling_warnings: Sequence[str] = (),
+    started: float | None = None,
+) -> None:
+    """Header, summary table (stdout) and warnings (stderr) of a result, from
+    :func:`_summarise`'s ``table``, ``hidden`` and ``messages``, after ``sampling_warnings``
+    (caught from ``nl.sample``). ``started``: when the command started
+    (``time.perf_counter()``); the header then shows the seconds since (imports, compile or
+    cache load, sampling, saving, table and checks) beside the chains' own time."""
     settings = res.settings
     timing = f"chains {settings['wall_seconds']:.2f} s"
     if started is not None:
@@ -679,7 +737,7 @@ def _report(
         print(table)
     if hidden:
         print(f"not shown: {', '.join(hidden)}; show them with --all or --vars NAME ...")
-    _print_warnings([*sampling_warnings, *(str(w.message) for w in caught)])
+    _print_warnings([*sampling_warnings, *messages])
 
 
 def _print_warnings(messages: Sequence[str]) -> None:

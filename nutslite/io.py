@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,34 @@ def _decode(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
     return spec["value"]
 
 
-def save_fields(fields: dict[str, Any], path: PathLike, version: str) -> Path:
+class _StoppableFile:
+    """A binary file whose every write first checks ``stop``: once the event is set, the next
+    write raises ``KeyboardInterrupt``, as a Ctrl-C in the writing thread would (NumPy writes an
+    array into the archive in pieces of at most 16 MiB). Everything else is the file's own."""
+
+    def __init__(self, file: Any, stop: threading.Event) -> None:
+        self._file = file
+        self._stop = stop
+
+    def write(self, data: Any) -> int:
+        if self._stop.is_set():
+            raise KeyboardInterrupt("saving stopped")
+        return self._file.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+def save_fields(
+    fields: dict[str, Any], path: PathLike, version: str, stop: threading.Event | None = None
+) -> Path:
     """Write a result's ``fields`` (name to value), written by nutslite ``version``, to ``path``
     as an ``.npz`` file; return the path.
 
     The file is written exactly at ``path`` (no ``.npz`` is appended) and atomically: a failure
-    or Ctrl-C while writing leaves any earlier file at ``path`` untouched.
+    or Ctrl-C while writing leaves any earlier file at ``path`` untouched. ``stop``: for a save
+    in a background thread, which no Ctrl-C reaches; setting the event stops the writing as a
+    Ctrl-C would (``KeyboardInterrupt``, nothing written).
 
     Raises
     ------
@@ -107,7 +130,7 @@ def save_fields(fields: dict[str, Any], path: PathLike, version: str) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f if stop is None else _StoppableFile(f, stop), **arrays)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,11 +232,13 @@ class SamplingResult:
             total += int(self.warmup_sample_stats["n_steps"].sum())
         return total
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, stop: threading.Event | None = None) -> Path:
         """Write this result to ``path`` as a plain ``.npz`` (no pickle); read it back with
-        ``nl.load(path)``. See :func:`nutslite.io.save_fields` for the format and its errors."""
+        ``nl.load(path)``. See :func:`nutslite.io.save_fields` for the format and its errors.
+        ``stop``: for a save in a background thread, an event that stops the writing when set
+        (``KeyboardInterrupt``; nothing is written)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return io.save_fields(fields, path, self.nutslite_version)
+        return io.save_fields(fields, path, self.nutslite_version, stop)
 
     def to_arviz(self) -> Any:
         """An ``arviz.InferenceData`` with ``posterior`` and ``sample_stats`` (ArviZ's names),
