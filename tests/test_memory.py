@@ -1,6 +1,7 @@
 """``nutslite._memory``: blocks aligned for huge pages, and variables as views of one block;
 and what ``nl.sample`` stores in its block."""
 
+import os
 import pickle
 
 import numpy as np
@@ -63,3 +64,34 @@ def test_the_warmup_draws_are_stored_only_when_kept():
     for name, values in kept.sample_stats.items():
         assert np.array_equal(values, not_kept.sample_stats[name]), name
     assert np.array_equal(kept.warmup["inv_mass_matrix"], not_kept.warmup["inv_mass_matrix"])
+
+
+def test_a_large_fill_split_between_threads_gives_the_same_values(monkeypatch):
+    """``fill_by_chain``: radon's constrain of 3 chains filled in threads (the size threshold
+    lowered to 0, as for a long run) equals the one-thread fill bit for bit."""
+    import importlib
+
+    from nutslite import _memory
+
+    model = nl.models.radon("noncentered")
+    theta = np.random.default_rng(1).standard_normal((3, 50, model.dim))
+    one = model.constrain(theta)
+    rows = []
+    fill = _memory.fill_by_chain
+
+    def watched(f, th, out):
+        def recording(part, out_part):
+            rows.append(part.shape[0])
+            f(part, out_part)
+        fill(recording, th, out)
+
+    monkeypatch.setattr(_memory, "PARALLEL_FILL_MIN_BYTES", 0)
+    # the module, not the function nl.models.radon that shadows its name
+    monkeypatch.setattr(importlib.import_module("nutslite.models.radon"), "fill_by_chain", watched)
+    split = model.constrain(theta)
+    workers = min(3, os.cpu_count() or 1)
+    assert len(rows) == workers and sum(rows) == 3  # the chains split between the workers
+    assert split.keys() == one.keys()
+    for name in one:
+        assert split[name].flags.c_contiguous
+        np.testing.assert_array_equal(split[name], one[name])

@@ -50,7 +50,7 @@ from importlib import resources
 
 import numpy as np
 
-from nutslite._memory import empty_views
+from nutslite._memory import empty_views, fill_by_chain
 from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
 from nutslite.model import Model, picklable
 from nutslite.models.simulated import SimulatedModel
@@ -317,8 +317,14 @@ def radon(
 
     def constrain(theta: np.ndarray) -> dict[str, np.ndarray]:
         """Every variable computed into its own view of one block (``empty_views``), with no
-        temporaries: fresh memory is what a process's first call pays for."""
+        temporaries: fresh memory is what a process's first call pays for. Large runs are
+        filled chain by chain on several threads (``fill_by_chain``)."""
         out = empty_views(theta.shape[:-1], shapes)
+        fill_by_chain(fill, theta, out)
+        return out
+
+    def fill(theta: np.ndarray, out: dict[str, np.ndarray]) -> None:
+        """``out`` computed from ``theta``, row by row of the leading axes."""
         first = theta[..., N_HYPER : N_HYPER + k]
         second = theta[..., N_HYPER + k : N_HYPER + 2 * k]
         np.copyto(out["mu_a"], theta[..., 0])
@@ -336,7 +342,6 @@ def radon(
         else:
             np.copyto(out["a"], first)
             np.copyto(out["b"], second)
-        return out
 
     county_vars = ("a", "b", "a_offset", "b_offset")
     return Model(
