@@ -12,7 +12,8 @@ Timed from that last progress line to the process's exit: building the result (t
 Ctrl-C the same work follows (the chains stop within one chunk, about 0.1 s), so this is the wait
 the issue names; ``--ctrl-c T`` also sends a real SIGINT ``T`` seconds into one long run and times
 it from the signal. The time to write the file is measured apart, in this process: ``res.save``
-of the same result, best of 3. The issue's target: exit within 3 s plus that time.
+of the same result, the first of 3 (a first write, as the command's) and the best. The issue's
+target: exit within 3 s plus that time. Nothing is written to ``results/``.
 """
 
 from __future__ import annotations
@@ -55,19 +56,20 @@ def _run(command: list[str], interrupt_after: float | None = None) -> tuple[list
     return sorted(lines), mark, end
 
 
-def _write_seconds(path: str) -> float:
-    """Best of 3 ``res.save`` of the result in ``path`` (written next to it, then removed)."""
+def _write_seconds(path: str) -> tuple[float, float]:
+    """Seconds of ``res.save`` of the result in ``path`` (written next to it, then removed):
+    the first of 3 (as the command's one write) and the best."""
     import nutslite as nl
 
     res = nl.load(path)
     copy = path + ".again.npz"
-    best = float("inf")
+    seconds = []
     for _ in range(3):
         t0 = time.perf_counter()
         res.save(copy)
-        best = min(best, time.perf_counter() - t0)
+        seconds.append(time.perf_counter() - t0)
         os.unlink(copy)
-    return best
+    return seconds[0], min(seconds)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,9 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         size = os.path.getsize(out) / 1e6
         write = _write_seconds(out)
         median = sorted(waits)[len(waits) // 2]
-        print(f"writing the {size:.0f} MB file alone (res.save, best of 3): {write:.2f} s")
+        print(f"writing the {size:.0f} MB file alone (res.save): first {write[0]:.2f} s, best "
+              f"of 3 {write[1]:.2f} s")
         print(f"exit after the chains stop, median of {args.runs}: {median:.2f} s = the write "
-              f"+ {median - write:.2f} s (target: the write + 3 s)")
+              f"+ {median - write[0]:.2f} s (+ {median - write[1]:.2f} s after the best write; "
+              "target: the write + 3 s)")
         if args.ctrl_c is not None:
             lines, sent, end = _run(base + ["--draws", "400000"], interrupt_after=args.ctrl_c)
             kept = next((line for _, line in lines if line.startswith("INTERRUPTED")), "")
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
             write = _write_seconds(out)
             print(f"Ctrl-C {args.ctrl_c} s into a run of 400,000 draws: {kept}")
             print(f"  exit {end - sent:.2f} s after the signal; writing the {size:.0f} MB file "
-                  f"alone {write:.2f} s; the rest {end - sent - write:.2f} s")
+                  f"alone {write[0]:.2f} s (best {write[1]:.2f} s); the rest "
+                  f"{end - sent - write[0]:.2f} s ({end - sent - write[1]:.2f} s)")
 
 
 if __name__ == "__main__":
