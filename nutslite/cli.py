@@ -309,8 +309,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:  # after an error in the table too (a bad --vars name): the file is finished first
-        saved = _finish_save(saving, args.out)
-    if saved is None:
+        failed, saved = _finish_save(saving, args.out)
+    if failed == EXIT_INTERRUPTED:
         return EXIT_INTERRUPTED
     if findings is None:
         print(f"{PROG}: interrupted while checking the draws{saved}", file=sys.stderr)
@@ -320,6 +320,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.seed is None:
         print(f"{PROG}: seed {res.settings['seed']} (pass --seed to repeat this run)",
               file=sys.stderr)
+    if failed is not None:  # the file could not be written: the table is shown all the same
+        return failed
     return EXIT_INTERRUPTED if res.interrupted else 0
 
 
@@ -354,19 +356,24 @@ class _BackgroundSave:
         return self._outcome[0]
 
 
-def _finish_save(saving: _BackgroundSave | None, out: str | None) -> str | None:
-    """Wait for ``saving`` (if any) and say how it ended: returns the end of the message of an
-    interruption after it (``"; the draws are saved in PATH"``, or ``""`` without ``--out``),
-    or ``None`` when a Ctrl-C stopped the writing."""
+def _finish_save(saving: _BackgroundSave | None, out: str | None) -> tuple[int | None, str]:
+    """Wait for ``saving`` (if any) and say how it ended. Returns the exit status it calls for
+    (``None`` when the file was written, or there was none to write) and the end of the message
+    of a later interruption (``"; the draws are saved in PATH"``, or ``""``). A Ctrl-C stops the
+    writing (``EXIT_INTERRUPTED``); a file that cannot be written (a full disk, say) is named
+    with the system's reason (``EXIT_FAILED``), and nothing is left at ``out``."""
     if saving is None:
-        return ""
+        return None, ""
     try:
         path = saving.wait()
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted while saving; {out} not written", file=sys.stderr)
-        return None
+        return EXIT_INTERRUPTED, ""
+    except OSError as err:
+        print(f"{PROG}: error: could not write {out}: {err}", file=sys.stderr)
+        return EXIT_FAILED, ""
     print(f"{PROG}: saved to {path}", file=sys.stderr)
-    return f"; the draws are saved in {path}"
+    return None, f"; the draws are saved in {path}"
 
 
 def _check_saveable(model: Any) -> None:

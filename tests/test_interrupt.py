@@ -307,6 +307,24 @@ def test_cli_saves_the_draws_before_reporting_a_bad_variable_name(
     assert load(tmp_path / "run.npz").n_draws == 200
 
 
+def test_cli_names_a_file_it_cannot_write_and_still_shows_the_table(
+    slow, tmp_path, monkeypatch, capsys
+):
+    def full_disk(file, **arrays):
+        file.write(b"PK\x03\x04 part of an archive")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    code = _cli_in_process(tmp_path, monkeypatch, slow, "--draws", "200", "--tune", "50",
+                           "--chains", "2", "--out", "run.npz")
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "error: could not write run.npz: [Errno 28] No space left on device" in err
+    assert "saved to" not in err
+    assert "mean" in out and "slow: 2 chains x 200 draws" in out  # the table all the same
+    assert list(tmp_path.iterdir()) == []  # no partial file, no temporary
+
+
 def test_cli_ctrl_c_while_waiting_for_the_file_stops_it(slow, tmp_path, monkeypatch, capsys):
     """The checks are done and the file is still being written: a Ctrl-C then stops the
     writing, as it did when the file was written before the checks."""
