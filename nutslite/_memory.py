@@ -87,12 +87,12 @@ def fill_by_chain(
     out: dict[str, np.ndarray],
 ) -> None:
     """``fill(theta, out)``, the work split over the first axis (the chains, for a run's draws)
-    between up to
-    ``os.cpu_count()`` threads when ``out`` is large. NumPy's ufuncs release the GIL on large
-    arrays, and fresh memory faults in on every core at once: on the benchmark machine, filling
-    368 MB of a radon run's constrained posterior took 0.27-0.32 s in one thread and 0.16-0.20 s
-    in two (``benchmarks/README.md``, "Ctrl-C on a long run"). ``fill`` must compute each row of
-    the first axis from the same row of ``theta`` alone, so the values are the same either way."""
+    between up to ``os.cpu_count()`` threads when ``out`` holds at least
+    ``PARALLEL_FILL_MIN_BYTES``. NumPy's ufuncs release the GIL on large arrays, and fresh memory
+    faults in on every core at once: on the benchmark machine, filling 368 MB of a radon run's
+    constrained posterior took 0.27-0.32 s in one thread and 0.16-0.20 s in two
+    (``benchmarks/README.md``, "Ctrl-C on a long run"). ``fill`` must compute each row of the
+    first axis from the same row of ``theta`` alone, so the values are the same either way."""
     size = sum(v.nbytes for v in out.values())
     workers = min(os.cpu_count() or 1, theta.shape[0]) if theta.ndim > 1 else 1
     if workers < 2 or size < PARALLEL_FILL_MIN_BYTES:
@@ -106,4 +106,3 @@ def fill_by_chain(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(part, range(workers)))  # re-raises a thread's error
-
