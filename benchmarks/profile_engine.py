@@ -145,7 +145,7 @@ def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10)
 
     @jit
     def run(logp_grad, rng, traj, metric, eps, q, grad, n):
-        mask = traj.z.shape[0] - 1
+        mask = traj.logp.shape[0] - 1
         logp = logp_grad(q, grad)
         steps = 0
         for _ in range(n):
@@ -153,8 +153,8 @@ def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10)
                                    max_depth, MAX_DELTA_H, None)
             r = info.proposal & mask
             for i in range(q.shape[0]):  # the next transition starts from the selected state
-                q[i] = traj.z[r, Q, i]
-                grad[i] = traj.z[r, GRAD, i]
+                q[i] = traj.points[info.sample_slot, Q, i]
+                grad[i] = traj.points[info.sample_slot, GRAD, i]
             logp = traj.logp[r]
             steps += info.n_steps
         return steps

@@ -101,21 +101,21 @@ def record_transition(
     grad = np.empty(model.dim)
     logp = float(model.logp_grad(q, grad))
     traj = allocate_trajectory(model.dim, max_treedepth)
-    recorder = allocate_recorder(max_treedepth, True)
+    recorder = allocate_recorder(max_treedepth, True, model.dim)
     info = nuts_transition(
         model.logp_grad_function, rng, traj, metric, float(step_size), q, logp, grad,
         max_treedepth, MAX_DELTA_H, recorder,
     )
     positions = np.arange(info.lo, info.hi + 1)
-    rows = positions & (traj.z.shape[0] - 1)
+    rows = positions & (traj.logp.shape[0] - 1)
     events = recorder.log[1 : 1 + recorder.log[0, 0]]
     left, right = int(info.left), int(info.right)
     return TransitionRecord(
         index=positions,
-        positions=traj.z[rows, Q].copy(),
-        momenta=traj.z[rows, P].copy(),
-        velocities=traj.z[rows, V].copy(),
-        gradients=traj.z[rows, GRAD].copy(),
+        positions=recorder.points[rows, Q].copy(),
+        momenta=recorder.points[rows, P].copy(),
+        velocities=recorder.points[rows, V].copy(),
+        gradients=recorder.points[rows, GRAD].copy(),
         logp=traj.logp[rows].copy(),
         energies=traj.energy[rows].copy(),
         log_weights=info.energy0 - traj.energy[rows],

@@ -260,8 +260,8 @@ def test_packed_uturn_kernel_matches_its_python_body():
 
 def test_uturn_kernel_sums_as_dot_does():
     """Each of the kernel's six sums is ``dot``'s sum of the same vectors, bit for bit, for every
-    length of the tail (the last ``dim mod 4`` coordinates), on a strided velocity view like the
-    tree builder's ``traj.z[:, V]``."""
+    length of the tail (the last ``dim mod 4`` coordinates), on a strided velocity view (the
+    kernel takes rows of any stride)."""
     import numba
 
     from nutslite.engine.linalg import dot, uturn_dots_packed
@@ -286,7 +286,7 @@ def test_leapfrog_extends_the_momentum_sum_in_its_pass():
     ``rho.out = rho.prior + rho.sign * p'``, bit for bit, in both directions."""
     import numba
 
-    from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, leapfrog
+    from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
     from nutslite.engine.metric import diagonal_metric
 
     model = zoo.std_normal(11)
@@ -300,7 +300,7 @@ def test_leapfrog_extends_the_momentum_sum_in_its_pass():
         prior, out = rng.standard_normal(11), np.empty(11)
         expected = leapfrog(model.logp_grad_function, metric, 0.3, z, plain)
         got = step(model.logp_grad_function, metric, 0.3, z, fused,
-                   MomentumSum(prior, out, sign))
+                   MomentumSum(prior, out, sign, fused[V]))
         assert got == expected
         np.testing.assert_array_equal(fused, plain)
         np.testing.assert_array_equal(out, prior + sign * plain[P])
@@ -356,8 +356,9 @@ def test_borrowed_views_share_the_owners_data_and_leak_nothing():
 
 
 def test_trajectory_buffers_need_no_initial_values(monkeypatch):
-    """``allocate_trajectory`` leaves its buffers uninitialised: filled with NaN beforehand, they
-    must give the same draws, bit for bit (a row read before it is written would spread NaN)."""
+    """``allocate_trajectory`` leaves its buffers uninitialised: filled with NaN beforehand (the
+    slots' integer bookkeeping with -1, an index out of range), they must give the same draws,
+    bit for bit (a row read before it is written would spread NaN)."""
     from nutslite import sampling
     from nutslite.engine.tree import allocate_trajectory
 
@@ -368,7 +369,7 @@ def test_trajectory_buffers_need_no_initial_values(monkeypatch):
     def nan_filled(dim, max_depth):
         traj = allocate_trajectory(dim, max_depth)
         for buffer in traj:
-            buffer.fill(np.nan)
+            buffer.fill(np.nan if buffer.dtype.kind == "f" else -1)
         return traj
 
     monkeypatch.setattr(sampling, "allocate_trajectory", nan_filled)
@@ -376,6 +377,43 @@ def test_trajectory_buffers_need_no_initial_values(monkeypatch):
     np.testing.assert_array_equal(plain.unconstrained, filled.unconstrained)
     for name in ("lp", "n_steps", "acceptance_rate", "diverging"):
         np.testing.assert_array_equal(plain.sample_stats[name], filled.sample_stats[name])
+
+
+def test_point_slots_are_returned_and_suffice_at_every_depth():
+    """The tree builder's slots (``nutslite.engine.tree.acquire``, ``release``): after every
+    transition, at every maximum depth, each slot is either free (listed once) or held, the held
+    ones are the two edges and the sample (plus those of a discarded subtree), and the sample's
+    point is the selected state (its log density is the one stored for its position). Tiny steps
+    make every transition reach its maximum depth, the largest number of slots held at once;
+    large ones make subtrees turn and diverge, so that slots are left behind."""
+    from nutslite.engine.integrators import GRAD, Q
+    from nutslite.engine.metric import diagonal_metric
+    from nutslite.engine.tree import DIVERGENT, allocate_trajectory, nuts_transition
+
+    model = zoo.neal_funnel(5)
+    metric = diagonal_metric(np.ones(model.dim))
+    rng = np.random.default_rng(0)
+    for max_depth in (1, 2, 3, 6):
+        traj = allocate_trajectory(model.dim, max_depth)
+        for step_size in (1e-3, 0.4, 3.0):
+            q = np.full(model.dim, 0.5)
+            grad = np.empty(model.dim)
+            logp = model.logp_grad(q, grad)
+            for _ in range(30):
+                info = nuts_transition(model.logp_grad_function, rng, traj, metric, step_size,
+                                       q, logp, grad, max_depth, 1000.0, None)
+                slots = traj.points.shape[0]
+                free = traj.free[1 : 1 + traj.free[0]]
+                held = [k for k in range(slots) if k != DIVERGENT and traj.refs[k] > 0]
+                assert sorted(free.tolist() + held) == list(range(1, slots))
+                assert (traj.refs[free] == 0).all()
+                assert info.sample_slot in held
+                if step_size == 1e-3:
+                    assert info.depth == max_depth and not info.diverging
+                q = traj.points[info.sample_slot, Q].copy()
+                grad = traj.points[info.sample_slot, GRAD].copy()
+                logp = traj.logp[info.proposal & (traj.logp.shape[0] - 1)]
+                assert logp == model.logp_grad(q, np.empty(model.dim))
 
 
 def test_segment_kernel_is_uturn_dots_on_one_segment():

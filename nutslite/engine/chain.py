@@ -34,7 +34,7 @@ from nutslite.engine.stats import (
     N_STEPS,
     STEP,
 )
-from nutslite.engine.tree import nuts_transition
+from nutslite.engine.tree import DIVERGENT, nuts_transition
 
 ChainState = namedtuple("ChainState", ["q", "grad", "logp", "step_size", "metric"])
 ChainState.__doc__ = """Where a chain stands: position, gradient, log density, step size and
@@ -79,7 +79,7 @@ def run_chain(
     """
     q, grad, metric = state.q, state.grad, state.metric
     logp, step_size = state.logp, state.step_size
-    mask = traj.z.shape[0] - 1  # trajectory position s is stored in row s & mask
+    mask = traj.logp.shape[0] - 1  # trajectory position s is stored in row s & mask
     first_kept = stats.shape[0] - draws.shape[0]  # 0, or num_warmup if warmup draws are not kept
     status = WARMUP_OK
     if heuristic != NO_HEURISTIC:
@@ -102,16 +102,15 @@ def run_chain(
         )
         if info.diverging:
             k = divergence_count[0]
-            start_row, div_row = 0, info.divergent_position & mask
-            for i in range(q.shape[0]):
-                divergences[k, 0, i] = traj.z[start_row, Q, i]
-                divergences[k, 1, i] = traj.z[div_row, Q, i]
+            for i in range(q.shape[0]):  # ``q`` is still the transition's start
+                divergences[k, 0, i] = q[i]
+                divergences[k, 1, i] = traj.points[DIVERGENT, Q, i]
             divergence_iters[k] = t
             divergence_count[0] = k + 1
         r = info.proposal & mask
         for i in range(q.shape[0]):
-            q[i] = traj.z[r, Q, i]
-            grad[i] = traj.z[r, GRAD, i]
+            q[i] = traj.points[info.sample_slot, Q, i]
+            grad[i] = traj.points[info.sample_slot, GRAD, i]
         if t >= first_kept:
             for i in range(q.shape[0]):
                 draws[t - first_kept, i] = q[i]

@@ -31,10 +31,11 @@ from nutslite.engine.metric import DenseMetric, DiagonalMetric, LowRankMetric, v
 
 Q, P, V, GRAD = 0, 1, 2, 3  # the rows of a point z: position, momentum, velocity, gradient
 
-MomentumSum = namedtuple("MomentumSum", ["prior", "out", "sign"])
+MomentumSum = namedtuple("MomentumSum", ["prior", "out", "sign", "velocity"])
 MomentumSum.__doc__ = """A running sum of momenta that a leapfrog step extends by its new momentum:
 ``out = prior + sign * p'`` (vectors; ``sign`` is 1.0 or -1.0, so the product is exact and the
-sum is the same correctly rounded ``prior +/- p'``)."""
+sum is the same correctly rounded ``prior +/- p'``). The step writes its new velocity
+``M^{-1} p'`` to ``velocity`` (the tree builder's row for the state, or ``z_out``'s row ``V``)."""
 
 
 def _call_with_data(density, theta, grad_out):
@@ -85,7 +86,7 @@ def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out, rho=None):
     logp = logp_grad(z_out[Q], z_out[GRAD])
     if rho is not None:
         return logp, 0.5 * kick_packed(
-            z_out[P], z_out[GRAD], z_out[V], m, half, rho.prior, rho.out, rho.sign
+            z_out[P], z_out[GRAD], rho.velocity, m, half, rho.prior, rho.out, rho.sign
         )
     for i in range(z.shape[1]):
         # p'_i in a local: read back from z_out after the store of v_i, which the compiler
@@ -112,6 +113,8 @@ def _leapfrog_general(logp_grad, metric, step_size, z, z_out, rho=None):
         z_out[P, i] = p_i
         if rho is not None:
             rho.out[i] = rho.prior[i] + rho.sign * p_i
+    if rho is not None:
+        return logp, velocity(metric, z_out[P], rho.velocity)
     return logp, velocity(metric, z_out[P], z_out[V])
 
 
@@ -131,4 +134,5 @@ Writes the new point, velocity included, to ``z_out`` and returns ``(log p(q'), 
 
 ``rho``, a ``MomentumSum``, also extends a running sum of momenta by the new momentum,
 ``rho.out = rho.prior + rho.sign * p'`` (the tree builder's prefix sums), in the pass that writes
-``p'``: one pass over the coordinates less than a separate loop."""
+``p'``: one pass over the coordinates less than a separate loop. The velocity then goes to
+``rho.velocity`` (``z_out``'s row ``V`` is then scratch, unless it is that row)."""

@@ -100,6 +100,15 @@ def kick(p, g, v, m, h, prior, out, sign):
     return dot(p, v)
 
 
+def copy_row(source, target):
+    """``target[:] = source`` for two contiguous float64 vectors that do not overlap. Compiled, it
+    is LLVM's ``llvm.memcpy``: a scalar loop between two rows of one array is not vectorised
+    (the compiler cannot rule out that they overlap), and copied a double in 0.23 ns against
+    memcpy's few hundredths."""
+    for i in range(source.shape[0]):
+        target[i] = source[i]
+
+
 # the names compiled callers use: the packed kernels below, or without the JIT the definitions
 kick_packed, segment_dots_packed, uturn_dots_packed = kick, segment_dots, uturn_dots
 
@@ -279,6 +288,23 @@ if not JIT_DISABLED:
             return builder.fadd(low, high)  # (s_0 + s_1) + (s_2 + s_3)
 
         return signature, codegen
+
+    @intrinsic
+    def _copy_row(typingctx, source, target):
+        """``copy_row`` as one ``llvm.memcpy`` of ``8 n`` bytes."""
+        if not _contiguous_vectors(source, target):
+            return None
+
+        def codegen(context, builder, sig, args):
+            a = context.make_array(sig.args[0])(context, builder, args[0])
+            b = context.make_array(sig.args[1])(context, builder, args[1])
+            n = cgutils.unpack_tuple(builder, a.shape, 1)[0]
+            cgutils.raw_memcpy(builder, b.data, a.data, n, 8, align=8)
+            return context.get_dummy_value()
+
+        return types.none(source, target), codegen
+
+    copy_row = _copy_row  # noqa: F811 (compiled callers only)
 
     # Compiled callers call the kernels themselves: an intrinsic costs no compiled function of its
     # own, which an ``@overload`` wrapping it did (0.3-0.5 s of a cold start for the first two;

@@ -8,10 +8,18 @@ the generalised criterion on momentum sums); Stan's ``base_nuts.hpp`` (v2.21+), 
 this module reproduces step for step and in the same order of random draws.
 
 **The trajectory.** States are numbered by their signed position along the trajectory: 0 is the
-initial state, 1, 2, ... lie forward in time and -1, -2, ... backward. Every state a transition
-visits is written once into a ring buffer (``Trajectory``) at row ``s mod 2^max_depth``; a
-transition visits at most ``2^max_depth`` states, so rows never collide. A proposal is therefore
-just a position ``s``: choosing it copies nothing.
+initial state, 1, 2, ... lie forward in time and -1, -2, ... backward. What the U-turn criterion
+reads of a state, its velocity and its momentum prefix sum, and its log density and energy are
+written once into ring buffers (``Trajectory``) at row ``s mod 2^max_depth``; a transition visits
+at most ``2^max_depth`` states, so rows never collide.
+
+**Points.** A full phase-space point (position, momentum, gradient) is kept only while something
+needs it, as in Stan: the trajectory's two edges, the selected sample, and the proposal of every
+subtree under construction. Points live in a few slots, handed out and taken back by reference
+count (``acquire``, ``release``): a step reads its edge's slot and writes a fresh one, and a
+proposal moves by passing its slot on, so nothing is copied and the memory a step touches stays
+in the cache however long the trajectory grows (at 17,005 coordinates a point is 0.54 MB; a
+buffer of every state would stream from beyond the L2 cache).
 
 **Momentum sums.** The criterion needs ``rho`` = the sum of momenta over a segment ``[a, b]`` of
 consecutive states. The buffer keeps prefix sums ``R`` with ``rho(a, b) = R[b] - R[a - 1]``, so
@@ -52,33 +60,44 @@ import numpy as np
 
 from nutslite._numba import borrowed, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
-from nutslite.engine.linalg import segment_dots_packed, uturn_dots_packed
+from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
 from nutslite.engine.metric import sample_momentum, velocity
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
 
-Trajectory = namedtuple("Trajectory", ["z", "logp", "energy", "rho_prefix"])
-Trajectory.__doc__ = """Ring buffers for the states of one transition (allocated once per chain).
+Trajectory = namedtuple(
+    "Trajectory", ["points", "refs", "free", "velocity", "logp", "energy", "rho_prefix"]
+)
+Trajectory.__doc__ = """Buffers for the states of one transition (allocated once per chain).
 
-``z``: ``(2^max_depth, 4, dim)``, the phase-space points: ``z[k]`` is one point, a ``(4, dim)``
-array with rows ``Q, P, V, GRAD`` (``nutslite.engine.integrators``; ``V = M^{-1} P`` is the
-velocity); ``logp, energy``: ``(2^max_depth,)``; ``rho_prefix``: ``(2^(max_depth + 1), dim)``
-prefix sums of momenta. State ``s`` is in row ``s & (2^max_depth - 1)`` and its prefix sum ``R[s]``
-in row ``s & (2^(max_depth + 1) - 1)``. Four arrays, not seven: fewer arguments for every call
-of the tree builder. (Their reference counts, two atomic updates per array and call, are gone from
-the per-step path: ``nuts_transition`` borrows them and the tree builder counts nothing,
-``nutslite._numba``.)
+``points``: ``(max_depth + 5, 4, dim)`` slots, each a phase-space point ``(4, dim)`` with rows
+``Q, P, V, GRAD`` (``nutslite.engine.integrators``; the tree builder keeps velocities in
+``velocity`` and uses a slot's row ``V`` as scratch only). Slot ``DIVERGENT`` receives the
+position where the energy blew up; the others are handed out by ``acquire``: ``refs`` counts the
+references to each slot, and ``free[1 : 1 + free[0]]`` lists the free ones. At most
+``max_depth + 4`` are held at once: the two edges and the sample, the first half's proposal at
+each of the (at most ``max_depth - 1``) levels of the subtree being built, the point a step
+starts from and the one it writes.
+
+By position ``s``, in row ``s & (2^max_depth - 1)``: ``velocity`` ``(2^max_depth, dim)``,
+``M^{-1} p``; ``logp, energy`` ``(2^max_depth,)``; and in row ``s & (2^(max_depth + 1) - 1)``
+of ``rho_prefix`` ``(2^(max_depth + 1), dim)``, the prefix sum of momenta ``R[s]``. (Their
+reference counts are gone from the per-step path: ``nuts_transition`` borrows them and the tree
+builder counts nothing, ``nutslite._numba``.)
 """
+DIVERGENT = 0  # the slot of ``Trajectory.points`` that receives a divergent state's position
 
-Recorder = namedtuple("Recorder", ["active", "log"])
+Recorder = namedtuple("Recorder", ["active", "log", "points"])
 Recorder.__doc__ = """Where a recorded transition logs its structure, in the order it happened.
 
 ``log`` rows after the first are events ``(kind, lo, hi, depth, top_level, outcome)``: kind
 ``SUBTREE`` for every completed subtree of depth >= 1 (``outcome`` 1 when it is valid, 0 when it
 turned) and, with ``top_level`` 1, the accepted trajectory after every top-level doubling; kind
 ``CHECK`` for every U-turn criterion evaluated on ``[lo, hi]`` at merge depth ``depth``
-(``outcome`` 1 when it turned). ``log[0, 0]`` counts the events. ``nl.sample`` passes ``None``
-instead of a recorder: ``record`` then compiles to nothing.
+(``outcome`` 1 when it turned). ``log[0, 0]`` counts the events. ``points``
+``(2^max_depth, 4, dim)`` receives every state the transition visits, in the rows of the
+trajectory's ring buffers. ``nl.sample`` passes ``None`` instead of a recorder: ``record`` and
+``record_point`` then compile to nothing.
 """
 SUBTREE, CHECK = 1, 2
 
@@ -105,6 +124,7 @@ TransitionInfo = namedtuple(
         "right",  # rightmost position of the accepted trajectory
         "lo",  # leftmost position visited, rejected subtrees included
         "hi",  # rightmost position visited
+        "sample_slot",  # slot of ``traj.points`` that holds the selected state's point
     ],
 )
 
@@ -112,23 +132,33 @@ TransitionInfo = namedtuple(
 def allocate_trajectory(dim: int, max_depth: int) -> Trajectory:
     """Buffers for transitions of at most ``2^max_depth`` states in ``dim`` dimensions.
 
-    Left uninitialised: a transition writes every row before reading it (the initial state and
-    the prefix sums of positions -1 and 0 in ``nuts_transition``, every later row by the step
-    that reaches it), and zero-filling megabytes per chain would cost milliseconds per call."""
+    Left uninitialised: a transition writes every row and slot before reading it (the slots'
+    bookkeeping, the initial state and the prefix sums of positions -1 and 0 in
+    ``nuts_transition``, every later row and slot by the step that reaches it), and zero-filling
+    them would cost time per call."""
     cap = 1 << max_depth
+    slots = max_depth + 5
     return Trajectory(
-        z=np.empty((cap, 4, dim)),
+        points=np.empty((slots, 4, dim)),
+        refs=np.empty(slots, dtype=np.int64),
+        free=np.empty(slots, dtype=np.int64),
+        velocity=np.empty((cap, dim)),
         logp=np.empty(cap),
         energy=np.empty(cap),
         rho_prefix=np.empty((2 * cap, dim)),
     )
 
 
-def allocate_recorder(max_depth: int, active: bool) -> Recorder:
-    """A recorder large enough for any transition of at most ``2^max_depth`` states (empty when
-    not ``active``)."""
+def allocate_recorder(max_depth: int, active: bool, dim: int = 0) -> Recorder:
+    """A recorder large enough for any transition of at most ``2^max_depth`` states in ``dim``
+    dimensions (empty when not ``active``)."""
     subtrees = (1 << max_depth) + max_depth + 1  # at most, counting the top-level rows
-    return Recorder(active, np.zeros((1 + 4 * subtrees if active else 0, 6), dtype=np.int64))
+    rows = 1 << max_depth if active else 0
+    return Recorder(
+        active,
+        np.zeros((1 + 4 * subtrees if active else 0, 6), dtype=np.int64),
+        np.zeros((rows, 4, dim if active else 0)),
+    )
 
 
 @jit
@@ -157,6 +187,39 @@ def record(recorder, kind, lo, hi, depth, top_level, outcome):
         log[0, 0] = n
 
 
+@jit
+def record_point(recorder, row, z, v):
+    """Keep the state ``z`` (its velocity ``v``) in row ``row`` of the recorder's points
+    (recorded transitions only)."""
+    if recorder is not None and recorder.active:
+        out = recorder.points[row]
+        copy_row(z[Q], out[Q])
+        copy_row(z[P], out[P])
+        copy_row(v, out[V])
+        copy_row(z[GRAD], out[GRAD])
+
+
+@jit(inline="always")  # two integer updates, once per step
+def acquire(traj, references):
+    """A free slot of ``traj.points``, now held by ``references`` owners."""
+    n = traj.free[0]
+    slot = traj.free[n]
+    traj.free[0] = n - 1
+    traj.refs[slot] = references
+    return slot
+
+
+@jit(inline="always")  # two integer updates, about twice per step
+def release(traj, slot):
+    """One owner less for ``slot``; it is free again when none is left."""
+    held = traj.refs[slot] - 1
+    traj.refs[slot] = held
+    if held == 0:
+        n = traj.free[0] + 1
+        traj.free[n] = slot
+        traj.free[0] = n
+
+
 @jit(inline="always")  # two call sites; a call would count the references of its five arrays
 def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
@@ -171,16 +234,16 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     velocities: the six products are two, computed once (``segment_dots``, the same operations in
     the same order, so the same bits). Half of a tree's merges are of this kind.
     """
-    mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
+    mask, prefix_mask = traj.velocity.shape[0] - 1, traj.rho_prefix.shape[0] - 1
     if m == a:
         whole_a, whole_b = segment_dots_packed(
-            traj.z[:, V], traj.rho_prefix, a & mask, b & mask, (a - 1) & prefix_mask,
+            traj.velocity, traj.rho_prefix, a & mask, b & mask, (a - 1) & prefix_mask,
             b & prefix_mask,
         )
         left_a, left_n, right_m, right_b = whole_a, whole_b, whole_a, whole_b
     else:
         whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots_packed(
-            traj.z[:, V], traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
+            traj.velocity, traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
             (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask,
         )
     whole = not (whole_a > 0.0 and whole_b > 0.0)
@@ -193,14 +256,19 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
 
 
 @jit(cache=False, _nrt=False)  # see the docstring
-def build_tree(ctx, edge, direction, depth):
-    """Build a subtree of ``2^depth`` states beyond position ``edge`` in ``direction``, for the
-    transition ``ctx`` (a ``Transition``).
+def build_tree(ctx, edge, direction, depth, source):
+    """Build a subtree of ``2^depth`` states beyond position ``edge``, whose point is in slot
+    ``source``, in ``direction``, for the transition ``ctx`` (a ``Transition``).
 
     Hoffman & Gelman (2014) Alg. 3 with Stan's multinomial weights and extra checks. Returns
-    ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position)``; ``valid`` is False
-    when a state diverged or a sub-subtree turned, and the caller then discards the subtree.
-    ``divergent_position`` is 0 when nothing diverged (position 0 is never built here).
+    ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position, proposal_slot,
+    last_slot)``; ``valid`` is False when a state diverged or a sub-subtree turned, and the
+    caller then discards the subtree. ``divergent_position`` is 0 when nothing diverged
+    (position 0 is never built here). The subtree's proposal is in slot ``proposal_slot`` and
+    its last state, the edge the next step starts from, in ``last_slot``: the caller owns one
+    reference to each (the same slot twice for a single state). The caller's reference to
+    ``source`` passes to the first step, which releases it. (A discarded subtree's slots are
+    not given back: the next transition starts with all of them free.)
 
     Compiled without reference counting (``_nrt=False``, ``nutslite._numba.jit``): its context is
     borrowed (``nuts_transition``), and it allocates nothing.
@@ -210,54 +278,67 @@ def build_tree(ctx, edge, direction, depth):
     carry its compiled code with them.
     """
     if depth == 0:
-        # the base case: one leapfrog step from ``edge`` to ``s``, stored with its energy, its
-        # log weight ``H0 - H(s)`` and its momentum prefix sum (written out here: an inlined
-        # function would copy the context, which cost what it saved; ``benchmarks/README.md``)
+        # the base case: one leapfrog step from ``edge`` to ``s``, its point in a fresh slot;
+        # by position, its velocity, energy, log weight ``H0 - H(s)`` and momentum prefix sum
+        # (written out here: an inlined function would copy the context, which cost what it
+        # saved; ``benchmarks/README.md``)
         traj = ctx.traj
         s = edge + direction
-        mask, prefix_mask = traj.z.shape[0] - 1, traj.rho_prefix.shape[0] - 1
+        mask, prefix_mask = traj.velocity.shape[0] - 1, traj.rho_prefix.shape[0] - 1
         r = s & mask
         # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s (in the step's second pass)
         if direction > 0:
-            prior, out, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
+            prior, written, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
         else:
-            prior, out, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
+            prior, written, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
+        out = acquire(traj, 2)  # the subtree's proposal and its last state
+        z = traj.points[out]
         logp, kinetic = leapfrog(
-            ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.z[edge & mask], traj.z[r],
-            MomentumSum(traj.rho_prefix[prior], traj.rho_prefix[out], sign),
+            ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.points[source], z,
+            MomentumSum(traj.rho_prefix[prior], traj.rho_prefix[written], sign, traj.velocity[r]),
         )
+        release(traj, source)
         h = -logp + kinetic
         if math.isnan(h):
             h = math.inf
         traj.logp[r] = logp
         traj.energy[r] = h
+        record_point(ctx.recorder, r, z, traj.velocity[r])
         log_w = ctx.h0 - h
         divergent = (h - ctx.h0) > ctx.max_delta_h
+        if divergent:
+            copy_row(z[Q], traj.points[DIVERGENT, Q])
         accept = 1.0 if log_w > 0.0 else math.exp(log_w)
-        return not divergent, log_w, s, accept, 1, s if divergent else 0
+        return not divergent, log_w, s, accept, 1, s if divergent else 0, out, out
 
     half = 1 << (depth - 1)
-    valid, log_w_init, prop, acc_init, n_init, div = build_tree(ctx, edge, direction, depth - 1)
+    valid, log_w_init, prop, acc_init, n_init, div, prop_slot, last = build_tree(
+        ctx, edge, direction, depth - 1, source
+    )
     if not valid:
-        return False, log_w_init, prop, acc_init, n_init, div
-    valid, log_w_final, prop_final, acc_final, n_final, div = build_tree(
-        ctx, edge + direction * half, direction, depth - 1
+        return False, log_w_init, prop, acc_init, n_init, div, prop_slot, last
+    valid, log_w_final, prop_final, acc_final, n_final, div, final_slot, last = build_tree(
+        ctx, edge + direction * half, direction, depth - 1, last
     )
     sum_accept = acc_init + acc_final
     n_steps = n_init + n_final
     if not valid:
-        return False, log_w_final, prop_final, sum_accept, n_steps, div
+        return False, log_w_final, prop_final, sum_accept, n_steps, div, final_slot, last
 
     # uniform multinomial sampling within the subtree
     log_w = log_sum_exp(log_w_init, log_w_final)
     if ctx.rng.random() < math.exp(log_w_final - log_w):
         prop = prop_final
+        release(ctx.traj, prop_slot)
+        prop_slot = final_slot
+    else:
+        release(ctx.traj, final_slot)
 
-    first, last = edge + direction, edge + direction * 2 * half
-    lo, hi = min(first, last), max(first, last)
+    first, last_position = edge + direction, edge + direction * 2 * half
+    lo, hi = min(first, last_position), max(first, last_position)
     turning = merge_is_turning(ctx.traj, lo, lo + half - 1, hi, ctx.recorder, depth, 0)
     record(ctx.recorder, SUBTREE, lo, hi, depth, 0, not turning)
-    return not turning, log_w, prop, sum_accept, n_steps, 0
+    return not turning, log_w, prop, sum_accept, n_steps, 0, prop_slot, last
 
 
 @jit(inline="always")  # inlined into the chain loop: one compiled module less in a cold start
@@ -268,17 +349,26 @@ def nuts_transition(
     ``base_nuts::transition``: draw a momentum, then double the trajectory forward or backward at
     random until it turns, diverges or reaches ``max_depth`` doublings.
 
-    The selected state is in ``traj`` row ``info.proposal & (2^max_depth - 1)``. Returns a
+    The selected state's point is in slot ``info.sample_slot`` of ``traj.points``, its log
+    density and energy in row ``info.proposal & (2^max_depth - 1)`` of ``traj.logp`` and
+    ``traj.energy``; a divergent state's position is in ``traj.points[DIVERGENT, Q]``. Returns a
     ``TransitionInfo``.
     """
-    z0 = traj.z[0]  # position 0 is in row 0
+    slots = traj.points.shape[0]
+    traj.free[0] = slots - 1  # every slot but DIVERGENT is free
+    for k in range(1, slots):
+        traj.free[k] = slots - k
+        traj.refs[k] = 0
+    start = acquire(traj, 3)  # the left edge, the right edge and the sample
+    z0 = traj.points[start]
     for i in range(q0.shape[0]):
         z0[Q, i] = q0[i]
         z0[GRAD, i] = grad0[i]
     sample_momentum(rng, metric, z0[P])
-    h0 = -logp0 + velocity(metric, z0[P], z0[V])
+    h0 = -logp0 + velocity(metric, z0[P], traj.velocity[0])  # position 0 is in row 0
     traj.logp[0] = logp0
     traj.energy[0] = h0
+    record_point(recorder, 0, z0, traj.velocity[0])
     below, at = traj.rho_prefix.shape[0] - 1, 0  # prefix-sum rows of positions -1 and 0
     for i in range(q0.shape[0]):
         traj.rho_prefix[below, i] = 0.0
@@ -288,6 +378,7 @@ def nuts_transition(
     ctx = borrowed(Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder))
 
     left = right = 0  # the accepted trajectory is [left, right]
+    left_slot = right_slot = sample_slot = start
     lo = hi = 0  # every position visited, rejected subtrees included
     proposal = 0
     log_w = 0.0  # log of the total weight of [left, right]; the initial state weighs exp(0)
@@ -297,8 +388,11 @@ def nuts_transition(
     divergent_position = 0
     while depth < max_depth:
         direction = 1 if rng.random() > 0.5 else -1
-        edge = right if direction > 0 else left
-        valid, log_w_sub, prop_sub, acc, n, div = build_tree(ctx, edge, direction, depth)
+        edge, edge_slot = (right, right_slot) if direction > 0 else (left, left_slot)
+        ctx.traj.refs[edge_slot] += 1  # the subtree's first step releases it
+        valid, log_w_sub, prop_sub, acc, n, div, prop_slot, last_slot = build_tree(
+            ctx, edge, direction, depth, edge_slot
+        )
         n_steps += n
         sum_accept += acc
         if direction > 0:
@@ -309,20 +403,23 @@ def nuts_transition(
             divergent_position = div
         if not valid:
             break
+        release(ctx.traj, edge_slot)  # the subtree's last state is the new edge
         if direction > 0:
-            right = edge + (1 << depth)
+            right, right_slot = edge + (1 << depth), last_slot
             m = edge
         else:
-            left = edge - (1 << depth)
+            left, left_slot = edge - (1 << depth), last_slot
             m = edge - 1
         depth += 1
         record(recorder, SUBTREE, left, right, depth, 1, True)
 
         # biased progressive sampling at the top level
-        if log_w_sub > log_w:
+        if log_w_sub > log_w or rng.random() < math.exp(log_w_sub - log_w):
             proposal = prop_sub
-        elif rng.random() < math.exp(log_w_sub - log_w):
-            proposal = prop_sub
+            release(ctx.traj, sample_slot)
+            sample_slot = prop_slot
+        else:
+            release(ctx.traj, prop_slot)
         log_w = log_sum_exp(log_w, log_w_sub)
 
         if merge_is_turning(ctx.traj, left, m, right, ctx.recorder, depth, 1):
@@ -330,5 +427,5 @@ def nuts_transition(
 
     return TransitionInfo(
         proposal, depth, n_steps, sum_accept / n_steps, divergent_position != 0,
-        divergent_position, h0, left, right, lo, hi,
+        divergent_position, h0, left, right, lo, hi, sample_slot,
     )

@@ -100,9 +100,10 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     """``H0 - H`` after one leapfrog step of ``step_size`` from ``q`` with a fresh momentum
     (NaN counts as a rejection, -inf). ``scratch`` is a ``(5, dim)`` work array: its first four
     rows hold the point (``nutslite.engine.integrators``) and are stepped in place; the fifth
-    receives a momentum sum nobody reads. The step asks for that sum (with sign 0) only so that it
-    calls the same compiled ``leapfrog`` as the tree builder: one specialisation to compile, not
-    two (about 0.4 s of a cold start, ``benchmarks/README.md``, round 6)."""
+    receives a momentum sum nobody reads. The step asks for that sum (with sign 0, and the
+    velocity to the point's own row) only so that it calls the same compiled ``leapfrog`` as the
+    tree builder: one specialisation to compile, not two (about 0.4 s of a cold start,
+    ``benchmarks/README.md``, round 6)."""
     z = scratch[:4]
     for i in range(q.shape[0]):
         z[Q, i] = q[i]
@@ -111,7 +112,7 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     h0 = -logp + velocity(metric, z[P], z[V])
     unread = scratch[4]
     logp1, kinetic = leapfrog(
-        logp_grad, metric, step_size, z, z, MomentumSum(unread, unread, 0.0)
+        logp_grad, metric, step_size, z, z, MomentumSum(unread, unread, 0.0, z[V])
     )
     h = -logp1 + kinetic
     if math.isnan(h):
