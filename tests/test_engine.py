@@ -388,7 +388,7 @@ def test_point_slots_are_returned_and_suffice_at_every_depth():
     large ones make subtrees turn and diverge, so that slots are left behind."""
     from nutslite.engine.integrators import GRAD, Q
     from nutslite.engine.metric import diagonal_metric
-    from nutslite.engine.tree import DIVERGENT, allocate_trajectory, nuts_transition
+    from nutslite.engine.tree import DIVERGENT, FREE, REFS, allocate_trajectory, nuts_transition
 
     model = zoo.neal_funnel(5)
     metric = diagonal_metric(np.ones(model.dim))
@@ -403,10 +403,11 @@ def test_point_slots_are_returned_and_suffice_at_every_depth():
                 info = nuts_transition(model.logp_grad_function, rng, traj, metric, step_size,
                                        q, logp, grad, max_depth, 1000.0, None)
                 slots = traj.points.shape[0]
-                free = traj.free[1 : 1 + traj.free[0]]
-                held = [k for k in range(slots) if k != DIVERGENT and traj.refs[k] > 0]
+                refs = traj.slots[REFS]
+                free = traj.slots[FREE, 1 : 1 + traj.slots[FREE, 0]]
+                held = [k for k in range(slots) if k != DIVERGENT and refs[k] > 0]
                 assert sorted(free.tolist() + held) == list(range(1, slots))
-                assert (traj.refs[free] == 0).all()
+                assert (refs[free] == 0).all()
                 assert info.sample_slot in held
                 if step_size == 1e-3:
                     assert info.depth == max_depth and not info.diverging

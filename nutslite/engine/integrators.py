@@ -11,7 +11,9 @@ Reich 2004, ch. 4).
 
 **A point of phase space** is stored as one ``(4, dim)`` array ``z`` with rows ``Q`` (position),
 ``P`` (momentum), ``V`` (velocity ``M^{-1} p``) and ``GRAD`` (``grad log p(q)``): the state with
-what the next step and the U-turn criterion need of it, so a step reads one point and writes one.
+what the next step needs of it, so a step reads one point and writes one. (The tree builder keeps
+velocities by position for the U-turn criterion, and a step given a ``MomentumSum`` writes its
+velocity there.)
 
 **The log density** ``logp_grad`` (``Model.logp_grad_function``) is called here, the one place
 the engine evaluates it, as ``logp_grad(theta, grad_out) -> float``. It is a first-class function

@@ -65,27 +65,28 @@ from nutslite.engine.metric import sample_momentum, velocity
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
 
-Trajectory = namedtuple(
-    "Trajectory", ["points", "refs", "free", "velocity", "logp", "energy", "rho_prefix"]
-)
+Trajectory = namedtuple("Trajectory", ["points", "slots", "rows", "logp", "energy"])
 Trajectory.__doc__ = """Buffers for the states of one transition (allocated once per chain).
 
 ``points``: ``(max_depth + 5, 4, dim)`` slots, each a phase-space point ``(4, dim)`` with rows
 ``Q, P, V, GRAD`` (``nutslite.engine.integrators``; the tree builder keeps velocities in
-``velocity`` and uses a slot's row ``V`` as scratch only). Slot ``DIVERGENT`` receives the
-position where the energy blew up; the others are handed out by ``acquire``: ``refs`` counts the
-references to each slot, and ``free[1 : 1 + free[0]]`` lists the free ones. At most
-``max_depth + 4`` are held at once: the two edges and the sample, the first half's proposal at
-each of the (at most ``max_depth - 1``) levels of the subtree being built, the point a step
+``rows`` and uses a slot's row ``V`` as scratch only). Slot ``DIVERGENT`` receives the position
+where the energy blew up; the others are handed out by ``acquire``: ``slots[REFS, k]`` counts the
+references to slot ``k``, and ``slots[FREE, 1 : 1 + slots[FREE, 0]]`` lists the free ones. At
+most ``max_depth + 4`` are held at once: the two edges and the sample, the first half's proposal
+at each of the (at most ``max_depth - 1``) levels of the subtree being built, the point a step
 starts from and the one it writes.
 
-By position ``s``, in row ``s & (2^max_depth - 1)``: ``velocity`` ``(2^max_depth, dim)``,
-``M^{-1} p``; ``logp, energy`` ``(2^max_depth,)``; and in row ``s & (2^(max_depth + 1) - 1)``
-of ``rho_prefix`` ``(2^(max_depth + 1), dim)``, the prefix sum of momenta ``R[s]``. (Their
-reference counts are gone from the per-step path: ``nuts_transition`` borrows them and the tree
-builder counts nothing, ``nutslite._numba``.)
+By position ``s``: the prefix sum of momenta ``R[s]`` in row ``s & (2^(max_depth + 1) - 1)`` of
+``rows`` ``(3 * 2^max_depth, dim)``, the velocity ``M^{-1} p`` in row ``2^(max_depth + 1) +
+(s & (2^max_depth - 1))``, and ``logp, energy`` ``(2^max_depth,)`` in row ``s & (2^max_depth -
+1)``. Five arrays: every call of the tree builder passes each array's shape, strides and pointer
+(Numba flattens the context into scalars), so fewer arrays cost less per call. (Their reference
+counts are gone from the per-step path: ``nuts_transition`` borrows them and the tree builder
+counts nothing, ``nutslite._numba``.)
 """
 DIVERGENT = 0  # the slot of ``Trajectory.points`` that receives a divergent state's position
+REFS, FREE = 0, 1  # the rows of ``Trajectory.slots``
 
 Recorder = namedtuple("Recorder", ["active", "log", "points"])
 Recorder.__doc__ = """Where a recorded transition logs its structure, in the order it happened.
@@ -140,12 +141,10 @@ def allocate_trajectory(dim: int, max_depth: int) -> Trajectory:
     slots = max_depth + 5
     return Trajectory(
         points=np.empty((slots, 4, dim)),
-        refs=np.empty(slots, dtype=np.int64),
-        free=np.empty(slots, dtype=np.int64),
-        velocity=np.empty((cap, dim)),
+        slots=np.empty((2, slots + 1), dtype=np.int64),
+        rows=np.empty((3 * cap, dim)),
         logp=np.empty(cap),
         energy=np.empty(cap),
-        rho_prefix=np.empty((2 * cap, dim)),
     )
 
 
@@ -202,22 +201,27 @@ def record_point(recorder, row, z, v):
 @jit(inline="always")  # two integer updates, once per step
 def acquire(traj, references):
     """A free slot of ``traj.points``, now held by ``references`` owners."""
-    n = traj.free[0]
-    slot = traj.free[n]
-    traj.free[0] = n - 1
-    traj.refs[slot] = references
+    table = traj.slots
+    n = table[FREE, 0]
+    slot = table[FREE, n]
+    table[FREE, 0] = n - 1
+    table[REFS, slot] = references
     return slot
 
 
-@jit(inline="always")  # two integer updates, about twice per step
+@jit(inline="always")  # a few integer updates, about twice per step
 def release(traj, slot):
-    """One owner less for ``slot``; it is free again when none is left."""
-    held = traj.refs[slot] - 1
-    traj.refs[slot] = held
-    if held == 0:
-        n = traj.free[0] + 1
-        traj.free[n] = slot
-        traj.free[0] = n
+    """One owner less for ``slot``; it is free again when none is left.
+
+    Without a branch: whether a slot is left unowned follows the multinomial choices, coin
+    flips that a branch would mispredict half the time. The slot is written past the end of the
+    free list either way and counted only when it is free."""
+    table = traj.slots
+    held = table[REFS, slot] - 1
+    table[REFS, slot] = held
+    n = table[FREE, 0]
+    table[FREE, n + 1] = slot
+    table[FREE, 0] = n + (held == 0)
 
 
 @jit(inline="always")  # two call sites; a call would count the references of its five arrays
@@ -234,16 +238,17 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     velocities: the six products are two, computed once (``segment_dots``, the same operations in
     the same order, so the same bits). Half of a tree's merges are of this kind.
     """
-    mask, prefix_mask = traj.velocity.shape[0] - 1, traj.rho_prefix.shape[0] - 1
+    mask = traj.logp.shape[0] - 1
+    prefix_mask, v0 = 2 * mask + 1, 2 * mask + 2  # prefix sums, then velocities (``Trajectory``)
+    rows = traj.rows
     if m == a:
         whole_a, whole_b = segment_dots_packed(
-            traj.velocity, traj.rho_prefix, a & mask, b & mask, (a - 1) & prefix_mask,
-            b & prefix_mask,
+            rows, rows, v0 + (a & mask), v0 + (b & mask), (a - 1) & prefix_mask, b & prefix_mask,
         )
         left_a, left_n, right_m, right_b = whole_a, whole_b, whole_a, whole_b
     else:
         whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots_packed(
-            traj.velocity, traj.rho_prefix, a & mask, b & mask, m & mask, (m + 1) & mask,
+            rows, rows, v0 + (a & mask), v0 + (b & mask), v0 + (m & mask), v0 + ((m + 1) & mask),
             (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask,
         )
     whole = not (whole_a > 0.0 and whole_b > 0.0)
@@ -284,8 +289,10 @@ def build_tree(ctx, edge, direction, depth, source):
         # saved; ``benchmarks/README.md``)
         traj = ctx.traj
         s = edge + direction
-        mask, prefix_mask = traj.velocity.shape[0] - 1, traj.rho_prefix.shape[0] - 1
+        mask = traj.logp.shape[0] - 1
+        prefix_mask = 2 * mask + 1
         r = s & mask
+        v = traj.rows[prefix_mask + 1 + r]  # the velocity's row (``Trajectory``)
         # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s (in the step's second pass)
         if direction > 0:
             prior, written, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
@@ -295,7 +302,7 @@ def build_tree(ctx, edge, direction, depth, source):
         z = traj.points[out]
         logp, kinetic = leapfrog(
             ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.points[source], z,
-            MomentumSum(traj.rho_prefix[prior], traj.rho_prefix[written], sign, traj.velocity[r]),
+            MomentumSum(traj.rows[prior], traj.rows[written], sign, v),
         )
         release(traj, source)
         h = -logp + kinetic
@@ -303,7 +310,7 @@ def build_tree(ctx, edge, direction, depth, source):
             h = math.inf
         traj.logp[r] = logp
         traj.energy[r] = h
-        record_point(ctx.recorder, r, z, traj.velocity[r])
+        record_point(ctx.recorder, r, z, v)
         log_w = ctx.h0 - h
         divergent = (h - ctx.h0) > ctx.max_delta_h
         if divergent:
@@ -327,12 +334,10 @@ def build_tree(ctx, edge, direction, depth, source):
 
     # uniform multinomial sampling within the subtree
     log_w = log_sum_exp(log_w_init, log_w_final)
-    if ctx.rng.random() < math.exp(log_w_final - log_w):
-        prop = prop_final
-        release(ctx.traj, prop_slot)
-        prop_slot = final_slot
-    else:
-        release(ctx.traj, final_slot)
+    take = ctx.rng.random() < math.exp(log_w_final - log_w)  # selects, not branches
+    prop = prop_final if take else prop
+    release(ctx.traj, prop_slot if take else final_slot)
+    prop_slot = final_slot if take else prop_slot
 
     first, last_position = edge + direction, edge + direction * 2 * half
     lo, hi = min(first, last_position), max(first, last_position)
@@ -355,24 +360,25 @@ def nuts_transition(
     ``TransitionInfo``.
     """
     slots = traj.points.shape[0]
-    traj.free[0] = slots - 1  # every slot but DIVERGENT is free
+    traj.slots[FREE, 0] = slots - 1  # every slot but DIVERGENT is free
     for k in range(1, slots):
-        traj.free[k] = slots - k
-        traj.refs[k] = 0
+        traj.slots[FREE, k] = slots - k
+        traj.slots[REFS, k] = 0
     start = acquire(traj, 3)  # the left edge, the right edge and the sample
     z0 = traj.points[start]
     for i in range(q0.shape[0]):
         z0[Q, i] = q0[i]
         z0[GRAD, i] = grad0[i]
     sample_momentum(rng, metric, z0[P])
-    h0 = -logp0 + velocity(metric, z0[P], traj.velocity[0])  # position 0 is in row 0
+    v0 = traj.rows[2 * traj.logp.shape[0]]  # the velocity of position 0
+    h0 = -logp0 + velocity(metric, z0[P], v0)
     traj.logp[0] = logp0
     traj.energy[0] = h0
-    record_point(recorder, 0, z0, traj.velocity[0])
-    below, at = traj.rho_prefix.shape[0] - 1, 0  # prefix-sum rows of positions -1 and 0
+    record_point(recorder, 0, z0, v0)
+    below, at = 2 * traj.logp.shape[0] - 1, 0  # prefix-sum rows of positions -1 and 0
     for i in range(q0.shape[0]):
-        traj.rho_prefix[below, i] = 0.0
-        traj.rho_prefix[at, i] = z0[P, i]
+        traj.rows[below, i] = 0.0
+        traj.rows[at, i] = z0[P, i]
     # borrowed: the callers own these arrays for longer than ``ctx`` lives (it ends with this
     # transition), so the tree builder's calls and row views need not count references
     ctx = borrowed(Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder))
@@ -389,7 +395,7 @@ def nuts_transition(
     while depth < max_depth:
         direction = 1 if rng.random() > 0.5 else -1
         edge, edge_slot = (right, right_slot) if direction > 0 else (left, left_slot)
-        ctx.traj.refs[edge_slot] += 1  # the subtree's first step releases it
+        ctx.traj.slots[REFS, edge_slot] += 1  # the subtree's first step releases it
         valid, log_w_sub, prop_sub, acc, n, div, prop_slot, last_slot = build_tree(
             ctx, edge, direction, depth, edge_slot
         )
