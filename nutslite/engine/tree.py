@@ -198,10 +198,10 @@ def record_point(recorder, row, z, v):
         copy_row(z[GRAD], out[GRAD])
 
 
-@jit(inline="always")  # two integer updates, once per step
-def acquire(traj, references):
-    """A free slot of ``traj.points``, now held by ``references`` owners."""
-    table = traj.slots
+@jit(_nrt=False)  # a call, not inlined by Numba: less to type and lower in a cold start
+def acquire(table, references):
+    """A free slot of ``Trajectory.points`` (``table`` is ``Trajectory.slots``), now held by
+    ``references`` owners."""
     n = table[FREE, 0]
     slot = table[FREE, n]
     table[FREE, 0] = n - 1
@@ -209,14 +209,13 @@ def acquire(traj, references):
     return slot
 
 
-@jit(inline="always")  # a few integer updates, about twice per step
-def release(traj, slot):
+@jit(_nrt=False)  # a call, not inlined by Numba: less to type and lower in a cold start
+def release(table, slot):
     """One owner less for ``slot``; it is free again when none is left.
 
     Without a branch: whether a slot is left unowned follows the multinomial choices, coin
     flips that a branch would mispredict half the time. The slot is written past the end of the
     free list either way and counted only when it is free."""
-    table = traj.slots
     held = table[REFS, slot] - 1
     table[REFS, slot] = held
     n = table[FREE, 0]
@@ -298,13 +297,13 @@ def build_tree(ctx, edge, direction, depth, source):
             prior, written, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
         else:
             prior, written, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
-        out = acquire(traj, 2)  # the subtree's proposal and its last state
+        out = acquire(traj.slots, 2)  # the subtree's proposal and its last state
         z = traj.points[out]
         logp, kinetic = leapfrog(
             ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.points[source], z,
             MomentumSum(traj.rows[prior], traj.rows[written], sign, v),
         )
-        release(traj, source)
+        release(traj.slots, source)
         h = -logp + kinetic
         if math.isnan(h):
             h = math.inf
@@ -336,7 +335,7 @@ def build_tree(ctx, edge, direction, depth, source):
     log_w = log_sum_exp(log_w_init, log_w_final)
     take = ctx.rng.random() < math.exp(log_w_final - log_w)  # selects, not branches
     prop = prop_final if take else prop
-    release(ctx.traj, prop_slot if take else final_slot)
+    release(ctx.traj.slots, prop_slot if take else final_slot)
     prop_slot = final_slot if take else prop_slot
 
     first, last_position = edge + direction, edge + direction * 2 * half
@@ -364,7 +363,7 @@ def nuts_transition(
     for k in range(1, slots):
         traj.slots[FREE, k] = slots - k
         traj.slots[REFS, k] = 0
-    start = acquire(traj, 3)  # the left edge, the right edge and the sample
+    start = acquire(traj.slots, 3)  # the left edge, the right edge and the sample
     z0 = traj.points[start]
     for i in range(q0.shape[0]):
         z0[Q, i] = q0[i]
@@ -409,7 +408,7 @@ def nuts_transition(
             divergent_position = div
         if not valid:
             break
-        release(ctx.traj, edge_slot)  # the subtree's last state is the new edge
+        release(ctx.traj.slots, edge_slot)  # the subtree's last state is the new edge
         if direction > 0:
             right, right_slot = edge + (1 << depth), last_slot
             m = edge
@@ -422,10 +421,10 @@ def nuts_transition(
         # biased progressive sampling at the top level
         if log_w_sub > log_w or rng.random() < math.exp(log_w_sub - log_w):
             proposal = prop_sub
-            release(ctx.traj, sample_slot)
+            release(ctx.traj.slots, sample_slot)
             sample_slot = prop_slot
         else:
-            release(ctx.traj, prop_slot)
+            release(ctx.traj.slots, prop_slot)
         log_w = log_sum_exp(log_w, log_w_sub)
 
         if merge_is_turning(ctx.traj, left, m, right, ctx.recorder, depth, 1):
