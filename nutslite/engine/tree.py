@@ -198,6 +198,15 @@ def record_point(recorder, row, z, v):
         copy_row(z[GRAD], out[GRAD])
 
 
+@jit(inline="always")  # integer arithmetic on a shape, at three call sites
+def ring_rows(traj):
+    """``(mask, prefix_mask, velocities)`` of the ring buffers (``Trajectory``): position ``s`` is
+    in row ``s & mask`` of ``logp`` and ``energy``, its prefix sum in row ``s & prefix_mask`` of
+    ``rows`` and its velocity in row ``velocities + (s & mask)``."""
+    mask = traj.logp.shape[0] - 1
+    return mask, 2 * mask + 1, 2 * mask + 2
+
+
 @jit(_nrt=False)  # a call, not inlined by Numba: less to type and lower in a cold start
 def acquire(table, references):
     """A free slot of ``Trajectory.points`` (``table`` is ``Trajectory.slots``), now held by
@@ -213,9 +222,10 @@ def acquire(table, references):
 def release(table, slot):
     """One owner less for ``slot``; it is free again when none is left.
 
-    Without a branch: whether a slot is left unowned follows the multinomial choices, coin
-    flips that a branch would mispredict half the time. The slot is written past the end of the
-    free list either way and counted only when it is free."""
+    Written without a branch, because whether a slot is left unowned follows the multinomial
+    choices, which are coin flips (against a version with the branch, the radon loop measured no
+    difference). The slot is written past the end of the free list either way and counted only
+    when it is free."""
     held = table[REFS, slot] - 1
     table[REFS, slot] = held
     n = table[FREE, 0]
@@ -237,8 +247,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     velocities: the six products are two, computed once (``segment_dots``, the same operations in
     the same order, so the same bits). Half of a tree's merges are of this kind.
     """
-    mask = traj.logp.shape[0] - 1
-    prefix_mask, v0 = 2 * mask + 1, 2 * mask + 2  # prefix sums, then velocities (``Trajectory``)
+    mask, prefix_mask, v0 = ring_rows(traj)
     rows = traj.rows
     if m == a:
         whole_a, whole_b = segment_dots_packed(
@@ -288,10 +297,9 @@ def build_tree(ctx, edge, direction, depth, source):
         # saved; ``benchmarks/README.md``)
         traj = ctx.traj
         s = edge + direction
-        mask = traj.logp.shape[0] - 1
-        prefix_mask = 2 * mask + 1
+        mask, prefix_mask, velocities = ring_rows(traj)
         r = s & mask
-        v = traj.rows[prefix_mask + 1 + r]  # the velocity's row (``Trajectory``)
+        v = traj.rows[velocities + r]
         # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s (in the step's second pass)
         if direction > 0:
             prior, written, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
@@ -369,12 +377,13 @@ def nuts_transition(
         z0[Q, i] = q0[i]
         z0[GRAD, i] = grad0[i]
     sample_momentum(rng, metric, z0[P])
-    v0 = traj.rows[2 * traj.logp.shape[0]]  # the velocity of position 0
+    _, prefix_mask, velocities = ring_rows(traj)
+    v0 = traj.rows[velocities]  # the velocity of position 0
     h0 = -logp0 + velocity(metric, z0[P], v0)
     traj.logp[0] = logp0
     traj.energy[0] = h0
     record_point(recorder, 0, z0, v0)
-    below, at = 2 * traj.logp.shape[0] - 1, 0  # prefix-sum rows of positions -1 and 0
+    below, at = prefix_mask, 0  # prefix-sum rows of positions -1 and 0
     for i in range(q0.shape[0]):
         traj.rows[below, i] = 0.0
         traj.rows[at, i] = z0[P, i]
