@@ -14,7 +14,9 @@ Measured in one process, on the same draws:
 (b) ``arviz.summary`` against ``nl.summary`` on those draws;
 (c) ``nl.summary`` and ``warn_problems`` on 345 scalars x 2 chains x 66,670 AR(1) draws, phi 0.5
     (fast mixing) and 0.99 (slow mixing), and for each the CPU time of ``nl.summary`` per draw at
-    1/4, 1/2 and all of the draws (linear growth: equal costs per draw);
+    1/4, 1/2 and all of the draws (linear growth: equal costs per draw); with ``--longer`` also at
+    2 and 4 times the draws (1.5 GB of draws per phi), where each scalar's arrays outgrow the L3
+    cache;
 (d) the same on a real, highly autocorrelated long run: the centered radon model (175 scalars),
     ``nl.sample(radon("centered"), draws=66670, tune=1000, chains=2, seed=1)``, and both as the
     ``nutslite summary --all`` and ``nutslite sample --all`` commands run them (the warnings
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="AR(1) draws for (a) and (b)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS / "diagnostics.md")
+    parser.add_argument(
+        "--longer", action="store_true", help="(c)'s cost per draw also at 2x and 4x the draws"
+    )
     args = parser.parse_args(argv)
 
     import arviz as az
@@ -170,6 +175,18 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((label, f"345 x 2 x {draws // fraction}", NONE, seconds))
             costs.append(seconds[1] / (345 * 2 * (draws // fraction)))
         costs.append(made[0][3][1] / (345 * 2 * draws))  # nl.summary on all the draws
+        if args.longer:  # a series of its own, 4x as long; its prefix for 2x
+            del big, synthetic
+            longer = ar1_draws((345, 2, 4 * draws), phi, seed)
+            for factor in (2, 4):
+                head = longer if factor == 4 else np.ascontiguousarray(longer[..., : 2 * draws])
+                part = {"theta": np.moveaxis(head, 0, -1)}
+                seconds = best_time(lambda part=part: nl.summary(part), long_repeats)
+                label = f"(c) AR(1) phi {phi}: nl.summary, {factor * draws} draws per chain"
+                rows.append((label, f"345 x 2 x {factor * draws}", NONE, seconds))
+                costs.append(seconds[1] / (345 * 2 * factor * draws))
+                del head, part
+            del longer
 
     radon = nl.sample(
         nl.models.radon("centered"),
@@ -187,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Diagnostics: compiled kernels against the old code and ArviZ",
         "",
-        f"Command: `python benchmarks/bench_diagnostics.py{flag} --repeats {args.repeats}`; "
+        f"Command: `python benchmarks/bench_diagnostics.py{flag}{' --longer' * args.longer} "
+        f"--repeats {args.repeats}`; "
         f"(a)-(b): {source}; {os.cpu_count()} cores shared with other jobs "
         "(wall times are noisy, the ratios within one run are the result; CPU time counts all "
         f"threads); warm times are the best of {args.repeats} calls ({long_repeats} for (c), "
@@ -206,13 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"| {what} | {size} | {before_text} | {after[0]:.3f}, {after[1]:.3f} | {ratio} |"
         )
+    fractions = "1/4, 1/2, all, 2x and 4x" if args.longer else "1/4, 1/2 and all"
     for phi, costs in per_draw.items():
         lines += [
             "",
-            f"CPU time of nl.summary per draw at 1/4, 1/2 and all of 66,670 draws (phi {phi}): "
+            f"CPU time of nl.summary per draw at {fractions} of 66,670 draws (phi {phi}): "
             + ", ".join(f"{1e9 * c:.1f} ns" for c in costs)
             + f" (largest / smallest {max(costs) / min(costs):.2f}, all / a quarter "
-            f"{costs[-1] / costs[0]:.2f}; linear growth gives 1).",
+            f"{costs[2] / costs[0]:.2f}; linear growth gives 1).",
         ]
     lines += [
         "",
