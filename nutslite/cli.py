@@ -264,6 +264,13 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                 f"{str(out)!r} already exists; choose another --out, or pass --force to "
                 "replace it"
             )
+    from nutslite._precompile import start_diagnostics_compile
+    from nutslite.diagnostics import MIN_DRAWS
+
+    # after installing nutslite, the diagnostics behind the table compile in a second process,
+    # started before the model is built: building it compiles its log density (a PyMC model's
+    # through PyTensor), and the child's compile is the longest wait of a first run
+    background = start_diagnostics_compile() if args.draws >= MIN_DRAWS else None
     model = build_model(args.model, args.parameterization, args.likelihood, args.var)
     if args.out is not None:
         _check_saveable(model)
@@ -274,11 +281,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         f"({args.tune} tune + {args.draws} draws), {min(cores, args.chains)} at a time",
         file=sys.stderr,
     )
-    from nutslite._precompile import start_diagnostics_compile
-    from nutslite.diagnostics import MIN_DRAWS
-
-    # after installing nutslite, the diagnostics behind the table compile in a second process
-    background = start_diagnostics_compile() if args.draws >= MIN_DRAWS else None
     try:
         with warnings.catch_warnings(record=True) as caught:  # shown with the summary
             warnings.simplefilter("always")
