@@ -42,6 +42,22 @@ def test_the_child_runs_on_this_nutslite_and_cache():
     assert index.startswith(cache_dir() + os.sep) and os.path.exists(index)
 
 
+def test_the_child_ignores_a_nutslite_in_the_working_folder(tmp_path):
+    # run from a checkout, the child must still import the parent's nutslite: a decoy package in
+    # its working folder exits with 7 if it is imported. The parent's nutslite is on the child's
+    # sys.path already, as site-packages is for a regular (not editable) install
+    decoy = tmp_path / "nutslite"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit(7)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(nl.__file__)))
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run(
+        _precompile.child_command(), cwd=tmp_path, env=env, capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
 def test_the_child_refuses_another_cache(tmp_path):
     env = {**os.environ, "NUTSLITE_CACHE_DIR": str(tmp_path)}
     done = subprocess.run(_precompile.child_command(), env=env, capture_output=True, timeout=300)
