@@ -480,13 +480,19 @@ if not JIT_DISABLED:
 
 def needs_compiling(function) -> bool:
     """Whether the next call of the ``jit`` function ``function`` compiles it: it has no compiled
-    version in this process and none in the on-disk cache (no index file). A cached version of
-    other argument types also counts as found, so this can miss a compile, never invent one.
-    ``False`` without the JIT."""
+    version in this process and none in the on-disk cache that Numba would load. Numba drops a
+    cache index written by another Numba version, or for a source file whose modification time
+    or size has changed since (a reinstall of the same nutslite keeps the cache folder's name but
+    not the files' times); such an index counts as none. A cached version of other argument
+    types counts as found, so this can miss a compile, never invent one. ``False`` without the
+    JIT."""
     if JIT_DISABLED or function.signatures:
         return False
     try:
-        index = function._cache._cache_file._index_path  # Numba internals, behind a fallback
+        load_index = function._cache._cache_file._load_index  # Numba internals, behind a fallback
     except AttributeError:
         return False
-    return not os.path.exists(index)
+    try:
+        return not load_index()  # empty when absent, of another Numba version, or stale
+    except Exception:  # an unreadable index: Numba's own load would fail too and compile
+        return True

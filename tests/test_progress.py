@@ -2,6 +2,7 @@
 
 import importlib
 import io
+import os
 import re
 import time
 
@@ -231,6 +232,15 @@ def test_needs_compiling_until_compiled_or_cached(tmp_path, monkeypatch):
     assert not needs_compiling(jitted_module.twice)  # compiled in this process (and cached)
     fresh = importlib.reload(jitted_module).twice  # as in a new process: only the disk cache
     assert not fresh.signatures and not needs_compiling(fresh)
+    # a reinstall of the same sources: the index is still there, but Numba finds it stale
+    source = tmp_path / "jitted_module.py"
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    stale = importlib.reload(jitted_module).twice
+    assert os.path.exists(stale._cache._cache_file._index_path)
+    assert needs_compiling(stale)
+    assert stale(3.0) == 6.0  # compiled again, and cached for the new time stamp
+    assert not needs_compiling(importlib.reload(jitted_module).twice)
     nl.sample(zoo.std_normal(2), draws=5, tune=5, chains=1, seed=1, progress=False, warn=False)
     assert not needs_compiling(run_chain)
 
