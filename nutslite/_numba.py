@@ -482,8 +482,9 @@ def needs_compiling(function) -> bool:
     """Whether the next call of the ``jit`` function ``function`` compiles it: it has no compiled
     version in this process and none in the on-disk cache that Numba would load. Numba drops a
     cache index written by another Numba version, or for a source file whose modification time
-    or size has changed since (a reinstall of the same nutslite keeps the cache folder's name but
-    not the files' times); such an index counts as none. A cached version of other argument
+    or size has changed since (the same sources installed elsewhere, as an editable install after
+    a regular one, keep the cache folder's name but not the files' times); such an index counts
+    as none. A cached version of other argument
     types counts as found, so this can miss a compile, never invent one. ``False`` without the
     JIT."""
     if JIT_DISABLED or function.signatures:

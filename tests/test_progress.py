@@ -232,7 +232,7 @@ def test_needs_compiling_until_compiled_or_cached(tmp_path, monkeypatch):
     assert not needs_compiling(jitted_module.twice)  # compiled in this process (and cached)
     fresh = importlib.reload(jitted_module).twice  # as in a new process: only the disk cache
     assert not fresh.signatures and not needs_compiling(fresh)
-    # a reinstall of the same sources: the index is still there, but Numba finds it stale
+    # the same source with another time stamp: the index is still there, but Numba drops it
     source = tmp_path / "jitted_module.py"
     stat = source.stat()
     os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
