@@ -325,26 +325,28 @@ def build_tree(ctx, edge, direction, depth, source):
         accept = 1.0 if log_w > 0.0 else math.exp(log_w)
         return not divergent, log_w, s, accept, 1, s if divergent else 0, out, out
 
+    # the initial half, then the final half from its last state: one recursive call in a loop
+    # rather than Stan's two calls, because Numba types each recursive call site by re-typing the
+    # whole function (``benchmarks/README.md``, cold compile, round 11)
     half = 1 << (depth - 1)
-    valid, log_w_init, prop, acc_init, n_init, div, prop_slot, last = build_tree(
-        ctx, edge, direction, depth - 1, source
-    )
-    if not valid:
-        return False, log_w_init, prop, acc_init, n_init, div, prop_slot, last
-    valid, log_w_final, prop_final, acc_final, n_final, div, final_slot, last = build_tree(
-        ctx, edge + direction * half, direction, depth - 1, last
-    )
-    sum_accept = acc_init + acc_final
-    n_steps = n_init + n_final
-    if not valid:
-        return False, log_w_final, prop_final, sum_accept, n_steps, div, final_slot, last
-
-    # uniform multinomial sampling within the subtree
-    log_w = log_sum_exp(log_w_init, log_w_final)
-    take = ctx.rng.random() < math.exp(log_w_final - log_w)  # selects, not branches
-    prop = prop_final if take else prop
-    release(ctx.traj.slots, prop_slot if take else final_slot)
-    prop_slot = final_slot if take else prop_slot
+    log_w, prop, prop_slot, sum_accept, n_steps, last = 0.0, 0, 0, 0.0, 0, source
+    for final in range(2):
+        valid, log_w_half, prop_half, acc, n, div, half_slot, last = build_tree(
+            ctx, edge + final * direction * half, direction, depth - 1, last
+        )
+        sum_accept += acc
+        n_steps += n
+        if not valid:
+            return False, log_w_half, prop_half, sum_accept, n_steps, div, half_slot, last
+        if final == 0:
+            log_w, prop, prop_slot = log_w_half, prop_half, half_slot
+            continue
+        # uniform multinomial sampling within the subtree
+        log_w = log_sum_exp(log_w, log_w_half)
+        take = ctx.rng.random() < math.exp(log_w_half - log_w)  # selects, not branches
+        prop = prop_half if take else prop
+        release(ctx.traj.slots, prop_slot if take else half_slot)
+        prop_slot = half_slot if take else prop_slot
 
     first, last_position = edge + direction, edge + direction * 2 * half
     lo, hi = min(first, last_position), max(first, last_position)
