@@ -149,6 +149,26 @@ def test_grad_estimator_is_exact_for_a_diagonal_gaussian():
     np.testing.assert_allclose(metric.diag, s2, rtol=1e-12)
 
 
+@pytest.mark.parametrize("adaptation", ["stan", "grad", "low_rank"])
+def test_metric_updates_keep_the_square_roots_of_the_diagonal(adaptation):
+    """The momentum draw and the low-rank velocity read ``sqrt_diag``, not ``sqrt(diag)``: every
+    update of a diagonal or low-rank metric sets it to the square roots of the new ``diag``, bit
+    for bit (the same correctly rounded square root the draw computed before it was cached)."""
+    rng = np.random.default_rng(6)
+    dim = 5
+    scales = np.geomspace(1e-3, 1e3, dim)
+    x = rng.normal(size=(60, dim)) * scales
+    state = _collect(adaptation, x, -x / scales**2)  # the gradients of N(0, diag(scales^2))
+    metric = (
+        low_rank_metric(np.ones(dim), np.zeros((dim, dim)), np.ones(dim))
+        if adaptation == "low_rank"
+        else diagonal_metric(np.ones(dim))
+    )
+    assert adaptation_update(state, metric)
+    assert not np.array_equal(metric.diag, np.ones(dim))  # the update moved the diagonal
+    np.testing.assert_array_equal(metric.sqrt_diag, np.sqrt(metric.diag))
+
+
 def test_low_rank_estimate_recovers_a_correlated_gaussian():
     """With exact Gaussian draws and gradients, D (I + U (Lambda - I) U^T) D is the covariance
     up to the eigenvalues inside the cutoff band, which are set to 1."""

@@ -16,6 +16,13 @@ Introduction to Hamiltonian Monte Carlo", sec. 4.2 and appendix A.4.2). The inve
   ``y = D p``; and ``p = D^{-1} (z + U ((Lambda^{-1/2} - 1) * U^T z))``, whose covariance is
   ``D^{-1} (I + U (Lambda^{-1} - I) U^T) D^{-1} = M`` because ``U^T U = I``. Cost ``O(dim k)``.
 
+The diagonal and low-rank forms keep ``sqrt(m)`` beside ``m`` (``sqrt_diag``), computed when
+``m`` is set: the momentum draw divides by it once per transition, the low-rank velocity
+multiplies by it twice per call, and a square root costs several times a division
+(``benchmarks/README.md``, engine round 12). Whoever writes ``m`` refreshes it
+(``refresh_sqrt_diag``); it is the same correctly rounded square root either way, so the draws are
+the same bits as when it was computed where used.
+
 Each form is its own plain tuple type (``DiagonalMetric``, ``DenseMetric``, ``LowRankMetric``;
 ``Metric`` is their union), and ``velocity`` and ``sample_momentum`` pick the form's code by type
 (``nutslite._numba.by_type``), so the compiled engine contains only the metric a run uses. A
@@ -35,20 +42,23 @@ from nutslite.engine.normal import standard_normal
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
 
-DiagonalMetric = namedtuple("DiagonalMetric", ["kind", "diag"])
-DiagonalMetric.__doc__ = """``M^{-1} = diag(diag)``; ``kind`` is ``DIAGONAL``."""
+DiagonalMetric = namedtuple("DiagonalMetric", ["kind", "diag", "sqrt_diag"])
+DiagonalMetric.__doc__ = """``M^{-1} = diag(diag)``, ``sqrt_diag = sqrt(diag)``; ``kind`` is
+``DIAGONAL``."""
 DenseMetric = namedtuple("DenseMetric", ["kind", "diag", "dense", "cholesky"])
 DenseMetric.__doc__ = """``M^{-1} = dense`` ``(dim, dim)`` with Cholesky factor ``cholesky``;
 ``diag`` is its diagonal and ``kind`` is ``DENSE``."""
-LowRankMetric = namedtuple("LowRankMetric", ["kind", "diag", "basis", "eigvals"])
-LowRankMetric.__doc__ = """``M^{-1} = D (I + U (Lambda - I) U^T) D`` with ``D = diag(sqrt(diag))``,
-``U = basis`` ``(dim, k)`` and ``Lambda = eigvals`` ``(k,)``; ``kind`` is ``LOW_RANK``."""
+LowRankMetric = namedtuple("LowRankMetric", ["kind", "diag", "sqrt_diag", "basis", "eigvals"])
+LowRankMetric.__doc__ = """``M^{-1} = D (I + U (Lambda - I) U^T) D`` with ``D = diag(sqrt_diag)``,
+``sqrt_diag = sqrt(diag)``, ``U = basis`` ``(dim, k)`` and ``Lambda = eigvals`` ``(k,)``;
+``kind`` is ``LOW_RANK``."""
 Metric = DiagonalMetric | DenseMetric | LowRankMetric
 
 
 def diagonal_metric(inv_mass: np.ndarray) -> DiagonalMetric:
     """A diagonal metric from the diagonal of ``M^{-1}``."""
-    return DiagonalMetric(DIAGONAL, np.ascontiguousarray(inv_mass, dtype=np.float64))
+    diag = np.ascontiguousarray(inv_mass, dtype=np.float64)
+    return DiagonalMetric(DIAGONAL, diag, np.sqrt(diag))
 
 
 def dense_metric(inv_mass: np.ndarray) -> DenseMetric:
@@ -60,9 +70,11 @@ def dense_metric(inv_mass: np.ndarray) -> DenseMetric:
 
 def low_rank_metric(diag: np.ndarray, basis: np.ndarray, eigvals: np.ndarray) -> LowRankMetric:
     """``M^{-1} = D (I + U (Lambda - I) U^T) D`` with ``D = diag(sqrt(diag))``."""
+    diag = np.ascontiguousarray(diag, dtype=np.float64)
     return LowRankMetric(
         LOW_RANK,
-        np.ascontiguousarray(diag, dtype=np.float64),
+        diag,
+        np.sqrt(diag),
         np.ascontiguousarray(basis, dtype=np.float64),
         np.ascontiguousarray(eigvals, dtype=np.float64),
     )
@@ -102,6 +114,14 @@ def as_matrix(metric: Metric) -> np.ndarray:
 
 
 @jit
+def refresh_sqrt_diag(metric):
+    """``metric.sqrt_diag = sqrt(metric.diag)`` after ``metric.diag`` changed (diagonal and
+    low-rank metrics)."""
+    for i in range(metric.diag.shape[0]):
+        metric.sqrt_diag[i] = sqrt(metric.diag[i])
+
+
+@jit
 def _velocity_diagonal(metric, p, v_out):
     n = p.shape[0]
     for i in range(n):
@@ -122,7 +142,7 @@ def _velocity_low_rank(metric, p, v_out):
     n = p.shape[0]
     basis, r = metric.basis, metric.basis.shape[1]
     for i in range(n):  # y = D p, kept in v_out
-        v_out[i] = sqrt(metric.diag[i]) * p[i]
+        v_out[i] = metric.sqrt_diag[i] * p[i]
     for c in range(r):  # w = y + U ((Lambda - 1) U^T y)
         if metric.eigvals[c] == 1.0:
             continue
@@ -130,7 +150,7 @@ def _velocity_low_rank(metric, p, v_out):
         for i in range(n):
             v_out[i] += basis[i, c] * proj
     for i in range(n):  # v = D w
-        v_out[i] *= sqrt(metric.diag[i])
+        v_out[i] *= metric.sqrt_diag[i]
     return 0.5 * dot(p, v_out)
 
 
@@ -148,8 +168,8 @@ def _sample_momentum_diagonal(rng, metric, p_out):
     n = p_out.shape[0]
     for i in range(n):
         p_out[i] = standard_normal(rng)
-    for i in range(n):  # a separate pass: packed square roots and divisions
-        p_out[i] /= sqrt(metric.diag[i])
+    for i in range(n):  # a separate pass: packed divisions
+        p_out[i] /= metric.sqrt_diag[i]
 
 
 @jit
@@ -180,7 +200,7 @@ def _sample_momentum_low_rank(rng, metric, p_out):
         for i in range(n):
             p_out[i] += basis[i, c] * proj
     for i in range(n):
-        p_out[i] /= sqrt(metric.diag[i])
+        p_out[i] /= metric.sqrt_diag[i]
 
 
 sample_momentum = by_type(

@@ -113,6 +113,7 @@ from numba import objmode
 from nutslite._blas import single_blas_thread
 from nutslite._numba import by_type, jit
 from nutslite.engine.adaptation.windows import MIN_LIVE_WARMUP
+from nutslite.engine.metric import refresh_sqrt_diag
 
 GRAD_CLIP = 1e20
 LOW_RANK_GAMMA = 1e-5  # ridge per draw in the whitened subspace (nuts-rs LowRankSettings)
@@ -257,6 +258,7 @@ def _update_stan(state, metric):
     for i in range(state.x_mean.shape[0]):
         var = state.x_m2[i] / (n - 1.0) if n > 1.0 else metric.diag[i]
         metric.diag[i] = shrink * var + ridge
+    refresh_sqrt_diag(metric)
     return _all_finite(metric.diag)
 
 
@@ -285,6 +287,7 @@ def _update_low_rank(state, metric):
         state.history_x[first:last], state.history_g[first:last],
         metric.diag, metric.basis, metric.eigvals,
     )
+    refresh_sqrt_diag(metric)
     return _all_finite(metric.diag)
 
 
@@ -294,6 +297,7 @@ def _update_grad(state, metric):
         if state.g_m2[i] > 0.0 and state.x_m2[i] > 0.0:
             ratio = math.sqrt(state.x_m2[i] / state.g_m2[i])
             metric.diag[i] = min(max(ratio, 1.0 / GRAD_CLIP), GRAD_CLIP)
+    refresh_sqrt_diag(metric)
     return _all_finite(metric.diag)
 
 
