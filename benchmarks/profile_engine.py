@@ -5,6 +5,8 @@ Usage::
     python benchmarks/profile_engine.py            # 1 chain on 1 core, 1000 + 1000, 3 rounds
     python benchmarks/profile_engine.py --quick
     python benchmarks/profile_engine.py --loop     # the compiled transition loop only (CPU time)
+    python benchmarks/profile_engine.py --loop --split   # and a transition's fixed and per-step
+                                                         # costs on the 175-d normal
 
 Method (one chain, one core, so threads do not blur the numbers; best of ``--rounds``):
 
@@ -32,6 +34,13 @@ rounds, and the gradient timed the same way in the same process; the number of l
 (a check that two versions ran the same transitions). CPU time is what a loaded
 machine perturbs least; compare two versions by alternating them in one run (``benchmarks/
 README.md``, engine rounds). Nothing is written.
+
+``--split`` (with ``--loop``) also separates, on the 175-d normal, what a transition costs once
+(the momentum draw, its energy, the start copied into a slot, the first prefix sums, the draw
+copied out) from what each leapfrog step costs: the same loop with the tree depth capped at 1, 2
+and 3 (20,000 transitions each) makes every transition 1, 3 and 7 steps long, and a least-squares
+line through the three costs per transition gives the fixed cost and the cost per step
+(``benchmarks/README.md``, engine round 12).
 
 Writes ``benchmarks/results/profile{,_quick}.{json,md}``.
 """
@@ -196,6 +205,22 @@ def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10)
             "steps": runs[0][1]}
 
 
+def split_transition(model, rounds: int, steps_per_transition: float) -> None:
+    """Print a transition's fixed cost and its cost per step (see ``--split``)."""
+    n = 20_000
+    steps, costs = [], []
+    for depth in (1, 2, 3):
+        r = transition_loop(model, n, rounds, max_depth=depth)
+        steps.append(r["steps"] / n)
+        costs.append(r["step_us"] * r["steps"] / n)
+        print(f"  depth <= {depth}: {steps[-1]:.2f} steps per transition, "
+              f"{costs[-1]:.3f} µs per transition")
+    per_step, fixed = np.polyfit(steps, costs, 1)
+    print(f"  a transition: {fixed:.3f} µs once + {per_step:.3f} µs per step (gradient "
+          f"{r['grad_us']:.3f}); at {steps_per_transition:.1f} steps per transition the fixed "
+          f"part is {fixed / steps_per_transition:.3f} µs per step")
+
+
 def threads_overhead(model, draws: int, tune: int, rounds: int) -> dict[str, float]:
     """The benchmark setting, 4 chains on 2 cores, as ``nl.sample`` is called by default (warmup
     draws not kept): where the call's time goes, from ``res.settings`` (best of ``rounds`` each).
@@ -265,15 +290,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default=None)
     p.add_argument("--loop", action="store_true", help="the compiled transition loop only")
+    p.add_argument("--split", action="store_true",
+                   help="with --loop: a transition's fixed and per-step costs (175-d normal)")
     args = p.parse_args(argv)
+    if args.split and not args.loop:
+        p.error("--split needs --loop")
     if args.loop:
         import nutslite as nl
 
-        for model, n in ((trivial_model(175), 3000), (nl.models.radon("noncentered"), 1500)):
+        normal = trivial_model(175)
+        for model, n in ((normal, 3000), (nl.models.radon("noncentered"), 1500)):
             r = transition_loop(model, n, args.rounds)
             print(f"{r['model']:28s} step {r['step_us']:.3f} µs  gradient {r['grad_us']:.3f} µs  "
                   f"tree {r['tree_us']:.3f} µs/step  step/gradient {r['step_per_gradient']:.2f}  "
                   f"({r['steps']} steps)")
+            if model is normal:
+                steps_per_transition = r["steps"] / n
+        if args.split:
+            split_transition(normal, args.rounds, steps_per_transition)
         return 0
     if args.quick:
         args.draws, args.tune, args.rounds = 200, 200, 1
