@@ -97,3 +97,36 @@ def test_bench_posteriors_report_plumbing(tmp_path):
     assert "vs nutpie **1.33x** over 1 (goal 3x: **missed**)" in md
     assert "met / met / **missed**" in md
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def _scaling_row(sampler: str, scale: int, seed: int, ess_per_s: float, sampling_s: float) -> dict:
+    settings = {"draws": 100, "tune": 100, "chains": 2, "cores": 2, "seed": seed,
+                "target_accept": 0.8, "max_treedepth": 10}
+    return {"sampler": sampler, "scale": scale, "seed": seed, "settings": settings,
+            "data": {"n_counties": 85 * scale}, "n_obs": 935 * scale, "dim": 5 + 170 * scale,
+            "compile_s": 1.0, "sampling_s": sampling_s, "grads_total": 1000, "grad_us": scale,
+            "us_per_grad_in_sampler": 2.0 * scale, "ess_bulk_min": 100.0,
+            "ess_bulk_per_s": ess_per_s, "ess_bulk_per_1k_grads": 10.0, "divergences": 0,
+            "rhat_max": 1.0, "mean_tree_depth": 3.0, "other_load_during": 0.0}
+
+
+def test_bench_scaling_reports_each_seed_and_the_median():
+    import bench_scaling
+
+    rows = [_scaling_row("nutpie", 1, 1, 10.0, 4.0), _scaling_row("nutslite", 1, 1, 200.0, 0.2),
+            _scaling_row("nutpie", 10, 1, 1.0, 40.0), _scaling_row("nutslite", 10, 1, 11.0, 4.0),
+            _scaling_row("nutpie", 10, 2, 2.0, 30.0), _scaling_row("nutslite", 10, 2, 26.0, 2.0),
+            _scaling_row("nutpie", 10, 3, 1.0, 50.0), _scaling_row("nutslite", 10, 3, 12.0, 5.0)]
+    growth = bench_scaling.growth(rows)
+    ten = growth["ratios"]["10"]["nutslite/nutpie"]
+    assert [x["bulk_ess_per_s"] for x in ten["per_seed"]] == [11.0, 13.0, 12.0]
+    assert ten["bulk_ess_per_s"] == 12.0  # the median, not the first seed's or the mean
+    assert ten["sampling_time"] == 10.0  # median of 10, 15 and 10
+    assert growth["ratios"]["1"]["nutslite/nutpie"]["bulk_ess_per_s"] == 20.0
+    # growth relative to 1x uses each scale's median over seeds: 4.0 s of 4, 2 and 5 over 0.2 s
+    assert growth["relative"]["nutslite"]["10"]["sampling_s"] == pytest.approx(20.0)
+    meta = {"command": "c", "machine": "m", "when": "w", "versions": "v", "scales": [1, 10],
+            "seeds": [1, 2, 3], "settings": rows[0]["settings"]}
+    text = bench_scaling.markdown({"meta": meta, "runs": rows, "growth": growth})
+    assert "seeds 1-3" in text
+    assert "- 10x: nutslite (default): 12.00x ESS/s, 10.0x faster (11.00x, 13.00x, 12.00x)" in text
