@@ -22,6 +22,7 @@ from nutslite.engine.adaptation.status import WARMUP_OK
 from nutslite.engine.adaptation.step_size import find_initial_step_size
 from nutslite.engine.adaptation.warmup import warmup_step
 from nutslite.engine.integrators import GRAD, Q
+from nutslite.engine.normal import uniform
 from nutslite.engine.stats import (
     ACCEPT,
     DEPTH,
@@ -92,7 +93,7 @@ def run_chain(
     for t in range(start, stop):
         eps = step_size
         if settings.jitter > 0.0:
-            eps *= 1.0 + settings.jitter * (2.0 * rng.random() - 1.0)
+            eps *= 1.0 + settings.jitter * (2.0 * uniform(rng) - 1.0)
         max_depth = settings.max_depth
         if t < settings.num_warmup:  # the warmup schedule may cap it (adaptation.windows)
             max_depth = min(max_depth, schedule[4][t])

@@ -1,4 +1,5 @@
-r"""Standard normal draws for the momentum, bit for bit NumPy's, without a mispredicted branch.
+r"""Standard normal draws for the momentum, bit for bit NumPy's, without a mispredicted branch;
+and the uniform draws of the tree (``uniform``), bit for bit ``Generator.random()``'s.
 
 NumPy's ``Generator.standard_normal`` (and Numba's copy of it) uses the ziggurat method of
 Marsaglia & Tsang (2000, "The Ziggurat Method for Generating Random Variables", J. Stat. Softw.
@@ -41,6 +42,15 @@ SIGNS = np.array([1.0, -1.0])
 """``(-1)^s`` for the sign bit ``s``: a table lookup, not a branch."""
 _LAYER = np.uint64(0xFF)
 _MAGNITUDE = np.uint64(0x000FFFFFFFFFFFFF)
+
+
+@jit(inline="always")  # one line, at four call sites
+def uniform(rng):
+    """One draw of ``U[0, 1)`` from the ``numpy.random.Generator`` ``rng``, equal bit for bit to
+    ``rng.random()``: NumPy's ``next_double`` of its bit generator (the top 53 bits of one 64-bit
+    output, times ``2^-53``). Called directly, it needs none of Numba's ``Generator.random``
+    overload, which a cold start compiled for the tree's few uniforms alone."""
+    return next_double(rng.bit_generator)
 
 
 @jit

@@ -62,6 +62,7 @@ from nutslite._numba import borrowed, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
 from nutslite.engine.metric import sample_momentum, velocity
+from nutslite.engine.normal import uniform
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
 
@@ -343,7 +344,7 @@ def build_tree(ctx, edge, direction, depth, source):
             continue
         # uniform multinomial sampling within the subtree
         log_w = log_sum_exp(log_w, log_w_half)
-        take = ctx.rng.random() < math.exp(log_w_half - log_w)  # selects, not branches
+        take = uniform(ctx.rng) < math.exp(log_w_half - log_w)  # selects, not branches
         prop = prop_half if take else prop
         release(ctx.traj.slots, prop_slot if take else half_slot)
         prop_slot = half_slot if take else prop_slot
@@ -403,7 +404,7 @@ def nuts_transition(
     sum_accept = 0.0
     divergent_position = 0
     while depth < max_depth:
-        direction = 1 if rng.random() > 0.5 else -1
+        direction = 1 if uniform(rng) > 0.5 else -1
         edge, edge_slot = (right, right_slot) if direction > 0 else (left, left_slot)
         ctx.traj.slots[REFS, edge_slot] += 1  # the subtree's first step releases it
         valid, log_w_sub, prop_sub, acc, n, div, prop_slot, last_slot = build_tree(
@@ -430,7 +431,7 @@ def nuts_transition(
         record(recorder, SUBTREE, left, right, depth, 1, True)
 
         # biased progressive sampling at the top level
-        if log_w_sub > log_w or rng.random() < math.exp(log_w_sub - log_w):
+        if log_w_sub > log_w or uniform(rng) < math.exp(log_w_sub - log_w):
             proposal = prop_sub
             release(ctx.traj.slots, sample_slot)
             sample_slot = prop_slot
