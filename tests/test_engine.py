@@ -491,3 +491,34 @@ def test_momentum_normals_are_numpys_bit_for_bit():
         assert got.tobytes() == want.tobytes()
         assert ours.bit_generator.state == theirs.bit_generator.state
     assert np.sum(np.abs(want) > 3.6541528853610088) > 0  # the Python body reached the tail
+
+
+def test_tree_uniforms_are_numpys_bit_for_bit():
+    """``uniform`` (NumPy's ``next_double`` called directly) gives ``rng.random()``'s draws bit
+    for bit and leaves the generator in the same state, compiled and as Python, also when
+    interleaved with the momentum's normals as a transition interleaves them."""
+    import numba
+
+    from nutslite.engine.normal import standard_normal, uniform
+
+    python_uniform = getattr(uniform, "py_func", uniform)
+    python_normal = getattr(standard_normal, "py_func", standard_normal)
+
+    @numba.njit
+    def compiled(rng, n):
+        out = np.empty(2 * n)
+        for i in range(n):
+            out[2 * i] = uniform(rng)
+            out[2 * i + 1] = standard_normal(rng)
+        return out
+
+    def interpreted(rng, n):
+        return np.array([f(rng) for _ in range(n) for f in (python_uniform, python_normal)])
+
+    for f, n in ((compiled, 100_000), (interpreted, 5_000)):
+        ours, theirs = np.random.default_rng(5), np.random.default_rng(5)
+        got = f(ours, n)
+        want = np.array([draw() for _ in range(n)
+                         for draw in (theirs.random, theirs.standard_normal)])
+        assert got.tobytes() == want.tobytes()
+        assert ours.bit_generator.state == theirs.bit_generator.state

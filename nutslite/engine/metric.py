@@ -117,7 +117,7 @@ def as_matrix(metric: Metric) -> np.ndarray:
     return d[:, None] * inner * d[None, :]
 
 
-@jit(inline="always")
+@jit(inline="always")  # one call site per compile: no compile of its own
 def refresh_sqrt_diag(metric):
     """``metric.sqrt_diag = sqrt(metric.diag)`` after ``metric.diag`` changed (diagonal and
     low-rank metrics)."""

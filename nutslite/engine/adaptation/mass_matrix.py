@@ -171,7 +171,7 @@ def _welford(n, mean, m2, x):
         m2[i] += d * (x[i] - mean[i])
 
 
-@jit(inline="always")
+@jit(inline="always")  # one call site per compile: no compile of its own
 def _all_finite(x):
     """Whether every entry of the vector ``x`` is finite (a loop: ``np.all(np.isfinite(x))``
     would compile NumPy's ufunc machinery and an array allocation into every cold start)."""

@@ -56,13 +56,13 @@ SHORT_WARMUP = 20  # fewer warmup iterations: no exploration offset (see "Short 
 DA_MIN_UPDATES = 10  # fewer updates: the final step size is shrunk towards exp(mu)
 
 
-@jit(inline="always")
+@jit(inline="always")  # one call site per compile: no compile of its own
 def dual_averaging_init(step_size):
     """A fresh dual-averaging state around ``mu = log(10 step_size)``."""
     return DualAveraging(0.0, 0.0, 0.0, math.log(10.0 * step_size), math.log(step_size))
 
 
-@jit(inline="always")
+@jit(inline="always")  # one call site per compile: no compile of its own
 def dual_averaging_update(state, accept_stat, target_accept):
     """One dual-averaging update; returns the new state. Stan clips the statistic at 1."""
     alpha = min(1.0, accept_stat)
@@ -83,7 +83,7 @@ def dual_averaging_start(user_step_size: float, step_size: float, num_warmup: in
     return DualAveraging(0.0, 0.0, 0.0, math.log(centre), math.log(step_size))
 
 
-@jit(inline="always")
+@jit(inline="always")  # one call site per compile: no compile of its own
 def dual_averaging_final(state):
     """The step size to sample with after warmup: ``exp(x_bar)``; with no update since the last
     restart, the restart's step size (Stan's ``exp(0) = 1``; module docstring)."""
