@@ -28,6 +28,7 @@ from nutslite._numba import cache_dir, needs_compiling
 from nutslite._precompile import DiagnosticsCompile, start_diagnostics_compile
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
+from nutslite.engine.adaptation.mass_matrix import with_counts
 from nutslite.engine.adaptation.status import METRIC_OVERFLOW, STEP_SIZE_IMPROPER, WARMUP_OK
 from nutslite.engine.adaptation.step_size import SHORT_WARMUP, DualAveraging, dual_averaging_start
 from nutslite.engine.adaptation.windows import WarmupSchedule
@@ -338,7 +339,7 @@ def _init_chain(
         # Stan's heuristic, by the chain loop in a call of no iteration (``run_chain``); a warmup
         # too short to correct its step size gets the cautious one, half the largest that passed
         heuristic = CAUTIOUS_HEURISTIC if tune < SHORT_WARMUP else STAN_HEURISTIC
-        chain.state, _, _, status = _run_chain(model, request, chain, 0, 0, heuristic)
+        status = _run_chain(model, request, chain, 0, 0, heuristic)
         _raise_for_status(status, c, "finding the initial step size")
         chain.da = dual_averaging_start(user_step, chain.state.step_size, tune)
     return chain
@@ -347,17 +348,21 @@ def _init_chain(
 def _run_chain(
     model: Model, request: _Request, chain: _Chain, start: int, stop: int,
     heuristic: int = NO_HEURISTIC,
-) -> tuple:
+) -> int:
     """``run_chain`` for iterations ``[start, stop)`` of ``chain``, nothing recorded (the calls
-    that log events compile to nothing); returns ``(state, da, adapt, status)``."""
+    that log events compile to nothing); updates ``chain``'s state, dual averaging and estimator,
+    and returns the status (``nutslite.engine.adaptation.status``)."""
     schedule = request.schedule
-    return run_chain(
+    logp, step_size, chain.da, counts, status = run_chain(
         model.logp_grad_function, chain.rng, chain.state, chain.da, chain.adapt, request.nuts,
         (schedule.collect, schedule.update, schedule.restart, schedule.retune,
          schedule.max_depth),
         start, stop, chain.traj, None, chain.scratch, chain.draws, chain.stats,
         chain.divergences, chain.divergence_iters, chain.divergence_count, heuristic,
     )
+    chain.state = chain.state._replace(logp=logp, step_size=step_size)
+    chain.adapt = with_counts(chain.adapt, counts)
+    return status
 
 
 def _run_chains(
@@ -368,9 +373,7 @@ def _run_chains(
 
     def advance(c: int, start: int, stop: int) -> bool:
         chain = chain_list[c]
-        chain.state, chain.da, chain.adapt, chain.status = _run_chain(
-            model, request, chain, start, stop
-        )
+        chain.status = _run_chain(model, request, chain, start, stop)
         return chain.status == WARMUP_OK
 
     n_iter, tune = request.tune + request.draws, request.tune

@@ -348,6 +348,43 @@ def _restart_dense(state):
     return DenseAdaptation(0.0, state.x_mean, state.cov_m2)
 
 
+@jit(_nrt=False)
+def _counts_n(state):
+    return (state.n,)
+
+
+@jit(_nrt=False)
+def _counts_grad(state):
+    return (state.n, state.n_bg)
+
+
+@jit(_nrt=False)
+def _counts_low_rank(state):
+    return (state.n, state.n_bg, state.n_total)
+
+
+COUNT_FIELDS = {
+    StanAdaptation: ("n",),
+    DenseAdaptation: ("n",),
+    GradAdaptation: ("n", "n_bg"),
+    LowRankAdaptation: ("n", "n_bg", "n_total"),
+}
+adaptation_counts = by_type({
+    StanAdaptation: _counts_n,
+    DenseAdaptation: _counts_n,
+    GradAdaptation: _counts_grad,
+    LowRankAdaptation: _counts_low_rank,
+})
+adaptation_counts.__doc__ = """``adaptation_counts(state)``: the estimator's counts, the fields
+``COUNT_FIELDS[type(state)]`` (its arrays are updated in place, so these are all that a chunk of
+the chain loop has to hand back to Python; ``with_counts``)."""
+
+
+def with_counts(state: MetricAdaptation, counts: tuple) -> MetricAdaptation:
+    """``state`` with the counts that ``adaptation_counts`` returned."""
+    return state._replace(**dict(zip(COUNT_FIELDS[type(state)], counts, strict=True)))
+
+
 adaptation_restart = by_type({
     StanAdaptation: _restart_stan,
     DenseAdaptation: _restart_dense,
