@@ -95,7 +95,7 @@ def dual_averaging_final(state):
     return math.exp(state.x_bar)
 
 
-@jit(inline="always")
+@jit(inline="always")  # one call site: no compile of its own
 def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     """``H0 - H`` after one leapfrog step of ``step_size`` from ``q`` with a fresh momentum
     (NaN counts as a rejection, -inf). ``scratch`` is a ``(5, dim)`` work array: its first four
@@ -133,11 +133,13 @@ def find_initial_step_size(
     if step_size == 0.0 or step_size > 1e7 or math.isnan(step_size):
         return step_size, WARMUP_OK
     threshold = math.log(0.8)
-    delta_h = _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch)
-    direction = 1 if delta_h > threshold else -1
+    direction = 0  # set by the first trial: double while it passes, halve while it fails
     doubled = False
-    while True:
+    while True:  # one call site: ``_trial_delta_h`` is inlined, and compiled once
         delta_h = _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch)
+        if direction == 0:
+            direction = 1 if delta_h > threshold else -1
+            continue
         if direction == 1 and not delta_h > threshold:
             if cautious:
                 step_size *= 0.25 if doubled else 0.5
