@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nutslite as nl
+from nutslite import scheduler
 from nutslite.engine.adaptation import ADAPTATIONS
 from nutslite.engine.adaptation.mass_matrix import (
     adaptation_collect,
@@ -254,6 +255,29 @@ def test_warmup_depth_cap_is_applied_and_lifted():
     assert depth[:end].max() == EARLY_MAX_DEPTH and depth[end:].max() > EARLY_MAX_DEPTH
     np.testing.assert_array_equal(hit[:end], depth[:end] == EARLY_MAX_DEPTH)
     assert res.sample_stats["tree_depth"].max() > EARLY_MAX_DEPTH
+
+
+@pytest.mark.parametrize("adaptation", sorted(ADAPTATIONS))
+def test_draws_do_not_depend_on_where_the_chunks_end(adaptation, monkeypatch):
+    """The chain loop runs in chunks whose ends follow the clock (``nutslite.scheduler``), and
+    hands back between chunks only the log density, the step size, dual averaging's state and the
+    estimator's counts (its arrays are updated in place). Chunks of one iteration each and
+    doubling chunks (1, 2, 4, ...) must then give the same draws and statistics bit for bit,
+    warmup included, for every adaptation."""
+    model = zoo.eight_schools("noncentered")
+    runs = []
+    for seconds in (0.0, 1e9):  # a chunk of ``CHUNK_SECONDS`` at the last one's rate
+        monkeypatch.setattr(scheduler, "CHUNK_SECONDS", seconds)
+        runs.append(nl.sample(model, draws=30, tune=150, chains=1, seed=5, cores=1,
+                              progress=False, warn=False, save_warmup=True,
+                              adaptation=adaptation))
+    one, doubling = runs
+    np.testing.assert_array_equal(one.warmup_unconstrained, doubling.warmup_unconstrained)
+    np.testing.assert_array_equal(one.unconstrained, doubling.unconstrained)
+    for name in ("step_size", "n_steps", "lp"):
+        np.testing.assert_array_equal(one.sample_stats[name], doubling.sample_stats[name])
+        np.testing.assert_array_equal(one.warmup_sample_stats[name],
+                                      doubling.warmup_sample_stats[name])
 
 
 CAPPED_RUN = """
