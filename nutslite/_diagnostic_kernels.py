@@ -1376,7 +1376,7 @@ def _count_non_finite(values):
     return count
 
 
-@jit
+@jit(no_cfunc_wrapper=True)  # called from Python only (``nutslite._numba.jit``)
 def _statistics_kernel(
     flat,
     layout,
