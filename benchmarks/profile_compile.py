@@ -13,6 +13,7 @@ Usage::
     python benchmarks/profile_compile.py --cold 6 --against ../base   # cold starts, A/B: 6 pairs
     python benchmarks/profile_compile.py --cold 3 --against ../base --first-call   # the same, to
                                                   # the end of a user's first default call
+    python benchmarks/profile_compile.py --ir       # lines of optimised LLVM IR per function
 
 A second process then times a warm start without the profiler's instrumentation, which imports
 ``numba`` itself: ``import numba``, then ``import nutslite`` and the radon model (its compiled
@@ -34,6 +35,12 @@ With ``--first-call`` each process instead runs a user's first call, ``nl.sample
 non-centered with the defaults (4 chains x 2000, the diagnostics behind the warnings), and its CPU
 seconds include child processes' (the diagnostics' compile in a second process).
 
+``--ir`` counts instead what LLVM is given to optimise and turn into machine code, which does not
+drift with the host as times do: in a fresh process with an empty cache, after a one-draw radon
+call and the diagnostics' compile, the lines of optimised LLVM IR in the chain loop's compiled
+module and in the diagnostics kernel's, per function (the callees linked into each module, and
+the Python wrapper, are functions of their own; LLVM inlined the rest).
+
 Each measurement runs in a fresh process. The cold one points ``NUTSLITE_CACHE_DIR`` (and, for
 nutpie, Numba's and PyTensor's caches) at an empty folder; the warm one reuses it. Times are wall
 seconds and the process's CPU seconds (all threads; a loaded machine inflates the wall time far more
@@ -50,6 +57,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -171,6 +179,63 @@ else:
 print(json.dumps({"cpu": time.process_time() - c0 + children_cpu() - k0,
                   "wall": time.perf_counter() - t0}))
 """
+
+
+IR = r"""
+import json
+import nutslite as nl
+from nutslite._diagnostic_kernels import _statistics_kernel
+from nutslite._numba import cache_dir
+from nutslite._precompile import compile_diagnostics
+from nutslite.engine.chain import run_chain
+nl.sample(nl.models.radon("noncentered"), draws=1, tune=1, chains=1, cores=1, seed=0,
+          progress=False, warn=False)
+compile_diagnostics(cache_dir())
+print(json.dumps({name: "".join(dispatcher.inspect_llvm().values())
+                  for name, dispatcher in (("run_chain", run_chain),
+                                           ("_statistics_kernel", _statistics_kernel))}))
+"""
+
+
+def demangled(symbol: str) -> str:
+    """The dotted name in a symbol that Numba mangled the Itanium way (``_ZN`` followed by
+    length-prefixed parts, then Numba's suffixes): ``_ZN8nutslite6engine5chain9run_chainB2v6...``
+    is ``nutslite.engine.chain.run_chain``; any other symbol as it is."""
+    if not symbol.startswith("_ZN"):
+        return symbol
+    parts, i = [], 3
+    while i < len(symbol) and symbol[i].isdigit():
+        j = i
+        while symbol[j].isdigit():
+            j += 1
+        size = int(symbol[i:j])
+        parts.append(symbol[j : j + size])
+        i = j + size
+    return ".".join(parts).replace("_3clocals_3e", "<locals>") or symbol
+
+
+def ir_lines(ir: str) -> tuple[int, list[tuple[int, str]]]:
+    """Lines of an LLVM module's text, and of each function it defines (largest first)."""
+    functions = []
+    for part in ir.split("\ndefine ")[1:]:
+        symbol = re.search(r'@"?([^\s("]+)', part).group(1)
+        functions.append((part[: part.index("\n}")].count("\n"), demangled(symbol)))
+    return ir.count("\n"), sorted(functions, reverse=True)
+
+
+def ir_report() -> None:
+    """``--ir``: the two modules' sizes, per function, from a fresh process with an empty cache."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUTSLITE_CACHE_DIR=cache)
+        env.pop("NUMBA_CACHE_DIR", None)
+        out = subprocess.run([sys.executable, "-c", IR], env=env, check=True,
+                             capture_output=True, text=True, cwd=os.path.dirname(here))
+    for name, ir in json.loads(out.stdout.strip().splitlines()[-1]).items():
+        total, functions = ir_lines(ir)
+        print(f"{name}: {total} lines of optimised LLVM IR in its module")
+        for lines, function in functions:
+            print(f"  {lines:7d}  {function}")
 
 
 WARM_BREAKDOWN = r"""
@@ -427,7 +492,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="only compare cold starts with --against's first checkout, N A/B pairs")
     p.add_argument("--against", nargs="+", default=[], metavar="CHECKOUT",
                    help="with --warm: other nutslite checkouts to run in turn with this one")
+    p.add_argument("--ir", action="store_true",
+                   help="only count the lines of optimised LLVM IR per compiled function")
     args = p.parse_args(argv)
+    if args.ir:
+        ir_report()
+        return
     if args.cold:
         if not args.against:
             p.error("--cold needs --against CHECKOUT")

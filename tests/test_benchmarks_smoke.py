@@ -1,6 +1,6 @@
 """Smoke tests of the benchmark scripts: the gradient benchmark runs and prints its ratios, the
 side-by-side benchmark refuses to compare runs made with different settings or data, and the
-posteriors benchmark's report (ratios, goals, Bonferroni agreement) is right on made-up rows."""
+posteriors and scaling benchmarks' reports and the compile profile's IR count are right on made-up input."""
 
 from __future__ import annotations
 
@@ -130,3 +130,28 @@ def test_bench_scaling_reports_each_seed_and_the_median():
     text = bench_scaling.markdown({"meta": meta, "runs": rows, "growth": growth})
     assert "seeds 1-3" in text
     assert "- 10x: nutslite (default): 12.00x ESS/s, 10.0x faster (11.00x, 13.00x, 12.00x)" in text
+
+
+def test_profile_compile_counts_ir_lines_per_demangled_function():
+    """``profile_compile.py --ir`` names each function of a module by its dotted name and counts
+    its lines and the module's, on a made-up module in the form Numba's optimised IR takes."""
+    import profile_compile
+
+    ir = (
+        "; ModuleID = 'x'\n"
+        "define range(i32 -1, -2) i32 @_ZN8nutslite6engine5chain9run_chainB2v6B62c8tJTI(ptr %0) {\n"
+        "entry:\n  ret i32 0\n}\n\n"
+        'define i8* @"_ZN7cpython8nutslite6engine5chain9run_chainB2v6"(i8* %0) {\n'
+        "entry:\n  %1 = call i32 @f()\n  ret i8* null\n}\n\n"
+        "define void @NRT_incref(i8* %0) {\n  ret void\n}\n"
+    )
+    total, functions = profile_compile.ir_lines(ir)
+    assert total == ir.count("\n") == 15
+    assert functions == [
+        (3, "cpython.nutslite.engine.chain.run_chain"),
+        (2, "nutslite.engine.chain.run_chain"),
+        (1, "NRT_incref"),
+    ]
+    assert profile_compile.demangled(
+        "_ZN8nutslite19_diagnostic_kernels21_butterflies_compiled12_3clocals_3e10vectorisedB3v1"
+    ) == "nutslite._diagnostic_kernels._butterflies_compiled.<locals>.vectorised"
