@@ -1,6 +1,7 @@
 """Smoke tests of the benchmark scripts: the gradient benchmark runs and prints its ratios, the
 side-by-side benchmark refuses to compare runs made with different settings or data, and the
-posteriors and scaling benchmarks' reports and the compile profile's IR count are right on made-up input."""
+posteriors and scaling benchmarks' reports and the compile profile's IR count are right on
+made-up input."""
 
 from __future__ import annotations
 
