@@ -14,6 +14,8 @@ Usage::
     python benchmarks/profile_compile.py --cold 3 --against ../base --first-call   # the same, to
                                                   # the end of a user's first default call
     python benchmarks/profile_compile.py --ir       # lines of optimised LLVM IR per function
+    python benchmarks/profile_compile.py --imports 8   # import nutslite against import numba,
+                                                       # and nutslite --help, 8 fresh processes each
 
 A second process then times a warm start without the profiler's instrumentation, which imports
 ``numba`` itself: ``import numba``, then ``import nutslite`` and the radon model (its compiled
@@ -40,6 +42,13 @@ drift with the host as times do: in a fresh process with an empty cache, after a
 call and the diagnostics' compile, the lines of optimised LLVM IR in the chain loop's compiled
 module and in the diagnostics kernel's, per function (the callees linked into each module, and
 the Python wrapper, are functions of their own; LLVM inlined the rest).
+
+``--imports N`` times what a user waits for before anything compiles (issue 13.3): in N rounds of
+fresh processes run in turn, with the bytecode cached as ``pip install`` leaves it, ``import numba``
+alone, ``import nutslite`` with ``nl.sample``, ``nl.models`` and ``nl.summary`` resolved (its names
+load lazily), each timed inside its process, and ``nutslite --help`` end to end (the console script
+next to this Python, or ``python -m nutslite`` without one). It prints the medians and ranges, and
+the median of the rounds' differences between the second and the first.
 
 Each measurement runs in a fresh process. The cold one points ``NUTSLITE_CACHE_DIR`` (and, for
 nutpie, Numba's and PyTensor's caches) at an empty folder; the warm one reuses it. Times are wall
@@ -438,6 +447,46 @@ def cold_ab(pairs: int, other: str, first_call: bool = False) -> None:
           f"(range {min(ratios):.3f}-{max(ratios):.3f})")
 
 
+IMPORT_NUMBA = "import time; t = time.perf_counter(); import numba; print(time.perf_counter() - t)"
+IMPORT_NUTSLITE = (
+    "import time; t = time.perf_counter(); import nutslite as nl; nl.sample, nl.models, nl.summary;"
+    " print(time.perf_counter() - t)"
+)
+
+
+def import_times(rounds: int) -> None:
+    """Medians over ``rounds`` rounds of fresh processes: ``import numba``, ``import nutslite``
+    with its main names resolved, and ``nutslite --help`` (wall seconds)."""
+    import shutil
+    import statistics
+    import time
+
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as after pip install: bytecode cached
+    script = os.path.join(os.path.dirname(sys.executable), "nutslite")
+    helper = [script] if shutil.which(script) else [sys.executable, "-m", "nutslite"]
+
+    def inner(code: str) -> float:
+        out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                             capture_output=True, text=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    def help_wall() -> float:
+        t = time.perf_counter()
+        subprocess.run([*helper, "--help"], env=env, check=True, capture_output=True)
+        return time.perf_counter() - t
+
+    inner(IMPORT_NUTSLITE)  # writes the bytecode if it is missing
+    rows = [(inner(IMPORT_NUMBA), inner(IMPORT_NUTSLITE), help_wall()) for _ in range(rounds)]
+    for k, label in enumerate(("import numba", "import nutslite; nl.sample, nl.models, nl.summary",
+                               f"{' '.join(os.path.basename(a) for a in helper)} --help (wall)")):
+        values = [r[k] for r in rows]
+        print(f"{label:<56s} median {statistics.median(values):.3f} s "
+              f"(range {min(values):.3f}-{max(values):.3f})")
+    print(f"import nutslite minus import numba, median of {rounds} rounds: "
+          f"{statistics.median(r[1] - r[0] for r in rows):.3f} s")
+
+
 def warm_start(cache_root: str) -> dict:
     """A warm start's parts, wall and CPU seconds, in a fresh uninstrumented process."""
     env = dict(os.environ, NUTSLITE_CACHE_DIR=os.path.join(cache_root, "nutslite"))
@@ -494,7 +543,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="with --warm: other nutslite checkouts to run in turn with this one")
     p.add_argument("--ir", action="store_true",
                    help="only count the lines of optimised LLVM IR per compiled function")
+    p.add_argument("--imports", type=int, metavar="N",
+                   help="only time import nutslite against import numba, and nutslite --help, "
+                        "in N rounds of fresh processes")
     args = p.parse_args(argv)
+    if args.imports:
+        import_times(args.imports)
+        return
     if args.ir:
         ir_report()
         return

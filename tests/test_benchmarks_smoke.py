@@ -1,7 +1,7 @@
 """Smoke tests of the benchmark scripts: the gradient benchmark runs and prints its ratios, the
 side-by-side benchmark refuses to compare runs made with different settings or data, and the
 posteriors and scaling benchmarks' reports and the compile profile's IR count are right on
-made-up input."""
+made-up input, and the compile profile times the imports."""
 
 from __future__ import annotations
 
@@ -156,3 +156,20 @@ def test_profile_compile_counts_ir_lines_per_demangled_function():
     assert profile_compile.demangled(
         "_ZN8nutslite19_diagnostic_kernels21_butterflies_compiled12_3clocals_3e10vectorisedB3v1"
     ) == "nutslite._diagnostic_kernels._butterflies_compiled.<locals>.vectorised"
+
+
+def test_profile_compile_times_the_imports_and_the_help(capsys):
+    """``profile_compile.py --imports 1`` times ``import numba``, ``import nutslite`` with its main
+    names resolved and ``nutslite --help`` in fresh processes, and their difference."""
+    import profile_compile
+
+    profile_compile.main(["--imports", "1"])
+    out = capsys.readouterr().out.splitlines()
+    seconds = {line.split(" median ")[0].strip(): float(line.split(" median ")[1].split()[0])
+               for line in out if " (range " in line}
+    numba_s = seconds["import numba"]
+    nutslite_s = seconds["import nutslite; nl.sample, nl.models, nl.summary"]
+    assert numba_s > 0 and nutslite_s > 0  # (no order: one round of each is noise-bound)
+    assert [key for key in seconds if key.endswith("--help (wall)")]
+    difference = float(out[-1].split(": ")[1].split()[0])
+    assert difference == pytest.approx(nutslite_s - numba_s, abs=1e-3)
