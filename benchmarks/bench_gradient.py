@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/bench_gradient.py            # both parameterizations, both likelihoods
     python benchmarks/bench_gradient.py --quick    # fewer calls (a smoke test, ~10 s)
-    python benchmarks/bench_gradient.py --peers    # also nutpie's compiled C function and PyMC's
+    python benchmarks/bench_gradient.py --peers    # also nutpie's compiled C function, PyMC's,
+                                                   # and the same PyMC model through nl.from_pymc
 
 nutslite's function is timed as the engine calls it: a compiled (``numba.njit``) loop calls the
 first-class function ``model.logp_grad_function`` many times. The NumPy implementation (written
@@ -115,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer calls (smoke test)")
     p.add_argument("--peers", action="store_true",
-                   help="also time nutpie's compiled function and PyMC's (if installed)")
+                   help="also time nutpie's compiled function, PyMC's, and the PyMC model "
+                        "through nl.from_pymc (if installed)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     out_stem = args.out or os.path.join(RESULTS, "gradient_quick" if args.quick else "gradient")
@@ -174,16 +176,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def peer_gradient_times(param: str, data, theta: np.ndarray) -> dict[str, float]:
-    """µs per gradient of nutpie's compiled C function and PyMC's compiled function (same
-    model, same data), or nothing when they are not installed."""
+    """µs per gradient of nutpie's compiled C function, PyMC's compiled function, and the same
+    PyMC model bridged by ``nl.from_pymc`` (PyTensor's Numba code behind nutslite's adapter, as
+    the engine calls it), or nothing when they are not installed. Same model, same data; the
+    point is the same vector, whose coordinates the three order alike (PyMC's value variables)."""
     out = {}
     try:
         import nutpie
     except ImportError:
         return out
+    import nutslite as nl
+
     model = _peers.pymc_radon(param, data)
     out["nutpie_us"] = _peers.time_nutpie_gradient(nutpie.compile_pymc_model(model), theta)
     out["pymc_us"] = _peers.time_pymc_gradient(model, theta)
+    out["from_pymc_us"] = _peers.time_nutslite_gradient(nl.from_pymc(model), theta, 50_000)
     return out
 
 
@@ -194,8 +201,8 @@ def markdown(report: dict) -> str:
             "| NumPy / nutslite | nutslite µs/call from Python |")
     sep = "|---|---|---|---|---|"
     if peers:
-        head += " nutpie µs/call | PyMC µs/call |"
-        sep += "---|---|"
+        head += " nutpie µs/call | PyMC µs/call | nutslite via `nl.from_pymc` µs/call |"
+        sep += "---|---|---|"
     lines = [f"# radon gradient timings ({report['when']})", "",
              f"Command: `{report['command']}`  ", f"Machine: {report['machine']}", "", head, sep]
     for r in report["rows"]:
@@ -204,7 +211,8 @@ def markdown(report: dict) -> str:
                 f"{r['nutslite_python_call_us']:.3f} |")
         if peers:
             nan = float("nan")
-            line += f" {r.get('nutpie_us', nan):.2f} | {r.get('pymc_us', nan):.1f} |"
+            line += (f" {r.get('nutpie_us', nan):.2f} | {r.get('pymc_us', nan):.1f} | "
+                     f"{r.get('from_pymc_us', nan):.2f} |")
         lines.append(line)
     lines += ["", f"Target: <= {report['target_us']:g} µs per call for the default (sufficient) "
               "likelihood.", ""]
