@@ -27,11 +27,19 @@ import threading
 import time
 
 
+def _default_sigint() -> None:
+    """In the child, before it runs the command: SIGINT raises ``KeyboardInterrupt`` again."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run(command: list[str], interrupt_after: float | None = None) -> tuple[list, float, float]:
     """Run ``command``; return its output lines with their arrival times, the moment it was
     interrupted (or started) and the moment it exited (``time.perf_counter()``)."""
+    # Ctrl-C's default action in the child, as in a terminal's foreground: a shell starts a
+    # background job (this benchmark run with ``&``, say) with SIGINT ignored, and its children
+    # inherit that, so the signal below would otherwise be lost and the run go on to its end
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            bufsize=1)
+                            bufsize=1, preexec_fn=_default_sigint)
     lines: list[tuple[float, str]] = []
 
     def read(stream) -> None:
@@ -102,7 +110,10 @@ def main(argv: list[str] | None = None) -> None:
               "target: the write + 3 s)")
         if args.ctrl_c is not None:
             lines, sent, end = _run(base + ["--draws", "400000"], interrupt_after=args.ctrl_c)
-            kept = next((line for _, line in lines if line.startswith("INTERRUPTED")), "")
+            kept = next((line for _, line in lines if line.startswith("INTERRUPTED")), None)
+            if kept is None:
+                raise SystemExit(f"the run was not interrupted {args.ctrl_c} s after its start "
+                                 "(it finished first, or ignored SIGINT)")
             size = os.path.getsize(out) / 1e6
             write = _write_seconds(out)
             print(f"Ctrl-C {args.ctrl_c} s into a run of 400,000 draws: {kept}")
