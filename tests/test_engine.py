@@ -522,3 +522,91 @@ def test_tree_uniforms_are_numpys_bit_for_bit():
                          for draw in (theirs.random, theirs.standard_normal)])
         assert got.tobytes() == want.tobytes()
         assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+def _compact_allocator(fill: bool):
+    """``allocate_trajectory`` with compact rows forced (``CompactTrajectory``), its buffers
+    filled with NaN and -1 when ``fill`` (a row read before it is written would spread NaN)."""
+    from nutslite.engine.tree import CompactTrajectory, allocate_trajectory
+
+    def allocate(dim, max_depth):
+        traj = allocate_trajectory(dim, max_depth, compact=True)
+        assert isinstance(traj, CompactTrajectory)
+        if fill:
+            for buffer in traj:
+                buffer.fill(np.nan if buffer.dtype.kind == "f" else -1)
+        return traj
+
+    return allocate
+
+
+@pytest.mark.parametrize(
+    ("model", "adaptation", "max_treedepth"),
+    [
+        (zoo.eight_schools("centered"), "stan", 10),  # divergences, trees of every depth
+        (zoo.neal_funnel(5), "grad", 4),  # depth saturated: the most rows held at once
+        (nl.models.radon("noncentered"), "dense", 10),
+    ],
+    ids=["eight_schools", "funnel_depth4", "radon_dense"],
+)
+def test_compact_rows_give_the_same_bits(monkeypatch, model, adaptation, max_treedepth):
+    """Rows handed out and taken back (``CompactTrajectory``, chosen for large models) give the
+    same draws and statistics, bit for bit, as one row per position, uninitialised buffers
+    included."""
+    from nutslite import sampling
+    from nutslite.engine.tree import Trajectory, allocate_trajectory
+
+    assert isinstance(allocate_trajectory(model.dim, max_treedepth), Trajectory)
+    kwargs = dict(draws=60, tune=60, chains=2, seed=4, progress=False, warn=False,
+                  adaptation=adaptation, max_treedepth=max_treedepth)
+    plain = nl.sample(model, **kwargs)
+    monkeypatch.setattr(sampling, "allocate_trajectory", _compact_allocator(fill=True))
+    compact = nl.sample(model, **kwargs)
+    np.testing.assert_array_equal(plain.unconstrained, compact.unconstrained)
+    for name in plain.sample_stats:
+        np.testing.assert_array_equal(plain.sample_stats[name], compact.sample_stats[name])
+
+
+def test_compact_rows_suffice_at_every_depth():
+    """``CompactTrajectory`` holds at most ``6 (max_depth + 2)`` rows (``allocate_trajectory``):
+    with tiny steps every transition reaches its maximum depth, where the most rows are held at
+    once, and no row beyond them is ever handed out (``traj.slots[ROW_OF, free + 1]`` counts
+    those handed out); with large ones subtrees turn and diverge part way."""
+    from nutslite.engine.integrators import GRAD, Q
+    from nutslite.engine.metric import diagonal_metric
+    from nutslite.engine.tree import (
+        ROW_OF,
+        CompactTrajectory,
+        allocate_trajectory,
+        nuts_transition,
+        ring_rows,
+    )
+
+    model = zoo.neal_funnel(5)
+    metric = diagonal_metric(np.ones(model.dim))
+    rng = np.random.default_rng(0)
+    deepest_by_depth = []
+    for max_depth in (4, 5, 8):
+        traj = allocate_trajectory(model.dim, max_depth, compact=True)
+        assert isinstance(traj, CompactTrajectory)
+        free = ring_rows(traj)[3]
+        deepest = 0
+        for step_size in (1e-3, 0.4, 3.0):
+            q = np.full(model.dim, 0.5)
+            grad = np.empty(model.dim)
+            logp = model.logp_grad(q, grad)
+            for _ in range(20):
+                info = nuts_transition(model.logp_grad_function, rng, traj, metric, step_size,
+                                       q, logp, grad, max_depth, 1000.0, None)
+                handed_out = traj.slots[ROW_OF, free + 1]
+                assert 3 <= handed_out <= traj.rows.shape[0]
+                deepest = max(deepest, handed_out)
+                if step_size == 1e-3:
+                    assert info.depth == max_depth
+                q = traj.points[info.sample_slot, Q].copy()
+                grad = traj.points[info.sample_slot, GRAD].copy()
+                logp = traj.logp[info.proposal & (traj.logp.shape[0] - 1)]
+        deepest_by_depth.append(deepest)
+    # rows are taken back: a saturated tree of 2^max_depth states holds O(max_depth) of them
+    assert deepest_by_depth == sorted(set(deepest_by_depth)), deepest_by_depth
+    assert deepest_by_depth[-1] < 2 ** 8 // 4, deepest_by_depth

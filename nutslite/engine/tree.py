@@ -8,10 +8,17 @@ the generalised criterion on momentum sums); Stan's ``base_nuts.hpp`` (v2.21+), 
 this module reproduces step for step and in the same order of random draws.
 
 **The trajectory.** States are numbered by their signed position along the trajectory: 0 is the
-initial state, 1, 2, ... lie forward in time and -1, -2, ... backward. What the U-turn criterion
-reads of a state, its velocity and its momentum prefix sum, and its log density and energy are
-written once into ring buffers (``Trajectory``) at row ``s mod 2^max_depth``; a transition visits
-at most ``2^max_depth`` states, so rows never collide.
+initial state, 1, 2, ... lie forward in time and -1, -2, ... backward. A state's log density and
+energy are written once into ring buffers (``Trajectory``) at row ``s mod 2^max_depth``; a
+transition visits at most ``2^max_depth`` states, so rows never collide. What the U-turn criterion
+reads of a state, its velocity and its momentum prefix sum, is kept by position as well, or, for
+large models, only while a check can still read it (``CompactTrajectory``): a completed segment
+``[a, b]`` of the trajectory is only ever checked through the velocities at its ends and the
+prefix sums ``R[a - 1], R[a], R[b - 1], R[b]``, so when two segments merge, the rows of the
+states between them are handed back (``release_interior``). At most ``6 (max_depth + 2)`` rows
+are then held at once instead of one per state: at 17,005 coordinates the rows of a depth-5
+transition take about 4 MB instead of 17 MB. Smaller models keep the rows by position, where the
+free list's bookkeeping would cost more than the cache it saves (``allocate_trajectory``).
 
 **Points.** A full phase-space point (position, momentum, gradient) is kept only while something
 needs it, as in Stan: the trajectory's two edges, the selected sample, and the proposal of every
@@ -58,13 +65,14 @@ from collections import namedtuple
 
 import numpy as np
 
-from nutslite._numba import borrowed, jit
+from nutslite._numba import borrowed, by_type, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
 from nutslite.engine.metric import sample_momentum, velocity
 from nutslite.engine.normal import uniform
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
+COMPACT_ROWS_FROM_DIM = 8192  # from this many coordinates on, compact rows (allocate_trajectory)
 
 Trajectory = namedtuple("Trajectory", ["points", "slots", "rows", "logp", "energy"])
 Trajectory.__doc__ = """Buffers for the states of one transition (allocated once per chain).
@@ -78,16 +86,24 @@ most ``max_depth + 4`` are held at once: the two edges and the sample, the first
 at each of the (at most ``max_depth - 1``) levels of the subtree being built, the point a step
 starts from and the one it writes.
 
-By position ``s``: the prefix sum of momenta ``R[s]`` in row ``s & (2^(max_depth + 1) - 1)`` of
-``rows`` ``(3 * 2^max_depth, dim)``, the velocity ``M^{-1} p`` in row ``2^(max_depth + 1) +
-(s & (2^max_depth - 1))``, and ``logp, energy`` ``(2^max_depth,)`` in row ``s & (2^max_depth -
-1)``. Five arrays: every call of the tree builder passes each array's shape, strides and pointer
-(Numba flattens the context into scalars), so fewer arrays cost less per call. (Their reference
-counts are gone from the per-step path: ``nuts_transition`` borrows them and the tree builder
-counts nothing, ``nutslite._numba``.)
+By position ``s``: ``logp, energy`` ``(2^max_depth,)`` in row ``s & (2^max_depth - 1)``, and
+the velocity ``M^{-1} p`` and the prefix sum of momenta ``R[s]`` in ``rows`` ``(3 * 2^max_depth,
+dim)``: ``R[s]`` in row ``s & (2^(max_depth + 1) - 1)``, the velocity in row ``2^(max_depth + 1)
++ (s & (2^max_depth - 1))`` (``step_rows``, ``check_rows``, ``start_rows``). Five arrays: every
+call of the tree builder passes each array's shape, strides and pointer (Numba flattens the
+context into scalars), so fewer arrays cost less per call. (Their reference counts are gone from
+the per-step path: ``nuts_transition`` borrows them and the tree builder counts nothing,
+``nutslite._numba``.)
+"""
+CompactTrajectory = namedtuple("CompactTrajectory", Trajectory._fields)
+CompactTrajectory.__doc__ = """``Trajectory`` with its velocities and prefix sums in rows handed out
+and taken back (the module's docstring): ``rows`` ``(6 (max_depth + 2), dim)``, and row
+``ROW_OF`` of ``slots`` maps positions to them (``ring_rows``). For large ``dim``, where one row
+per position would spill out of the caches (``allocate_trajectory``). A type of its own, so a
+chain loop compiled for one kind contains that kind's code only (``step_rows``).
 """
 DIVERGENT = 0  # the slot of ``Trajectory.points`` that receives a divergent state's position
-REFS, FREE = 0, 1  # the rows of ``Trajectory.slots``
+REFS, FREE, ROW_OF = 0, 1, 2  # the rows of ``Trajectory.slots``
 
 Recorder = namedtuple("Recorder", ["active", "log", "points"])
 Recorder.__doc__ = """Where a recorded transition logs its structure, in the order it happened.
@@ -131,8 +147,17 @@ TransitionInfo = namedtuple(
 )
 
 
-def allocate_trajectory(dim: int, max_depth: int) -> Trajectory:
+def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -> Trajectory:
     """Buffers for transitions of at most ``2^max_depth`` states in ``dim`` dimensions.
+
+    ``compact`` chooses how the velocities and prefix sums are kept: one row per position
+    (``Trajectory``), or rows handed out and taken back (``CompactTrajectory``); both give the
+    same draws, bit for bit. By default compact from ``COMPACT_ROWS_FROM_DIM`` (8,192)
+    coordinates on, where the 64 rows of a depth-5 transition by position would take 4 MB,
+    about one core's share of a server's L3 cache. Measured on radon-like data
+    (``benchmarks/README.md``, engine round 15): compact rows took 10% less sampling time at
+    17,005 coordinates and none less at 1,705; at 175, the free list's bookkeeping made each
+    step 5-10% slower.
 
     Left uninitialised: a transition writes every row and slot before reading it (the slots'
     bookkeeping, the initial state and the prefix sums of positions -1 and 0 in
@@ -140,10 +165,17 @@ def allocate_trajectory(dim: int, max_depth: int) -> Trajectory:
     them would cost time per call."""
     cap = 1 << max_depth
     slots = max_depth + 5
-    return Trajectory(
+    # compact rows held at once: the old trajectory and the pending halves of the subtree being
+    # built, at most max_depth + 1 consecutive segments, hold 2 velocities each and 3 prefix sums
+    # each besides the first R[a - 1]; then a step's two new rows
+    held = 6 * (max_depth + 2)
+    if compact is None:
+        compact = dim >= COMPACT_ROWS_FROM_DIM
+    compact = compact and held < 3 * cap  # otherwise the rows by position are fewer
+    return (CompactTrajectory if compact else Trajectory)(
         points=np.empty((slots, 4, dim)),
-        slots=np.empty((2, slots + 1), dtype=np.int64),
-        rows=np.empty((3 * cap, dim)),
+        slots=np.empty((3, 3 * cap + 3 + held) if compact else (2, slots + 1), dtype=np.int64),
+        rows=np.empty((held if compact else 3 * cap, dim)),
         logp=np.empty(cap),
         energy=np.empty(cap),
     )
@@ -199,13 +231,137 @@ def record_point(recorder, row, z, v):
         copy_row(z[GRAD], out[GRAD])
 
 
-@jit(inline="always")  # integer arithmetic on a shape, at three call sites
+@jit(inline="always")  # integer arithmetic on a shape, at six call sites
 def ring_rows(traj):
-    """``(mask, prefix_mask, velocities)`` of the ring buffers (``Trajectory``): position ``s`` is
-    in row ``s & mask`` of ``logp`` and ``energy``, its prefix sum in row ``s & prefix_mask`` of
-    ``rows`` and its velocity in row ``velocities + (s & mask)``."""
+    """``(mask, prefix_mask, prefix_base, free)`` of the trajectory's buffers (``Trajectory``):
+    position ``s`` is in row ``s & mask`` of ``logp`` and ``energy``; with compact rows
+    ``traj.slots[ROW_OF, s & mask]`` is the row of ``rows`` that holds its velocity and
+    ``traj.slots[ROW_OF, prefix_base + (s & prefix_mask)]`` the one that holds its prefix sum
+    ``R[s]``; ``traj.slots[ROW_OF, free]`` counts the rows handed back, listed from ``free + 2``
+    on, and ``traj.slots[ROW_OF, free + 1]`` is the first row not yet handed out."""
     mask = traj.logp.shape[0] - 1
-    return mask, 2 * mask + 1, 2 * mask + 2
+    return mask, 2 * mask + 1, mask + 1, 3 * mask + 3
+
+
+@jit(inline="always")  # a few integer operations, at five call sites
+def row_acquire(row_of, free):
+    """A free row of ``Trajectory.rows`` (``row_of`` is ``traj.slots[ROW_OF]``, ``free`` as in
+    ``ring_rows``): the last one handed back, or when none is, the first not yet handed out
+    (``row_of[free + 1 + 0]``), chosen without a branch."""
+    n = row_of[free]
+    row = row_of[free + 1 + n]
+    row_of[free] = n - (n > 0)
+    row_of[free + 1] += n == 0
+    return row
+
+
+@jit(inline="always")  # one call site
+def release_interior(traj, a, m, b):
+    """Hand back the rows of ``[a, m]`` and ``[m + 1, b]`` that no check can read once they have
+    merged: a later check reads of ``[a, b]`` only the velocities at ``a`` and ``b`` and the prefix
+    sums ``R[a - 1], R[a], R[b - 1], R[b]`` (``merge_is_turning``), and of its neighbours only
+    their own rows. Of the halves' rows, the velocities at ``m`` and ``m + 1`` and the prefix sums
+    ``R[m - 1], R[m], R[m + 1]`` are the ones that can fall outside that set.
+
+    Written without branches, as ``release`` is: whether a row falls outside follows the tree's
+    shape, which the coin flips of the directions change from transition to transition. Each row
+    is written past the end of the free list and counted only when it is free.
+    """
+    mask, prefix_mask, prefix_base, free = ring_rows(traj)
+    row_of = traj.slots[ROW_OF]
+    n = row_of[free]
+    row_of[free + n + 2] = row_of[m & mask]
+    n += m != a
+    row_of[free + n + 2] = row_of[(m + 1) & mask]
+    n += m + 1 != b
+    for i in range(m - 1, m + 2):
+        row_of[free + n + 2] = row_of[prefix_base + (i & prefix_mask)]
+        n += (i != a - 1) & (i != a) & (i != b - 1) & (i != b)
+    row_of[free] = n
+
+
+# The rows of the velocities and prefix sums a step writes, a merge checks and a transition starts
+# with: by position (``Trajectory``), or handed out and taken back (``CompactTrajectory``). Chosen
+# by the trajectory's type while Numba types the caller (``nutslite._numba.by_type``), so a chain
+# loop compiled for one kind has none of the other kind's code, and the by-position functions
+# compile to the few integer operations that LLVM inlines.
+
+
+@jit(_nrt=False)
+def _step_rows_by_position(traj, s, direction):
+    mask, prefix_mask, _, _ = ring_rows(traj)
+    prior, written = (s - 1, s) if direction > 0 else (s, s - 1)
+    return 2 * mask + 2 + (s & mask), prior & prefix_mask, written & prefix_mask
+
+
+@jit(_nrt=False)
+def _step_rows_compact(traj, s, direction):
+    mask, prefix_mask, prefix_base, free = ring_rows(traj)
+    row_of = traj.slots[ROW_OF]
+    prior, written = (s - 1, s) if direction > 0 else (s, s - 1)
+    v = row_acquire(row_of, free)
+    row_of[s & mask] = v
+    w = row_acquire(row_of, free)
+    row_of[prefix_base + (written & prefix_mask)] = w
+    return v, row_of[prefix_base + (prior & prefix_mask)], w
+
+
+step_rows = by_type({Trajectory: _step_rows_by_position, CompactTrajectory: _step_rows_compact})
+step_rows.__doc__ = """``(velocity, prior, written)``: the rows of ``traj.rows`` for a step to
+position ``s`` in ``direction``: its velocity's, and the prefix sums it reads and writes (``R[s -
+1]`` and ``R[s]`` forward, ``R[s]`` and ``R[s - 1]`` backward); compact rows are handed out here."""
+
+
+@jit(_nrt=False)
+def _check_rows_by_position(traj, a, m, b):
+    mask, prefix_mask, _, _ = ring_rows(traj)
+    v = 2 * mask + 2
+    return (v + (a & mask), v + (b & mask), v + (m & mask), v + ((m + 1) & mask),
+            (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask)
+
+
+@jit(_nrt=False)
+def _check_rows_compact(traj, a, m, b):
+    mask, prefix_mask, prefix_base, _ = ring_rows(traj)
+    row_of = traj.slots[ROW_OF]
+    rows = (row_of[a & mask], row_of[b & mask], row_of[m & mask], row_of[(m + 1) & mask],
+            row_of[prefix_base + ((a - 1) & prefix_mask)], row_of[prefix_base + (b & prefix_mask)],
+            row_of[prefix_base + ((m - 1) & prefix_mask)],
+            row_of[prefix_base + ((m + 1) & prefix_mask)])
+    release_interior(traj, a, m, b)  # read before any row is handed out again
+    return rows
+
+
+check_rows = by_type({Trajectory: _check_rows_by_position, CompactTrajectory: _check_rows_compact})
+check_rows.__doc__ = """The rows that the checks of ``[a, m]`` and ``[m + 1, b]`` merging read:
+the velocities at ``a, b, m, m + 1`` and the prefix sums ``R[a - 1], R[b], R[m - 1], R[m + 1]``;
+compact rows that no later check reads are handed back here (``release_interior``)."""
+
+
+@jit(_nrt=False)
+def _start_rows_by_position(traj):
+    mask, prefix_mask, _, _ = ring_rows(traj)
+    return 2 * mask + 2, prefix_mask, 0
+
+
+@jit(_nrt=False)
+def _start_rows_compact(traj):
+    _, prefix_mask, prefix_base, free = ring_rows(traj)
+    row_of = traj.slots[ROW_OF]
+    row_of[free] = 0  # no row handed back, none handed out
+    row_of[free + 1] = 0
+    v0 = row_acquire(row_of, free)
+    row_of[0] = v0
+    below = row_acquire(row_of, free)
+    row_of[prefix_base + prefix_mask] = below
+    at = row_acquire(row_of, free)
+    row_of[prefix_base] = at
+    return v0, below, at
+
+
+start_rows = by_type({Trajectory: _start_rows_by_position, CompactTrajectory: _start_rows_compact})
+start_rows.__doc__ = """``(velocity, below, at)``: the rows of position 0's velocity and of the
+prefix sums ``R[-1]`` and ``R[0]``, as a transition starts (compact rows: all free before)."""
 
 
 @jit(_nrt=False)  # a call, not inlined by Numba: less to type and lower in a cold start
@@ -246,19 +402,17 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     (``m == a``, ``b == a + 1``: every subtree of depth 1, and the first doubling), the three
     segments are all ``[a, b]``, with the same momentum sum ``R[b] - R[a - 1]`` and the same
     velocities: the six products are two, computed once (``segment_dots``, the same operations in
-    the same order, so the same bits). Half of a tree's merges are of this kind.
+    the same order, so the same bits). Half of a tree's merges are of this kind. Then the rows
+    that no later check reads are handed back (``release_interior``).
     """
-    mask, prefix_mask, v0 = ring_rows(traj)
     rows = traj.rows
+    va, vb, vm, vn, ra, rb, rm, rn = check_rows(traj, a, m, b)
     if m == a:
-        whole_a, whole_b = segment_dots_packed(
-            rows, rows, v0 + (a & mask), v0 + (b & mask), (a - 1) & prefix_mask, b & prefix_mask,
-        )
+        whole_a, whole_b = segment_dots_packed(rows, rows, va, vb, ra, rb)
         left_a, left_n, right_m, right_b = whole_a, whole_b, whole_a, whole_b
     else:
         whole_a, whole_b, left_a, left_n, right_m, right_b = uturn_dots_packed(
-            rows, rows, v0 + (a & mask), v0 + (b & mask), v0 + (m & mask), v0 + ((m + 1) & mask),
-            (a - 1) & prefix_mask, b & prefix_mask, (m - 1) & prefix_mask, (m + 1) & prefix_mask,
+            rows, rows, va, vb, vm, vn, ra, rb, rm, rn,
         )
     whole = not (whole_a > 0.0 and whole_b > 0.0)
     left = not (left_a > 0.0 and left_n > 0.0)
@@ -298,14 +452,11 @@ def build_tree(ctx, edge, direction, depth, source):
         # saved; ``benchmarks/README.md``)
         traj = ctx.traj
         s = edge + direction
-        mask, prefix_mask, velocities = ring_rows(traj)
-        r = s & mask
-        v = traj.rows[velocities + r]
+        r = s & (traj.logp.shape[0] - 1)
         # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s (in the step's second pass)
-        if direction > 0:
-            prior, written, sign = (s - 1) & prefix_mask, s & prefix_mask, 1.0
-        else:
-            prior, written, sign = s & prefix_mask, (s - 1) & prefix_mask, -1.0
+        v_row, prior, written = step_rows(traj, s, direction)
+        v = traj.rows[v_row]
+        sign = 1.0 if direction > 0 else -1.0
         out = acquire(traj.slots, 2)  # the subtree's proposal and its last state
         z = traj.points[out]
         logp, kinetic = leapfrog(
@@ -380,13 +531,12 @@ def nuts_transition(
         z0[Q, i] = q0[i]
         z0[GRAD, i] = grad0[i]
     sample_momentum(rng, metric, z0[P])
-    _, prefix_mask, velocities = ring_rows(traj)
-    v0 = traj.rows[velocities]  # the velocity of position 0
+    v0_row, below, at = start_rows(traj)
+    v0 = traj.rows[v0_row]  # the velocity of position 0
     h0 = -logp0 + velocity(metric, z0[P], v0)
     traj.logp[0] = logp0
     traj.energy[0] = h0
     record_point(recorder, 0, z0, v0)
-    below, at = prefix_mask, 0  # prefix-sum rows of positions -1 and 0
     for i in range(q0.shape[0]):
         traj.rows[below, i] = 0.0
         traj.rows[at, i] = z0[P, i]
