@@ -572,7 +572,6 @@ def test_compact_rows_suffice_at_every_depth():
     with tiny steps every transition reaches its maximum depth, where the most rows are held at
     once, and no row beyond them is ever handed out (``traj.slots[ROW_OF, free + 1]`` counts
     those handed out); with large ones subtrees turn and diverge part way."""
-    from nutslite.engine.integrators import GRAD, Q
     from nutslite.engine.metric import diagonal_metric
     from nutslite.engine.tree import (
         ROW_OF,
@@ -585,6 +584,9 @@ def test_compact_rows_suffice_at_every_depth():
     model = zoo.neal_funnel(5)
     metric = diagonal_metric(np.ones(model.dim))
     rng = np.random.default_rng(0)
+    q = np.full(model.dim, 0.5)  # every transition starts here, with a fresh momentum
+    grad = np.empty(model.dim)
+    logp = model.logp_grad(q, grad)
     deepest_by_depth = []
     for max_depth in (4, 5, 8):
         traj = allocate_trajectory(model.dim, max_depth, compact=True)
@@ -592,9 +594,6 @@ def test_compact_rows_suffice_at_every_depth():
         free = ring_rows(traj)[3]
         deepest = 0
         for step_size in (1e-3, 0.4, 3.0):
-            q = np.full(model.dim, 0.5)
-            grad = np.empty(model.dim)
-            logp = model.logp_grad(q, grad)
             for _ in range(20):
                 info = nuts_transition(model.logp_grad_function, rng, traj, metric, step_size,
                                        q, logp, grad, max_depth, 1000.0, None)
@@ -603,9 +602,6 @@ def test_compact_rows_suffice_at_every_depth():
                 deepest = max(deepest, handed_out)
                 if step_size == 1e-3:
                     assert info.depth == max_depth
-                q = traj.points[info.sample_slot, Q].copy()
-                grad = traj.points[info.sample_slot, GRAD].copy()
-                logp = traj.logp[info.proposal & (traj.logp.shape[0] - 1)]
         deepest_by_depth.append(deepest)
     # rows are taken back: a saturated tree of 2^max_depth states holds O(max_depth) of them
     assert deepest_by_depth == sorted(set(deepest_by_depth)), deepest_by_depth
