@@ -155,7 +155,7 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     same draws, bit for bit. By default compact from ``COMPACT_ROWS_FROM_DIM`` (8,192)
     coordinates on, where the 64 rows of a depth-5 transition by position would take 4 MB,
     about one core's share of a server's L3 cache. Measured on radon-like data
-    (``benchmarks/README.md``, engine round 15): compact rows took 10% less sampling time at
+    (``benchmarks/README.md``, engine round 15): compact rows took 11% less sampling time at
     17,005 coordinates and none less at 1,705; at 175, the free list's bookkeeping made each
     step 5-10% slower.
 
@@ -402,8 +402,8 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     (``m == a``, ``b == a + 1``: every subtree of depth 1, and the first doubling), the three
     segments are all ``[a, b]``, with the same momentum sum ``R[b] - R[a - 1]`` and the same
     velocities: the six products are two, computed once (``segment_dots``, the same operations in
-    the same order, so the same bits). Half of a tree's merges are of this kind. Then the rows
-    that no later check reads are handed back (``release_interior``).
+    the same order, so the same bits). Half of a tree's merges are of this kind. Compact rows that
+    no later check reads are handed back as the rows are looked up (``check_rows``).
     """
     rows = traj.rows
     va, vb, vm, vn, ra, rb, rm, rn = check_rows(traj, a, m, b)
