@@ -172,4 +172,5 @@ def test_profile_compile_times_the_imports_and_the_help(capsys):
     assert numba_s > 0 and nutslite_s > 0  # (no order: one round of each is noise-bound)
     assert [key for key in seconds if key.endswith("--help (wall)")]
     difference = float(out[-1].split(": ")[1].split()[0])
-    assert difference == pytest.approx(nutslite_s - numba_s, abs=1e-3)
+    # each of the three printed figures is rounded to 1e-3, so they can disagree by 1.5e-3
+    assert difference == pytest.approx(nutslite_s - numba_s, abs=1.5e-3 + 1e-9)
