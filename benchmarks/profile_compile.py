@@ -24,7 +24,9 @@ log density loaded from the cache), then the first call (the engine loaded from 
 ``--warm N`` breaks a warm start down instead (``bench_radon.py``'s "compile warm": the radon model
 and a first ``nl.sample`` call with the diagnostics behind the warnings, from nutslite's own cache,
 which the first process fills if it is empty): ``import numba`` and Numba's CPU target set-up
-(its registries, which import SciPy's BLAS for ``np.dot``), the floor that any Numba program pays;
+(its registries; Numba's own check for SciPy's BLAS imports ``scipy.linalg``, nutslite's only
+looks for the file: ``nutslite._numba._blas_check_without_scipy_linalg``), about what any Numba
+program pays;
 each cache entry loaded and its parts (index, reading and unpickling the entry, parsing its bitcode,
 loading and linking its object code); the cyclic garbage collector; the imports of nutslite's
 modules and the libraries it pulls in; and the rest (Python set-up and the chain itself).
@@ -390,7 +392,7 @@ def warm_breakdown(runs: int, others: list[str]) -> None:
     names = list(dict.fromkeys(e[0] for r in rows[roots[0]] for e in r["entries"]))
     lines = [
         ("import numba (floor)", lambda r: r["numba"]),
-        ("Numba's CPU target set-up, SciPy BLAS incl. (floor)", lambda r: r["target"]),
+        ("Numba's CPU target set-up, its BLAS check incl.", lambda r: r["target"]),
         ("  of which the GC", lambda r: r["gc_target"]),
         ("model + first call (bench_radon's compile warm without import numba)",
          lambda r: r["model"] + r["sample"]),

@@ -29,7 +29,10 @@ once more for that type, and then serves every data set.
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
+import sys
 import threading
 from functools import cache
 from pathlib import Path
@@ -363,8 +366,62 @@ def _typing_shortcuts() -> None:
     NumpyRulesArrayOperator.generic = generic
 
 
+def _cython_blas_found() -> None:
+    """``numba.np.linalg.ensure_blas``'s answer, found without running ``scipy`` or
+    ``scipy.linalg``: nothing if ``scipy.linalg.cython_blas`` exists, else ``ImportError``."""
+    scipy = importlib.util.find_spec("scipy")
+    for folder in (scipy and scipy.submodule_search_locations) or ():
+        linalg = os.path.join(folder, "linalg")
+        if importlib.machinery.PathFinder.find_spec("scipy.linalg.cython_blas", [linalg]):
+            return
+    raise ImportError("scipy 0.16+ is required for linear algebra")
+
+
+def _blas_check_without_scipy_linalg() -> None:
+    """Numba's check for a BLAS, made without importing ``scipy.linalg``.
+
+    When Numba first compiles or loads a function in a process it imports its implementations,
+    ``numba.np.arraymath`` among them, and that module asks at import whether SciPy's Cython BLAS
+    can be imported (``_HAVE_BLAS = _check_blas()``, which calls ``numba.np.linalg.ensure_blas``:
+    ``import scipy.linalg.cython_blas``). Importing a submodule runs its package first, and
+    ``scipy.linalg``'s ``__init__`` imports most of SciPy's linear algebra and its array-API layer:
+    0.15 s of every warm start on the Speed section's machine, for a yes or no (``benchmarks/
+    README.md``, cold compile, round 14). So for that one import the check only looks for the
+    module's file; anything that then calls BLAS imports ``scipy.linalg.cython_blas`` itself, as
+    before, and gets its function pointers from it.
+
+    Numba internals, behind a fallback: without them, or when ``numba.np.arraymath`` was imported
+    already, Numba's own check runs.
+    """
+    try:
+        from numba.core.cpu import CPUContext
+    except ImportError:
+        return
+    load = CPUContext.load_additional_registries
+
+    def load_additional_registries(self):
+        """Numba's, with ``numba.np.arraymath`` imported first under ``_cython_blas_found``."""
+        CPUContext.load_additional_registries = load  # once per process
+        if "numba.np.arraymath" not in sys.modules:
+            from numba.np import linalg
+
+            ensure_blas = getattr(linalg, "ensure_blas", None)
+            if ensure_blas is not None:
+                linalg.ensure_blas = _cython_blas_found
+                try:
+                    from numba.np import arraymath
+                finally:
+                    linalg.ensure_blas = ensure_blas
+                if getattr(arraymath, "ensure_blas", None) is _cython_blas_found:
+                    arraymath.ensure_blas = ensure_blas
+        return load(self)
+
+    CPUContext.load_additional_registries = load_additional_registries
+
+
 if not JIT_DISABLED:
     _typing_shortcuts()
+    _blas_check_without_scipy_linalg()
 
 
 def by_type(implementations: dict, position: int = 0) -> _ByType:

@@ -3,6 +3,7 @@ between compiled functions, type dispatch that puts only the kind in use into a 
 and where compiled code is cached (``nutslite._numba``)."""
 
 import importlib
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -213,6 +214,48 @@ def test_typing_shortcuts_give_numbas_results():
 
     y, b, neg, gt = mixed(0.75, np.arange(3.0))
     assert (y, neg, gt) == (0.5, -0.75, True) and np.array_equal(b, np.arange(3.0) * 1.75)
+
+
+_BLAS_IN_A_FRESH_PROCESS = """
+import sys
+import numpy as np
+import nutslite as nl
+from nutslite._numba import jit
+
+model = nl.models.radon("noncentered")  # the first compile or cache load: Numba's target set-up
+import numba.np.arraymath as arraymath
+import numba.np.linalg as linalg
+print(arraymath._HAVE_BLAS, arraymath.ensure_blas is linalg.ensure_blas,
+      linalg.ensure_blas.__module__, "scipy.linalg" in sys.modules)
+
+@jit(cache=False)
+def product(a, b):
+    return a @ b
+
+a = np.arange(6.0).reshape(2, 3)
+print(np.array_equal(product(a, a.T), a @ a.T), "scipy.linalg.cython_blas" in sys.modules)
+"""
+
+
+def test_numbas_blas_check_does_not_import_scipy_linalg():
+    """A fresh process that builds a model finds SciPy's BLAS as Numba would (``_HAVE_BLAS``),
+    with Numba's own ``ensure_blas`` restored and ``scipy.linalg`` not imported; a matrix product
+    compiled afterwards still gets SciPy's BLAS and the right answer."""
+    out = subprocess.run(
+        [sys.executable, "-c", _BLAS_IN_A_FRESH_PROCESS],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout.split("\n")
+    assert out[0] == "True True numba.np.linalg False"
+    assert out[1] == "True True"
+
+
+def test_the_blas_check_raises_without_scipy(monkeypatch):
+    """``_cython_blas_found`` answers as ``numba.np.linalg.ensure_blas`` does: nothing when
+    ``scipy.linalg.cython_blas`` exists, ``ImportError`` when SciPy cannot be found."""
+    assert _numba._cython_blas_found() is None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match="scipy"):
+        _numba._cython_blas_found()
 
 
 def test_a_locator_another_library_added_first_is_kept(tmp_path, monkeypatch):
