@@ -385,10 +385,10 @@ def _blas_check_without_scipy_linalg() -> None:
     can be imported (``_HAVE_BLAS = _check_blas()``, which calls ``numba.np.linalg.ensure_blas``:
     ``import scipy.linalg.cython_blas``). Importing a submodule runs its package first, and
     ``scipy.linalg``'s ``__init__`` imports most of SciPy's linear algebra and its array-API layer:
-    0.15 s of every warm start on the Speed section's machine, for a yes or no (``benchmarks/
-    README.md``, cold compile, round 14). So for that one import the check only looks for the
-    module's file; anything that then calls BLAS imports ``scipy.linalg.cython_blas`` itself, as
-    before, and gets its function pointers from it.
+    0.14-0.32 s of every warm start on the Speed section's machine, for a yes or no
+    (``benchmarks/README.md``, cold compile, round 14). So for that one import the check only
+    looks for the module's file; anything that then calls BLAS imports
+    ``scipy.linalg.cython_blas`` itself, as before, and gets its function pointers from it.
 
     Numba internals, behind a fallback: without them, or when ``numba.np.arraymath`` was imported
     already, Numba's own check runs.
