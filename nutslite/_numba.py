@@ -34,7 +34,7 @@ import importlib.util
 import os
 import sys
 import threading
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 from numba import config, njit, types
@@ -366,15 +366,16 @@ def _typing_shortcuts() -> None:
     NumpyRulesArrayOperator.generic = generic
 
 
-def _cython_blas_found() -> None:
-    """``numba.np.linalg.ensure_blas``'s answer, found without running ``scipy`` or
-    ``scipy.linalg``: nothing if ``scipy.linalg.cython_blas`` exists, else ``ImportError``."""
+def _cython_blas_found(ensure_blas) -> None:
+    """``ensure_blas()``'s answer (Numba's, which imports ``scipy.linalg.cython_blas``: nothing,
+    or ``ImportError``), without running ``scipy`` or ``scipy.linalg`` when the module's file is
+    where a plain SciPy install puts it; anywhere else ``ensure_blas`` decides."""
     scipy = importlib.util.find_spec("scipy")
     for folder in (scipy and scipy.submodule_search_locations) or ():
         linalg = os.path.join(folder, "linalg")
         if importlib.machinery.PathFinder.find_spec("scipy.linalg.cython_blas", [linalg]):
             return
-    raise ImportError("scipy 0.16+ is required for linear algebra")
+    ensure_blas()
 
 
 def _blas_check_without_scipy_linalg() -> None:
@@ -386,9 +387,10 @@ def _blas_check_without_scipy_linalg() -> None:
     ``import scipy.linalg.cython_blas``). Importing a submodule runs its package first, and
     ``scipy.linalg``'s ``__init__`` imports most of SciPy's linear algebra and its array-API layer:
     0.14-0.32 s of every warm start on the Speed section's machine, for a yes or no
-    (``benchmarks/README.md``, cold compile, round 14). So for that one import the check only
-    looks for the module's file; anything that then calls BLAS imports
-    ``scipy.linalg.cython_blas`` itself, as before, and gets its function pointers from it.
+    (``benchmarks/README.md``, cold compile, round 14). So for that one import the check first
+    looks for the module's file (:func:`_cython_blas_found`); anything that then calls BLAS
+    imports ``scipy.linalg.cython_blas`` itself, as before, and gets its function pointers from
+    it.
 
     Numba internals, behind a fallback: without them, or when ``numba.np.arraymath`` was imported
     already, Numba's own check runs.
@@ -407,12 +409,12 @@ def _blas_check_without_scipy_linalg() -> None:
 
             ensure_blas = getattr(linalg, "ensure_blas", None)
             if ensure_blas is not None:
-                linalg.ensure_blas = _cython_blas_found
+                linalg.ensure_blas = quick = partial(_cython_blas_found, ensure_blas)
                 try:
                     from numba.np import arraymath
                 finally:
                     linalg.ensure_blas = ensure_blas
-                if getattr(arraymath, "ensure_blas", None) is _cython_blas_found:
+                if getattr(arraymath, "ensure_blas", None) is quick:
                     arraymath.ensure_blas = ensure_blas
         return load(self)
 

@@ -249,13 +249,22 @@ def test_numbas_blas_check_does_not_import_scipy_linalg():
     assert out[1] == "True True"
 
 
-def test_the_blas_check_raises_without_scipy(monkeypatch):
-    """``_cython_blas_found`` answers as ``numba.np.linalg.ensure_blas`` does: nothing when
-    ``scipy.linalg.cython_blas`` exists, ``ImportError`` when SciPy cannot be found."""
-    assert _numba._cython_blas_found() is None
+def test_the_blas_check_leaves_an_unusual_scipy_to_numba(monkeypatch):
+    """``_cython_blas_found`` answers without importing when ``scipy.linalg.cython_blas`` is where
+    a plain install puts it; when SciPy or the file cannot be found that way (an unusual install,
+    or none), Numba's ``ensure_blas`` is asked, and its ``ImportError`` comes through."""
+    asked = []
+
+    def numbas(error=None):
+        asked.append(error)
+        if error:
+            raise error
+
+    assert _numba._cython_blas_found(numbas) is None and asked == []
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert _numba._cython_blas_found(numbas) is None and asked == [None]
     with pytest.raises(ImportError, match="scipy"):
-        _numba._cython_blas_found()
+        _numba._cython_blas_found(lambda: numbas(ImportError("scipy 0.16+ is required")))
 
 
 def test_a_locator_another_library_added_first_is_kept(tmp_path, monkeypatch):
