@@ -120,6 +120,21 @@ def long_rows(label: str, res: object, shape: str, repeats: int) -> list[tuple]:
     return rows
 
 
+def long_radon_run(parameterization: str, draws: int) -> tuple[object, int]:
+    """A long radon run as an interrupted one leaves it, ``draws`` per chain after 1000 warmup
+    iterations on 2 chains (seed 1), and its number of scalars."""
+    res = nl.sample(
+        nl.models.radon(parameterization),
+        draws=draws,
+        tune=1000,
+        chains=2,
+        seed=1,
+        progress=False,
+        warn=False,
+    )
+    return res, len(scalar_draws(res.posterior)[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic", action="store_true", help="AR(1) draws for (a) and (b)")
@@ -194,29 +209,11 @@ def main(argv: list[str] | None = None) -> int:
                 del head, part
             del longer
 
-    radon = nl.sample(
-        nl.models.radon("centered"),
-        draws=draws,
-        tune=1000,
-        chains=2,
-        seed=1,
-        progress=False,
-        warn=False,
-    )
-    count = len(scalar_draws(radon.posterior)[0])
+    radon, count = long_radon_run("centered", draws)
     rows += long_rows("(d) centered radon", radon, f"{count} x 2 x {draws}", long_repeats)
     del radon
 
-    radon = nl.sample(
-        nl.models.radon("noncentered"),
-        draws=draws,
-        tune=1000,
-        chains=2,
-        seed=1,
-        progress=False,
-        warn=False,
-    )
-    count = len(scalar_draws(radon.posterior)[0])
+    radon, count = long_radon_run("noncentered", draws)
     shape = f"{count} x 2 x {draws}"
     made = long_rows("(e) non-centered radon", radon, shape, long_repeats)
     old_batch = scalar_draws(radon.posterior)[1]
