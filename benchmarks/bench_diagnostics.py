@@ -220,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     before = best_time(partial(oracle, old_batch), 1)  # about 40 s: once
     del old_batch
     label = "(e) non-centered radon: old NumPy/SciPy vs nl.summary"
-    rows.append((label, shape, before, made[0][3]))
-    rows += made
+    rows += [(label, shape, before, made[0][3]), *made[1:]]  # made[0]: nl.summary's row
     costs = per_draw["radon"] = []
     for fraction in (4, 2):
         part = {
