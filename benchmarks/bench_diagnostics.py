@@ -120,6 +120,31 @@ def long_rows(label: str, res: object, shape: str, repeats: int) -> list[tuple]:
     return rows
 
 
+def prefix_rows(
+    label: str,
+    scalars: int,
+    draws: int,
+    head: Callable[[int], dict[str, np.ndarray]],
+    whole: tuple[float, float],
+    repeats: int,
+) -> tuple[list[tuple], list[float]]:
+    """``nl.summary`` on the first quarter and half of ``draws`` per chain (``head(n)``: a
+    posterior of the first ``n``, built before the timing), as table rows, and its CPU time per
+    draw there and on all of them (``whole``: its wall and CPU seconds on all)."""
+    rows, costs = [], []
+    for fraction in (4, 2):
+        n = draws // fraction
+        part = head(n)
+        seconds = best_time(lambda part=part: nl.summary(part), repeats)
+        rows.append(
+            (f"{label}: nl.summary, {n} draws per chain", f"{scalars} x 2 x {n}", NONE, seconds)
+        )
+        costs.append(seconds[1] / (scalars * 2 * n))
+        del part
+    costs.append(whole[1] / (scalars * 2 * draws))
+    return rows, costs
+
+
 def long_radon_run(parameterization: str, draws: int) -> tuple[object, int]:
     """A long radon run as an interrupted one leaves it, ``draws`` per chain after 1000 warmup
     iterations on 2 chains (seed 1), and its number of scalars."""
@@ -185,17 +210,18 @@ def main(argv: list[str] | None = None) -> int:
         synthetic = SimpleNamespace(posterior={"theta": np.moveaxis(big, 0, -1)}, sample_stats={})
         made = long_rows(f"(c) AR(1) phi {phi}", synthetic, f"345 x 2 x {draws}", long_repeats)
         rows += made
-        costs = per_draw[phi] = []
-        for fraction in (4, 2):
-            # a copy, so that each scalar's draws are contiguous, as in big: the kernels read
-            # both in place (a strided slice would be gathered first, a cost big does not pay)
-            head = np.ascontiguousarray(big[..., : draws // fraction])
-            part = {"theta": np.moveaxis(head, 0, -1)}
-            seconds = best_time(lambda part=part: nl.summary(part), long_repeats)
-            label = f"(c) AR(1) phi {phi}: nl.summary, {draws // fraction} draws per chain"
-            rows.append((label, f"345 x 2 x {draws // fraction}", NONE, seconds))
-            costs.append(seconds[1] / (345 * 2 * (draws // fraction)))
-        costs.append(made[0][3][1] / (345 * 2 * draws))  # nl.summary on all the draws
+        # copies, so that each scalar's draws are contiguous, as in big: the kernels read both
+        # in place (a strided slice would be gathered first, a cost big does not pay)
+        prefix, costs = prefix_rows(
+            f"(c) AR(1) phi {phi}",
+            345,
+            draws,
+            lambda n, big=big: {"theta": np.moveaxis(np.ascontiguousarray(big[..., :n]), 0, -1)},
+            made[0][3],
+            long_repeats,
+        )
+        rows += prefix
+        per_draw[phi] = costs
         if args.longer:  # a series of its own, 4x as long; its prefix for 2x
             del big, synthetic
             longer = ar1_draws((345, 2, 4 * draws), phi, seed)
@@ -221,17 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     del old_batch
     label = "(e) non-centered radon: old NumPy/SciPy vs nl.summary"
     rows += [(label, shape, before, made[0][3]), *made[1:]]  # made[0]: nl.summary's row
-    costs = per_draw["radon"] = []
-    for fraction in (4, 2):
-        part = {
-            name: np.ascontiguousarray(np.asarray(value)[:, : draws // fraction])
+    prefix, per_draw["radon"] = prefix_rows(
+        "(e) non-centered radon",
+        count,
+        draws,
+        lambda n: {
+            name: np.ascontiguousarray(np.asarray(value)[:, :n])
             for name, value in radon.posterior.items()
-        }
-        seconds = best_time(lambda part=part: nl.summary(part), long_repeats)
-        label = f"(e) non-centered radon: nl.summary, {draws // fraction} draws per chain"
-        rows.append((label, f"{count} x 2 x {draws // fraction}", NONE, seconds))
-        costs.append(seconds[1] / (count * 2 * (draws // fraction)))
-    costs.append(made[0][3][1] / (count * 2 * draws))
+        },
+        made[0][3],
+        long_repeats,
+    )
+    rows += prefix
 
     flag = " --synthetic" if args.synthetic else ""
     lines = [
