@@ -537,6 +537,70 @@ if not JIT_DISABLED:
     borrowed = _intrinsic(_borrowed_compiled)  # noqa: F811
 
 
+def by_reference(value):
+    """A reference to a copy of the tuple ``value`` in the calling function's stack frame, whose
+    members compiled code reads as ``reference.name``, each from memory where it is read; without
+    the JIT, ``value`` itself.
+
+    Numba passes a tuple to a compiled function member by member, and an array as its seven
+    fields, so a call with a transition's context passes some 80 values. A recursive function
+    called once or twice per leapfrog step (``nutslite.engine.tree.build_tree``) pays for that
+    at every call; by reference, a call passes one pointer. The copy lives until the calling
+    function returns: the reference must not outlive it.
+    """
+    return value
+
+
+if not JIT_DISABLED:
+    from numba.core.datamodel import models as _models
+    from numba.core.imputils import lower_getattr_generic as _lower_getattr_generic
+    from numba.core.typing.templates import AttributeTemplate as _AttributeTemplate
+    from numba.extending import infer_getattr as _infer_getattr
+    from numba.extending import register_model as _register_model
+
+    class _Reference(types.CPointer):
+        """The type of ``by_reference(value)``: a pointer to a named tuple's members."""
+
+        def __init__(self, target):
+            super().__init__(target)
+            self.name = f"Reference({target})"
+
+    _register_model(_Reference)(_models.PointerModel)
+
+    @_infer_getattr
+    class _ReferenceAttributes(_AttributeTemplate):
+        key = _Reference
+
+        def generic_resolve(self, reference, attr):
+            target = reference.dtype
+            if attr in target.fields:
+                return target.types[target.fields.index(attr)]
+            return None
+
+    @_lower_getattr_generic(_Reference)
+    def _reference_getattr(context, builder, reference, value, attr):
+        index = reference.dtype.fields.index(attr)
+        member = _cgutils.gep_inbounds(builder, value, 0, index)
+        return context.data_model_manager[reference.dtype.types[index]].load_from_data_pointer(
+            builder, member
+        )
+
+    def _by_reference_compiled(typingctx, value):
+        if not isinstance(value, types.BaseNamedTuple):
+            raise _TypingError(f"by_reference: expected a named tuple, got {value}")
+
+        def codegen(context, builder, sig, args):
+            model = context.data_model_manager[sig.args[0]]
+            slot = _cgutils.alloca_once(builder, model.get_data_type())
+            builder.store(model.as_data(builder, args[0]), slot)
+            return slot
+
+        return _Reference(value)(value), codegen
+
+    _by_reference_compiled.__doc__ = by_reference.__doc__
+    by_reference = _intrinsic(_by_reference_compiled)  # noqa: F811
+
+
 def needs_compiling(function) -> bool:
     """Whether the next call of the ``jit`` function ``function`` compiles it: it has no compiled
     version in this process and none in the on-disk cache that Numba would load. Numba drops a

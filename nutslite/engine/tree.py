@@ -65,7 +65,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from nutslite._numba import borrowed, by_type, jit
+from nutslite._numba import borrowed, by_reference, by_type, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
 from nutslite.engine.metric import sample_momentum, velocity
@@ -89,11 +89,9 @@ starts from and the one it writes.
 By position ``s``: ``logp, energy`` ``(2^max_depth,)`` in row ``s & (2^max_depth - 1)``, and
 the velocity ``M^{-1} p`` and the prefix sum of momenta ``R[s]`` in ``rows`` ``(3 * 2^max_depth,
 dim)``: ``R[s]`` in row ``s & (2^(max_depth + 1) - 1)``, the velocity in row ``2^(max_depth + 1)
-+ (s & (2^max_depth - 1))`` (``step_rows``, ``check_rows``, ``start_rows``). Five arrays: every
-call of the tree builder passes each array's shape, strides and pointer (Numba flattens the
-context into scalars), so fewer arrays cost less per call. (Their reference counts are gone from
-the per-step path: ``nuts_transition`` borrows them and the tree builder counts nothing,
-``nutslite._numba``.)
++ (s & (2^max_depth - 1))`` (``step_rows``, ``check_rows``, ``start_rows``). (Their reference
+counts are gone from the per-step path: ``nuts_transition`` borrows them and the tree builder
+counts nothing, ``nutslite._numba``.)
 """
 CompactTrajectory = namedtuple("CompactTrajectory", Trajectory._fields)
 CompactTrajectory.__doc__ = """``Trajectory`` with its velocities and prefix sums in rows handed out
@@ -426,7 +424,9 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
 @jit(cache=False, _nrt=False)  # see the docstring
 def build_tree(ctx, edge, direction, depth, source):
     """Build a subtree of ``2^depth`` states beyond position ``edge``, whose point is in slot
-    ``source``, in ``direction``, for the transition ``ctx`` (a ``Transition``).
+    ``source``, in ``direction``, for the transition ``ctx``: a ``Transition`` passed by
+    reference (``nutslite._numba.by_reference``), so a call passes one pointer instead of the
+    context's some 80 flattened members (``benchmarks/README.md``, engine round 17).
 
     Hoffman & Gelman (2014) Alg. 3 with Stan's multinomial weights and extra checks. Returns
     ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position, proposal_slot,
@@ -541,8 +541,11 @@ def nuts_transition(
         traj.rows[below, i] = 0.0
         traj.rows[at, i] = z0[P, i]
     # borrowed: the callers own these arrays for longer than ``ctx`` lives (it ends with this
-    # transition), so the tree builder's calls and row views need not count references
-    ctx = borrowed(Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder))
+    # transition), so the tree builder's calls and row views need not count references; the tree
+    # builder reads it through a pointer into this frame
+    ctx = by_reference(
+        borrowed(Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder))
+    )
 
     left = right = 0  # the accepted trajectory is [left, right]
     left_slot = right_slot = sample_slot = start
