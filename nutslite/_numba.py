@@ -553,6 +553,7 @@ def by_reference(value):
 
 if not JIT_DISABLED:
     from numba.core.datamodel import models as _models
+    from numba.core.imputils import impl_ret_borrowed as _impl_ret_borrowed
     from numba.core.imputils import lower_getattr_generic as _lower_getattr_generic
     from numba.core.typing.templates import AttributeTemplate as _AttributeTemplate
     from numba.extending import infer_getattr as _infer_getattr
@@ -581,9 +582,9 @@ if not JIT_DISABLED:
     def _reference_getattr(context, builder, reference, value, attr):
         index = reference.dtype.fields.index(attr)
         member = _cgutils.gep_inbounds(builder, value, 0, index)
-        return context.data_model_manager[reference.dtype.types[index]].load_from_data_pointer(
-            builder, member
-        )
+        typ = reference.dtype.types[index]
+        loaded = context.data_model_manager[typ].load_from_data_pointer(builder, member)
+        return _impl_ret_borrowed(context, builder, typ, loaded)  # counted like any member
 
     def _by_reference_compiled(typingctx, value):
         if not isinstance(value, types.BaseNamedTuple):
