@@ -355,6 +355,45 @@ def test_borrowed_views_share_the_owners_data_and_leak_nothing():
     assert (sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(rng)) == counts
 
 
+def test_by_reference_reads_the_members_where_they_lie_and_leaks_nothing():
+    """A named tuple passed ``by_reference`` to a compiled callee reads the caller's values and
+    writes into the caller's arrays; repeated calls, with reference counting on, leave no
+    reference behind; a value that is not a named tuple is refused by name."""
+    from collections import namedtuple
+
+    import numba
+
+    from nutslite._numba import by_reference
+
+    Pair = namedtuple("Pair", ["values", "scale"])
+
+    @numba.njit
+    def scaled_sum(pair):
+        total = 0.0
+        for i in range(pair.values.shape[0]):
+            pair.values[i] *= pair.scale
+            total += pair.values[i]
+        return total
+
+    @numba.njit
+    def caller(values, scale):
+        return scaled_sum(by_reference(Pair(values, scale)))
+
+    values = np.arange(4.0)
+    count = sys.getrefcount(values)
+    for k in range(1, 4):
+        assert caller(values, 2.0) == 6.0 * 2.0**k
+        assert values.tolist() == [v * 2.0**k for v in range(4)]
+    assert sys.getrefcount(values) == count
+
+    @numba.njit
+    def refused(values):
+        return by_reference((values, 1.0))
+
+    with pytest.raises(numba.core.errors.TypingError, match="expected a named tuple"):
+        refused(values)
+
+
 def test_trajectory_buffers_need_no_initial_values(monkeypatch):
     """``allocate_trajectory`` leaves its buffers uninitialised: filled with NaN beforehand (the
     slots' integer bookkeeping with -1, an index out of range), they must give the same draws,
