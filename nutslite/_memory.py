@@ -51,6 +51,29 @@ def empty_block(n: int) -> np.ndarray:
     return raw[skip : skip + n]
 
 
+CACHE_LINE = 64  # bytes
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: DTypeLike = np.float64) -> np.ndarray:
+    """An uninitialised C-contiguous array of ``shape`` whose first entry starts a
+    ``CACHE_LINE``: with a last axis a multiple of 8 doubles long, every row does too, so that a
+    packed load or store of 4 or 8 doubles never straddles two cache lines (the tree builder's
+    points and rows, ``nutslite.engine.tree.allocate_trajectory``)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
+    skip = (-raw.ctypes.data) % CACHE_LINE
+    return raw[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_copy(values: np.ndarray) -> np.ndarray:
+    """A float64 copy of ``values`` in an :func:`aligned_empty` array."""
+    values = np.asarray(values, dtype=np.float64)
+    out = aligned_empty(values.shape)
+    out[...] = values
+    return out
+
+
 def empty_views(
     lead: tuple[int, ...],
     shapes: Mapping[str, tuple[int, ...]],

@@ -450,8 +450,8 @@ def test_point_slots_are_returned_and_suffice_at_every_depth():
                 assert info.sample_slot in held
                 if step_size == 1e-3:
                     assert info.depth == max_depth and not info.diverging
-                q = traj.points[info.sample_slot, Q].copy()
-                grad = traj.points[info.sample_slot, GRAD].copy()
+                q = traj.points[info.sample_slot, Q, : model.dim].copy()  # rows are padded
+                grad = traj.points[info.sample_slot, GRAD, : model.dim].copy()
                 logp = traj.logp[info.proposal & (traj.logp.shape[0] - 1)]
                 assert logp == model.logp_grad(q, np.empty(model.dim))
 

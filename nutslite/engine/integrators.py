@@ -82,42 +82,43 @@ def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out, rho=None):
     two loops as in ``kick``'s definition, the same arithmetic."""
     half = 0.5 * step_size
     m = metric.diag
-    for i in range(z.shape[1]):
+    n = m.shape[0]  # the dimension: the rows of a point may be longer (padded to a cache line)
+    for i in range(n):
         z_out[P, i] = z[P, i] + half * z[GRAD, i]
         z_out[Q, i] = z[Q, i] + step_size * (m[i] * z_out[P, i])
-    logp = logp_grad(z_out[Q], z_out[GRAD])
+    logp = logp_grad(z_out[Q, :n], z_out[GRAD, :n])
     if rho is not None:
         return logp, 0.5 * kick_packed(
-            z_out[P], z_out[GRAD], rho.velocity, m, half, rho.prior, rho.out, rho.sign
+            z_out[P, :n], z_out[GRAD, :n], rho.velocity, m, half, rho.prior, rho.out, rho.sign
         )
-    for i in range(z.shape[1]):
+    for i in range(n):
         # p'_i in a local: read back from z_out after the store of v_i, which the compiler
         # cannot tell apart from it, it waited on that store (most of the step's time)
         p_i = z_out[P, i] + half * z_out[GRAD, i]
         z_out[P, i] = p_i
         z_out[V, i] = m[i] * p_i
-    return logp, 0.5 * dot(z_out[P], z_out[V])
+    return logp, 0.5 * dot(z_out[P, :n], z_out[V, :n])
 
 
 @jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _leapfrog_general(logp_grad, metric, step_size, z, z_out, rho=None):
     """Any metric, through ``velocity``."""
     half = 0.5 * step_size
-    n = z.shape[1]
+    n = metric.diag.shape[0]
     for i in range(n):
         z_out[P, i] = z[P, i] + half * z[GRAD, i]
-    velocity(metric, z_out[P], z_out[V])
+    velocity(metric, z_out[P, :n], z_out[V, :n])
     for i in range(n):
         z_out[Q, i] = z[Q, i] + step_size * z_out[V, i]
-    logp = logp_grad(z_out[Q], z_out[GRAD])
+    logp = logp_grad(z_out[Q, :n], z_out[GRAD, :n])
     for i in range(n):
         p_i = z_out[P, i] + half * z_out[GRAD, i]
         z_out[P, i] = p_i
         if rho is not None:
             rho.out[i] = rho.prior[i] + rho.sign * p_i
     if rho is not None:
-        return logp, velocity(metric, z_out[P], rho.velocity)
-    return logp, velocity(metric, z_out[P], z_out[V])
+        return logp, velocity(metric, z_out[P, :n], rho.velocity)
+    return logp, velocity(metric, z_out[P, :n], z_out[V, :n])
 
 
 leapfrog = by_type(
@@ -129,7 +130,9 @@ leapfrog = by_type(
     position=1,
 )
 leapfrog.__doc__ = """``leapfrog(logp_grad, metric, step_size, z, z_out, rho=None)``: one leapfrog
-step from the point ``z`` (its rows ``Q``, ``P`` and ``GRAD`` are read).
+step from the point ``z`` (its rows ``Q``, ``P`` and ``GRAD`` are read). The step reads and writes
+the first ``dim`` entries of each row, ``dim`` being the metric's: the tree builder's rows are
+longer, padded to start on cache lines (``nutslite.engine.tree.Trajectory``).
 
 Writes the new point, velocity included, to ``z_out`` and returns ``(log p(q'), K(p'))``.
 ``z_out`` may be ``z`` (an in-place step). One gradient evaluation.

@@ -36,6 +36,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from nutslite._memory import aligned_copy
 from nutslite._numba import by_type, jit
 from nutslite.engine.linalg import dot, sqrt
 from nutslite.engine.normal import standard_normal
@@ -56,9 +57,11 @@ Metric = DiagonalMetric | DenseMetric | LowRankMetric
 
 
 def diagonal_metric(inv_mass: np.ndarray) -> DiagonalMetric:
-    """A diagonal metric from the diagonal of ``M^{-1}``."""
-    diag = np.ascontiguousarray(inv_mass, dtype=np.float64)
-    return DiagonalMetric(DIAGONAL, diag, np.sqrt(diag))
+    """A diagonal metric from the diagonal of ``M^{-1}`` (copied: warmup updates it in place).
+    Its vectors start on cache lines, as the trajectory's rows do (``nutslite.engine.tree``):
+    each leapfrog step reads ``diag`` in both passes."""
+    diag = aligned_copy(inv_mass)
+    return DiagonalMetric(DIAGONAL, diag, aligned_copy(np.sqrt(diag)))
 
 
 def dense_metric(inv_mass: np.ndarray) -> DenseMetric:
@@ -73,12 +76,12 @@ def low_rank_metric(diag: np.ndarray, basis: np.ndarray, eigvals: np.ndarray) ->
     kept in column-major (Fortran) order: the velocity and the momentum draw read it a column
     ``u_c`` at a time, which is then contiguous (in row-major order each entry of a column was on
     a cache line of its own; radon's low-rank steps: 3.8 -> 2.5 µs, ``benchmarks/README.md``,
-    engine round 12)."""
-    diag = np.ascontiguousarray(diag, dtype=np.float64)
+    engine round 12). ``diag`` is copied, on cache lines as in ``diagonal_metric``."""
+    diag = aligned_copy(diag)
     return LowRankMetric(
         LOW_RANK,
         diag,
-        np.sqrt(diag),
+        aligned_copy(np.sqrt(diag)),
         np.asfortranarray(basis, dtype=np.float64),
         np.ascontiguousarray(eigvals, dtype=np.float64),
     )
@@ -92,8 +95,8 @@ def initial_metric(kind: int, inv_mass: np.ndarray) -> Metric:
         return dense_metric(inv_mass if inv_mass.ndim == 2 else np.diag(inv_mass))
     if kind == LOW_RANK:
         n = len(inv_mass)
-        return low_rank_metric(inv_mass.copy(), np.zeros((n, n)), np.ones(n))
-    return diagonal_metric(inv_mass.copy())
+        return low_rank_metric(inv_mass, np.zeros((n, n)), np.ones(n))
+    return diagonal_metric(inv_mass)
 
 
 def metric_from_inv_mass(inv_mass: np.ndarray | None, dim: int) -> Metric:

@@ -65,6 +65,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from nutslite._memory import aligned_empty
 from nutslite._numba import borrowed, by_reference, by_type, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
@@ -73,6 +74,7 @@ from nutslite.engine.normal import uniform
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
 COMPACT_ROWS_FROM_DIM = 8192  # from this many coordinates on, compact rows (allocate_trajectory)
+ROW_ALIGN = 8  # doubles in a 64-byte cache line: a trajectory row is padded to a multiple of it
 
 Trajectory = namedtuple("Trajectory", ["points", "slots", "rows", "logp", "energy"])
 Trajectory.__doc__ = """Buffers for the states of one transition (allocated once per chain).
@@ -92,6 +94,14 @@ dim)``: ``R[s]`` in row ``s & (2^(max_depth + 1) - 1)``, the velocity in row ``2
 + (s & (2^max_depth - 1))`` (``step_rows``, ``check_rows``, ``start_rows``). (Their reference
 counts are gone from the per-step path: ``nuts_transition`` borrows them and the tree builder
 counts nothing, ``nutslite._numba``.)
+
+**Rows on cache lines.** Each row of ``points`` and ``rows`` is ``width`` entries long, ``dim``
+rounded up to a multiple of ``ROW_ALIGN`` (8 doubles, 64 bytes), and the arrays start on a
+cache line, so every row does. The engine reads and writes the first ``dim`` entries only (the
+rest is never touched, not even initialised). Packed loads and stores of 4 or 8 doubles then
+never straddle two cache lines: with 175 coordinates, rows 1,400 bytes apart, three rows in four
+did, and the leapfrog's second pass took twice as long on a row that started off a 32-byte
+boundary (``benchmarks/README.md``, engine round 18).
 """
 CompactTrajectory = namedtuple("CompactTrajectory", Trajectory._fields)
 CompactTrajectory.__doc__ = """``Trajectory`` with its velocities and prefix sums in rows handed out
@@ -157,6 +167,10 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     17,005 coordinates and none less at 1,705; at 175, the free list's bookkeeping made each
     step 5-10% slower.
 
+    Rows are padded to start on cache lines (``Trajectory``), so ``points`` and ``rows`` have
+    ``width = ROW_ALIGN * ceil(dim / ROW_ALIGN)`` columns, of which the engine uses the first
+    ``dim``.
+
     Left uninitialised: a transition writes every row and slot before reading it (the slots'
     bookkeeping, the initial state and the prefix sums of positions -1 and 0 in
     ``nuts_transition``, every later row and slot by the step that reaches it), and zero-filling
@@ -170,10 +184,11 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     if compact is None:
         compact = dim >= COMPACT_ROWS_FROM_DIM
     compact = compact and held < 3 * cap  # otherwise the rows by position are fewer
+    width = -(-dim // ROW_ALIGN) * ROW_ALIGN  # each row starts a cache line
     return (CompactTrajectory if compact else Trajectory)(
-        points=np.empty((slots, 4, dim)),
+        points=aligned_empty((slots, 4, width)),
         slots=np.empty((3, 3 * cap + 3 + held) if compact else (2, slots + 1), dtype=np.int64),
-        rows=np.empty((held if compact else 3 * cap, dim)),
+        rows=aligned_empty((held if compact else 3 * cap, width)),
         logp=np.empty(cap),
         energy=np.empty(cap),
     )
@@ -223,10 +238,11 @@ def record_point(recorder, row, z, v):
     (recorded transitions only)."""
     if recorder is not None and recorder.active:
         out = recorder.points[row]
-        copy_row(z[Q], out[Q])
-        copy_row(z[P], out[P])
+        dim = out.shape[1]  # the trajectory's rows are longer (``allocate_trajectory``)
+        copy_row(z[Q, :dim], out[Q])
+        copy_row(z[P, :dim], out[P])
         copy_row(v, out[V])
-        copy_row(z[GRAD], out[GRAD])
+        copy_row(z[GRAD, :dim], out[GRAD])
 
 
 @jit(inline="always")  # integer arithmetic on a shape, at six call sites
@@ -389,7 +405,7 @@ def release(table, slot):
 
 
 @jit(inline="always")  # two call sites; a call would count the references of its five arrays
-def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
+def merge_is_turning(traj, dim, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
     segment ``[a, b]``, and each half extended by the neighbouring state of the other,
     ``[a, m + 1]`` and ``[m, b]``. A segment ``[c, d]`` has turned unless ``p#_c . rho > 0`` and
@@ -403,7 +419,7 @@ def merge_is_turning(traj, a, m, b, recorder, merge_depth, top_level):
     the same order, so the same bits). Half of a tree's merges are of this kind. Compact rows that
     no later check reads are handed back as the rows are looked up (``check_rows``).
     """
-    rows = traj.rows
+    rows = traj.rows[:, :dim]  # the first ``dim`` entries of each (padded) row
     va, vb, vm, vn, ra, rb, rm, rn = check_rows(traj, a, m, b)
     if m == a:
         whole_a, whole_b = segment_dots_packed(rows, rows, va, vb, ra, rb)
@@ -451,17 +467,18 @@ def build_tree(ctx, edge, direction, depth, source):
         # (written out here: an inlined function would copy the context, which cost what it
         # saved; ``benchmarks/README.md``)
         traj = ctx.traj
+        dim = ctx.metric.diag.shape[0]  # the rows are longer (``allocate_trajectory``)
         s = edge + direction
         r = s & (traj.logp.shape[0] - 1)
         # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s (in the step's second pass)
         v_row, prior, written = step_rows(traj, s, direction)
-        v = traj.rows[v_row]
+        v = traj.rows[v_row, :dim]
         sign = 1.0 if direction > 0 else -1.0
         out = acquire(traj.slots, 2)  # the subtree's proposal and its last state
         z = traj.points[out]
         logp, kinetic = leapfrog(
             ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.points[source], z,
-            MomentumSum(traj.rows[prior], traj.rows[written], sign, v),
+            MomentumSum(traj.rows[prior, :dim], traj.rows[written, :dim], sign, v),
         )
         release(traj.slots, source)
         h = -logp + kinetic
@@ -473,7 +490,7 @@ def build_tree(ctx, edge, direction, depth, source):
         log_w = ctx.h0 - h
         divergent = (h - ctx.h0) > ctx.max_delta_h
         if divergent:
-            copy_row(z[Q], traj.points[DIVERGENT, Q])
+            copy_row(z[Q, :dim], traj.points[DIVERGENT, Q, :dim])
         accept = 1.0 if log_w > 0.0 else math.exp(log_w)
         return not divergent, log_w, s, accept, 1, s if divergent else 0, out, out
 
@@ -502,7 +519,8 @@ def build_tree(ctx, edge, direction, depth, source):
 
     first, last_position = edge + direction, edge + direction * 2 * half
     lo, hi = min(first, last_position), max(first, last_position)
-    turning = merge_is_turning(ctx.traj, lo, lo + half - 1, hi, ctx.recorder, depth, 0)
+    dim = ctx.metric.diag.shape[0]
+    turning = merge_is_turning(ctx.traj, dim, lo, lo + half - 1, hi, ctx.recorder, depth, 0)
     record(ctx.recorder, SUBTREE, lo, hi, depth, 0, not turning)
     return not turning, log_w, prop, sum_accept, n_steps, 0, prop_slot, last
 
@@ -526,18 +544,19 @@ def nuts_transition(
         traj.slots[FREE, k] = slots - k
         traj.slots[REFS, k] = 0
     start = acquire(traj.slots, 3)  # the left edge, the right edge and the sample
+    dim = q0.shape[0]  # the trajectory's rows are longer (``allocate_trajectory``)
     z0 = traj.points[start]
-    for i in range(q0.shape[0]):
+    for i in range(dim):
         z0[Q, i] = q0[i]
         z0[GRAD, i] = grad0[i]
-    sample_momentum(rng, metric, z0[P])
+    sample_momentum(rng, metric, z0[P, :dim])
     v0_row, below, at = start_rows(traj)
-    v0 = traj.rows[v0_row]  # the velocity of position 0
-    h0 = -logp0 + velocity(metric, z0[P], v0)
+    v0 = traj.rows[v0_row, :dim]  # the velocity of position 0
+    h0 = -logp0 + velocity(metric, z0[P, :dim], v0)
     traj.logp[0] = logp0
     traj.energy[0] = h0
     record_point(recorder, 0, z0, v0)
-    for i in range(q0.shape[0]):
+    for i in range(dim):
         traj.rows[below, i] = 0.0
         traj.rows[at, i] = z0[P, i]
     # borrowed: the callers own these arrays for longer than ``ctx`` lives (it ends with this
@@ -592,7 +611,7 @@ def nuts_transition(
             release(ctx.traj.slots, prop_slot)
         log_w = log_sum_exp(log_w, log_w_sub)
 
-        if merge_is_turning(ctx.traj, left, m, right, ctx.recorder, depth, 1):
+        if merge_is_turning(ctx.traj, dim, left, m, right, ctx.recorder, depth, 1):
             break
 
     return TransitionInfo(
