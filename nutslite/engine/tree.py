@@ -538,6 +538,10 @@ def nuts_transition(
     ``traj.energy``; a divergent state's position is in ``traj.points[DIVERGENT, Q]``. Returns a
     ``TransitionInfo``.
     """
+    # borrowed (``nutslite._numba.borrowed``): the caller owns these arrays for longer than this
+    # transition lasts, so the views made of them here and in the tree builder need not count
+    # references
+    rng, traj, metric = borrowed((rng, traj, metric))
     slots = traj.points.shape[0]
     traj.slots[FREE, 0] = slots - 1  # every slot but DIVERGENT is free
     for k in range(1, slots):
@@ -559,9 +563,8 @@ def nuts_transition(
     for i in range(dim):
         traj.rows[below, i] = 0.0
         traj.rows[at, i] = z0[P, i]
-    # borrowed: the callers own these arrays for longer than ``ctx`` lives (it ends with this
-    # transition), so the tree builder's calls and row views need not count references; the tree
-    # builder reads it through a pointer into this frame
+    # the tree builder reads the context through a pointer into this frame; the log density's
+    # data and the recorder are borrowed as the arrays above are
     ctx = by_reference(
         borrowed(Transition(logp_grad, rng, metric, step_size, h0, max_delta_h, traj, recorder))
     )
