@@ -503,6 +503,27 @@ def test_kick_kernel_matches_its_python_body():
         assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()
 
 
+def test_scaled_dot_kernel_matches_its_python_body():
+    """``scaled_dot_packed`` writes the same velocity ``m p`` as ``scaled_dot``'s Python body and
+    returns the same ``p . v``, bit for bit, for every length of the tail, on rows of a padded
+    array as the tree builder passes them."""
+    import numba
+
+    from nutslite.engine.linalg import scaled_dot, scaled_dot_packed
+
+    compiled = numba.njit(lambda m, rows, dim: scaled_dot_packed(m, rows[0, :dim], rows[1, :dim]))
+    rng = np.random.default_rng(5)
+    for dim in range(1, 14):
+        m = rng.uniform(0.5, 2.0, dim)
+        rows = np.full((2, 16), np.nan)  # the padding must stay unread and unwritten
+        rows[0, :dim] = rng.standard_normal(dim)
+        expected_v = np.empty(dim)
+        expected = scaled_dot(m, rows[0, :dim].copy(), expected_v)
+        assert compiled(m, rows, dim) == expected
+        assert rows[1, :dim].tobytes() == expected_v.tobytes()
+        assert np.isnan(rows[:, dim:]).all()
+
+
 def test_momentum_normals_are_numpys_bit_for_bit():
     """``standard_normal`` (NumPy's ziggurat with the sign applied by a multiplication) gives
     ``rng.standard_normal()``'s draws bit for bit and leaves the generator in the same state,

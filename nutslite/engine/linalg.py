@@ -18,15 +18,17 @@ The U-turn criterion's six dot products are summed the same way, all six in one 
 **Packed kernels.** The partial sums are lanes of a vector register, yet Numba 0.65 compiles these
 loops to scalar instructions (``vaddsd``, ``vmulsd``): it turns LLVM's SLP vectoriser off (numba PR
 #8852), and the loop vectoriser may not reassociate a sum. So ``uturn_dots``, the costliest of
-them, has two bodies (so do ``segment_dots`` and ``kick``). The Python body is the definition: it
-runs under ``NUMBA_DISABLE_JIT=1`` and spells out the order of operations. Compiled callers run
+them, has two bodies (so do ``segment_dots``, ``kick`` and ``scaled_dot``). The Python body is the
+definition: it runs under ``NUMBA_DISABLE_JIT=1`` and spells out the order of operations. Compiled
+callers run
 instead a kernel emitted with llvmlite that performs the same operations in the same order on
 ``<4 x double>`` vectors (``ymm`` registers), each lane one partial sum. IEEE arithmetic on each
 lane does not depend on the width of the instruction, and floating-point contraction stays off, so
 both bodies give bit-identical results (``tests/test_engine.py`` compares them). The leapfrog's
 first pass has no such kernel: LLVM's loop vectoriser packs it already, behind a run-time check
 that the rows do not overlap. Its second pass is ``kick``, packed by hand because it also adds up
-the kinetic energy (``benchmarks/README.md``, round 8).
+the kinetic energy (``benchmarks/README.md``, round 8); ``scaled_dot``, the velocity and kinetic
+energy of a transition's fresh momentum, likewise (round 18).
 """
 
 from __future__ import annotations
@@ -100,6 +102,17 @@ def kick(p, g, v, m, h, prior, out, sign):
     return dot(p, v)
 
 
+def scaled_dot(m, p, v):
+    """``v <- m p`` (element-wise) and ``p . v`` summed as ``dot`` sums: the velocity of a
+    momentum ``p`` under a diagonal metric ``m`` and twice its kinetic energy, in one pass. This
+    body is the definition; compiled callers run ``scaled_dot_packed`` (contiguous vectors), a
+    kernel like ``kick_packed``: the products ``m_i p_i`` four at a time and the sum's four partial
+    sums in the lanes of one accumulator, so the sum is not a chain of scalar additions."""
+    for i in range(p.shape[0]):
+        v[i] = m[i] * p[i]
+    return dot(p, v)
+
+
 def copy_row(source, target):
     """``target[:] = source`` for two contiguous float64 vectors that do not overlap. Compiled, it
     is LLVM's ``llvm.memcpy``: a scalar loop between two rows of one array is not vectorised
@@ -110,7 +123,9 @@ def copy_row(source, target):
 
 
 # the names compiled callers use: the packed kernels below, or without the JIT the definitions
-kick_packed, segment_dots_packed, uturn_dots_packed = kick, segment_dots, uturn_dots
+kick_packed, scaled_dot_packed, segment_dots_packed, uturn_dots_packed = (
+    kick, scaled_dot, segment_dots, uturn_dots
+)
 
 
 def sqrt(x):
@@ -236,6 +251,55 @@ if not JIT_DISABLED:
         return all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C"
                    and x.dtype == types.float64 for x in args)
 
+    def _splat(builder, x, n):
+        """``x`` in all ``n`` lanes of a vector (``x`` itself when ``n`` is 1)."""
+        if n == 1:
+            return x
+        vec = ir.Constant(vector_type(n), ir.Undefined)
+        for k in range(n):
+            vec = builder.insert_element(vec, x, ir.Constant(_I32, k))
+        return vec
+
+    def _summed_pass(builder, dim, step):
+        """Run ``step(i, n)`` over coordinates ``0 ..< dim``, four at a time (``n`` = 4) and then
+        the last ``dim mod 4`` one at a time (``n`` = 1), and sum the products it returns as
+        ``dot`` sums: the blocks' in the lanes of one accumulator (``s_0 .. s_3``), the tail's
+        into ``s_0``, then ``(s_0 + s_1) + (s_2 + s_3)``."""
+        blocks = builder.and_(dim, ir.Constant(dim.type, -4))
+        acc = cgutils.alloca_once_value(builder, ir.Constant(vector_type(4), [0.0] * 4))
+        four, one = ir.Constant(dim.type, 4), ir.Constant(dim.type, 1)
+        with cgutils.for_range_slice(builder, ir.Constant(dim.type, 0), blocks, four) as (i, _):
+            builder.store(builder.fadd(builder.load(acc), step(i, 4)), acc)
+        s = _lanes(builder, builder.load(acc), 4)
+        s0 = cgutils.alloca_once_value(builder, s[0])
+        with cgutils.for_range_slice(builder, blocks, dim, one) as (i, _):  # the tail
+            builder.store(builder.fadd(builder.load(s0), step(i, 1)), s0)
+        low, high = builder.fadd(builder.load(s0), s[1]), builder.fadd(s[2], s[3])
+        return builder.fadd(low, high)
+
+    @intrinsic
+    def _scaled_dot_packed(typingctx, m, p, v):
+        """``scaled_dot`` on ``<4 x double>`` vectors: two loads, two products and one store per
+        four coordinates (``_summed_pass``). Contiguous float64 vectors only."""
+        if not _contiguous_vectors(m, p, v):
+            return None
+
+        def codegen(context, builder, sig, args):
+            pm, pp, pv = (context.make_array(t)(context, builder, a).data
+                          for t, a in zip(sig.args, args, strict=True))
+            dim = cgutils.unpack_tuple(builder, context.make_array(sig.args[1])(
+                context, builder, args[1]).shape, 1)[0]
+
+            def step(i, n):
+                p_i = vector_load(builder, pp, i, n)
+                v_i = builder.fmul(vector_load(builder, pm, i, n), p_i)
+                vector_store(builder, v_i, pv, i, n)
+                return builder.fmul(p_i, v_i)
+
+            return _summed_pass(builder, dim, step)
+
+        return types.float64(m, p, v), codegen
+
     @intrinsic
     def _kick_packed(typingctx, p, g, v, m, h, prior, out, sign):
         """``kick`` on ``<4 x double>`` vectors: four loads, four products, three additions and
@@ -252,40 +316,20 @@ if not JIT_DISABLED:
                       for k in (0, 1, 2, 3, 5, 6)}
             pp, pg, pv, pm, pprior, pout = (arrays[k].data for k in (0, 1, 2, 3, 5, 6))
             dim = cgutils.unpack_tuple(builder, arrays[0].shape, 1)[0]
-            blocks = builder.and_(dim, ir.Constant(dim.type, -4))
 
             def step(i, n):
                 """The pass at coordinates ``i ..< i + n``; returns the products ``p_i v_i``."""
-                def splat(x):
-                    if n == 1:
-                        return x
-                    vec = ir.Constant(vector_type(n), ir.Undefined)
-                    for k in range(n):
-                        vec = builder.insert_element(vec, x, ir.Constant(_I32, k))
-                    return vec
-
-                p_i = builder.fadd(vector_load(builder, pp, i, n),
-                                   builder.fmul(splat(args[4]), vector_load(builder, pg, i, n)))
+                p_i = builder.fadd(vector_load(builder, pp, i, n), builder.fmul(
+                    _splat(builder, args[4], n), vector_load(builder, pg, i, n)))
                 v_i = builder.fmul(vector_load(builder, pm, i, n), p_i)
                 out_i = builder.fadd(vector_load(builder, pprior, i, n),
-                                     builder.fmul(splat(args[7]), p_i))
+                                     builder.fmul(_splat(builder, args[7], n), p_i))
                 vector_store(builder, p_i, pp, i, n)
                 vector_store(builder, v_i, pv, i, n)
                 vector_store(builder, out_i, pout, i, n)
                 return builder.fmul(p_i, v_i)
 
-            zeros = ir.Constant(vector_type(4), [0.0] * 4)
-            acc = cgutils.alloca_once_value(builder, zeros)
-            four = ir.Constant(dim.type, 4)
-            with cgutils.for_range_slice(builder, ir.Constant(dim.type, 0), blocks, four) as (i, _):
-                builder.store(builder.fadd(builder.load(acc), step(i, 4)), acc)
-            s = _lanes(builder, builder.load(acc), 4)
-            s0 = cgutils.alloca_once_value(builder, s[0])
-            one = ir.Constant(dim.type, 1)
-            with cgutils.for_range_slice(builder, blocks, dim, one) as (i, _):  # the tail
-                builder.store(builder.fadd(builder.load(s0), step(i, 1)), s0)
-            low, high = builder.fadd(builder.load(s0), s[1]), builder.fadd(s[2], s[3])
-            return builder.fadd(low, high)  # (s_0 + s_1) + (s_2 + s_3)
+            return _summed_pass(builder, dim, step)
 
         return signature, codegen
 
@@ -309,6 +353,6 @@ if not JIT_DISABLED:
     # Compiled callers call the kernels themselves: an intrinsic costs no compiled function of its
     # own, which an ``@overload`` wrapping it did (0.3-0.5 s of a cold start for the first two;
     # ``uturn_dots``'s, compiled once per set of its callers' flags, 0.15 s)
-    kick_packed, segment_dots_packed, uturn_dots_packed = (
-        _kick_packed, _segment_dots_packed, _uturn_dots_packed
+    kick_packed, scaled_dot_packed, segment_dots_packed, uturn_dots_packed = (
+        _kick_packed, _scaled_dot_packed, _segment_dots_packed, _uturn_dots_packed
     )

@@ -38,7 +38,7 @@ import numpy as np
 
 from nutslite._memory import aligned_copy
 from nutslite._numba import by_type, jit
-from nutslite.engine.linalg import dot, sqrt
+from nutslite.engine.linalg import dot, scaled_dot_packed, sqrt
 from nutslite.engine.normal import standard_normal
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
@@ -130,10 +130,7 @@ def refresh_sqrt_diag(metric):
 
 @jit
 def _velocity_diagonal(metric, p, v_out):
-    n = p.shape[0]
-    for i in range(n):
-        v_out[i] = metric.diag[i] * p[i]
-    return 0.5 * dot(p, v_out)
+    return 0.5 * scaled_dot_packed(metric.diag, p, v_out)
 
 
 @jit
