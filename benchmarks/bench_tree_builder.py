@@ -1,0 +1,186 @@
+"""The tree builder's cost per leapfrog step, this checkout against others, in turn.
+
+Usage::
+
+    git worktree add ../baseline a36c9ae   # issue 14's baseline, for example
+    python benchmarks/bench_tree_builder.py --against ../baseline --rounds 5
+
+Each round runs every checkout once, each in a fresh process with its own Numba cache
+(``NUTSLITE_CACHE_DIR`` under the system's temporary folder, kept between runs) and its own
+``nutslite`` on ``sys.path``. The process times a compiled loop of ``nuts_transition``, the same
+transitions in every version: a 175-dimensional standard normal (the trivial gradient of
+``profile_engine.py``), a unit diagonal metric, step size ``--step-size`` (0.6: 7 leapfrog steps
+per transition, as the adapted step size gives), 3000 transitions from a fixed start and seed, the
+best thread CPU time of 5 repeats; and the gradient alone, looped the same way. The tree
+builder's cost is the step's less the gradient's. Each process also prints the number of
+leapfrog steps: equal counts show that the versions ran the same transitions.
+
+The loop reads the selected state where each version keeps it: slot ``info.sample_slot`` of
+``traj.points`` (``nutslite.engine.tree``), or, in releases before the engine subpackage (such as
+``a36c9ae``), row ``row(traj, info.proposal)`` of ``traj.q`` and ``traj.grad`` (``nutslite.tree``).
+
+Prints each run and, per checkout, the median tree builder cost and its ratio to the first
+checkout's. Nothing is written. Absolute times drift on shared machines from hour to hour; the
+ratios within one run are the measurement (``benchmarks/README.md``, engine round 18).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+CHILD = r'''
+import sys, time
+import numpy as np
+import nutslite as nl
+from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
+
+try:
+    from nutslite.engine.integrators import GRAD, Q
+    from nutslite.engine.metric import diagonal_metric
+    from nutslite.engine.tree import allocate_trajectory, nuts_transition
+    LAYOUT = "slots"
+except ImportError:  # before the engine subpackage (a36c9ae)
+    from nutslite.metric import diagonal_metric
+    from nutslite.tree import allocate_recorder, allocate_trajectory, nuts_transition, row
+    LAYOUT = "rows"
+
+DIM, EPS, N = 175, float(sys.argv[1]), 3000
+
+
+@jit(LOGP_GRAD_SIGNATURE)
+def logp_grad(theta, grad_out):
+    s = 0.0
+    for i in range(theta.shape[0]):
+        s -= 0.5 * theta[i] * theta[i]
+        grad_out[i] = -theta[i]
+    return s
+
+
+model = nl.Model(name="iid_normal_175", dim=DIM, logp_grad=logp_grad)
+
+if LAYOUT == "slots":
+    @jit
+    def run(f, rng, traj, metric, eps, q, grad, n, recorder):
+        mask = traj.logp.shape[0] - 1
+        logp = f(q, grad)
+        steps = 0
+        for _ in range(n):
+            info = nuts_transition(f, rng, traj, metric, eps, q, logp, grad, 10, 1000.0, recorder)
+            for i in range(q.shape[0]):
+                q[i] = traj.points[info.sample_slot, Q, i]
+                grad[i] = traj.points[info.sample_slot, GRAD, i]
+            logp = traj.logp[info.proposal & mask]
+            steps += info.n_steps
+        return steps
+
+    RECORDER = None
+else:
+    @jit
+    def run(f, rng, traj, metric, eps, q, grad, n, recorder):
+        logp = f(q, grad)
+        steps = 0
+        for _ in range(n):
+            info = nuts_transition(f, rng, traj, metric, eps, q, logp, grad, 10, 1000.0, recorder)
+            r = row(traj, info.proposal)
+            for i in range(q.shape[0]):
+                q[i] = traj.q[r, i]
+                grad[i] = traj.grad[r, i]
+            logp = traj.logp[r]
+            steps += info.n_steps
+        return steps
+
+    RECORDER = allocate_recorder(10, False)
+
+
+@jit
+def gradients(f, q, grad, n):
+    total = 0.0
+    for _ in range(n):
+        total += f(q, grad)
+    return total
+
+
+def transitions(n):
+    rng = np.random.default_rng(7)
+    traj = allocate_trajectory(DIM, 10)
+    q, grad = np.random.default_rng(1).standard_normal(DIM), np.empty(DIM)
+    t0 = time.thread_time()
+    steps = run(model.logp_grad_function, rng, traj, diagonal_metric(np.ones(DIM)), EPS, q, grad,
+                n, RECORDER)
+    return time.thread_time() - t0, steps
+
+
+def gradient_calls(n):
+    q, grad = np.zeros(DIM), np.empty(DIM)
+    t0 = time.thread_time()
+    gradients(model.logp_grad_function, q, grad, n)
+    return time.thread_time() - t0
+
+
+transitions(5)  # compile or load
+gradient_calls(5)
+runs = [transitions(N) for _ in range(5)]
+step = min(t / s for t, s in runs)
+grad = min(gradient_calls(200_000) / 200_000 for _ in range(5))
+print(f"{1e6 * step:.4f} {1e6 * grad:.4f} {runs[0][1]}")
+'''
+
+
+def run_once(checkout: str, step_size: float) -> tuple[float, float, int]:
+    """``(step µs, gradient µs, leapfrog steps)`` of one fresh process on ``checkout``."""
+    name = os.path.basename(os.path.abspath(checkout))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.path.abspath(checkout),
+        "NUTSLITE_CACHE_DIR": os.path.join(tempfile.gettempdir(), f"nutslite-tree-{name}"),
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    # a file, not ``-c``: Numba caches only functions whose source file it can find
+    script = os.path.join(tempfile.gettempdir(), "nutslite_tree_builder_loop.py")
+    with open(script, "w") as f:
+        f.write(CHILD)
+    done = subprocess.run(
+        [sys.executable, script, str(step_size)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{checkout}: the loop failed:\n{done.stderr[-2000:]}")
+    step, grad, steps = done.stdout.split()[-3:]
+    return float(step), float(grad), int(steps)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--against", nargs="+", default=[], metavar="CHECKOUT",
+                        help="other checkouts to time in turn with this one")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--step-size", type=float, default=0.6)
+    args = parser.parse_args(argv)
+    checkouts = [*args.against, ROOT]
+    trees: dict[str, list[float]] = {c: [] for c in checkouts}
+    for r in range(args.rounds):
+        for checkout in checkouts:
+            step, grad, steps = run_once(checkout, args.step_size)
+            trees[checkout].append(step - grad)
+            print(f"round {r + 1}  {checkout:40s} step {step:.3f} µs  gradient {grad:.3f} µs  "
+                  f"tree {step - grad:.3f} µs/step  ({steps} steps)", flush=True)
+    first = statistics.median(trees[checkouts[0]])
+    for checkout in checkouts:
+        median = statistics.median(trees[checkout])
+        print(f"{checkout:40s} tree builder median {median:.3f} µs/step "
+              f"[{min(trees[checkout]):.3f}-{max(trees[checkout]):.3f}], "
+              f"{median / first:.3f}x the first")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
