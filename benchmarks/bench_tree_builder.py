@@ -8,10 +8,11 @@ Usage::
 Each round runs every checkout once, each in a fresh process with its own Numba cache
 (``NUTSLITE_CACHE_DIR`` under the system's temporary folder, kept between runs) and its own
 ``nutslite`` on ``sys.path``. The process times a compiled loop of ``nuts_transition``, the same
-transitions in every version: a 175-dimensional standard normal (the trivial gradient of
-``profile_engine.py``), a unit diagonal metric, step size ``--step-size`` (0.6: 7 leapfrog steps
-per transition, as the adapted step size gives), 3000 transitions from a fixed start and seed, the
-best thread CPU time of 5 repeats; and the gradient alone, looped the same way. The tree
+transitions in every version: a 175-dimensional standard normal (``trivial_model`` of the
+checkout's own ``profile_engine.py``), a unit diagonal metric, step size ``--step-size`` (0.6: 7
+leapfrog steps per transition, as the adapted step size gives), 3000 transitions from a fixed
+start and seed, the best thread CPU time of 5 repeats; and the gradient alone, looped the same
+way. The tree
 builder's cost is the step's less the gradient's. Each process also prints the number of
 leapfrog steps: equal counts show that the versions ran the same transitions.
 
@@ -38,10 +39,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 CHILD = r'''
-import sys, time
+import os, sys, time
 import numpy as np
-import nutslite as nl
-from nutslite._numba import LOGP_GRAD_SIGNATURE, jit
+from nutslite._numba import jit
+
+sys.path.insert(0, os.path.join(sys.argv[2], "benchmarks"))
+from profile_engine import trivial_model  # the checkout's own (a36c9ae has it too)
 
 try:
     from nutslite.engine.integrators import GRAD, Q
@@ -55,17 +58,7 @@ except ImportError:  # before the engine subpackage (a36c9ae)
 
 DIM, EPS, N = 175, float(sys.argv[1]), 3000
 
-
-@jit(LOGP_GRAD_SIGNATURE)
-def logp_grad(theta, grad_out):
-    s = 0.0
-    for i in range(theta.shape[0]):
-        s -= 0.5 * theta[i] * theta[i]
-        grad_out[i] = -theta[i]
-    return s
-
-
-model = nl.Model(name="iid_normal_175", dim=DIM, logp_grad=logp_grad)
+model = trivial_model(DIM)
 
 if LAYOUT == "slots":
     @jit
@@ -149,7 +142,7 @@ def run_once(checkout: str, step_size: float) -> tuple[float, float, int]:
     with open(script, "w") as f:
         f.write(CHILD)
     done = subprocess.run(
-        [sys.executable, script, str(step_size)],
+        [sys.executable, script, str(step_size), os.path.abspath(checkout)],
         env=env, capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
