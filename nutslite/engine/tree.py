@@ -404,7 +404,7 @@ def release(table, slot):
     table[FREE, 0] = n + (held == 0)
 
 
-@jit(inline="always")  # two call sites; a call would count the references of its five arrays
+@jit(inline="always")  # two call sites; a call would pass its five arrays as 35 values
 def merge_is_turning(traj, dim, a, m, b, recorder, merge_depth, top_level):
     """The three checks of Stan 2.21+ when ``[a, m]`` and ``[m + 1, b]`` merge: the whole
     segment ``[a, b]``, and each half extended by the neighbouring state of the other,
@@ -461,13 +461,13 @@ def build_tree(ctx, edge, direction, depth, source):
     its recursive call unresolved (an LLVM "Symbol not found" abort). Its callers are cached, and
     carry its compiled code with them.
     """
+    dim = ctx.metric.diag.shape[0]  # the trajectory's rows are longer (``allocate_trajectory``)
     if depth == 0:
         # the base case: one leapfrog step from ``edge`` to ``s``, its point in a fresh slot;
         # by position, its velocity, energy, log weight ``H0 - H(s)`` and momentum prefix sum
         # (written out here: an inlined function would copy the context, which cost what it
         # saved; ``benchmarks/README.md``)
         traj = ctx.traj
-        dim = ctx.metric.diag.shape[0]  # the rows are longer (``allocate_trajectory``)
         s = edge + direction
         r = s & (traj.logp.shape[0] - 1)
         # forward R[s] = R[s-1] + p_s; backward R[s-1] = R[s] - p_s (in the step's second pass)
@@ -519,7 +519,6 @@ def build_tree(ctx, edge, direction, depth, source):
 
     first, last_position = edge + direction, edge + direction * 2 * half
     lo, hi = min(first, last_position), max(first, last_position)
-    dim = ctx.metric.diag.shape[0]
     turning = merge_is_turning(ctx.traj, dim, lo, lo + half - 1, hi, ctx.recorder, depth, 0)
     record(ctx.recorder, SUBTREE, lo, hi, depth, 0, not turning)
     return not turning, log_w, prop, sum_accept, n_steps, 0, prop_slot, last
