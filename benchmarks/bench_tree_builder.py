@@ -10,8 +10,8 @@ Each round runs every checkout once, each in a fresh process with its own Numba 
 ``nutslite`` on ``sys.path``. The process times a compiled loop of ``nuts_transition``, the same
 transitions in every version: a 175-dimensional standard normal (``trivial_model`` of the
 checkout's own ``profile_engine.py``), a unit diagonal metric, step size ``--step-size`` (0.6: 7
-leapfrog steps per transition, as the adapted step size gives), 3000 transitions from a fixed
-start and seed, the best thread CPU time of 5 repeats; and the gradient alone, looped the same
+leapfrog steps per transition, as the adapted step size gives), ``--transitions`` (3000) from a
+fixed start and seed, the best thread CPU time of 5 repeats; and the gradient alone, looped the same
 way. The tree
 builder's cost is the step's less the gradient's. Each process also prints the number of
 leapfrog steps: equal counts show that the versions ran the same transitions.
@@ -56,7 +56,7 @@ except ImportError:  # before the engine subpackage (a36c9ae)
     from nutslite.tree import allocate_recorder, allocate_trajectory, nuts_transition, row
     LAYOUT = "rows"
 
-DIM, EPS, N = 175, float(sys.argv[1]), 3000
+DIM, EPS, N = 175, float(sys.argv[1]), int(sys.argv[3])
 
 model = trivial_model(DIM)
 
@@ -128,7 +128,7 @@ print(f"{1e6 * step:.4f} {1e6 * grad:.4f} {runs[0][1]}")
 '''
 
 
-def run_once(checkout: str, step_size: float) -> tuple[float, float, int]:
+def run_once(checkout: str, step_size: float, transitions: int) -> tuple[float, float, int]:
     """``(step µs, gradient µs, leapfrog steps)`` of one fresh process on ``checkout``."""
     name = os.path.basename(os.path.abspath(checkout))
     env = {
@@ -142,7 +142,7 @@ def run_once(checkout: str, step_size: float) -> tuple[float, float, int]:
     with open(script, "w") as f:
         f.write(CHILD)
     done = subprocess.run(
-        [sys.executable, script, str(step_size), os.path.abspath(checkout)],
+        [sys.executable, script, str(step_size), os.path.abspath(checkout), str(transitions)],
         env=env, capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
@@ -157,12 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="other checkouts to time in turn with this one")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--step-size", type=float, default=0.6)
+    parser.add_argument("--transitions", type=int, default=3000,
+                        help="per timed repeat (more: longer runs, less timer noise)")
     args = parser.parse_args(argv)
     checkouts = [*args.against, ROOT]
     trees: dict[str, list[float]] = {c: [] for c in checkouts}
     for r in range(args.rounds):
         for checkout in checkouts:
-            step, grad, steps = run_once(checkout, args.step_size)
+            step, grad, steps = run_once(checkout, args.step_size, args.transitions)
             trees[checkout].append(step - grad)
             print(f"round {r + 1}  {checkout:40s} step {step:.3f} µs  gradient {grad:.3f} µs  "
                   f"tree {step - grad:.3f} µs/step  ({steps} steps)", flush=True)

@@ -17,6 +17,7 @@ from scipy import stats
 
 import nutslite as nl
 from nutslite import diagnostics
+from nutslite._numba import JIT_DISABLED
 from nutslite.models import zoo
 
 ALPHA = 1e-3
@@ -524,64 +525,74 @@ def test_scaled_dot_kernel_matches_its_python_body():
         assert np.isnan(rows[:, dim:]).all()
 
 
-def test_momentum_normals_are_numpys_bit_for_bit():
-    """``standard_normal`` (NumPy's ziggurat with the sign applied by a multiplication) gives
-    ``rng.standard_normal()``'s draws bit for bit and leaves the generator in the same state,
-    compiled and as Python. Compiled, 400,000 draws take the tail (about 1 in 3,800) and the
-    wedges (about 1 in 80) many times; the Python body draws 20,000."""
+DRAWS_SCRIPT = """
+import sys
+import numpy as np
+from numba import njit
+from nutslite.engine.normal import standard_normals, uniform
+
+@njit
+def draws(rng, rounds, out):
+    for k in range(0, 9 * rounds, 9):  # as transitions draw: a momentum, then uniforms
+        standard_normals(rng, out[k:k + 7])
+        out[k + 7] = uniform(rng)
+        standard_normals(rng, out[k + 8:k + 9])
+
+rounds = int(sys.argv[1])
+for bits in (np.random.PCG64, np.random.Philox):  # stepped inline, and through its pointer
+    ours, theirs = np.random.Generator(bits(12)), np.random.Generator(bits(12))
+    got = np.empty(9 * rounds)
+    draws(ours, rounds, got)
+    want = np.concatenate([np.r_[theirs.standard_normal(7), theirs.random(),
+                                 theirs.standard_normal()] for _ in range(rounds)])
+    assert got.tobytes() == want.tobytes(), bits
+    assert repr(ours.bit_generator.state) == repr(theirs.bit_generator.state), bits  # arrays
+    print(int(np.sum(np.abs(want) > 3.6541528853610088)))  # draws from the tail
+"""
+
+
+def test_momentum_and_tree_draws_are_numpys_bit_for_bit():
+    """``standard_normals`` (the momentum: NumPy's ziggurat with the sign applied by a
+    multiplication, a PCG64's state stepped inline) and ``uniform`` give ``standard_normal`` and
+    ``random``'s draws bit for bit, interleaved as transitions draw them, and leave the generator
+    in NumPy's state: with a PCG64 and with a Philox (drawn through its
+    function pointer), compiled and interpreted (``NUMBA_DISABLE_JIT=1``). Compiled, 400,000
+    normals per generator take the tail (about 1 in 3,800) and the wedges (about 1 in 80) many
+    times; interpreted, 40,000 reach the tail too."""
+    for flag, rounds in (("0", 50_000), ("1", 5_000)):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=flag)
+        done = subprocess.run([sys.executable, "-c", DRAWS_SCRIPT, str(rounds)], env=env,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert all(int(tails) > 0 for tails in done.stdout.split()[-2:])  # with each generator
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled with NUMBA_DISABLE_JIT=1")
+def test_pcg64_is_stepped_inline_only_for_numpys_pcg64():
+    """``nutslite.engine.pcg64``: its step is NumPy's (the definition against ``random_raw``, on
+    states from several seeds); this NumPy keeps the state as a native 128-bit integer, as its
+    Linux and macOS wheels do (else nothing is stepped inline, which is correct but slower); and
+    compiled, ``is_pcg64`` holds for a PCG64 and for no other bit generator."""
     import numba
 
-    from nutslite.engine.normal import standard_normal
+    from nutslite.engine.pcg64 import NATIVE_LAYOUT, is_pcg64, pcg64_load, pcg64_next
 
-    python_normal = getattr(standard_normal, "py_func", standard_normal)
-
-    @numba.njit
-    def compiled(rng, n):
-        out = np.empty(n)
-        for i in range(n):
-            out[i] = standard_normal(rng)
-        return out
-
-    def interpreted(rng, n):
-        return np.array([python_normal(rng) for _ in range(n)])
-
-    for f, n in ((compiled, 400_000), (interpreted, 20_000)):
-        ours, theirs = np.random.default_rng(12), np.random.default_rng(12)
-        got, want = f(ours, n), theirs.standard_normal(n)
-        assert got.tobytes() == want.tobytes()
-        assert ours.bit_generator.state == theirs.bit_generator.state
-    assert np.sum(np.abs(want) > 3.6541528853610088) > 0  # the Python body reached the tail
-
-
-def test_tree_uniforms_are_numpys_bit_for_bit():
-    """``uniform`` (NumPy's ``next_double`` called directly) gives ``rng.random()``'s draws bit
-    for bit and leaves the generator in the same state, compiled and as Python, also when
-    interleaved with the momentum's normals as a transition interleaves them."""
-    import numba
-
-    from nutslite.engine.normal import standard_normal, uniform
-
-    python_uniform = getattr(uniform, "py_func", uniform)
-    python_normal = getattr(standard_normal, "py_func", standard_normal)
+    for seed in range(20):
+        bits = np.random.PCG64(seed)
+        lo, hi, inc_lo, inc_hi = pcg64_load.py_func(bits)
+        for _ in range(3):
+            lo, hi, output = pcg64_next.py_func(lo, hi, inc_lo, inc_hi)
+            assert int(output) == int(bits.random_raw())
+        assert pcg64_load.py_func(bits) == (lo, hi, inc_lo, inc_hi)
+    assert NATIVE_LAYOUT
 
     @numba.njit
-    def compiled(rng, n):
-        out = np.empty(2 * n)
-        for i in range(n):
-            out[2 * i] = uniform(rng)
-            out[2 * i + 1] = standard_normal(rng)
-        return out
+    def compiled(rng):
+        return is_pcg64(rng.bit_generator)
 
-    def interpreted(rng, n):
-        return np.array([f(rng) for _ in range(n) for f in (python_uniform, python_normal)])
-
-    for f, n in ((compiled, 100_000), (interpreted, 5_000)):
-        ours, theirs = np.random.default_rng(5), np.random.default_rng(5)
-        got = f(ours, n)
-        want = np.array([draw() for _ in range(n)
-                         for draw in (theirs.random, theirs.standard_normal)])
-        assert got.tobytes() == want.tobytes()
-        assert ours.bit_generator.state == theirs.bit_generator.state
+    assert compiled(np.random.default_rng(1))
+    for bits in (np.random.PCG64DXSM, np.random.Philox, np.random.SFC64, np.random.MT19937):
+        assert not compiled(np.random.Generator(bits(1)))
 
 
 def _compact_allocator(fill: bool):

@@ -39,7 +39,7 @@ import numpy as np
 from nutslite._memory import aligned_copy
 from nutslite._numba import by_type, jit
 from nutslite.engine.linalg import dot, scaled_dot_packed, sqrt
-from nutslite.engine.normal import standard_normal
+from nutslite.engine.normal import standard_normals
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
 
@@ -170,8 +170,7 @@ velocity.__doc__ = """``velocity(metric, p, v_out)``: ``v = M^{-1} p`` into ``v_
 @jit
 def _sample_momentum_diagonal(rng, metric, p_out):
     n = p_out.shape[0]
-    for i in range(n):
-        p_out[i] = standard_normal(rng)
+    standard_normals(rng, p_out)
     for i in range(n):  # a separate pass: packed divisions
         p_out[i] /= metric.sqrt_diag[i]
 
@@ -179,8 +178,7 @@ def _sample_momentum_diagonal(rng, metric, p_out):
 @jit
 def _sample_momentum_dense(rng, metric, p_out):
     n = p_out.shape[0]
-    for i in range(n):
-        p_out[i] = standard_normal(rng)
+    standard_normals(rng, p_out)
     chol = metric.cholesky
     for i in range(n - 1, -1, -1):  # solve L^T p = z by back substitution
         s = p_out[i]
@@ -192,8 +190,7 @@ def _sample_momentum_dense(rng, metric, p_out):
 @jit
 def _sample_momentum_low_rank(rng, metric, p_out):
     n = p_out.shape[0]
-    for i in range(n):
-        p_out[i] = standard_normal(rng)
+    standard_normals(rng, p_out)
     basis, r = metric.basis, metric.basis.shape[1]
     # z + U ((Lambda^{-1/2} - 1) U^T z); updating in place column by column is exact
     # because the columns are orthonormal: u_c . (z + u_b a) = u_c . z for b != c

@@ -14,12 +14,21 @@ density) or, in layer 0, to the tail beyond ``r = 3.654...`` (Marsaglia's expone
 
 Compiled, NumPy's ``if s: x = -x`` is a branch on a fair coin, mispredicted half the time; on an
 AMD Zen 3 that was 6 of the 12 ns a draw took, and a momentum of 175 coordinates draws 175 of
-them per transition. :func:`standard_normal` multiplies by ``SIGNS[s]`` (``+1.0`` or ``-1.0``)
+them per transition. :func:`standard_normals` multiplies by ``SIGNS[s]`` (``+1.0`` or ``-1.0``)
 instead, a load and an exact multiplication: ``x * -1.0`` is ``-x`` bit for bit, zero included.
+
+When the generator is NumPy's PCG64, the outputs ``r`` come from ``nutslite.engine.pcg64``, which
+steps the generator's state in registers instead of calling its function pointer for each draw
+(on a Zen 4, 3.05 -> 2.58 ns a draw; ``benchmarks/README.md``, engine round 19). A draw outside
+its rectangle hands the state back to the generator for the wedge or the tail, which draw through
+it, and then takes it up again. ``uniform`` steps it the same way. Other bit generators are drawn
+through their function pointer.
+
 Every other operation, and the order in which the bit generator's outputs are consumed, is
-NumPy's, so the draws equal ``rng.standard_normal()``'s bit for bit (``tests/test_engine.py``).
-Under ``NUMBA_DISABLE_JIT=1`` the same code runs in Python, drawing through the bit generator's
-``ctypes`` interface.
+NumPy's, so the draws equal ``rng.standard_normal(n)``'s and ``rng.random()``'s bit for bit, and
+leave the generator in NumPy's state (``tests/test_engine.py``). Under ``NUMBA_DISABLE_JIT=1`` the
+same code runs in Python, stepping a PCG64 through its ``state`` and other generators through
+their ``ctypes`` interface.
 """
 
 from __future__ import annotations
@@ -37,27 +46,35 @@ from numba.np.random._constants import (
 from numba.np.random.generator_core import next_double, next_uint64
 
 from nutslite._numba import jit
+from nutslite.engine.pcg64 import is_pcg64, pcg64_load, pcg64_next, pcg64_store
 
 SIGNS = np.array([1.0, -1.0])
 """``(-1)^s`` for the sign bit ``s``: a table lookup, not a branch."""
 _LAYER = np.uint64(0xFF)
 _MAGNITUDE = np.uint64(0x000FFFFFFFFFFFFF)
-
-
-@jit(inline="always")  # one line, at four call sites
-def uniform(rng):
-    """One draw of ``U[0, 1)`` from the ``numpy.random.Generator`` ``rng``, equal bit for bit to
-    ``rng.random()``: NumPy's ``next_double`` of its bit generator (the top 53 bits of one 64-bit
-    output, times ``2^-53``). Called directly, it needs none of Numba's ``Generator.random``
-    overload, which a cold start compiled for the tree's few uniforms alone."""
-    return next_double(rng.bit_generator)
+_DOUBLE_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 
 
 @jit
-def _candidate(bitgen):
-    """One 64-bit output ``r`` as the ziggurat reads it: the layer ``r mod 256``, the 52-bit
+def uniform(rng):
+    """One draw of ``U[0, 1)`` from the ``numpy.random.Generator`` ``rng``, equal bit for bit to
+    ``rng.random()``: NumPy's ``next_double`` of its bit generator (the top 53 bits of one 64-bit
+    output, times ``2^-53``), with a PCG64's state stepped here (module docstring). Called
+    directly, it needs none of Numba's ``Generator.random`` overload, which a cold start compiled
+    for the tree's few uniforms alone."""
+    bitgen = rng.bit_generator
+    if not is_pcg64(bitgen):
+        return next_double(bitgen)
+    lo, hi, inc_lo, inc_hi = pcg64_load(bitgen)
+    lo, hi, r = pcg64_next(lo, hi, inc_lo, inc_hi)
+    pcg64_store(bitgen, lo, hi)
+    return (r >> np.uint64(11)) * _DOUBLE_UNIT
+
+
+@jit
+def _candidate(r):
+    """The 64-bit output ``r`` as the ziggurat reads it: the layer ``r mod 256``, the 52-bit
     magnitude (bits 9 to 60) and the signed candidate ``x = a w_i (-1)^s`` (``s`` = bit 8)."""
-    r = next_uint64(bitgen)
     layer = r & _LAYER
     magnitude = (r >> np.uint64(9)) & _MAGNITUDE
     x = np.int64(magnitude) * wi_double[layer] * SIGNS[(r >> np.uint64(8)) & np.uint64(1)]
@@ -65,22 +82,37 @@ def _candidate(bitgen):
 
 
 @jit
-def standard_normal(rng):
-    """One draw of ``N(0, 1)`` from the ``numpy.random.Generator`` ``rng``, equal bit for bit to
-    ``rng.standard_normal()`` (NumPy's ziggurat; module docstring), with the sign applied by a
-    multiplication."""
+def standard_normals(rng, out):
+    """``out[i] ~ N(0, 1)`` for each ``i`` in turn from the ``numpy.random.Generator`` ``rng``,
+    equal bit for bit to ``rng.standard_normal(len(out))`` (NumPy's ziggurat, with the sign
+    applied by a multiplication), with a PCG64's state stepped here (module docstring)."""
     bitgen = rng.bit_generator
-    layer, magnitude, x = _candidate(bitgen)
-    if magnitude < ki_double[layer]:
-        return x
-    return _outside_rectangle(bitgen, layer, magnitude, x)
+    inline = is_pcg64(bitgen)
+    lo = hi = inc_lo = inc_hi = np.uint64(0)
+    if inline:
+        lo, hi, inc_lo, inc_hi = pcg64_load(bitgen)
+    for i in range(out.shape[0]):
+        if inline:
+            lo, hi, r = pcg64_next(lo, hi, inc_lo, inc_hi)
+        else:  # ``np.uint64``: a Python caller draws a Python int
+            r = np.uint64(next_uint64(bitgen))
+        layer, magnitude, x = _candidate(r)
+        if magnitude < ki_double[layer]:
+            out[i] = x
+            continue
+        if inline:  # the wedge or the tail draw through the generator: hand it its state
+            pcg64_store(bitgen, lo, hi)
+        out[i] = _outside_rectangle(bitgen, layer, magnitude, x)
+        if inline:
+            lo, hi, _, _ = pcg64_load(bitgen)
+    if inline:
+        pcg64_store(bitgen, lo, hi)
 
 
 @jit
 def _outside_rectangle(bitgen, layer, magnitude, x):
     """The rest of NumPy's ziggurat for a draw outside its layer's rectangle: the tail (layer 0)
     or the wedge, and on a rejection new draws until one is accepted, in NumPy's order."""
-    layer, magnitude = np.uint64(layer), np.uint64(magnitude)  # Python ints from a Python caller
     while True:
         if layer == 0:  # the tail beyond r, by Marsaglia's method; the sign from bit 8 of a
             while True:
@@ -94,6 +126,6 @@ def _outside_rectangle(bitgen, layer, magnitude, x):
             -0.5 * x * x
         ):
             return x
-        layer, magnitude, x = _candidate(bitgen)
+        layer, magnitude, x = _candidate(np.uint64(next_uint64(bitgen)))
         if magnitude < ki_double[layer]:
             return x
