@@ -121,6 +121,13 @@ def gradient_calls(n):
 
 transitions(5)  # compile or load
 gradient_calls(5)
+if sys.argv[4:] == ["serve"]:  # one timing per line read, for --alternate
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        t, steps = transitions(N)
+        grad = gradient_calls(50_000) / 50_000
+        print(f"{1e6 * t / steps:.5f} {1e6 * grad:.5f} {steps}", flush=True)
+    sys.exit()
 runs = [transitions(N) for _ in range(5)]
 step = min(t / s for t, s in runs)
 grad = min(gradient_calls(200_000) / 200_000 for _ in range(5))
@@ -128,8 +135,9 @@ print(f"{1e6 * step:.4f} {1e6 * grad:.4f} {runs[0][1]}")
 '''
 
 
-def run_once(checkout: str, step_size: float, transitions: int) -> tuple[float, float, int]:
-    """``(step µs, gradient µs, leapfrog steps)`` of one fresh process on ``checkout``."""
+def _child(checkout: str, step_size: float, transitions: int,
+           *mode: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a process that times ``checkout``'s loop."""
     name = os.path.basename(os.path.abspath(checkout))
     env = {
         **os.environ,
@@ -141,14 +149,63 @@ def run_once(checkout: str, step_size: float, transitions: int) -> tuple[float, 
     script = os.path.join(tempfile.gettempdir(), "nutslite_tree_builder_loop.py")
     with open(script, "w") as f:
         f.write(CHILD)
-    done = subprocess.run(
-        [sys.executable, script, str(step_size), os.path.abspath(checkout), str(transitions)],
-        env=env, capture_output=True, text=True, check=False,
-    )
+    command = [sys.executable, script, str(step_size), os.path.abspath(checkout), str(transitions),
+               *mode]
+    return command, env
+
+
+def run_once(checkout: str, step_size: float, transitions: int) -> tuple[float, float, int]:
+    """``(step µs, gradient µs, leapfrog steps)`` of one fresh process on ``checkout``."""
+    command, env = _child(checkout, step_size, transitions)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{checkout}: the loop failed:\n{done.stderr[-2000:]}")
     step, grad, steps = done.stdout.split()[-3:]
     return float(step), float(grad), int(steps)
+
+
+def alternate(checkouts: list[str], step_size: float, transitions: int, rounds: int) -> int:
+    """``--alternate``: one process per checkout, kept running, asked for one timing in turn.
+
+    Each round asks every checkout once, in an order that rotates from round to round, so the
+    timings of one round lie within a second or so of each other, and the host's drift, which
+    moves every process's speed by up to half within minutes, moves all of them alike. The
+    ratio of each checkout's tree builder to the first checkout's is taken within each round;
+    the medians and quartiles of those ratios are the measurement."""
+    servers = {}
+    for checkout in checkouts:
+        command, env = _child(checkout, step_size, transitions, "serve")
+        server = subprocess.Popen(command, env=env, text=True, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        if server.stdout.readline().strip() != "ready":
+            raise SystemExit(f"{checkout}: the loop failed to start")
+        servers[checkout] = server
+    trees: dict[str, list[float]] = {c: [] for c in checkouts}
+    ratios: dict[str, list[float]] = {c: [] for c in checkouts}
+    steps = {}
+    for r in range(rounds):
+        shift = r % len(checkouts)
+        for checkout in checkouts[shift:] + checkouts[:shift]:
+            server = servers[checkout]
+            server.stdin.write("time\n")
+            server.stdin.flush()
+            step, grad, steps[checkout] = server.stdout.readline().split()
+            trees[checkout].append(float(step) - float(grad))
+        for checkout in checkouts:
+            ratios[checkout].append(trees[checkout][-1] / trees[checkouts[0]][-1])
+    for server in servers.values():
+        server.stdin.close()
+        server.wait()
+
+    def quartiles(values: list[float]) -> str:
+        q1, _, q3 = statistics.quantiles(values, n=4)
+        return f"{statistics.median(values):.3f} [{q1:.3f}-{q3:.3f}]"
+
+    for checkout in checkouts:
+        print(f"{checkout:40s} tree builder {quartiles(trees[checkout])} µs/step, "
+              f"{quartiles(ratios[checkout])}x the first within rounds "
+              f"({rounds} rounds, {steps[checkout]} steps)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,9 +215,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--step-size", type=float, default=0.6)
     parser.add_argument("--transitions", type=int, default=3000,
-                        help="per timed repeat (more: longer runs, less timer noise)")
+                        help="per timed loop (more: longer runs, less timer noise)")
+    parser.add_argument("--alternate", action="store_true",
+                        help="keep one process per checkout and alternate them (alternate())")
     args = parser.parse_args(argv)
     checkouts = [*args.against, ROOT]
+    if args.alternate:
+        return alternate(checkouts, args.step_size, args.transitions, args.rounds)
     trees: dict[str, list[float]] = {c: [] for c in checkouts}
     for r in range(args.rounds):
         for checkout in checkouts:

@@ -85,28 +85,31 @@ def _candidate(r):
 def standard_normals(rng, out):
     """``out[i] ~ N(0, 1)`` for each ``i`` in turn from the ``numpy.random.Generator`` ``rng``,
     equal bit for bit to ``rng.standard_normal(len(out))`` (NumPy's ziggurat, with the sign
-    applied by a multiplication), with a PCG64's state stepped here (module docstring)."""
+    applied by a multiplication), with a PCG64's state stepped here (module docstring).
+
+    Two loops, one per source of the outputs: one loop that asks which at every draw ran 5%
+    slower (``benchmarks/README.md``, engine round 19)."""
     bitgen = rng.bit_generator
-    inline = is_pcg64(bitgen)
-    lo = hi = inc_lo = inc_hi = np.uint64(0)
-    if inline:
-        lo, hi, inc_lo, inc_hi = pcg64_load(bitgen)
+    if not is_pcg64(bitgen):
+        for i in range(out.shape[0]):
+            # ``np.uint64``: a Python caller draws a Python int
+            layer, magnitude, x = _candidate(np.uint64(next_uint64(bitgen)))
+            if magnitude < ki_double[layer]:
+                out[i] = x
+            else:
+                out[i] = _outside_rectangle(bitgen, layer, magnitude, x)
+        return
+    lo, hi, inc_lo, inc_hi = pcg64_load(bitgen)
     for i in range(out.shape[0]):
-        if inline:
-            lo, hi, r = pcg64_next(lo, hi, inc_lo, inc_hi)
-        else:  # ``np.uint64``: a Python caller draws a Python int
-            r = np.uint64(next_uint64(bitgen))
+        lo, hi, r = pcg64_next(lo, hi, inc_lo, inc_hi)
         layer, magnitude, x = _candidate(r)
         if magnitude < ki_double[layer]:
             out[i] = x
-            continue
-        if inline:  # the wedge or the tail draw through the generator: hand it its state
+        else:  # the wedge or the tail draw through the generator: hand it its state meanwhile
             pcg64_store(bitgen, lo, hi)
-        out[i] = _outside_rectangle(bitgen, layer, magnitude, x)
-        if inline:
+            out[i] = _outside_rectangle(bitgen, layer, magnitude, x)
             lo, hi, _, _ = pcg64_load(bitgen)
-    if inline:
-        pcg64_store(bitgen, lo, hi)
+    pcg64_store(bitgen, lo, hi)
 
 
 @jit
