@@ -4,25 +4,33 @@ Usage::
 
     git worktree add ../baseline a36c9ae   # issue 14's baseline, for example
     python benchmarks/bench_tree_builder.py --against ../baseline --rounds 5
+    python benchmarks/bench_tree_builder.py --against ../baseline --alternate --rounds 60 \
+        --transitions 6000
 
-Each round runs every checkout once, each in a fresh process with its own Numba cache
-(``NUTSLITE_CACHE_DIR`` under the system's temporary folder, kept between runs) and its own
-``nutslite`` on ``sys.path``. The process times a compiled loop of ``nuts_transition``, the same
-transitions in every version: a 175-dimensional standard normal (``trivial_model`` of the
-checkout's own ``profile_engine.py``), a unit diagonal metric, step size ``--step-size`` (0.6: 7
-leapfrog steps per transition, as the adapted step size gives), ``--transitions`` (3000) from a
-fixed start and seed, the best thread CPU time of 5 repeats; and the gradient alone, looped the same
-way. The tree
-builder's cost is the step's less the gradient's. Each process also prints the number of
-leapfrog steps: equal counts show that the versions ran the same transitions.
+Each checkout runs in a process of its own, with its own Numba cache (``NUTSLITE_CACHE_DIR``
+under the system's temporary folder, kept between runs) and its own ``nutslite`` on
+``sys.path``. The process times a compiled loop of ``nuts_transition``, the same transitions in
+every version: a 175-dimensional standard normal (``trivial_model`` of the checkout's own
+``profile_engine.py``), a unit diagonal metric, step size ``--step-size`` (0.6: 7 leapfrog steps
+per transition, as the adapted step size gives), ``--transitions`` (3000) from a fixed start and
+seed; and the gradient alone, looped the same way. The tree builder's cost is the step's less
+the gradient's (thread CPU time). Each process also prints the number of leapfrog steps: equal
+counts show that the versions ran the same transitions.
+
+By default each round starts every checkout's process afresh, which times the loop 5 times and
+keeps the best. With ``--alternate`` (``alternate()``) each checkout's process keeps running and
+is asked for one timing per round, in turn: the timings of a round lie within a second of each
+other, so the ratio within each round is little moved by the host's drift, and the medians and
+quartiles of those ratios are the measurement.
 
 The loop reads the selected state where each version keeps it: slot ``info.sample_slot`` of
 ``traj.points`` (``nutslite.engine.tree``), or, in releases before the engine subpackage (such as
 ``a36c9ae``), row ``row(traj, info.proposal)`` of ``traj.q`` and ``traj.grad`` (``nutslite.tree``).
 
-Prints each run and, per checkout, the median tree builder cost and its ratio to the first
-checkout's. Nothing is written. Absolute times drift on shared machines from hour to hour; the
-ratios within one run are the measurement (``benchmarks/README.md``, engine round 18).
+Prints, per checkout, the median tree builder cost and its ratio to the first checkout's (by
+default also each run). Nothing is written. Absolute times drift on shared machines from minute
+to minute; ratios measured in turn are the measurement (``benchmarks/README.md``, engine rounds
+18 and 19).
 """
 
 from __future__ import annotations
