@@ -595,6 +595,33 @@ def test_pcg64_is_stepped_inline_only_for_numpys_pcg64():
         assert not compiled(np.random.Generator(bits(1)))
 
 
+CACHED_CHECK = """
+import numpy as np
+from nutslite._numba import jit
+from nutslite.engine.pcg64 import is_pcg64
+
+@jit
+def check(rng):
+    return is_pcg64(rng.bit_generator)
+
+print(check(np.random.default_rng(1)), sum(check.stats.cache_hits.values()))
+"""
+
+
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled with NUMBA_DISABLE_JIT=1")
+def test_pcg64_is_recognised_by_code_loaded_from_the_cache(tmp_path):
+    """``is_pcg64`` compares with an address that each process registers anew: code compiled and
+    cached by one process, then loaded from the cache by another, still recognises a PCG64
+    (else it would silently draw through the function pointer, the same draws but slower)."""
+    script = tmp_path / "cached_check.py"  # a file: Numba caches only functions it can find
+    script.write_text(CACHED_CHECK)
+    env = dict(os.environ, NUTSLITE_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert runs[0][0] == runs[1][0] == "True"
+    assert (runs[0][1], runs[1][1]) == ("0", "1")  # compiled, then loaded from the cache
+
+
 def _compact_allocator(fill: bool):
     """``allocate_trajectory`` with compact rows forced (``CompactTrajectory``), its buffers
     filled with NaN and -1 when ``fill`` (a row read before it is written would spread NaN)."""
