@@ -19,7 +19,7 @@ instead, a load and an exact multiplication: ``x * -1.0`` is ``-x`` bit for bit,
 
 When the generator is NumPy's PCG64, the outputs ``r`` come from ``nutslite.engine.pcg64``, which
 steps the generator's state in registers instead of calling its function pointer for each draw
-(on a Zen 4, 3.05 -> 2.58 ns a draw; ``benchmarks/README.md``, engine round 19). A draw outside
+(on a Zen 4, 3.36 -> 3.09 ns a draw; ``benchmarks/README.md``, engine round 19). A draw outside
 its rectangle hands the state back to the generator for the wedge or the tail, which draw through
 it, and then takes it up again. ``uniform`` steps it the same way. Other bit generators are drawn
 through their function pointer.
