@@ -103,14 +103,12 @@ if not JIT_DISABLED:
 
     _I64, _I128 = ir.IntType(64), ir.IntType(128)
 
-    def _function_address(bits: np.random.BitGenerator) -> int:
-        return ctypes.cast(bits.ctypes.next_uint64, ctypes.c_void_p).value
-
     # With another layout the symbol names a function that no generator's ``next_uint64`` is (its
     # ``next_double``), so ``is_pcg64`` is false for every generator.
-    _reference = np.random.PCG64(0)
-    binding.add_symbol(PCG64_SYMBOL, _function_address(_reference) if NATIVE_LAYOUT else
-                       ctypes.cast(_reference.ctypes.next_double, ctypes.c_void_p).value)
+    _functions = np.random.PCG64(0).ctypes
+    binding.add_symbol(PCG64_SYMBOL, ctypes.cast(
+        _functions.next_uint64 if NATIVE_LAYOUT else _functions.next_double, ctypes.c_void_p
+    ).value)
 
     def _bit_generator(typ) -> bool:
         return isinstance(typ, types.NumPyRandomBitGeneratorType)
