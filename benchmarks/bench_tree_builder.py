@@ -59,6 +59,11 @@ try:
     from nutslite.engine.metric import diagonal_metric
     from nutslite.engine.tree import allocate_trajectory, nuts_transition
     LAYOUT = "slots"
+    try:  # a transition starts from the slot of the last one's sample (engine round 20)
+        from nutslite.engine.tree import place_start
+        LAYOUT = "start"
+    except ImportError:
+        pass
 except ImportError:  # before the engine subpackage (a36c9ae)
     from nutslite.metric import diagonal_metric
     from nutslite.tree import allocate_recorder, allocate_trajectory, nuts_transition, row
@@ -68,7 +73,22 @@ DIM, EPS, N = 175, float(sys.argv[1]), int(sys.argv[3])
 
 model = trivial_model(DIM)
 
-if LAYOUT == "slots":
+if LAYOUT == "start":
+    @jit
+    def run(f, rng, traj, metric, eps, q, grad, n, recorder):
+        mask = traj.logp.shape[0] - 1
+        logp = f(q, grad)
+        slot = place_start(traj, q, grad)
+        steps = 0
+        for _ in range(n):
+            info = nuts_transition(f, rng, traj, metric, eps, slot, logp, 10, 1000.0, recorder)
+            slot = info.sample_slot
+            logp = traj.logp[info.proposal & mask]
+            steps += info.n_steps
+        return steps
+
+    RECORDER = None
+elif LAYOUT == "slots":
     @jit
     def run(f, rng, traj, metric, eps, q, grad, n, recorder):
         mask = traj.logp.shape[0] - 1

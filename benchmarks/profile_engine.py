@@ -148,23 +148,20 @@ def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10)
     gradient (best of ``rounds`` each), from the adapted state of a warmup run (see ``--loop``)."""
     import nutslite as nl
     from nutslite._numba import jit
-    from nutslite.engine.integrators import GRAD, Q
     from nutslite.engine.metric import diagonal_metric
-    from nutslite.engine.tree import MAX_DELTA_H, allocate_trajectory, nuts_transition
+    from nutslite.engine.tree import MAX_DELTA_H, allocate_trajectory, nuts_transition, place_start
 
     @jit
     def run(logp_grad, rng, traj, metric, eps, q, grad, n):
         mask = traj.logp.shape[0] - 1
         logp = logp_grad(q, grad)
+        slot = place_start(traj, q, grad)
         steps = 0
-        for _ in range(n):
-            info = nuts_transition(logp_grad, rng, traj, metric, eps, q, logp, grad,
+        for _ in range(n):  # each transition starts from the last one's sample, as in run_chain
+            info = nuts_transition(logp_grad, rng, traj, metric, eps, slot, logp,
                                    max_depth, MAX_DELTA_H, None)
-            r = info.proposal & mask
-            for i in range(q.shape[0]):  # the next transition starts from the selected state
-                q[i] = traj.points[info.sample_slot, Q, i]
-                grad[i] = traj.points[info.sample_slot, GRAD, i]
-            logp = traj.logp[r]
+            slot = info.sample_slot
+            logp = traj.logp[info.proposal & mask]
             steps += info.n_steps
         return steps
 

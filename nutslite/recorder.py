@@ -26,6 +26,7 @@ from nutslite.engine.tree import (
     allocate_recorder,
     allocate_trajectory,
     nuts_transition,
+    place_start,
 )
 from nutslite.model import Model
 
@@ -103,8 +104,8 @@ def record_transition(
     traj = allocate_trajectory(model.dim, max_treedepth)
     recorder = allocate_recorder(max_treedepth, True, model.dim)
     info = nuts_transition(
-        model.logp_grad_function, rng, traj, metric, float(step_size), q, logp, grad,
-        max_treedepth, MAX_DELTA_H, recorder,
+        model.logp_grad_function, rng, traj, metric, float(step_size), place_start(traj, q, grad),
+        logp, max_treedepth, MAX_DELTA_H, recorder,
     )
     positions = np.arange(info.lo, info.hi + 1)
     rows = positions & (traj.logp.shape[0] - 1)

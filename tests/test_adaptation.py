@@ -416,7 +416,12 @@ def test_recorded_transition_structure(radon_state, seed):
 
 def test_recorded_transition_is_the_sampled_one(radon_state):
     """The recorder only logs: the same stream gives the same transition without it."""
-    from nutslite.engine.tree import allocate_recorder, allocate_trajectory, nuts_transition
+    from nutslite.engine.tree import (
+        allocate_recorder,
+        allocate_trajectory,
+        nuts_transition,
+        place_start,
+    )
 
     model, q, eps, inv_mass = radon_state
     rec = nl.record_transition(model, q, eps, inv_mass, seed=5)
@@ -425,6 +430,6 @@ def test_recorded_transition_is_the_sampled_one(radon_state):
     traj = allocate_trajectory(model.dim, 10)
     info = nuts_transition(
         model.logp_grad_function, np.random.default_rng(5), traj, diagonal_metric(inv_mass), eps,
-        q, logp, grad, 10, 1000.0, allocate_recorder(10, False),
+        place_start(traj, q, grad), logp, 10, 1000.0, allocate_recorder(10, False),
     )
     assert (info.proposal, info.depth, info.n_steps) == (rec.selected, rec.depth, rec.n_steps)

@@ -425,10 +425,19 @@ def test_point_slots_are_returned_and_suffice_at_every_depth():
     ones are the two edges and the sample (plus those of a discarded subtree), and the sample's
     point is the selected state (its log density is the one stored for its position). Tiny steps
     make every transition reach its maximum depth, the largest number of slots held at once;
-    large ones make subtrees turn and diverge, so that slots are left behind."""
+    large ones make subtrees turn and diverge, so that slots are left behind. Each transition
+    starts from the slot of the last one's sample (as the chain loop does), and leaves its
+    start's position and gradient as they were, for the caller to read."""
     from nutslite.engine.integrators import GRAD, Q
     from nutslite.engine.metric import diagonal_metric
-    from nutslite.engine.tree import DIVERGENT, FREE, REFS, allocate_trajectory, nuts_transition
+    from nutslite.engine.tree import (
+        DIVERGENT,
+        FREE,
+        REFS,
+        allocate_trajectory,
+        nuts_transition,
+        place_start,
+    )
 
     model = zoo.neal_funnel(5)
     metric = diagonal_metric(np.ones(model.dim))
@@ -439,21 +448,24 @@ def test_point_slots_are_returned_and_suffice_at_every_depth():
             q = np.full(model.dim, 0.5)
             grad = np.empty(model.dim)
             logp = model.logp_grad(q, grad)
+            slot = place_start(traj, q, grad)
             for _ in range(30):
+                start = traj.points[slot][[Q, GRAD], : model.dim].copy()  # rows are padded
                 info = nuts_transition(model.logp_grad_function, rng, traj, metric, step_size,
-                                       q, logp, grad, max_depth, 1000.0, None)
+                                       slot, logp, max_depth, 1000.0, None)
                 slots = traj.points.shape[0]
                 refs = traj.slots[REFS]
                 free = traj.slots[FREE, 1 : 1 + traj.slots[FREE, 0]]
                 held = [k for k in range(slots) if k != DIVERGENT and refs[k] > 0]
                 assert sorted(free.tolist() + held) == list(range(1, slots))
                 assert (refs[free] == 0).all()
-                assert info.sample_slot in held
+                assert info.sample_slot in held and slot in held
+                np.testing.assert_array_equal(traj.points[slot][[Q, GRAD], : model.dim], start)
                 if step_size == 1e-3:
                     assert info.depth == max_depth and not info.diverging
-                q = traj.points[info.sample_slot, Q, : model.dim].copy()  # rows are padded
-                grad = traj.points[info.sample_slot, GRAD, : model.dim].copy()
+                slot = info.sample_slot
                 logp = traj.logp[info.proposal & (traj.logp.shape[0] - 1)]
+                q = traj.points[slot, Q, : model.dim].copy()
                 assert logp == model.logp_grad(q, np.empty(model.dim))
 
 
@@ -676,6 +688,7 @@ def test_compact_rows_suffice_at_every_depth():
         CompactTrajectory,
         allocate_trajectory,
         nuts_transition,
+        place_start,
         ring_rows,
     )
 
@@ -694,7 +707,7 @@ def test_compact_rows_suffice_at_every_depth():
         for step_size in (1e-3, 0.4, 3.0):
             for _ in range(20):
                 info = nuts_transition(model.logp_grad_function, rng, traj, metric, step_size,
-                                       q, logp, grad, max_depth, 1000.0, None)
+                                       place_start(traj, q, grad), logp, max_depth, 1000.0, None)
                 handed_out = traj.slots[ROW_OF, free + 1]
                 assert 3 <= handed_out <= traj.rows.shape[0]
                 deepest = max(deepest, handed_out)

@@ -22,7 +22,7 @@ from nutslite.engine.adaptation.mass_matrix import adaptation_counts
 from nutslite.engine.adaptation.status import WARMUP_OK
 from nutslite.engine.adaptation.step_size import find_initial_step_size
 from nutslite.engine.adaptation.warmup import warmup_step
-from nutslite.engine.integrators import GRAD, Q
+from nutslite.engine.integrators import Q
 from nutslite.engine.normal import uniform
 from nutslite.engine.stats import (
     ACCEPT,
@@ -36,7 +36,7 @@ from nutslite.engine.stats import (
     N_STEPS,
     STEP,
 )
-from nutslite.engine.tree import DIVERGENT, nuts_transition
+from nutslite.engine.tree import DIVERGENT, nuts_transition, place_start, take_point
 
 ChainState = namedtuple("ChainState", ["q", "grad", "logp", "step_size", "metric"])
 ChainState.__doc__ = """Where a chain stands: position, gradient, log density, step size and
@@ -93,6 +93,9 @@ def run_chain(
         )
         if status != WARMUP_OK:
             stop = start
+    # the chain's point stays in the trajectory's slots: each transition starts from the slot
+    # of the last one's sample, and ``q`` and ``grad`` are written only where they are read
+    slot = place_start(traj, q, grad)
     for t in range(start, stop):
         eps = step_size
         if settings.jitter > 0.0:
@@ -101,23 +104,21 @@ def run_chain(
         if t < settings.num_warmup:  # the warmup schedule may cap it (adaptation.windows)
             max_depth = min(max_depth, schedule[4][t])
         info = nuts_transition(
-            logp_grad, rng, traj, metric, eps, q, logp, grad,
-            max_depth, settings.max_delta_h, recorder,
+            logp_grad, rng, traj, metric, eps, slot, logp, max_depth, settings.max_delta_h,
+            recorder,
         )
         if info.diverging:
             k = divergence_count[0]
-            for i in range(q.shape[0]):  # ``q`` is still the transition's start
-                divergences[k, 0, i] = q[i]
+            for i in range(q.shape[0]):  # the start's slot is held until the next transition
+                divergences[k, 0, i] = traj.points[slot, Q, i]
                 divergences[k, 1, i] = traj.points[DIVERGENT, Q, i]
             divergence_iters[k] = t
             divergence_count[0] = k + 1
+        slot = info.sample_slot
         r = info.proposal & mask
-        for i in range(q.shape[0]):
-            q[i] = traj.points[info.sample_slot, Q, i]
-            grad[i] = traj.points[info.sample_slot, GRAD, i]
         if t >= first_kept:
             for i in range(q.shape[0]):
-                draws[t - first_kept, i] = q[i]
+                draws[t - first_kept, i] = traj.points[slot, Q, i]
         logp = traj.logp[r]
         stats[t, LP] = logp
         stats[t, ACCEPT] = info.accept_stat
@@ -131,12 +132,14 @@ def run_chain(
         stats[t, INDEX] = info.proposal
 
         if t < settings.num_warmup:
+            take_point(traj, slot, q, grad)  # the adaptation reads the draw there
             step_size, da, adapt, status = warmup_step(
                 logp_grad, rng, t, info.accept_stat, q, logp, grad, metric, da, adapt, settings,
                 schedule, scratch,
             )
             if status != WARMUP_OK:
                 break
+    take_point(traj, slot, q, grad)  # where the next call resumes from
     # one return: Numba copies the returned tuples and releases every live array at each return.
     # Scalars only: the arrays are updated in place, and boxing them into new Python objects was a
     # quarter of the compiled wrapper (benchmarks/README.md, cold compile, round 13)

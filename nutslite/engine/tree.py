@@ -79,14 +79,14 @@ ROW_ALIGN = 8  # doubles in a 64-byte cache line: a trajectory row is padded to 
 Trajectory = namedtuple("Trajectory", ["points", "slots", "rows", "logp", "energy"])
 Trajectory.__doc__ = """Buffers for the states of one transition (allocated once per chain).
 
-``points``: ``(max_depth + 5, 4, dim)`` slots, each a phase-space point ``(4, dim)`` with rows
+``points``: ``(max_depth + 6, 4, dim)`` slots, each a phase-space point ``(4, dim)`` with rows
 ``Q, P, V, GRAD`` (``nutslite.engine.integrators``; the tree builder keeps velocities in
 ``rows`` and uses a slot's row ``V`` as scratch only). Slot ``DIVERGENT`` receives the position
 where the energy blew up; the others are handed out by ``acquire``: ``slots[REFS, k]`` counts the
 references to slot ``k``, and ``slots[FREE, 1 : 1 + slots[FREE, 0]]`` lists the free ones. At
-most ``max_depth + 4`` are held at once: the two edges and the sample, the first half's proposal
-at each of the (at most ``max_depth - 1``) levels of the subtree being built, the point a step
-starts from and the one it writes.
+most ``max_depth + 5`` are held at once: the transition's start (held for its caller), the two
+edges and the sample, the first half's proposal at each of the (at most ``max_depth - 1``)
+levels of the subtree being built, the point a step starts from and the one it writes.
 
 By position ``s``: ``logp, energy`` ``(2^max_depth,)`` in row ``s & (2^max_depth - 1)``, and
 the velocity ``M^{-1} p`` and the prefix sum of momenta ``R[s]`` in ``rows`` ``(3 * 2^max_depth,
@@ -111,6 +111,7 @@ per position would spill out of the caches (``allocate_trajectory``). A type of 
 chain loop compiled for one kind contains that kind's code only (``step_rows``).
 """
 DIVERGENT = 0  # the slot of ``Trajectory.points`` that receives a divergent state's position
+START = 1  # the slot a chain's first point is placed in (``place_start``)
 REFS, FREE, ROW_OF = 0, 1, 2  # the rows of ``Trajectory.slots``
 
 Recorder = namedtuple("Recorder", ["active", "log", "points"])
@@ -176,7 +177,7 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     ``nuts_transition``, every later row and slot by the step that reaches it), and zero-filling
     them would cost time per call."""
     cap = 1 << max_depth
-    slots = max_depth + 5
+    slots = max_depth + 6
     # compact rows held at once: the old trajectory and the pending halves of the subtree being
     # built, at most max_depth + 1 consecutive segments, hold 2 velocities each and 3 prefix sums
     # each besides the first R[a - 1]; then a step's two new rows
@@ -452,7 +453,7 @@ def build_tree(ctx, edge, direction, depth, source):
     its last state, the edge the next step starts from, in ``last_slot``: the caller owns one
     reference to each (the same slot twice for a single state). The caller's reference to
     ``source`` passes to the first step, which releases it. (A discarded subtree's slots are
-    not given back: the next transition starts with all of them free.)
+    not given back: the next transition starts with all of them free but its start.)
 
     Compiled without reference counting (``_nrt=False``, ``nutslite._numba.jit``): its context is
     borrowed (``nuts_transition``), and it allocates nothing.
@@ -524,34 +525,57 @@ def build_tree(ctx, edge, direction, depth, source):
     return not turning, log_w, prop, sum_accept, n_steps, 0, prop_slot, last
 
 
+@jit(inline="always")  # two copies, at the chain loop's and the recorder's call sites
+def place_start(traj, q, grad):
+    """Put a chain's position ``q`` and gradient ``grad`` into slot ``START`` of
+    ``traj.points`` for its first transition, and return the slot. Each later transition starts
+    from the slot of the one before's sample (``nuts_transition``), so the point is not copied
+    out of the trajectory and back in at every transition."""
+    for i in range(q.shape[0]):
+        traj.points[START, Q, i] = q[i]
+        traj.points[START, GRAD, i] = grad[i]
+    return START
+
+
+@jit(inline="always")  # a copy, at the chain loop's two call sites
+def take_point(traj, slot, q, grad):
+    """Copy the position and gradient of slot ``slot`` of ``traj.points`` into ``q`` and
+    ``grad`` (where a chain's point is read outside the trajectory)."""
+    for i in range(q.shape[0]):
+        q[i] = traj.points[slot, Q, i]
+        grad[i] = traj.points[slot, GRAD, i]
+
+
 @jit(inline="always")  # inlined into the chain loop: one compiled module less in a cold start
 def nuts_transition(
-    logp_grad, rng, traj, metric, step_size, q0, logp0, grad0, max_depth, max_delta_h, recorder
+    logp_grad, rng, traj, metric, step_size, start, logp0, max_depth, max_delta_h, recorder
 ):
-    """One NUTS transition from ``q0`` (with ``logp0``, ``grad0``), as Stan's
-    ``base_nuts::transition``: draw a momentum, then double the trajectory forward or backward at
-    random until it turns, diverges or reaches ``max_depth`` doublings.
+    """One NUTS transition from the point in slot ``start`` of ``traj.points`` (its rows ``Q``
+    and ``GRAD``; log density ``logp0``), as Stan's ``base_nuts::transition``: draw a momentum,
+    then double the trajectory forward or backward at random until it turns, diverges or reaches
+    ``max_depth`` doublings. The first transition's start is placed by ``place_start``; the next
+    starts from this one's ``info.sample_slot``.
 
     The selected state's point is in slot ``info.sample_slot`` of ``traj.points``, its log
     density and energy in row ``info.proposal & (2^max_depth - 1)`` of ``traj.logp`` and
-    ``traj.energy``; a divergent state's position is in ``traj.points[DIVERGENT, Q]``. Returns a
-    ``TransitionInfo``.
+    ``traj.energy``; a divergent state's position is in ``traj.points[DIVERGENT, Q]``. The start's
+    position and gradient are left as they were (its slot stays held until the next transition,
+    so the caller can still read them). Returns a ``TransitionInfo``.
     """
     # borrowed (``nutslite._numba.borrowed``): the caller owns these arrays for longer than this
     # transition lasts, so the views made of them here and in the tree builder need not count
     # references
     rng, traj, metric = borrowed((rng, traj, metric))
     slots = traj.points.shape[0]
-    traj.slots[FREE, 0] = slots - 1  # every slot but DIVERGENT is free
-    for k in range(1, slots):
-        traj.slots[FREE, k] = slots - k
+    n = 0
+    for k in range(1, slots):  # every slot but DIVERGENT and the start is free
         traj.slots[REFS, k] = 0
-    start = acquire(traj.slots, 3)  # the left edge, the right edge and the sample
-    dim = q0.shape[0]  # the trajectory's rows are longer (``allocate_trajectory``)
+        traj.slots[FREE, n + 1] = k
+        n += k != start
+    traj.slots[FREE, 0] = n
+    traj.slots[REFS, start] = 4  # the left edge, the right edge, the sample, and the caller
+    dim = metric.diag.shape[0]  # the trajectory's rows are longer (``allocate_trajectory``)
     z0 = traj.points[start]
-    for i in range(dim):
-        z0[Q, i] = q0[i]
-        z0[GRAD, i] = grad0[i]
     sample_momentum(rng, metric, z0[P, :dim])
     v0_row, below, at = start_rows(traj)
     v0 = traj.rows[v0_row, :dim]  # the velocity of position 0
