@@ -516,24 +516,32 @@ def test_kick_kernel_matches_its_python_body():
         assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()
 
 
-def test_scaled_dot_kernel_matches_its_python_body():
-    """``scaled_dot_packed`` writes the same velocity ``m p`` as ``scaled_dot``'s Python body and
-    returns the same ``p . v``, bit for bit, for every length of the tail, on rows of a padded
-    array as the tree builder passes them."""
+def test_fresh_momentum_kernel_matches_its_python_body():
+    """``fresh_momentum_packed`` writes the same momentum ``z / s``, velocity ``m p`` and rows
+    ``0`` and ``p`` as ``fresh_momentum``'s Python body and returns the same ``p . v``, bit for
+    bit, for every length of the tail, on rows of a padded array as the tree builder passes them;
+    and these are the division, the product and ``dot`` done one after the other."""
     import numba
 
-    from nutslite.engine.linalg import scaled_dot, scaled_dot_packed
+    from nutslite.engine.linalg import dot, fresh_momentum, fresh_momentum_packed
 
-    compiled = numba.njit(lambda m, rows, dim: scaled_dot_packed(m, rows[0, :dim], rows[1, :dim]))
+    compiled = numba.njit(lambda s, m, rows, dim: fresh_momentum_packed(
+        s, m, rows[0, :dim], rows[1, :dim], rows[2, :dim], rows[3, :dim]))
     rng = np.random.default_rng(5)
     for dim in range(1, 14):
         m = rng.uniform(0.5, 2.0, dim)
-        rows = np.full((2, 16), np.nan)  # the padding must stay unread and unwritten
+        s = np.sqrt(m)
+        rows = np.full((4, 16), np.nan)  # the padding must stay unread and unwritten
         rows[0, :dim] = rng.standard_normal(dim)
-        expected_v = np.empty(dim)
-        expected = scaled_dot(m, rows[0, :dim].copy(), expected_v)
-        assert compiled(m, rows, dim) == expected
-        assert rows[1, :dim].tobytes() == expected_v.tobytes()
+        expected = np.full((4, dim), np.nan)
+        expected[0] = rows[0, :dim]
+        twice_kinetic = fresh_momentum(s, m, *expected)
+        p = rows[0, :dim] / s
+        assert expected[0].tobytes() == p.tobytes()
+        assert expected[1].tobytes() == (m * p).tobytes()
+        assert twice_kinetic == dot(p, m * p)
+        assert compiled(s, m, rows, dim) == twice_kinetic
+        assert rows[:, :dim].tobytes() == np.vstack([p, m * p, np.zeros(dim), p]).tobytes()
         assert np.isnan(rows[:, dim:]).all()
 
 

@@ -18,16 +18,17 @@ The U-turn criterion's six dot products are summed the same way, all six in one 
 **Packed kernels.** The partial sums are lanes of a vector register, yet Numba 0.65 compiles these
 loops to scalar instructions (``vaddsd``, ``vmulsd``): it turns LLVM's SLP vectoriser off (numba PR
 #8852), and the loop vectoriser may not reassociate a sum. So ``uturn_dots``, the costliest of
-them, has two bodies (so do ``segment_dots``, ``kick`` and ``scaled_dot``). The Python body is the
-definition: it runs under ``NUMBA_DISABLE_JIT=1`` and spells out the order of operations. Compiled
-callers run instead a kernel emitted with llvmlite that performs the same operations in the same
-order on ``<4 x double>`` vectors (``ymm`` registers), each lane one partial sum. IEEE arithmetic
-on each lane does not depend on the width of the instruction, and floating-point contraction stays
-off, so both bodies give bit-identical results (``tests/test_engine.py`` compares them). The
-leapfrog's first pass has no such kernel: LLVM's loop vectoriser packs it already, behind a
-run-time check that the rows do not overlap. Its second pass is ``kick``, packed by hand because
-it also adds up the kinetic energy (``benchmarks/README.md``, round 8); ``scaled_dot``, the
-velocity and kinetic energy of a transition's fresh momentum, likewise (round 18).
+them, has two bodies (so do ``segment_dots``, ``kick`` and ``fresh_momentum``). The Python body
+is the definition: it runs under ``NUMBA_DISABLE_JIT=1`` and spells out the order of operations.
+Compiled callers run instead a kernel emitted with llvmlite that performs the same operations in
+the same order on ``<4 x double>`` vectors (``ymm`` registers), each lane one partial sum. IEEE
+arithmetic on each lane does not depend on the width of the instruction, and floating-point
+contraction stays off, so both bodies give bit-identical results (``tests/test_engine.py``
+compares them). The leapfrog's first pass has no such kernel: LLVM's loop vectoriser packs it
+already, behind a run-time check that the rows do not overlap. Its second pass is ``kick``,
+packed by hand because it also adds up the kinetic energy (``benchmarks/README.md``, round 8);
+``fresh_momentum``, a transition's momentum with its velocity and kinetic energy, likewise
+(rounds 18 and 20).
 """
 
 from __future__ import annotations
@@ -101,14 +102,20 @@ def kick(p, g, v, m, h, prior, out, sign):
     return dot(p, v)
 
 
-def scaled_dot(m, p, v):
-    """``v <- m p`` (element-wise) and ``p . v`` summed as ``dot`` sums: the velocity of a
-    momentum ``p`` under a diagonal metric ``m`` and twice its kinetic energy, in one pass. This
-    body is the definition; compiled callers run ``scaled_dot_packed`` (contiguous vectors), a
-    kernel like ``kick_packed``: the products ``m_i p_i`` four at a time and the sum's four partial
-    sums in the lanes of one accumulator, so the sum is not a chain of scalar additions."""
+def fresh_momentum(s, m, p, v, zero, copy):
+    """A diagonal metric's fresh momentum and what a transition's start needs of it, in one pass:
+    ``p <- p / s`` (standard normals ``p`` over ``s = sqrt(m)``: a draw from ``N(0, M)``),
+    ``v <- m p`` (the velocity), ``zero <- 0`` and ``copy <- p`` (the tree's prefix sums
+    ``R[-1]`` and ``R[0]``), and returns ``p . v`` (twice the kinetic energy) summed as ``dot``
+    sums. This body is the definition; compiled callers run ``fresh_momentum_packed``
+    (contiguous vectors), a kernel like ``kick_packed``: the divisions and products four at a
+    time and the sum's four partial sums in the lanes of one accumulator."""
     for i in range(p.shape[0]):
-        v[i] = m[i] * p[i]
+        p_i = p[i] / s[i]
+        p[i] = p_i
+        v[i] = m[i] * p_i
+        zero[i] = 0.0
+        copy[i] = p_i
     return dot(p, v)
 
 
@@ -122,8 +129,8 @@ def copy_row(source, target):
 
 
 # the names compiled callers use: the packed kernels below, or without the JIT the definitions
-kick_packed, scaled_dot_packed, segment_dots_packed, uturn_dots_packed = (
-    kick, scaled_dot, segment_dots, uturn_dots
+fresh_momentum_packed, kick_packed, segment_dots_packed, uturn_dots_packed = (
+    fresh_momentum, kick, segment_dots, uturn_dots
 )
 
 
@@ -277,27 +284,31 @@ if not JIT_DISABLED:
         return builder.fadd(low, high)
 
     @intrinsic
-    def _scaled_dot_packed(typingctx, m, p, v):
-        """``scaled_dot`` on ``<4 x double>`` vectors: two loads, two products and one store per
-        four coordinates (``_summed_pass``). Contiguous float64 vectors only."""
-        if not _contiguous_vectors(m, p, v):
+    def _fresh_momentum_packed(typingctx, s, m, p, v, zero, copy):
+        """``fresh_momentum`` on ``<4 x double>`` vectors: three loads, a division, two products
+        and four stores per four coordinates (``_summed_pass``). Contiguous float64 vectors
+        only."""
+        if not _contiguous_vectors(s, m, p, v, zero, copy):
             return None
 
         def codegen(context, builder, sig, args):
-            pm, pp, pv = (context.make_array(t)(context, builder, a).data
-                          for t, a in zip(sig.args, args, strict=True))
-            dim = cgutils.unpack_tuple(builder, context.make_array(sig.args[1])(
-                context, builder, args[1]).shape, 1)[0]
+            arrays = [context.make_array(t)(context, builder, a)
+                      for t, a in zip(sig.args, args, strict=True)]
+            ps, pm, pp, pv, pzero, pcopy = (a.data for a in arrays)
+            dim = cgutils.unpack_tuple(builder, arrays[2].shape, 1)[0]
 
             def step(i, n):
-                p_i = vector_load(builder, pp, i, n)
+                p_i = builder.fdiv(vector_load(builder, pp, i, n), vector_load(builder, ps, i, n))
                 v_i = builder.fmul(vector_load(builder, pm, i, n), p_i)
+                vector_store(builder, p_i, pp, i, n)
                 vector_store(builder, v_i, pv, i, n)
+                vector_store(builder, _splat(builder, ir.Constant(_F64, 0.0), n), pzero, i, n)
+                vector_store(builder, p_i, pcopy, i, n)
                 return builder.fmul(p_i, v_i)
 
             return _summed_pass(builder, dim, step)
 
-        return types.float64(m, p, v), codegen
+        return types.float64(s, m, p, v, zero, copy), codegen
 
     @intrinsic
     def _kick_packed(typingctx, p, g, v, m, h, prior, out, sign):
@@ -352,6 +363,6 @@ if not JIT_DISABLED:
     # Compiled callers call the kernels themselves: an intrinsic costs no compiled function of its
     # own, which an ``@overload`` wrapping it did (0.3-0.5 s of a cold start for the first two;
     # ``uturn_dots``'s, compiled once per set of its callers' flags, 0.15 s)
-    kick_packed, scaled_dot_packed, segment_dots_packed, uturn_dots_packed = (
-        _kick_packed, _scaled_dot_packed, _segment_dots_packed, _uturn_dots_packed
+    fresh_momentum_packed, kick_packed, segment_dots_packed, uturn_dots_packed = (
+        _fresh_momentum_packed, _kick_packed, _segment_dots_packed, _uturn_dots_packed
     )

@@ -38,7 +38,7 @@ import numpy as np
 
 from nutslite._memory import aligned_copy
 from nutslite._numba import by_type, jit
-from nutslite.engine.linalg import dot, scaled_dot_packed, sqrt
+from nutslite.engine.linalg import dot, fresh_momentum_packed, sqrt
 from nutslite.engine.normal import standard_normals
 
 DIAGONAL, DENSE, LOW_RANK = 0, 1, 2
@@ -130,7 +130,9 @@ def refresh_sqrt_diag(metric):
 
 @jit
 def _velocity_diagonal(metric, p, v_out):
-    return 0.5 * scaled_dot_packed(metric.diag, p, v_out)
+    for i in range(p.shape[0]):
+        v_out[i] = metric.diag[i] * p[i]
+    return 0.5 * dot(p, v_out)
 
 
 @jit
@@ -214,3 +216,35 @@ sample_momentum = by_type(
 )
 sample_momentum.__doc__ = """``sample_momentum(rng, metric, p_out)``: draw ``p ~ N(0, M)`` into
 ``p_out`` from ``dim`` standard normal draws."""
+
+
+@jit
+def _start_momentum_diagonal(rng, metric, p, v, zero, copy):
+    standard_normals(rng, p)
+    return 0.5 * fresh_momentum_packed(metric.sqrt_diag, metric.diag, p, v, zero, copy)
+
+
+@jit
+def _start_momentum_general(rng, metric, p, v, zero, copy):
+    sample_momentum(rng, metric, p)
+    kinetic = velocity(metric, p, v)
+    for i in range(p.shape[0]):
+        zero[i] = 0.0
+        copy[i] = p[i]
+    return kinetic
+
+
+start_momentum = by_type(
+    {
+        DiagonalMetric: _start_momentum_diagonal,
+        DenseMetric: _start_momentum_general,
+        LowRankMetric: _start_momentum_general,
+    },
+    position=1,
+)
+start_momentum.__doc__ = """``start_momentum(rng, metric, p_out, v_out, zero, copy)``: draw ``p ~
+N(0, M)`` into ``p_out`` (``sample_momentum``) and its velocity into ``v_out``, return ``K(p)``
+(``velocity``), and write ``zero <- 0`` and ``copy <- p``: what a transition's start needs (the
+tree's prefix sums ``R[-1]`` and ``R[0]``, ``nutslite.engine.tree``). For a diagonal metric the
+division by ``sqrt(m)``, the velocity, the kinetic energy and the two rows take one pass
+(``nutslite.engine.linalg.fresh_momentum``) instead of three; the same bits."""

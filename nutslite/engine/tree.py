@@ -69,7 +69,7 @@ from nutslite._memory import aligned_empty
 from nutslite._numba import borrowed, by_reference, by_type, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
-from nutslite.engine.metric import sample_momentum, velocity
+from nutslite.engine.metric import start_momentum
 from nutslite.engine.normal import uniform
 
 MAX_DELTA_H = 1000.0  # Stan's divergence threshold on H - H0 (``max_deltaH_`` in base_nuts.hpp)
@@ -576,16 +576,15 @@ def nuts_transition(
     traj.slots[REFS, start] = 4  # the left edge, the right edge, the sample, and the caller
     dim = metric.diag.shape[0]  # the trajectory's rows are longer (``allocate_trajectory``)
     z0 = traj.points[start]
-    sample_momentum(rng, metric, z0[P, :dim])
     v0_row, below, at = start_rows(traj)
     v0 = traj.rows[v0_row, :dim]  # the velocity of position 0
-    h0 = -logp0 + velocity(metric, z0[P, :dim], v0)
+    # the momentum, its velocity and the prefix sums R[-1] = 0 and R[0] = p
+    h0 = -logp0 + start_momentum(
+        rng, metric, z0[P, :dim], v0, traj.rows[below, :dim], traj.rows[at, :dim]
+    )
     traj.logp[0] = logp0
     traj.energy[0] = h0
     record_point(recorder, 0, z0, v0)
-    for i in range(dim):
-        traj.rows[below, i] = 0.0
-        traj.rows[at, i] = z0[P, i]
     # the tree builder reads the context through a pointer into this frame; the log density's
     # data and the recorder are borrowed as the arrays above are
     ctx = by_reference(

@@ -44,7 +44,7 @@ from collections import namedtuple
 from nutslite._numba import jit
 from nutslite.engine.adaptation.status import STEP_SIZE_IMPROPER, STEP_SIZE_ZERO, WARMUP_OK
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
-from nutslite.engine.metric import sample_momentum, velocity
+from nutslite.engine.metric import start_momentum
 
 DualAveraging = namedtuple("DualAveraging", ["counter", "s_bar", "x_bar", "mu", "log_step_size"])
 DualAveraging.__doc__ = """State of Nesterov dual averaging of log(step size) (all floats)."""
@@ -100,17 +100,17 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     """``H0 - H`` after one leapfrog step of ``step_size`` from ``q`` with a fresh momentum
     (NaN counts as a rejection, -inf). ``scratch`` is a ``(5, dim)`` work array: its first four
     rows hold the point (``nutslite.engine.integrators``) and are stepped in place; the fifth
-    receives a momentum sum nobody reads. The step asks for that sum (with sign 0, and the
-    velocity to the point's own row) only so that it calls the same compiled ``leapfrog`` as the
-    tree builder: one specialisation to compile, not two (about 0.4 s of a cold start,
-    ``benchmarks/README.md``, round 6)."""
+    receives momentum sums nobody reads. The momentum is drawn by ``start_momentum``, which also
+    writes a transition's first two prefix sums (here to that row), and the step asks for a sum
+    (with sign 0, and the velocity to the point's own row), only so that both call the same
+    compiled functions as a transition: one specialisation of each to compile, not two (about
+    0.4 s of a cold start for the leapfrog, ``benchmarks/README.md``, round 6)."""
     z = scratch[:4]
     for i in range(q.shape[0]):
         z[Q, i] = q[i]
         z[GRAD, i] = grad[i]
-    sample_momentum(rng, metric, z[P])
-    h0 = -logp + velocity(metric, z[P], z[V])
     unread = scratch[4]
+    h0 = -logp + start_momentum(rng, metric, z[P], z[V], unread, unread)
     logp1, kinetic = leapfrog(
         logp_grad, metric, step_size, z, z, MomentumSum(unread, unread, 0.0, z[V])
     )
