@@ -23,9 +23,11 @@ is asked for one timing per round, in turn: the timings of a round lie within a 
 other, so the ratio within each round is little moved by the host's drift, and the medians and
 quartiles of those ratios are the measurement.
 
-The loop reads the selected state where each version keeps it: slot ``info.sample_slot`` of
-``traj.points`` (``nutslite.engine.tree``), or, in releases before the engine subpackage (such as
-``a36c9ae``), row ``row(traj, info.proposal)`` of ``traj.q`` and ``traj.grad`` (``nutslite.tree``).
+Each version's loop starts the next transition from the selected state as that version's chain
+loop does: from the slot ``info.sample_slot`` itself (``place_start``, engine round 20), or by
+copying it out of that slot of ``traj.points`` (rounds 10-19), or, in releases before the engine
+subpackage (such as ``a36c9ae``), out of row ``row(traj, info.proposal)`` of ``traj.q`` and
+``traj.grad`` (``nutslite.tree``).
 
 Prints, per checkout, the median tree builder cost and its ratio to the first checkout's (by
 default also each run). Nothing is written. Absolute times drift on shared machines from minute

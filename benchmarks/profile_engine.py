@@ -36,8 +36,8 @@ machine perturbs least; compare two versions by alternating them in one run (``b
 README.md``, engine rounds). Nothing is written.
 
 ``--split`` (with ``--loop``) also separates, on the 175-d normal, what a transition costs once
-(the momentum draw, its energy, the start copied into a slot, the first prefix sums, the draw
-copied out) from what each leapfrog step costs: the same loop with the tree depth capped at 1, 2
+(the momentum draw, its energy, the first prefix sums, the slots' bookkeeping) from what each
+leapfrog step costs: the same loop with the tree depth capped at 1, 2
 and 3 (20,000 transitions each) makes every transition 1, 3 and 7 steps long, and a least-squares
 line through the three costs per transition gives the fixed cost and the cost per step
 (``benchmarks/README.md``, engine round 12).

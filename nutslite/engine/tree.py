@@ -26,7 +26,9 @@ subtree under construction. Points live in a few slots, handed out and taken bac
 count (``acquire``, ``release``): a step reads its edge's slot and writes a fresh one, and a
 proposal moves by passing its slot on, so nothing is copied and the memory a step touches stays
 in the cache however long the trajectory grows (at 17,005 coordinates a point is 0.54 MB; a
-buffer of every state would stream from beyond the L2 cache).
+buffer of every state would stream from beyond the L2 cache). Between transitions the chain's
+point stays where it is: the next transition starts from the slot of the last one's sample
+(``place_start`` puts a chain's first point into a slot).
 
 **Momentum sums.** The criterion needs ``rho`` = the sum of momenta over a segment ``[a, b]`` of
 consecutive states. The buffer keeps prefix sums ``R`` with ``rho(a, b) = R[b] - R[a - 1]``, so
@@ -525,7 +527,7 @@ def build_tree(ctx, edge, direction, depth, source):
     return not turning, log_w, prop, sum_accept, n_steps, 0, prop_slot, last
 
 
-@jit(inline="always")  # two copies, at the chain loop's and the recorder's call sites
+@jit(inline="always")  # a copy, at the chain loop's and the recorder's call sites
 def place_start(traj, q, grad):
     """Put a chain's position ``q`` and gradient ``grad`` into slot ``START`` of
     ``traj.points`` for its first transition, and return the slot. Each later transition starts
