@@ -80,24 +80,12 @@ def name_for_perf(functions: list[tuple[int, int, str]], dump: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from profile_engine import trivial_model
+    from profile_engine import compiled_transition_loop, trivial_model
 
-    from nutslite._numba import jit
     from nutslite.engine.metric import diagonal_metric
-    from nutslite.engine.tree import allocate_trajectory, nuts_transition, place_start
+    from nutslite.engine.tree import allocate_trajectory
 
-    @jit(cache=False)  # compiled in every run, so that its library lists its functions
-    def loop(f, rng, traj, metric, eps, q, grad, n):
-        mask = traj.logp.shape[0] - 1
-        logp = f(q, grad)
-        slot = place_start(traj, q, grad)
-        steps = 0
-        for _ in range(n):
-            info = nuts_transition(f, rng, traj, metric, eps, slot, logp, 10, 1000.0, None)
-            slot = info.sample_slot
-            logp = traj.logp[info.proposal & mask]
-            steps += info.n_steps
-        return steps
+    loop = compiled_transition_loop(cache=False)  # so that its library lists its functions
 
     model = trivial_model(args.dim)
     metric = diagonal_metric(np.ones(args.dim))

@@ -143,15 +143,14 @@ def profile_model(model, draws: int, tune: int, rounds: int, seed: int = 1) -> d
     }
 
 
-def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10) -> dict:
-    """Thread CPU µs per leapfrog step of a compiled loop of ``nuts_transition`` and per
-    gradient (best of ``rounds`` each), from the adapted state of a warmup run (see ``--loop``)."""
-    import nutslite as nl
+def compiled_transition_loop(max_depth: int = 10, cache: bool = True):
+    """``run(logp_grad, rng, traj, metric, eps, q, grad, n) -> leapfrog steps``: ``n`` compiled
+    transitions of at most ``max_depth`` doublings from ``q``, each from the last one's sample as
+    in ``run_chain`` (also ``perf_engine.py``'s loop, compiled there with ``cache=False``)."""
     from nutslite._numba import jit
-    from nutslite.engine.metric import diagonal_metric
-    from nutslite.engine.tree import MAX_DELTA_H, allocate_trajectory, nuts_transition, place_start
+    from nutslite.engine.tree import MAX_DELTA_H, nuts_transition, place_start
 
-    @jit
+    @jit(cache=cache)
     def run(logp_grad, rng, traj, metric, eps, q, grad, n):
         mask = traj.logp.shape[0] - 1
         logp = logp_grad(q, grad)
@@ -164,6 +163,19 @@ def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10)
             logp = traj.logp[info.proposal & mask]
             steps += info.n_steps
         return steps
+
+    return run
+
+
+def transition_loop(model, n_transitions: int, rounds: int, max_depth: int = 10) -> dict:
+    """Thread CPU µs per leapfrog step of a compiled loop of ``nuts_transition`` and per
+    gradient (best of ``rounds`` each), from the adapted state of a warmup run (see ``--loop``)."""
+    import nutslite as nl
+    from nutslite._numba import jit
+    from nutslite.engine.metric import diagonal_metric
+    from nutslite.engine.tree import allocate_trajectory
+
+    run = compiled_transition_loop(max_depth)
 
     @jit
     def gradients(logp_grad, q, grad, n):
