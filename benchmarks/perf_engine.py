@@ -59,7 +59,19 @@ def compiled_functions(dispatcher) -> list[tuple[int, int, str]]:
                 found[library.get_pointer_to_function(function.name)] = function.name
     starts = sorted(a for a in found if a)
     ends = starts[1:] + [starts[-1] + 4096] if starts else []
-    return [(a, min(b - a, 1 << 20), found[a]) for a, b in zip(starts, ends, strict=True)]
+    return [(a, min(b, _mapping_end(a)) - a, found[a]) for a, b in zip(starts, ends, strict=True)]
+
+
+def _mapping_end(address: int) -> int:
+    """The end of the mapping of this process that holds ``address`` (``/proc/self/maps``): a
+    function's code is read up to the next function's start, or to here if that comes first (the
+    last function's, and any followed by a gap, would otherwise be read past the mapped pages)."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            low, high = (int(x, 16) for x in line.split(None, 1)[0].split("-"))
+            if low <= address < high:
+                return high
+    return address
 
 
 def name_for_perf(functions: list[tuple[int, int, str]], dump: str) -> None:
