@@ -516,6 +516,80 @@ def test_kick_kernel_matches_its_python_body():
         assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()
 
 
+def test_kick_drift_kernel_matches_its_python_body():
+    """``kick_drift_packed`` writes the same momentum, velocity, momentum sum and next half step
+    of momentum and position as ``kick_drift``'s Python body, and returns the same ``p . v``, bit
+    for bit, for every length of the tail; and these equal ``kick`` followed by the first pass of
+    a leapfrog step from its result."""
+    import numba
+
+    from nutslite.engine.linalg import kick, kick_drift, kick_drift_packed
+
+    compiled = numba.njit(lambda *args: kick_drift_packed(*args))
+    rng = np.random.default_rng(6)
+    for dim in range(1, 14):
+        z = rng.standard_normal((4, dim))
+        m, prior = rng.uniform(0.5, 2.0, dim), rng.standard_normal(dim)
+        results = []
+        for f in (compiled, kick_drift):
+            zz, out, ahead = z.copy(), np.empty(dim), np.empty((2, dim))
+            total = f(zz[1], zz[3], zz[2], m, -0.37, prior, out, -1.0, zz[0], ahead[0], ahead[1],
+                      -0.74)
+            results.append((total, zz, out, ahead))
+        (t1, z1, o1, a1), (t2, z2, o2, a2) = results
+        assert t1 == t2
+        assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()
+        assert a1.tobytes() == a2.tobytes()
+        zz, out = z.copy(), np.empty(dim)
+        assert kick(zz[1], zz[3], zz[2], m, -0.37, prior, out, -1.0) == t1
+        p_half = zz[1] + -0.37 * zz[3]
+        np.testing.assert_array_equal(a1[0], p_half)
+        np.testing.assert_array_equal(a1[1], zz[0] + -0.74 * (m * p_half))
+
+
+@pytest.mark.parametrize("kind", ["diagonal", "dense"])
+def test_chained_leapfrog_steps_are_leapfrog_steps(kind):
+    """A chain of ``leapfrog_ahead`` steps, each going on from the pass ahead of the one before
+    (as the tree builder's steps within a doubling do), writes the points, momentum sums and
+    energies of a chain of ``leapfrog`` steps, bit for bit, in both directions. A dense metric's
+    steps never pass ahead."""
+    import numba
+
+    from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog, leapfrog_ahead
+    from nutslite.engine.metric import dense_metric, diagonal_metric
+
+    model = zoo.std_normal(11)
+    rng = np.random.default_rng(7)
+    inv_mass = np.linspace(0.5, 2.0, 11)
+    metric = diagonal_metric(inv_mass) if kind == "diagonal" else dense_metric(np.diag(inv_mass))
+    compiled = numba.njit(lambda *args: leapfrog_ahead(*args))
+    for step, sign in ((0.3, 1.0), (-0.3, -1.0)):
+        start = rng.standard_normal((4, 11))
+        model.logp_grad(start[Q].copy(), start[GRAD])
+        plain, source = [], start
+        for _ in range(4):
+            z = np.empty_like(start)
+            r = MomentumSum(np.zeros(11), np.empty(11), sign, z[V])
+            plain.append((z, r, leapfrog(model.logp_grad_function, metric, step, source, z, r)))
+            source = z
+        for f in (compiled, leapfrog_ahead):  # from compiled code, and from Python
+            source, drifted = start, False
+            ahead = np.empty_like(start)
+            for z_plain, r_plain, energies in plain:
+                z = ahead if drifted else np.empty_like(start)
+                ahead = np.empty_like(start)
+                r = MomentumSum(np.zeros(11), np.empty(11), sign, z[V])
+                logp, kinetic, drifted = f(model.logp_grad_function, metric, step, source, z, r,
+                                           drifted, True, ahead)
+                assert drifted == (kind == "diagonal")
+                assert (logp, kinetic) == energies
+                for row in (Q, P, GRAD):
+                    assert z[row].tobytes() == z_plain[row].tobytes()
+                assert r.out.tobytes() == r_plain.out.tobytes()
+                assert r.velocity.tobytes() == r_plain.velocity.tobytes()
+                source = z
+
+
 def test_fresh_momentum_kernel_matches_its_python_body():
     """``fresh_momentum_packed`` writes the same momentum ``z / s``, velocity ``m p`` and rows
     ``0`` and ``p`` as ``fresh_momentum``'s Python body and returns the same ``p . v``, bit for

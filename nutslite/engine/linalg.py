@@ -102,6 +102,31 @@ def kick(p, g, v, m, h, prior, out, sign):
     return dot(p, v)
 
 
+def kick_drift(p, g, v, m, h, prior, out, sign, q, p_next, q_next, eps):
+    """``kick``, and in the same pass the first half of the next leapfrog step from the new point
+    in the same direction (``eps = 2 h``): ``p_next <- p + h g`` (the next half step of momentum,
+    from the new ``p``) and ``q_next <- q + eps (m p_next)`` (the drift to the next position),
+    the operations of ``integrators.leapfrog``'s first pass, in its order. Returns ``p . v`` as
+    ``kick`` does.
+
+    Consecutive leapfrog steps share their half kicks (Leimkuhler & Reich 2004, ch. 2): the next
+    step's first pass reads the ``p`` and ``g`` that this pass holds in registers, so doing it
+    here saves reading them again, and reading ``m``. It is worth it when the next step does go
+    on from this point, which the tree builder's consecutive steps of one subtree do
+    (``nutslite.engine.tree``). Compiled callers run ``kick_drift_packed``, ``kick_packed``'s
+    kernel with these stores added."""
+    for i in range(p.shape[0]):
+        kick_i = h * g[i]
+        p_i = p[i] + kick_i
+        p[i] = p_i
+        v[i] = m[i] * p_i
+        out[i] = prior[i] + sign * p_i
+        p_half = p_i + kick_i
+        p_next[i] = p_half
+        q_next[i] = q[i] + eps * (m[i] * p_half)
+    return dot(p, v)
+
+
 def fresh_momentum(s, m, p, v, zero, copy):
     """A diagonal metric's fresh momentum and what a transition's start needs of it, in one pass:
     ``p <- p / s`` (standard normals ``p`` over ``s = sqrt(m)``: a draw from ``N(0, M)``),
@@ -129,8 +154,8 @@ def copy_row(source, target):
 
 
 # the names compiled callers use: the packed kernels below, or without the JIT the definitions
-fresh_momentum_packed, kick_packed, segment_dots_packed, uturn_dots_packed = (
-    fresh_momentum, kick, segment_dots, uturn_dots
+fresh_momentum_packed, kick_drift_packed, kick_packed, segment_dots_packed, uturn_dots_packed = (
+    fresh_momentum, kick_drift, kick, segment_dots, uturn_dots
 )
 
 
@@ -310,38 +335,62 @@ if not JIT_DISABLED:
 
         return types.float64(s, m, p, v, zero, copy), codegen
 
-    @intrinsic
-    def _kick_packed(typingctx, p, g, v, m, h, prior, out, sign):
-        """``kick`` on ``<4 x double>`` vectors: four loads, four products, three additions and
-        three stores per four coordinates, and the ``dot`` sum's four partial sums in one
-        accumulator; the last ``dim mod 4`` coordinates one at a time into ``s_0``. Contiguous
-        float64 vectors and float64 scalars only."""
-        if not (_contiguous_vectors(p, g, v, m, prior, out)
-                and h == types.float64 and sign == types.float64):
-            return None
-        signature = types.float64(p, g, v, m, h, prior, out, sign)
+    def _kick_codegen(drift):
+        """The code of ``kick`` (``drift`` false) or ``kick_drift`` (true) on ``<4 x double>``
+        vectors: per four coordinates, four loads, four products, three additions and three
+        stores, and with ``drift`` one load, two products, two additions and two stores more; the
+        ``dot`` sum's four partial sums in one accumulator, the last ``dim mod 4`` coordinates
+        one at a time into ``s_0`` (``_summed_pass``)."""
 
         def codegen(context, builder, sig, args):
-            arrays = {k: context.make_array(sig.args[k])(context, builder, args[k])
-                      for k in (0, 1, 2, 3, 5, 6)}
-            pp, pg, pv, pm, pprior, pout = (arrays[k].data for k in (0, 1, 2, 3, 5, 6))
-            dim = cgutils.unpack_tuple(builder, arrays[0].shape, 1)[0]
+            vectors = [k for k, t in enumerate(sig.args) if isinstance(t, types.Array)]
+            data = {k: context.make_array(sig.args[k])(context, builder, args[k]).data
+                    for k in vectors}
+            dim = cgutils.unpack_tuple(
+                builder, context.make_array(sig.args[0])(context, builder, args[0]).shape, 1)[0]
 
             def step(i, n):
                 """The pass at coordinates ``i ..< i + n``; returns the products ``p_i v_i``."""
-                p_i = builder.fadd(vector_load(builder, pp, i, n), builder.fmul(
-                    _splat(builder, args[4], n), vector_load(builder, pg, i, n)))
-                v_i = builder.fmul(vector_load(builder, pm, i, n), p_i)
-                out_i = builder.fadd(vector_load(builder, pprior, i, n),
+                kick_i = builder.fmul(_splat(builder, args[4], n),
+                                      vector_load(builder, data[1], i, n))
+                p_i = builder.fadd(vector_load(builder, data[0], i, n), kick_i)
+                m_i = vector_load(builder, data[3], i, n)
+                v_i = builder.fmul(m_i, p_i)
+                out_i = builder.fadd(vector_load(builder, data[5], i, n),
                                      builder.fmul(_splat(builder, args[7], n), p_i))
-                vector_store(builder, p_i, pp, i, n)
-                vector_store(builder, v_i, pv, i, n)
-                vector_store(builder, out_i, pout, i, n)
+                vector_store(builder, p_i, data[0], i, n)
+                vector_store(builder, v_i, data[2], i, n)
+                vector_store(builder, out_i, data[6], i, n)
+                if drift:
+                    p_half = builder.fadd(p_i, kick_i)
+                    q_next = builder.fadd(vector_load(builder, data[8], i, n), builder.fmul(
+                        _splat(builder, args[11], n), builder.fmul(m_i, p_half)))
+                    vector_store(builder, p_half, data[9], i, n)
+                    vector_store(builder, q_next, data[10], i, n)
                 return builder.fmul(p_i, v_i)
 
             return _summed_pass(builder, dim, step)
 
-        return signature, codegen
+        return codegen
+
+    @intrinsic
+    def _kick_packed(typingctx, p, g, v, m, h, prior, out, sign):
+        """``kick`` on ``<4 x double>`` vectors (``_kick_codegen``). Contiguous float64 vectors
+        and float64 scalars only."""
+        if not (_contiguous_vectors(p, g, v, m, prior, out)
+                and h == types.float64 and sign == types.float64):
+            return None
+        return types.float64(p, g, v, m, h, prior, out, sign), _kick_codegen(drift=False)
+
+    @intrinsic
+    def _kick_drift_packed(typingctx, p, g, v, m, h, prior, out, sign, q, p_next, q_next, eps):
+        """``kick_drift`` on ``<4 x double>`` vectors (``_kick_codegen``). Contiguous float64
+        vectors and float64 scalars only."""
+        if not (_contiguous_vectors(p, g, v, m, prior, out, q, p_next, q_next)
+                and h == types.float64 and sign == types.float64 and eps == types.float64):
+            return None
+        signature = types.float64(p, g, v, m, h, prior, out, sign, q, p_next, q_next, eps)
+        return signature, _kick_codegen(drift=True)
 
     @intrinsic
     def _copy_row(typingctx, source, target):
@@ -363,6 +412,7 @@ if not JIT_DISABLED:
     # Compiled callers call the kernels themselves: an intrinsic costs no compiled function of its
     # own, which an ``@overload`` wrapping it did (0.3-0.5 s of a cold start for the first two;
     # ``uturn_dots``'s, compiled once per set of its callers' flags, 0.15 s)
-    fresh_momentum_packed, kick_packed, segment_dots_packed, uturn_dots_packed = (
-        _fresh_momentum_packed, _kick_packed, _segment_dots_packed, _uturn_dots_packed
+    fresh_momentum_packed, kick_drift_packed, kick_packed, segment_dots_packed = (
+        _fresh_momentum_packed, _kick_drift_packed, _kick_packed, _segment_dots_packed
     )
+    uturn_dots_packed = _uturn_dots_packed

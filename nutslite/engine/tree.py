@@ -69,7 +69,7 @@ import numpy as np
 
 from nutslite._memory import aligned_empty
 from nutslite._numba import borrowed, by_reference, by_type, jit
-from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
+from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog_ahead
 from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
 from nutslite.engine.metric import start_momentum
 from nutslite.engine.normal import uniform
@@ -81,14 +81,16 @@ ROW_ALIGN = 8  # doubles in a 64-byte cache line: a trajectory row is padded to 
 Trajectory = namedtuple("Trajectory", ["points", "slots", "rows", "logp", "energy"])
 Trajectory.__doc__ = """Buffers for the states of one transition (allocated once per chain).
 
-``points``: ``(max_depth + 6, 4, dim)`` slots, each a phase-space point ``(4, dim)`` with rows
+``points``: ``(max_depth + 7, 4, dim)`` slots, each a phase-space point ``(4, dim)`` with rows
 ``Q, P, V, GRAD`` (``nutslite.engine.integrators``; the tree builder keeps velocities in
 ``rows`` and uses a slot's row ``V`` as scratch only). Slot ``DIVERGENT`` receives the position
 where the energy blew up; the others are handed out by ``acquire``: ``slots[REFS, k]`` counts the
 references to slot ``k``, and ``slots[FREE, 1 : 1 + slots[FREE, 0]]`` lists the free ones. At
-most ``max_depth + 5`` are held at once: the transition's start (held for its caller), the two
+most ``max_depth + 6`` are held at once: the transition's start (held for its caller), the two
 edges and the sample, the first half's proposal at each of the (at most ``max_depth - 1``)
-levels of the subtree being built, the point a step starts from and the one it writes.
+levels of the subtree being built, the point a step starts from, the one it writes and the one
+its pass ahead writes (``integrators.leapfrog_ahead``). ``slots[REFS, max_depth + 7 :]`` records
+that pass: the slot and direction of the point it went on from, and its own slot.
 
 By position ``s``: ``logp, energy`` ``(2^max_depth,)`` in row ``s & (2^max_depth - 1)``, and
 the velocity ``M^{-1} p`` and the prefix sum of momenta ``R[s]`` in ``rows`` ``(3 * 2^max_depth,
@@ -179,7 +181,7 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     ``nuts_transition``, every later row and slot by the step that reaches it), and zero-filling
     them would cost time per call."""
     cap = 1 << max_depth
-    slots = max_depth + 6
+    slots = max_depth + 7
     # compact rows held at once: the old trajectory and the pending halves of the subtree being
     # built, at most max_depth + 1 consecutive segments, hold 2 velocities each and 3 prefix sums
     # each besides the first R[a - 1]; then a step's two new rows
@@ -190,7 +192,7 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     width = -(-dim // ROW_ALIGN) * ROW_ALIGN  # each row starts a cache line
     return (CompactTrajectory if compact else Trajectory)(
         points=aligned_empty((slots, 4, width)),
-        slots=np.empty((3, 3 * cap + 3 + held) if compact else (2, slots + 1), dtype=np.int64),
+        slots=np.empty((3, 3 * cap + 3 + held) if compact else (2, slots + 3), dtype=np.int64),
         rows=aligned_empty((held if compact else 3 * cap, width)),
         logp=np.empty(cap),
         energy=np.empty(cap),
@@ -441,11 +443,14 @@ def merge_is_turning(traj, dim, a, m, b, recorder, merge_depth, top_level):
 
 
 @jit(cache=False, _nrt=False)  # see the docstring
-def build_tree(ctx, edge, direction, depth, source):
+def build_tree(ctx, edge, direction, depth, source, go_on):
     """Build a subtree of ``2^depth`` states beyond position ``edge``, whose point is in slot
     ``source``, in ``direction``, for the transition ``ctx``: a ``Transition`` passed by
     reference (``nutslite._numba.by_reference``), so a call passes one pointer instead of the
-    context's some 80 flattened members (``benchmarks/README.md``, engine round 17).
+    context's some 80 flattened members (``benchmarks/README.md``, engine round 17). ``go_on``
+    says that a step of the same doubling follows this subtree's last one (it is the initial
+    half of a larger subtree, or within one): the steps then pass ahead to the next one
+    (``integrators.leapfrog_ahead``), all of them but the doubling's last.
 
     Hoffman & Gelman (2014) Alg. 3 with Stan's multinomial weights and extra checks. Returns
     ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position, proposal_slot,
@@ -477,12 +482,35 @@ def build_tree(ctx, edge, direction, depth, source):
         v_row, prior, written = step_rows(traj, s, direction)
         v = traj.rows[v_row, :dim]
         sign = 1.0 if direction > 0 else -1.0
-        out = acquire(traj.slots, 2)  # the subtree's proposal and its last state
+        # the step's point goes to a fresh slot ``out`` (the subtree's proposal and its last
+        # state), unless the step before passed ahead (``leapfrog_ahead``) from ``source`` in
+        # this direction: its slot ``ahead`` then holds the step's first pass already
+        k = traj.points.shape[0]  # the record of the pass ahead, after the reference counts
+        ahead = traj.slots[REFS, k + 2]  # 0 if the last step did not pass ahead
+        drifted = (ahead != 0 and traj.slots[REFS, k] == source
+                   and traj.slots[REFS, k + 1] == direction)
+        if drifted:
+            out = ahead
+            traj.slots[REFS, out] = 2
+        else:
+            if ahead != 0:
+                release(traj.slots, ahead)  # no step went on from there
+            out = acquire(traj.slots, 2)
+        # with ``go_on``, this subtree's next step goes on from this one (if nothing turns or
+        # diverges before it): pass ahead to it, into a slot held for it (slot 0 is never written)
+        ahead = acquire(traj.slots, 1) if go_on else 0
         z = traj.points[out]
-        logp, kinetic = leapfrog(
+        logp, kinetic, passed_ahead = leapfrog_ahead(
             ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.points[source], z,
             MomentumSum(traj.rows[prior, :dim], traj.rows[written, :dim], sign, v),
+            drifted, go_on, traj.points[ahead],
         )
+        if ahead != 0 and not passed_ahead:
+            release(traj.slots, ahead)
+            ahead = 0
+        traj.slots[REFS, k] = out
+        traj.slots[REFS, k + 1] = direction
+        traj.slots[REFS, k + 2] = ahead
         release(traj.slots, source)
         h = -logp + kinetic
         if math.isnan(h):
@@ -504,7 +532,8 @@ def build_tree(ctx, edge, direction, depth, source):
     log_w, prop, prop_slot, sum_accept, n_steps, last = 0.0, 0, 0, 0.0, 0, source
     for final in range(2):
         valid, log_w_half, prop_half, acc, n, div, half_slot, last = build_tree(
-            ctx, edge + final * direction * half, direction, depth - 1, last
+            ctx, edge + final * direction * half, direction, depth - 1, last,
+            go_on or final == 0,  # the initial half's last step is followed by the final half
         )
         sum_accept += acc
         n_steps += n
@@ -576,6 +605,8 @@ def nuts_transition(
         n += k != start
     traj.slots[FREE, 0] = n
     traj.slots[REFS, start] = 4  # the left edge, the right edge, the sample, and the caller
+    traj.slots[REFS, slots] = 0  # no step has passed ahead (``build_tree``)
+    traj.slots[REFS, slots + 2] = 0
     dim = metric.diag.shape[0]  # the trajectory's rows are longer (``allocate_trajectory``)
     z0 = traj.points[start]
     v0_row, below, at = start_rows(traj)
@@ -607,7 +638,7 @@ def nuts_transition(
         edge, edge_slot = (right, right_slot) if direction > 0 else (left, left_slot)
         ctx.traj.slots[REFS, edge_slot] += 1  # the subtree's first step releases it
         valid, log_w_sub, prop_sub, acc, n, div, prop_slot, last_slot = build_tree(
-            ctx, edge, direction, depth, edge_slot
+            ctx, edge, direction, depth, edge_slot, False
         )
         n_steps += n
         sum_accept += acc
