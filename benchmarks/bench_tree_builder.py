@@ -23,6 +23,12 @@ is asked for one timing per round, in turn: the timings of a round lie within a 
 other, so the ratio within each round is little moved by the host's drift, and the medians and
 quartiles of those ratios are the measurement.
 
+With ``--model radon10x`` the loop runs radon non-centered instead, on 10x the Minnesota data
+(``synthetic_radon(850, 11, seed=0)``, 1,705 coordinates, as ``bench_scaling.py``'s 10x), from
+the step size, diagonal metric and last draw of a 1000-iteration warmup (seed 3), where a
+transition takes 15 steps and each step's passes over the coordinates outweigh its bookkeeping
+(``--step-size`` is then unused; ``--transitions`` 300 is about as long as 3000 of the normal's).
+
 Each version's loop starts the next transition from the selected state as that version's chain
 loop does: from the slot ``info.sample_slot`` itself (``place_start``, engine round 20), or by
 copying it out of that slot of ``traj.points`` (rounds 10-19), or, in releases before the engine
@@ -71,9 +77,21 @@ except ImportError:  # before the engine subpackage (a36c9ae)
     from nutslite.tree import allocate_recorder, allocate_trajectory, nuts_transition, row
     LAYOUT = "rows"
 
-DIM, EPS, N = 175, float(sys.argv[1]), int(sys.argv[3])
+EPS, N, MODEL = float(sys.argv[1]), int(sys.argv[3]), sys.argv[4]
+if MODEL == "normal":
+    DIM = 175
+    model = trivial_model(DIM)
+    INV_MASS, Q0 = np.ones(DIM), np.random.default_rng(1).standard_normal(DIM)
+else:  # radon non-centered on 10x the data, from the state a warmup adapted
+    import nutslite as nl
+    from nutslite.models.radon import radon, synthetic_radon
 
-model = trivial_model(DIM)
+    model = radon("noncentered", data=synthetic_radon(850, 11, seed=0))
+    DIM = model.dim
+    adapted = nl.sample(model, draws=1, tune=1000, chains=1, cores=1, seed=3, progress=False)
+    EPS = float(np.ravel(adapted.warmup["step_size"])[0])
+    INV_MASS = np.asarray(adapted.warmup["inv_mass_matrix"]).reshape(-1, DIM)[0]
+    Q0 = np.ascontiguousarray(adapted.unconstrained[0, -1])
 
 if LAYOUT == "start":
     @jit
@@ -135,15 +153,15 @@ def gradients(f, q, grad, n):
 def transitions(n):
     rng = np.random.default_rng(7)
     traj = allocate_trajectory(DIM, 10)
-    q, grad = np.random.default_rng(1).standard_normal(DIM), np.empty(DIM)
+    q, grad = Q0.copy(), np.empty(DIM)
     t0 = time.thread_time()
-    steps = run(model.logp_grad_function, rng, traj, diagonal_metric(np.ones(DIM)), EPS, q, grad,
+    steps = run(model.logp_grad_function, rng, traj, diagonal_metric(INV_MASS), EPS, q, grad,
                 n, RECORDER)
     return time.thread_time() - t0, steps
 
 
 def gradient_calls(n):
-    q, grad = np.zeros(DIM), np.empty(DIM)
+    q, grad = Q0.copy(), np.empty(DIM)
     t0 = time.thread_time()
     gradients(model.logp_grad_function, q, grad, n)
     return time.thread_time() - t0
@@ -151,7 +169,7 @@ def gradient_calls(n):
 
 transitions(5)  # compile or load
 gradient_calls(5)
-if sys.argv[4:] == ["serve"]:  # one timing per line read, for --alternate
+if sys.argv[5:] == ["serve"]:  # one timing per line read, for --alternate
     print("ready", flush=True)
     for _ in sys.stdin:
         t, steps = transitions(N)
@@ -165,7 +183,7 @@ print(f"{1e6 * step:.4f} {1e6 * grad:.4f} {runs[0][1]}")
 '''
 
 
-def _child(checkout: str, step_size: float, transitions: int,
+def _child(checkout: str, step_size: float, transitions: int, model: str,
            *mode: str) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of a process that times ``checkout``'s loop."""
     name = os.path.basename(os.path.abspath(checkout))
@@ -180,13 +198,14 @@ def _child(checkout: str, step_size: float, transitions: int,
     with open(script, "w") as f:
         f.write(CHILD)
     command = [sys.executable, script, str(step_size), os.path.abspath(checkout), str(transitions),
-               *mode]
+               model, *mode]
     return command, env
 
 
-def run_once(checkout: str, step_size: float, transitions: int) -> tuple[float, float, int]:
+def run_once(checkout: str, step_size: float, transitions: int,
+             model: str) -> tuple[float, float, int]:
     """``(step µs, gradient µs, leapfrog steps)`` of one fresh process on ``checkout``."""
-    command, env = _child(checkout, step_size, transitions)
+    command, env = _child(checkout, step_size, transitions, model)
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{checkout}: the loop failed:\n{done.stderr[-2000:]}")
@@ -194,7 +213,8 @@ def run_once(checkout: str, step_size: float, transitions: int) -> tuple[float, 
     return float(step), float(grad), int(steps)
 
 
-def alternate(checkouts: list[str], step_size: float, transitions: int, rounds: int) -> int:
+def alternate(checkouts: list[str], step_size: float, transitions: int, rounds: int,
+              model: str) -> int:
     """``--alternate``: one process per checkout, kept running, asked for one timing in turn.
 
     Each round asks every checkout once, in an order that rotates from round to round, so the
@@ -204,7 +224,7 @@ def alternate(checkouts: list[str], step_size: float, transitions: int, rounds: 
     the medians and quartiles of those ratios are the measurement."""
     servers = {}
     for checkout in checkouts:
-        command, env = _child(checkout, step_size, transitions, "serve")
+        command, env = _child(checkout, step_size, transitions, model, "serve")
         server = subprocess.Popen(command, env=env, text=True, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE)
         if server.stdout.readline().strip() != "ready":
@@ -246,16 +266,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step-size", type=float, default=0.6)
     parser.add_argument("--transitions", type=int, default=3000,
                         help="per timed loop (more: longer runs, less timer noise)")
+    parser.add_argument("--model", choices=("normal", "radon10x"), default="normal",
+                        help="the 175-d standard normal, or radon on 10x the data (see above)")
     parser.add_argument("--alternate", action="store_true",
                         help="keep one process per checkout and alternate them (alternate())")
     args = parser.parse_args(argv)
     checkouts = [*args.against, ROOT]
     if args.alternate:
-        return alternate(checkouts, args.step_size, args.transitions, args.rounds)
+        return alternate(checkouts, args.step_size, args.transitions, args.rounds, args.model)
     trees: dict[str, list[float]] = {c: [] for c in checkouts}
     for r in range(args.rounds):
         for checkout in checkouts:
-            step, grad, steps = run_once(checkout, args.step_size, args.transitions)
+            step, grad, steps = run_once(checkout, args.step_size, args.transitions, args.model)
             trees[checkout].append(step - grad)
             print(f"round {r + 1}  {checkout:40s} step {step:.3f} µs  gradient {grad:.3f} µs  "
                   f"tree {step - grad:.3f} µs/step  ({steps} steps)", flush=True)
