@@ -282,29 +282,42 @@ def test_uturn_kernel_sums_as_dot_does():
         assert compiled(v, r, va, vb, vm, vn, ra, rb, rm, rn) == expected
 
 
-def test_leapfrog_extends_the_momentum_sum_in_its_pass():
-    """``leapfrog(..., rho)`` writes the same point as the step without ``rho`` and
-    ``rho.out = rho.prior + rho.sign * p'``, bit for bit, in both directions."""
+def test_leapfrog_is_the_leapfrog_and_extends_the_momentum_sum():
+    """``leapfrog(..., rho, False, False, _)`` writes the leapfrog's point (the equations of the
+    module docstring, evaluated with NumPy in the same order), the velocity ``m p'`` and
+    ``rho.out = rho.prior + rho.sign * p'``, and returns ``K(p') = p'.v'/2`` summed as ``dot``
+    sums, bit for bit, in both directions."""
     import numba
 
-    from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
+    from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, leapfrog
+    from nutslite.engine.linalg import dot
     from nutslite.engine.metric import diagonal_metric
 
+    python_dot = getattr(dot, "py_func", dot)
     model = zoo.std_normal(11)
-    metric = diagonal_metric(np.linspace(0.5, 2.0, 11))
-    step = numba.njit(lambda f, m, eps, z, out, rho: leapfrog(f, m, eps, z, out, rho))
+    m = np.linspace(0.5, 2.0, 11)
+    metric = diagonal_metric(m)
+    step = numba.njit(lambda *args: leapfrog(*args))
     rng = np.random.default_rng(2)
     z = rng.standard_normal((4, 11))
     model.logp_grad(z[Q].copy(), z[GRAD])
-    for sign in (1.0, -1.0):
-        plain, fused = np.empty_like(z), np.empty_like(z)
-        prior, out = rng.standard_normal(11), np.empty(11)
-        expected = leapfrog(model.logp_grad_function, metric, 0.3, z, plain)
-        got = step(model.logp_grad_function, metric, 0.3, z, fused,
-                   MomentumSum(prior, out, sign, fused[V]))
-        assert got == expected
-        np.testing.assert_array_equal(fused, plain)
-        np.testing.assert_array_equal(out, prior + sign * plain[P])
+    for eps, sign in ((0.3, 1.0), (-0.3, -1.0)):
+        p_half = z[P] + (0.5 * eps) * z[GRAD]
+        q_new = z[Q] + eps * (m * p_half)
+        g_new = np.empty(11)
+        logp = model.logp_grad(q_new.copy(), g_new)
+        p_new = p_half + (0.5 * eps) * g_new
+        v_new = m * p_new
+        for f in (step, leapfrog):  # from compiled code, and from Python
+            out = np.empty_like(z)
+            prior, summed, velocity = rng.standard_normal(11), np.empty(11), np.empty(11)
+            got = f(model.logp_grad_function, metric, eps, z, out,
+                    MomentumSum(prior, summed, sign, velocity), False, False, out)
+            assert got == (logp, 0.5 * python_dot(p_new, v_new), False)
+            for row, expected in ((Q, q_new), (P, p_new), (GRAD, g_new)):
+                assert out[row].tobytes() == expected.tobytes()
+            assert velocity.tobytes() == v_new.tobytes()
+            assert summed.tobytes() == (prior + sign * p_new).tobytes()
 
 
 def test_compiled_sqrt_is_math_sqrt():
@@ -549,36 +562,39 @@ def test_kick_drift_kernel_matches_its_python_body():
 
 @pytest.mark.parametrize("kind", ["diagonal", "dense"])
 def test_chained_leapfrog_steps_are_leapfrog_steps(kind):
-    """A chain of ``leapfrog_ahead`` steps, each going on from the pass ahead of the one before
-    (as the tree builder's steps within a doubling do), writes the points, momentum sums and
-    energies of a chain of ``leapfrog`` steps, bit for bit, in both directions. A dense metric's
-    steps never pass ahead."""
+    """A chain of ``leapfrog`` steps that go ``ahead``, each going on from the pass ahead of the
+    one before (as the tree builder's steps within a doubling do), writes the points, momentum
+    sums, velocities and energies of a chain of plain steps, bit for bit, in both directions. A
+    dense metric's steps never pass ahead."""
     import numba
 
-    from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog, leapfrog_ahead
+    from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, leapfrog
     from nutslite.engine.metric import dense_metric, diagonal_metric
 
     model = zoo.std_normal(11)
     rng = np.random.default_rng(7)
     inv_mass = np.linspace(0.5, 2.0, 11)
     metric = diagonal_metric(inv_mass) if kind == "diagonal" else dense_metric(np.diag(inv_mass))
-    compiled = numba.njit(lambda *args: leapfrog_ahead(*args))
+    compiled = numba.njit(lambda *args: leapfrog(*args))
+
+    def momentum_sum(sign):
+        return MomentumSum(np.zeros(11), np.empty(11), sign, np.empty(11))
+
     for step, sign in ((0.3, 1.0), (-0.3, -1.0)):
         start = rng.standard_normal((4, 11))
         model.logp_grad(start[Q].copy(), start[GRAD])
         plain, source = [], start
         for _ in range(4):
-            z = np.empty_like(start)
-            r = MomentumSum(np.zeros(11), np.empty(11), sign, z[V])
-            plain.append((z, r, leapfrog(model.logp_grad_function, metric, step, source, z, r)))
+            z, r = np.empty_like(start), momentum_sum(sign)
+            logp, kinetic, _ = leapfrog(model.logp_grad_function, metric, step, source, z, r,
+                                        False, False, z)
+            plain.append((z, r, (logp, kinetic)))
             source = z
-        for f in (compiled, leapfrog_ahead):  # from compiled code, and from Python
-            source, drifted = start, False
-            ahead = np.empty_like(start)
+        for f in (compiled, leapfrog):  # from compiled code, and from Python
+            source, drifted, ahead = start, False, np.empty_like(start)
             for z_plain, r_plain, energies in plain:
                 z = ahead if drifted else np.empty_like(start)
-                ahead = np.empty_like(start)
-                r = MomentumSum(np.zeros(11), np.empty(11), sign, z[V])
+                ahead, r = np.empty_like(start), momentum_sum(sign)
                 logp, kinetic, drifted = f(model.logp_grad_function, metric, step, source, z, r,
                                            drifted, True, ahead)
                 assert drifted == (kind == "diagonal")

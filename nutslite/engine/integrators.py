@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from nutslite._numba import JIT_DISABLED, by_type, jit
-from nutslite.engine.linalg import dot, kick_drift_packed, kick_packed
+from nutslite.engine.linalg import kick_drift_packed, kick_packed
 from nutslite.engine.metric import DenseMetric, DiagonalMetric, LowRankMetric, velocity
 
 Q, P, V, GRAD = 0, 1, 2, 3  # the rows of a point z: position, momentum, velocity, gradient
@@ -74,70 +74,19 @@ if not JIT_DISABLED:
         return context.compile_internal(builder, _call_with_data, signature, args)
 
 
-@jit(inline="always")  # one loop, at two call sites
-def _drift_diagonal(m, step_size, z, z_out):
-    """The first pass of a step with a diagonal metric: the half step of momentum and the full
-    step of position, ``z_out[P] = z[P] + (eps/2) z[GRAD]``, ``z_out[Q] = z[Q] + eps m z_out[P]``.
-    (LLVM's loop vectoriser packs it, behind a run-time check that the rows do not overlap.)"""
-    half = 0.5 * step_size
-    for i in range(m.shape[0]):
-        z_out[P, i] = z[P, i] + half * z[GRAD, i]
-        z_out[Q, i] = z[Q, i] + step_size * (m[i] * z_out[P, i])
-
-
 @jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
-def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out, rho=None):
-    """The diagonal metric's step in two passes over the coordinates. With a momentum sum the
-    second is ``linalg.kick`` as a packed kernel, which also writes the velocity and the sum and
-    adds up the kinetic energy (the rows must be contiguous, as every caller's are); without one,
-    two loops as in ``kick``'s definition, the same arithmetic."""
+def _leapfrog_diagonal(logp_grad, metric, step_size, z, z_out, rho, drifted, ahead, z_next):
+    """The diagonal metric's step: two passes over the coordinates, or one when ``drifted``. The
+    second is ``linalg.kick`` (or ``kick_drift``, going ``ahead``) as a packed kernel, which also
+    writes the velocity and the momentum sum and adds up the kinetic energy (the rows must be
+    contiguous, as every caller's are)."""
     half = 0.5 * step_size
     m = metric.diag
     n = m.shape[0]  # the dimension: the rows of a point may be longer (padded to a cache line)
-    _drift_diagonal(m, step_size, z, z_out)
-    logp = logp_grad(z_out[Q, :n], z_out[GRAD, :n])
-    if rho is not None:
-        return logp, 0.5 * kick_packed(
-            z_out[P, :n], z_out[GRAD, :n], rho.velocity, m, half, rho.prior, rho.out, rho.sign
-        )
-    for i in range(n):
-        # p'_i in a local: read back from z_out after the store of v_i, which the compiler
-        # cannot tell apart from it, it waited on that store (most of the step's time)
-        p_i = z_out[P, i] + half * z_out[GRAD, i]
-        z_out[P, i] = p_i
-        z_out[V, i] = m[i] * p_i
-    return logp, 0.5 * dot(z_out[P, :n], z_out[V, :n])
-
-
-@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
-def _leapfrog_general(logp_grad, metric, step_size, z, z_out, rho=None):
-    """Any metric, through ``velocity``."""
-    half = 0.5 * step_size
-    n = metric.diag.shape[0]
-    for i in range(n):
-        z_out[P, i] = z[P, i] + half * z[GRAD, i]
-    velocity(metric, z_out[P, :n], z_out[V, :n])
-    for i in range(n):
-        z_out[Q, i] = z[Q, i] + step_size * z_out[V, i]
-    logp = logp_grad(z_out[Q, :n], z_out[GRAD, :n])
-    for i in range(n):
-        p_i = z_out[P, i] + half * z_out[GRAD, i]
-        z_out[P, i] = p_i
-        if rho is not None:
-            rho.out[i] = rho.prior[i] + rho.sign * p_i
-    if rho is not None:
-        return logp, velocity(metric, z_out[P, :n], rho.velocity)
-    return logp, velocity(metric, z_out[P, :n], z_out[V, :n])
-
-
-@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
-def _leapfrog_ahead_diagonal(logp_grad, metric, step_size, z, z_out, rho, drifted, ahead, z_next):
-    """The diagonal metric's chained step: one pass over the coordinates when ``drifted``."""
-    half = 0.5 * step_size
-    m = metric.diag
-    n = m.shape[0]
-    if not drifted:
-        _drift_diagonal(m, step_size, z, z_out)
+    if not drifted:  # LLVM's loop vectoriser packs it, behind a check that the rows don't overlap
+        for i in range(n):
+            z_out[P, i] = z[P, i] + half * z[GRAD, i]
+            z_out[Q, i] = z[Q, i] + step_size * (m[i] * z_out[P, i])
     logp = logp_grad(z_out[Q, :n], z_out[GRAD, :n])
     p, g = z_out[P, :n], z_out[GRAD, :n]
     if ahead:
@@ -151,10 +100,22 @@ def _leapfrog_ahead_diagonal(logp_grad, metric, step_size, z, z_out, rho, drifte
 
 
 @jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
-def _leapfrog_ahead_general(logp_grad, metric, step_size, z, z_out, rho, drifted, ahead, z_next):
-    """Any metric: a plain step, never passing ahead (so never asked to go on from a drift)."""
-    logp, kinetic = _leapfrog_general(logp_grad, metric, step_size, z, z_out, rho)
-    return logp, kinetic, False
+def _leapfrog_general(logp_grad, metric, step_size, z, z_out, rho, drifted, ahead, z_next):
+    """Any metric, through ``velocity``; never passing ahead (so never asked to go on from a
+    drift)."""
+    half = 0.5 * step_size
+    n = metric.diag.shape[0]
+    for i in range(n):
+        z_out[P, i] = z[P, i] + half * z[GRAD, i]
+    velocity(metric, z_out[P, :n], z_out[V, :n])
+    for i in range(n):
+        z_out[Q, i] = z[Q, i] + step_size * z_out[V, i]
+    logp = logp_grad(z_out[Q, :n], z_out[GRAD, :n])
+    for i in range(n):
+        p_i = z_out[P, i] + half * z_out[GRAD, i]
+        z_out[P, i] = p_i
+        rho.out[i] = rho.prior[i] + rho.sign * p_i
+    return logp, velocity(metric, z_out[P, :n], rho.velocity), False
 
 
 leapfrog = by_type(
@@ -165,44 +126,30 @@ leapfrog = by_type(
     },
     position=1,
 )
-leapfrog.__doc__ = """``leapfrog(logp_grad, metric, step_size, z, z_out, rho=None)``: one leapfrog
-step from the point ``z`` (its rows ``Q``, ``P`` and ``GRAD`` are read). The step reads and writes
-the first ``dim`` entries of each row, ``dim`` being the metric's: the tree builder's rows are
-longer, padded to start on cache lines (``nutslite.engine.tree.Trajectory``).
+leapfrog.__doc__ = """``leapfrog(logp_grad, metric, step_size, z, z_out, rho, drifted, ahead,
+z_next) -> (log p(q'), K(p'), passed_ahead)``: one leapfrog step from the point ``z`` (its rows
+``Q``, ``P`` and ``GRAD`` are read) to ``z_out``, which receives rows ``Q``, ``P`` and ``GRAD``.
+The step reads and writes the first ``dim`` entries of each row, ``dim`` being the metric's: the
+tree builder's rows are longer, padded to start on cache lines
+(``nutslite.engine.tree.Trajectory``). ``z_out`` may be ``z`` (an in-place step). One gradient
+evaluation.
 
-Writes the new point, velocity included, to ``z_out`` and returns ``(log p(q'), K(p'))``.
-``z_out`` may be ``z`` (an in-place step). One gradient evaluation.
+``rho``, a ``MomentumSum``, is extended by the new momentum, ``rho.out = rho.prior + rho.sign *
+p'`` (the tree builder's prefix sums), in the pass that writes ``p'``, and the new velocity
+``M^{-1} p'`` goes to ``rho.velocity``: one pass over the coordinates less than a separate loop.
 
-``rho``, a ``MomentumSum``, also extends a running sum of momenta by the new momentum,
-``rho.out = rho.prior + rho.sign * p'`` (the tree builder's prefix sums), in the pass that writes
-``p'``: one pass over the coordinates less than a separate loop. The velocity then goes to
-``rho.velocity`` (``z_out``'s row ``V`` is then scratch, unless it is that row)."""
+**Chained steps.** With a diagonal metric a step can go ``ahead``: its second pass then also
+writes the next step's first one (the half step of momentum and the drift, from the new point,
+in the same direction) to rows ``P`` and ``Q`` of ``z_next`` (``linalg.kick_drift``), and it
+returns ``passed_ahead`` true. The next step, given that ``z_next`` as its ``z_out`` and told it
+is ``drifted``, skips its first pass. A chain of such steps does the operations of a chain of
+plain steps, with the same results bit for bit, in one pass over the coordinates per step instead
+of two: consecutive steps share their half steps of momentum, as the Stormer-Verlet method is
+usually run (Leimkuhler & Reich 2004, ch. 2). The pass ahead is wasted when no step goes on from
+the new point in that direction, so the tree builder asks for it only within a doubling, where
+the next step follows unless a subtree turns or diverges first (at the end of a doubling, the
+next one grows the other side, or none does, more often than not).
 
-
-leapfrog_ahead = by_type(
-    {
-        DiagonalMetric: _leapfrog_ahead_diagonal,
-        DenseMetric: _leapfrog_ahead_general,
-        LowRankMetric: _leapfrog_ahead_general,
-    },
-    position=1,
-)
-leapfrog_ahead.__doc__ = """``leapfrog_ahead(logp_grad, metric, step_size, z, z_out, rho, drifted,
-ahead, z_next) -> (log p(q'), K(p'), passed_ahead)``: ``leapfrog(logp_grad, metric, step_size, z,
-z_out, rho)`` chained to the next step in the same direction, as the tree builder takes its steps.
-
-With a diagonal metric the step skips its first pass when ``drifted`` (the step before wrote it
-to ``z_out`` already: rows ``P`` and ``Q``), and when asked to go ``ahead`` its second pass also
-writes the next step's first one, from the new point, to ``z_next`` (``linalg.kick_drift``),
-and it returns ``passed_ahead`` true. A chain of such steps does the operations of a chain of
-``leapfrog`` steps, with the same results bit for bit, in one pass over the coordinates per step
-instead of two: consecutive steps share their half steps of momentum, as the Stormer-Verlet
-method is usually run (Leimkuhler & Reich 2004, ch. 2).
-The pass ahead is wasted when no step goes on from the new point in that direction, so the tree
-builder asks for it only within a doubling, where the next step follows unless a subtree turns or
-diverges first; at the end of a doubling, the next one grows the other side or none does (the
-transition ends) more often than not.
-
-With a dense or low-rank metric the step is ``leapfrog``'s and ``passed_ahead`` is false: there
-the pass ahead would compute a velocity ``M^{-1} p``, a product with a matrix, which a wasted pass
-would throw away."""
+With a dense or low-rank metric the step is never chained (``passed_ahead`` is false, and
+``drifted``, ``ahead`` and ``z_next`` are unused): there the pass ahead would compute a velocity
+``M^{-1} p``, a product with a matrix, which a wasted pass would throw away."""

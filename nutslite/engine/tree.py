@@ -69,7 +69,7 @@ import numpy as np
 
 from nutslite._memory import aligned_empty
 from nutslite._numba import borrowed, by_reference, by_type, jit
-from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog_ahead
+from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
 from nutslite.engine.metric import start_momentum
 from nutslite.engine.normal import uniform
@@ -89,7 +89,7 @@ references to slot ``k``, and ``slots[FREE, 1 : 1 + slots[FREE, 0]]`` lists the 
 most ``max_depth + 6`` are held at once: the transition's start (held for its caller), the two
 edges and the sample, the first half's proposal at each of the (at most ``max_depth - 1``)
 levels of the subtree being built, the point a step starts from, the one it writes and the one
-its pass ahead writes (``integrators.leapfrog_ahead``). ``slots[REFS, max_depth + 7 :]`` records
+its pass ahead writes (``integrators.leapfrog``). ``slots[REFS, max_depth + 7 :]`` records
 that pass: the slot and direction of the point it went on from, and its own slot.
 
 By position ``s``: ``logp, energy`` ``(2^max_depth,)`` in row ``s & (2^max_depth - 1)``, and
@@ -450,7 +450,7 @@ def build_tree(ctx, edge, direction, depth, source, go_on):
     context's some 80 flattened members (``benchmarks/README.md``, engine round 17). ``go_on``
     says that a step of the same doubling follows this subtree's last one (it is the initial
     half of a larger subtree, or within one): the steps then pass ahead to the next one
-    (``integrators.leapfrog_ahead``), all of them but the doubling's last.
+    (chained steps, ``integrators.leapfrog``), all of them but the doubling's last.
 
     Hoffman & Gelman (2014) Alg. 3 with Stan's multinomial weights and extra checks. Returns
     ``(valid, log_weight, proposal, sum_accept, n_steps, divergent_position, proposal_slot,
@@ -483,7 +483,7 @@ def build_tree(ctx, edge, direction, depth, source, go_on):
         v = traj.rows[v_row, :dim]
         sign = 1.0 if direction > 0 else -1.0
         # the step's point goes to a fresh slot ``out`` (the subtree's proposal and its last
-        # state), unless the step before passed ahead (``leapfrog_ahead``) from ``source`` in
+        # state), unless the step before passed ahead (``leapfrog``) from ``source`` in
         # this direction: its slot ``ahead`` then holds the step's first pass already
         k = traj.points.shape[0]  # the record of the pass ahead, after the reference counts
         ahead = traj.slots[REFS, k + 2]  # 0 if the last step did not pass ahead
@@ -500,7 +500,7 @@ def build_tree(ctx, edge, direction, depth, source, go_on):
         # diverges before it): pass ahead to it, into a slot held for it (slot 0 is never written)
         ahead = acquire(traj.slots, 1) if go_on else 0
         z = traj.points[out]
-        logp, kinetic, passed_ahead = leapfrog_ahead(
+        logp, kinetic, passed_ahead = leapfrog(
             ctx.logp_grad, ctx.metric, direction * ctx.step_size, traj.points[source], z,
             MomentumSum(traj.rows[prior, :dim], traj.rows[written, :dim], sign, v),
             drifted, go_on, traj.points[ahead],

@@ -46,7 +46,7 @@ import numpy as np
 from scipy import stats
 
 from nutslite._numba import jit
-from nutslite.engine.integrators import GRAD, P, Q
+from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V
 from nutslite.engine.integrators import leapfrog as _leapfrog_step
 from nutslite.engine.metric import metric_from_inv_mass
 from nutslite.engine.tree import MAX_DELTA_H
@@ -81,8 +81,10 @@ def _leapfrog_steps(logp_grad, step_size, metric, q, p, n_steps):
     z[Q] = q
     z[P] = p
     logp_grad(z[Q], z[GRAD])
-    for _ in range(n_steps):
-        _leapfrog_step(logp_grad, metric, step_size, z, z)
+    unread = np.zeros(q.shape[0])  # the momentum sum the step extends (with sign 0)
+    for _ in range(n_steps):  # plain steps, in place
+        _leapfrog_step(logp_grad, metric, step_size, z, z, MomentumSum(unread, unread, 0.0, z[V]),
+                       False, False, z)
     return z[Q].copy(), z[P].copy()
 
 

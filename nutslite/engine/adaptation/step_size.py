@@ -102,17 +102,17 @@ def _trial_delta_h(logp_grad, rng, metric, step_size, q, logp, grad, scratch):
     rows hold the point (``nutslite.engine.integrators``) and are stepped in place; the fifth
     receives momentum sums nobody reads. The momentum is drawn by ``start_momentum``, which also
     writes a transition's first two prefix sums (here to that row), and the step asks for a sum
-    (with sign 0, and the velocity to the point's own row), only so that both call the same
-    compiled functions as a transition: one specialisation of each to compile, not two (about
-    0.4 s of a cold start for the leapfrog, ``benchmarks/README.md``, round 6)."""
+    (with sign 0, and the velocity to the point's own row) and is not chained, only so that both
+    call the same compiled functions as a transition: one specialisation of each to compile, not
+    two (about 0.4 s of a cold start for the leapfrog, ``benchmarks/README.md``, round 6)."""
     z = scratch[:4]
     for i in range(q.shape[0]):
         z[Q, i] = q[i]
         z[GRAD, i] = grad[i]
     unread = scratch[4]
     h0 = -logp + start_momentum(rng, metric, z[P], z[V], unread, unread)
-    logp1, kinetic = leapfrog(
-        logp_grad, metric, step_size, z, z, MomentumSum(unread, unread, 0.0, z[V])
+    logp1, kinetic, _ = leapfrog(
+        logp_grad, metric, step_size, z, z, MomentumSum(unread, unread, 0.0, z[V]), False, False, z
     )
     h = -logp1 + kinetic
     if math.isnan(h):
