@@ -23,11 +23,13 @@ is asked for one timing per round, in turn: the timings of a round lie within a 
 other, so the ratio within each round is little moved by the host's drift, and the medians and
 quartiles of those ratios are the measurement.
 
-With ``--model radon10x`` the loop runs radon non-centered instead, on 10x the Minnesota data
-(``synthetic_radon(850, 11, seed=0)``, 1,705 coordinates, as ``bench_scaling.py``'s 10x), from
-the step size, diagonal metric and last draw of a 1000-iteration warmup (seed 3), where a
-transition takes 15 steps and each step's passes over the coordinates outweigh its bookkeeping
-(``--step-size`` is then unused; ``--transitions`` 300 is about as long as 3000 of the normal's).
+With ``--model radon`` the loop runs radon non-centered instead (the Minnesota data, 175
+coordinates), and with ``--model radon10x`` on 10x that data (``synthetic_radon(850, 11,
+seed=0)``, 1,705 coordinates, as ``bench_scaling.py``'s 10x), from the step size, diagonal metric
+and last draw of a 1000-iteration warmup (seed 3): a transition takes 15 steps, and at 10x each
+step's passes over the coordinates outweigh its bookkeeping (``--step-size`` is then unused;
+``--transitions`` 3000 for radon and 300 for radon10x take about as long as 6000 of the
+normal's).
 
 Each version's loop starts the next transition from the selected state as that version's chain
 loop does: from the slot ``info.sample_slot`` itself (``place_start``, engine round 20), or by
@@ -82,11 +84,12 @@ if MODEL == "normal":
     DIM = 175
     model = trivial_model(DIM)
     INV_MASS, Q0 = np.ones(DIM), np.random.default_rng(1).standard_normal(DIM)
-else:  # radon non-centered on 10x the data, from the state a warmup adapted
+else:  # radon non-centered (on 10x the data), from the state a warmup adapted
     import nutslite as nl
     from nutslite.models.radon import radon, synthetic_radon
 
-    model = radon("noncentered", data=synthetic_radon(850, 11, seed=0))
+    model = radon("noncentered", data=synthetic_radon(850, 11, seed=0)
+                  if MODEL == "radon10x" else None)
     DIM = model.dim
     adapted = nl.sample(model, draws=1, tune=1000, chains=1, cores=1, seed=3, progress=False)
     EPS = float(np.ravel(adapted.warmup["step_size"])[0])
@@ -266,8 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step-size", type=float, default=0.6)
     parser.add_argument("--transitions", type=int, default=3000,
                         help="per timed loop (more: longer runs, less timer noise)")
-    parser.add_argument("--model", choices=("normal", "radon10x"), default="normal",
-                        help="the 175-d standard normal, or radon on 10x the data (see above)")
+    parser.add_argument("--model", choices=("normal", "radon", "radon10x"), default="normal",
+                        help="the 175-d standard normal, or radon (on 10x the data; see above)")
     parser.add_argument("--alternate", action="store_true",
                         help="keep one process per checkout and alternate them (alternate())")
     args = parser.parse_args(argv)
