@@ -506,58 +506,39 @@ def test_segment_kernel_is_uturn_dots_on_one_segment():
         assert three(v, r, va, vb, va, vb, ra, rb, ra, rb) == expected * 3
 
 
-def test_kick_kernel_matches_its_python_body():
-    """``kick_packed`` (a <4 x double> kernel) writes the same momentum, velocity and momentum
-    sum as ``kick``'s Python body and returns the same ``p . v``, bit for bit, for every length of
-    the tail."""
+@pytest.mark.parametrize("drift", [False, True])
+def test_kick_kernels_match_their_python_bodies(drift):
+    """``kick_packed`` and ``kick_drift_packed`` (<4 x double> kernels) write the same rows as
+    their Python bodies ``kick`` and ``kick_drift`` (the momentum, velocity and momentum sum; and
+    the next half step of momentum and position) and return the same ``p . v``, bit for bit, for
+    every length of the tail; and ``kick_drift`` is ``kick`` followed by the first pass of a
+    leapfrog step from its result."""
     import numba
 
-    from nutslite.engine.linalg import kick, kick_packed
+    from nutslite.engine.linalg import kick, kick_drift, kick_drift_packed, kick_packed
 
-    compiled = numba.njit(lambda *args: kick_packed(*args))
+    kernel, body = (kick_drift_packed, kick_drift) if drift else (kick_packed, kick)
+    compiled = numba.njit(lambda *args: kernel(*args))
     rng = np.random.default_rng(4)
     for dim in range(1, 14):
         z = rng.standard_normal((4, dim))
         m, prior = rng.uniform(0.5, 2.0, dim), rng.standard_normal(dim)
         results = []
-        for f in (compiled, kick):
-            zz, out = z.copy(), np.empty(dim)
-            total = f(zz[1], zz[3], zz[2], m, 0.37, prior, out, -1.0)
-            results.append((total, zz, out))
-        (t1, z1, o1), (t2, z2, o2) = results
-        assert t1 == t2
-        assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()
-
-
-def test_kick_drift_kernel_matches_its_python_body():
-    """``kick_drift_packed`` writes the same momentum, velocity, momentum sum and next half step
-    of momentum and position as ``kick_drift``'s Python body, and returns the same ``p . v``, bit
-    for bit, for every length of the tail; and these equal ``kick`` followed by the first pass of
-    a leapfrog step from its result."""
-    import numba
-
-    from nutslite.engine.linalg import kick, kick_drift, kick_drift_packed
-
-    compiled = numba.njit(lambda *args: kick_drift_packed(*args))
-    rng = np.random.default_rng(6)
-    for dim in range(1, 14):
-        z = rng.standard_normal((4, dim))
-        m, prior = rng.uniform(0.5, 2.0, dim), rng.standard_normal(dim)
-        results = []
-        for f in (compiled, kick_drift):
-            zz, out, ahead = z.copy(), np.empty(dim), np.empty((2, dim))
-            total = f(zz[1], zz[3], zz[2], m, -0.37, prior, out, -1.0, zz[0], ahead[0], ahead[1],
-                      -0.74)
+        for f in (compiled, body):
+            zz, out, ahead = z.copy(), np.empty(dim), np.zeros((2, dim))
+            extra = (zz[0], ahead[0], ahead[1], -0.74) if drift else ()
+            total = f(zz[1], zz[3], zz[2], m, -0.37, prior, out, -1.0, *extra)
             results.append((total, zz, out, ahead))
         (t1, z1, o1, a1), (t2, z2, o2, a2) = results
         assert t1 == t2
         assert z1.tobytes() == z2.tobytes() and o1.tobytes() == o2.tobytes()
         assert a1.tobytes() == a2.tobytes()
-        zz, out = z.copy(), np.empty(dim)
-        assert kick(zz[1], zz[3], zz[2], m, -0.37, prior, out, -1.0) == t1
-        p_half = zz[1] + -0.37 * zz[3]
-        np.testing.assert_array_equal(a1[0], p_half)
-        np.testing.assert_array_equal(a1[1], zz[0] + -0.74 * (m * p_half))
+        if drift:
+            zz, out = z.copy(), np.empty(dim)
+            assert kick(zz[1], zz[3], zz[2], m, -0.37, prior, out, -1.0) == t1
+            p_half = zz[1] + -0.37 * zz[3]
+            np.testing.assert_array_equal(a1[0], p_half)
+            np.testing.assert_array_equal(a1[1], zz[0] + -0.74 * (m * p_half))
 
 
 @pytest.mark.parametrize("kind", ["diagonal", "dense"])
