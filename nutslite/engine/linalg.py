@@ -17,18 +17,19 @@ The U-turn criterion's six dot products are summed the same way, all six in one 
 
 **Packed kernels.** The partial sums are lanes of a vector register, yet Numba 0.65 compiles these
 loops to scalar instructions (``vaddsd``, ``vmulsd``): it turns LLVM's SLP vectoriser off (numba PR
-#8852), and the loop vectoriser may not reassociate a sum. So ``uturn_dots``, the costliest of
-them, has two bodies (so do ``segment_dots``, ``kick`` and ``fresh_momentum``). The Python body
-is the definition: it runs under ``NUMBA_DISABLE_JIT=1`` and spells out the order of operations.
-Compiled callers run instead a kernel emitted with llvmlite that performs the same operations in
-the same order on ``<4 x double>`` vectors (``ymm`` registers), each lane one partial sum. IEEE
-arithmetic on each lane does not depend on the width of the instruction, and floating-point
-contraction stays off, so both bodies give bit-identical results (``tests/test_engine.py``
-compares them). The leapfrog's first pass has no such kernel: LLVM's loop vectoriser packs it
-already, behind a run-time check that the rows do not overlap. Its second pass is ``kick``,
-packed by hand because it also adds up the kinetic energy (``benchmarks/README.md``, round 8);
-``fresh_momentum``, a transition's momentum with its velocity and kinetic energy, likewise
-(rounds 18 and 20).
+#8852), and the loop vectoriser may not reassociate a sum. So ``uturn_dots``, the costliest of them,
+has two bodies (so do ``segment_dots``, ``kick``, ``kick_drift`` and ``fresh_momentum``). The Python
+body is the definition: it runs under ``NUMBA_DISABLE_JIT=1`` and spells out the order of
+operations. Compiled callers run instead a kernel emitted with llvmlite that performs the same
+operations in the same order on ``<4 x double>`` vectors (``ymm`` registers), each lane one partial
+sum. IEEE arithmetic on each lane does not depend on the width of the instruction, and
+floating-point contraction stays off, so both bodies give bit-identical results
+(``tests/test_engine.py`` compares them). The leapfrog's first pass has no such kernel: LLVM's loop
+vectoriser packs it already, behind a run-time check that the rows do not overlap. Its second pass
+is ``kick``, packed by hand because it also adds up the kinetic energy (``benchmarks/README.md``,
+round 8), or ``kick_drift``, which also makes the next step's first pass (round 21);
+``fresh_momentum``, a transition's momentum with its velocity and kinetic energy, likewise (rounds
+18 and 20).
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ most ``max_depth + 6`` are held at once: the transition's start (held for its ca
 edges and the sample, the first half's proposal at each of the (at most ``max_depth - 1``)
 levels of the subtree being built, the point a step starts from, the one it writes and the one
 its pass ahead writes (``integrators.leapfrog``). ``slots[REFS, max_depth + 7 :]`` records
-that pass: the slot and direction of the point it went on from, and its own slot.
+that pass: the slot of the point it went on from, and its own slot (0 if none).
 
 By position ``s``: ``logp, energy`` ``(2^max_depth,)`` in row ``s & (2^max_depth - 1)``, and
 the velocity ``M^{-1} p`` and the prefix sum of momenta ``R[s]`` in ``rows`` ``(3 * 2^max_depth,
@@ -192,7 +192,7 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     width = -(-dim // ROW_ALIGN) * ROW_ALIGN  # each row starts a cache line
     return (CompactTrajectory if compact else Trajectory)(
         points=aligned_empty((slots, 4, width)),
-        slots=np.empty((3, 3 * cap + 3 + held) if compact else (2, slots + 3), dtype=np.int64),
+        slots=np.empty((3, 3 * cap + 3 + held) if compact else (2, slots + 2), dtype=np.int64),
         rows=aligned_empty((held if compact else 3 * cap, width)),
         logp=np.empty(cap),
         energy=np.empty(cap),
@@ -483,12 +483,12 @@ def build_tree(ctx, edge, direction, depth, source, go_on):
         v = traj.rows[v_row, :dim]
         sign = 1.0 if direction > 0 else -1.0
         # the step's point goes to a fresh slot ``out`` (the subtree's proposal and its last
-        # state), unless the step before passed ahead (``leapfrog``) from ``source`` in
-        # this direction: its slot ``ahead`` then holds the step's first pass already
+        # state), unless the step before passed ahead (``leapfrog``) from ``source``: its slot
+        # ``ahead`` then holds this step's first pass already (in this direction, since a point
+        # that a step wrote lies at an end of the trajectory, which grows outwards)
         k = traj.points.shape[0]  # the record of the pass ahead, after the reference counts
-        ahead = traj.slots[REFS, k + 2]  # 0 if the last step did not pass ahead
-        drifted = (ahead != 0 and traj.slots[REFS, k] == source
-                   and traj.slots[REFS, k + 1] == direction)
+        ahead = traj.slots[REFS, k + 1]  # 0 if the last step did not pass ahead
+        drifted = ahead != 0 and traj.slots[REFS, k] == source
         if drifted:
             out = ahead
             traj.slots[REFS, out] = 2
@@ -509,8 +509,7 @@ def build_tree(ctx, edge, direction, depth, source, go_on):
             release(traj.slots, ahead)
             ahead = 0
         traj.slots[REFS, k] = out
-        traj.slots[REFS, k + 1] = direction
-        traj.slots[REFS, k + 2] = ahead
+        traj.slots[REFS, k + 1] = ahead
         release(traj.slots, source)
         h = -logp + kinetic
         if math.isnan(h):
@@ -605,8 +604,7 @@ def nuts_transition(
         n += k != start
     traj.slots[FREE, 0] = n
     traj.slots[REFS, start] = 4  # the left edge, the right edge, the sample, and the caller
-    traj.slots[REFS, slots] = 0  # no step has passed ahead (``build_tree``)
-    traj.slots[REFS, slots + 2] = 0
+    traj.slots[REFS, slots + 1] = 0  # no step has passed ahead (``build_tree``)
     dim = metric.diag.shape[0]  # the trajectory's rows are longer (``allocate_trajectory``)
     z0 = traj.points[start]
     v0_row, below, at = start_rows(traj)
