@@ -8,6 +8,13 @@ even when there are fewer workers than chains, and Ctrl-C stops all of them with
 their work kept. Chunking never changes a draw: iteration ``t`` of a chain does the same thing
 whichever chunk runs it.
 
+A chain's first chunk is one iteration, whose time is all the scheduler knows of the model. A
+chunk is then at most twice as long as the last one, so that a rising cost per iteration (early
+warmup) cannot make one overshoot ``CHUNK_SECONDS`` by much, unless the longer chunk would still
+take less than ``MIN_CHUNK_SECONDS`` at the last one's rate: then it takes that long. Each chunk
+costs a call from Python (20-50 µs); on radon, doubling from 1 took 14 calls per chain, and
+these take 8 or 9 (``benchmarks/README.md``, round 22).
+
 Near the end, chunks shrink so that the chains finish together: a chunk is at most
 ``END_SHARE`` of the mean number of iterations left per chain (and at least
 ``MIN_CHUNK_SECONDS`` long). Without that cap, 4 chains on 2 workers could end with one chain's
@@ -26,7 +33,7 @@ from dataclasses import dataclass
 CHUNK_SECONDS = 0.1  # target wall time of one compiled chunk
 POLL_SECONDS = 0.1  # how often the main thread reports progress
 END_SHARE = 0.5  # near the end, a chunk is at most this share of the iterations left per chain
-MIN_CHUNK_SECONDS = 0.002  # ... but not shorter than this: each chunk costs a call from Python
+MIN_CHUNK_SECONDS = 0.002  # chunks grow to at least this long, and shrink to no less near the end
 
 
 @dataclass
@@ -66,7 +73,9 @@ class ChainScheduler:
         elapsed = time.perf_counter() - t0
         run.seconds += elapsed
         n = stop_at - run.done
-        run.chunk = max(1, min(2 * n, int(CHUNK_SECONDS * n / max(elapsed, 1e-9))))
+        rate = n / max(elapsed, 1e-9)  # iterations per second
+        grown = max(2 * n, int(MIN_CHUNK_SECONDS * rate))
+        run.chunk = max(1, min(grown, int(CHUNK_SECONDS * rate)))
         run.done = stop_at
         return ok
 

@@ -1,6 +1,8 @@
 """The chain scheduler: every iteration of every chain runs once, in order, and chunks shrink
 near the end so that the chains finish together."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from nutslite import scheduler
@@ -39,3 +41,28 @@ def test_chunks_shrink_to_the_iterations_left(monkeypatch):
     assert all(size <= cap for size, cap in sizes)
     assert max(size for size, _ in sizes) > 100  # chunks still grow while much is left
     assert sizes[-1][0] == 1  # and the last one is a single iteration
+
+
+def test_short_chunks_grow_past_doubling(monkeypatch):
+    """On a clock where an iteration takes 10 µs and a call 50 µs, a chain of 2000 iterations
+    starts with one iteration, then grows its chunks to ``MIN_CHUNK_SECONDS`` at the last chunk's
+    rate (faster than doubling: 1, 2, 4, ... took 14 calls, these take 8), and no chunk is
+    longer than ``CHUNK_SECONDS`` at that rate or, once that long, more than twice the last
+    one."""
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(scheduler, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    sizes = []
+
+    def advance(c, start, stop):
+        clock.now += 50e-6 + 10e-6 * (stop - start)
+        sizes.append(stop - start)
+        return True
+
+    ChainScheduler([ChunkedRun(2000)], advance, 1).run(lambda: None)
+    assert sum(sizes) == 2000 and sizes[0] == 1
+    assert sizes[1] == int(scheduler.MIN_CHUNK_SECONDS / 60e-6)  # 1 iteration in 60 µs
+    for last, size in zip(sizes, sizes[1:-1], strict=False):  # the last chunk is what is left
+        rate = last / (50e-6 + 10e-6 * last)
+        assert size <= scheduler.CHUNK_SECONDS * rate
+        assert size <= max(2 * last, scheduler.MIN_CHUNK_SECONDS * rate)
+    assert len(sizes) <= 8
