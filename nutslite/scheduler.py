@@ -118,16 +118,18 @@ class ChainScheduler:
         chunk, and further Ctrl-C are ignored while they finish it. Errors raised in the workers
         wait for :meth:`raise_errors`."""
         interrupted = False
-        with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            self._futures = [pool.submit(self._worker) for _ in range(self._workers)]
-            try:
-                while wait(self._futures, timeout=POLL_SECONDS).not_done:
-                    poll()
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                self._stop.set()  # no-op after a normal end
-                _wait_through_interrupts(self._futures)
+        pool = ThreadPoolExecutor(max_workers=self._workers)
+        self._futures = [pool.submit(self._worker) for _ in range(self._workers)]
+        try:
+            while wait(self._futures, timeout=POLL_SECONDS).not_done:
+                poll()
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            self._stop.set()  # no-op after a normal end
+            _wait_through_interrupts(self._futures)
+            # every worker has returned: its idle thread ends on its own, unwaited for
+            pool.shutdown(wait=False)
         return interrupted
 
     def raise_errors(self) -> None:
