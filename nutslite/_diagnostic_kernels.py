@@ -44,13 +44,14 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from nutslite._numba import JIT_DISABLED, jit
+from nutslite._numba import JIT_DISABLED, gc_frozen, jit, needs_compiling
 
 __all__ = [
     "COLUMNS",
@@ -1661,22 +1662,24 @@ def normal_scores(size: int) -> NDArray[np.float64]:
     """
     scores = np.empty(2 * size - 1)
     no_scalars = np.zeros(7, dtype=np.int64)  # the layout of a source with no scalars
-    _statistics_kernel(
-        np.empty(1),
-        no_scalars,
-        np.zeros(0, dtype=np.bool_),
-        scores,
-        True,
-        fft_twiddles(2),
-        0.5,
-        0,
-        False,
-        np.zeros(1, dtype=np.int64),
-        _scratch(0, 0, 0),
-        np.empty((0, len(COLUMNS))),
-        np.zeros(0, dtype=np.bool_),
-        np.empty((0, 2)),
-    )
+    # a process's first call compiles the kernel (or loads it): nutslite._numba.gc_frozen
+    with gc_frozen() if needs_compiling(_statistics_kernel) else nullcontext():
+        _statistics_kernel(
+            np.empty(1),
+            no_scalars,
+            np.zeros(0, dtype=np.bool_),
+            scores,
+            True,
+            fft_twiddles(2),
+            0.5,
+            0,
+            False,
+            np.zeros(1, dtype=np.int64),
+            _scratch(0, 0, 0),
+            np.empty((0, len(COLUMNS))),
+            np.zeros(0, dtype=np.bool_),
+            np.empty((0, 2)),
+        )
     return scores
 
 

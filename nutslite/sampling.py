@@ -17,6 +17,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from nutslite._blas import single_blas_thread
 from nutslite._diagnostic_kernels import _statistics_kernel
 from nutslite._memory import empty_block
-from nutslite._numba import cache_dir, needs_compiling
+from nutslite._numba import cache_dir, gc_frozen, needs_compiling
 from nutslite._precompile import DiagnosticsCompile, start_diagnostics_compile
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
@@ -188,16 +189,20 @@ def sample(
         block = empty_block(size + n_chains * n_iter * len(STAT_NAMES))
         all_draws = block[:size].reshape(n_chains, n_kept, model.dim)
         all_stats = block[size:].reshape(n_chains, n_iter, len(STAT_NAMES))
-        if needs_compiling(run_chain):
+        compiling = needs_compiling(run_chain)
+        if compiling:
             also = " and the diagnostics" if warn and needs_compiling(_statistics_kernel) else ""
             reporter.note(
                 f"compiling the sampler{also}, once after installing or upgrading nutslite (tens "
                 f"of seconds); later runs load it from {cache_dir()}"
             )
-        chain_list = [
-            _init_chain(model, request, c, streams[c], all_draws[c], all_stats[c])
-            for c in range(n_chains)
-        ]
+        # the first chain's step-size heuristic compiles the engine (and a model's first call its
+        # log density): the collector's full collections then skip what exists already
+        with gc_frozen() if compiling else nullcontext():
+            chain_list = [
+                _init_chain(model, request, c, streams[c], all_draws[c], all_stats[c])
+                for c in range(n_chains)
+            ]
         t_start = time.perf_counter()
         interrupted = _run_chains(model, request, chain_list, reporter)
         wall = time.perf_counter() - t_start
@@ -381,7 +386,8 @@ def _run_chains(
     if needs_compiling(run_chain):
         # compiled here, by a call that runs no iteration: compiled in a chain's worker thread,
         # the same compile faults in about 20k more fresh pages (benchmarks/README.md, round 7)
-        advance(0, 0, 0)
+        with gc_frozen():
+            advance(0, 0, 0)
     reporter.begin()  # the progress clock starts with the chains, after any compile
 
     def snapshot(kept: int = n_iter) -> list[ChainProgress]:

@@ -306,3 +306,30 @@ def test_nutslite_after_pymc_in_a_fresh_process():
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert float(proc.stdout) > 1.0  # two chains at different levels
+
+
+def test_gc_frozen_spares_existing_objects_for_the_outermost_block_only():
+    """``gc_frozen`` freezes what exists at the outermost entry and unfreezes it at that block's
+    exit, even after an error; nested blocks do nothing of their own, and objects frozen before
+    (a program's own ``gc.freeze``) stay frozen after it."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    with _numba.gc_frozen():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with _numba.gc_frozen():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen  # the inner exit unfroze nothing
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), _numba.gc_frozen():
+        raise RuntimeError("a failed compile")
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        mine = gc.get_freeze_count()
+        with _numba.gc_frozen():
+            assert gc.get_freeze_count() == mine
+        assert gc.get_freeze_count() == mine
+    finally:
+        gc.unfreeze()
