@@ -640,7 +640,7 @@ def gc_frozen() -> Iterator[None]:
     A compile creates objects by the hundred thousand, and enough of them live long enough to
     start a full collection every second or so; each walks every tracked object, about 120,000
     from importing Numba and SciPy alone. From ``import nutslite`` to the first radon draw, the
-    full collections took 0.6-0.8 s of a 6.6-7.1 s cold start, 0.30-0.48 s with this
+    full collections took 0.60-0.66 s of a 6.5-7.5 s cold start, and 0.30-0.31 s with this
     (``benchmarks/README.md``, cold compile, round 15). Only the outermost block acts, and only
     if nothing is frozen at its entry: freezing is the process's state, and a program's own
     frozen objects (the ``nutslite`` command freezes what its imports made) stay as they are."""
