@@ -29,7 +29,6 @@ from nutslite._numba import cache_dir, gc_frozen, needs_compiling
 from nutslite._precompile import DiagnosticsCompile, start_diagnostics_compile
 from nutslite.diagnostics import MIN_DRAWS, SamplingWarning, warn_problems
 from nutslite.engine.adaptation import ADAPTATIONS, Adaptation
-from nutslite.engine.adaptation.mass_matrix import with_counts
 from nutslite.engine.adaptation.status import METRIC_OVERFLOW, STEP_SIZE_IMPROPER, WARMUP_OK
 from nutslite.engine.adaptation.step_size import SHORT_WARMUP, DualAveraging, dual_averaging_start
 from nutslite.engine.adaptation.windows import WarmupSchedule
@@ -359,7 +358,7 @@ def _run_chain(
     that log events compile to nothing); updates ``chain``'s state, dual averaging and estimator,
     and returns the status (``nutslite.engine.adaptation.status``)."""
     schedule = request.schedule
-    logp, step_size, chain.da, counts, status = run_chain(
+    logp, step_size, chain.da, status = run_chain(
         model.logp_grad_function, chain.rng, chain.state, chain.da, chain.adapt, request.nuts,
         (schedule.collect, schedule.update, schedule.restart, schedule.retune,
          schedule.max_depth),
@@ -367,7 +366,6 @@ def _run_chain(
         chain.divergences, chain.divergence_iters, chain.divergence_count, heuristic,
     )
     chain.state = chain.state._replace(logp=logp, step_size=step_size)
-    chain.adapt = with_counts(chain.adapt, counts)
     return status
 
 

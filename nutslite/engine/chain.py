@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import namedtuple
 
 from nutslite._numba import jit
-from nutslite.engine.adaptation.mass_matrix import adaptation_counts
 from nutslite.engine.adaptation.status import WARMUP_OK
 from nutslite.engine.adaptation.step_size import find_initial_step_size
 from nutslite.engine.adaptation.warmup import warmup_step
@@ -71,11 +70,10 @@ def run_chain(
     iteration of the k-th and ``divergence_count[0]`` counts them.
     ``schedule`` is ``(collect, update, restart, retune, max_depth)``, per warmup iteration;
     ``max_depth[t]`` caps warmup transition ``t``'s tree depth below ``settings.max_depth``.
-    Returns ``(logp, step_size, da, counts, status)``: the chain's log density and step size
-    (``state``'s arrays hold its position, gradient and metric), the dual-averaging state, the
-    estimator's counts (``adaptation_counts``; its arrays are updated in place) and one of
-    ``nutslite.engine.adaptation.status``; a failure stops the loop at its iteration (a failure
-    of the heuristic, before the first).
+    Returns ``(logp, step_size, da, status)``: the chain's log density and step size
+    (``state``'s arrays hold its position, gradient and metric, and ``adapt``'s the estimator),
+    the dual-averaging state and one of ``nutslite.engine.adaptation.status``; a failure stops
+    the loop at its iteration (a failure of the heuristic, before the first).
 
     The arguments stay flat: bundled into ``ChainWork(traj, recorder, scratch)`` and
     ``ChainOutput(draws, ...)`` tuples they made the compiled loop 7% larger (Numba copies and
@@ -133,7 +131,7 @@ def run_chain(
 
         if t < settings.num_warmup:
             take_point(traj, slot, q, grad)  # the adaptation reads the draw there
-            step_size, da, adapt, status = warmup_step(
+            step_size, da, status = warmup_step(
                 logp_grad, rng, t, info.accept_stat, q, logp, grad, metric, da, adapt, settings,
                 schedule, scratch,
             )
@@ -143,4 +141,4 @@ def run_chain(
     # one return: Numba copies the returned tuples and releases every live array at each return.
     # Scalars only: the arrays are updated in place, and boxing them into new Python objects was a
     # quarter of the compiled wrapper (benchmarks/README.md, cold compile, round 13)
-    return logp, step_size, da, adaptation_counts(adapt), status
+    return logp, step_size, da, status

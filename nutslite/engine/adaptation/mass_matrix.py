@@ -5,7 +5,11 @@ Running moments use Welford's (1962) update, one draw at a time:
 
 Four estimators, each with a state of its own (a tuple type; the compiled functions
 ``adaptation_collect``, ``adaptation_update`` and ``adaptation_restart`` pick the estimator's code
-by the state's type, so a chain loop compiles only the estimator in use). Which adaptation uses
+by the state's type, so a chain loop compiles only the estimator in use). A state is two or three
+arrays, its counts among them, updated in place and never rebuilt: every array a compiled call
+is passed costs a reference-count increment and decrement, which for a tuple of eight arrays
+rebuilt at every draw was a large part of a warmup iteration (``benchmarks/README.md``, engine
+round 23). Which adaptation uses
 which estimator, metric and window schedule is the table in ``nutslite.engine.adaptation``.
 
 ``STAN`` (Stan's ``var_adaptation.hpp``): the regularised sample variance of the window's draws,
@@ -119,56 +123,59 @@ GRAD_CLIP = 1e20
 LOW_RANK_GAMMA = 1e-5  # ridge per draw in the whitened subspace (nuts-rs LowRankSettings)
 LOW_RANK_CUTOFF = 2.0  # keep eigenvalues outside [1/c, c] (nuts-rs eigval_cutoff)
 
-StanAdaptation = namedtuple("StanAdaptation", ["n", "x_mean", "x_m2"])
-StanAdaptation.__doc__ = """Stan's windowed variance: count, mean and sum of squared deviations
-of the window's draws."""
-DenseAdaptation = namedtuple("DenseAdaptation", ["n", "x_mean", "cov_m2"])
-DenseAdaptation.__doc__ = """Stan's windowed covariance: count, mean and sum of outer products of
-deviations ``(dim, dim)`` of the window's draws."""
-GradAdaptation = namedtuple("GradAdaptation", [
-    "n", "x_mean", "x_m2", "g_mean", "g_m2", "n_bg", "bg_x_mean", "bg_x_m2", "bg_g_mean", "bg_g_m2",
-])
-GradAdaptation.__doc__ = """nutpie's draw and gradient variances: count, means and sums of
-squared deviations of the foreground's draws ``x_*`` and gradients ``g_*``, and the same for the
-background (``n_bg``, ``bg_*``), which replaces the foreground at a switch."""
-LowRankAdaptation = namedtuple(
-    "LowRankAdaptation", ["n", "n_bg", "n_total", "history_x", "history_g"]
-)
+# A diagonal estimator's ``moments`` (``(rows, dim)``): the running mean and the sum of squared
+# deviations of the draws, then (``GRAD``) of the gradients, one row each; ``GRAD``'s background
+# repeats the four rows from row ``BACKGROUND`` on
+X_MEAN, X_M2, G_MEAN, G_M2 = 0, 1, 2, 3
+BACKGROUND = 4
+# an estimator's ``counts``: draws in the foreground, in the background, collected in all
+N, N_BG, N_TOTAL = 0, 1, 2
+
+StanAdaptation = namedtuple("StanAdaptation", ["counts", "moments"])
+StanAdaptation.__doc__ = """Stan's windowed variance: ``counts[N]`` draws in the window, and their
+mean and sum of squared deviations, rows ``X_MEAN`` and ``X_M2`` of ``moments``."""
+DenseAdaptation = namedtuple("DenseAdaptation", ["counts", "x_mean", "cov_m2"])
+DenseAdaptation.__doc__ = """Stan's windowed covariance: ``counts[N]`` draws in the window, their
+mean and sum of outer products of deviations ``(dim, dim)``."""
+GradAdaptation = namedtuple("GradAdaptation", ["counts", "moments"])
+GradAdaptation.__doc__ = """nutpie's draw and gradient variances: ``counts[N]`` draws in the
+foreground and ``counts[N_BG]`` in the background, which replaces the foreground at a switch;
+``moments`` holds the foreground's mean and sum of squared deviations of the draws and of the
+gradients (rows ``X_MEAN``, ``X_M2``, ``G_MEAN``, ``G_M2``) and the background's after them."""
+LowRankAdaptation = namedtuple("LowRankAdaptation", ["counts", "history_x", "history_g"])
 LowRankAdaptation.__doc__ = """nutpie's low-rank estimator: every collected draw and gradient
-(``history_*``, ``(num_warmup, dim)``; ``n_total`` rows so far), of which the foreground is the
-last ``n`` and the background the last ``n_bg``."""
+(``history_*``, ``(num_warmup, dim)``; ``counts[N_TOTAL]`` rows so far), of which the foreground
+is the last ``counts[N]`` and the background the last ``counts[N_BG]``."""
 MetricAdaptation = StanAdaptation | DenseAdaptation | GradAdaptation | LowRankAdaptation
 
 
 def stan_adaptation_init(dim: int, num_warmup: int) -> StanAdaptation:
     """An empty windowed-variance estimator in ``dim`` dimensions."""
-    return StanAdaptation(0.0, np.zeros(dim), np.zeros(dim))
+    return StanAdaptation(np.zeros(1), np.zeros((2, dim)))
 
 
 def dense_adaptation_init(dim: int, num_warmup: int) -> DenseAdaptation:
     """An empty windowed-covariance estimator in ``dim`` dimensions."""
-    return DenseAdaptation(0.0, np.zeros(dim), np.zeros((dim, dim)))
+    return DenseAdaptation(np.zeros(1), np.zeros(dim), np.zeros((dim, dim)))
 
 
 def grad_adaptation_init(dim: int, num_warmup: int) -> GradAdaptation:
     """Empty foreground and background draw and gradient variances in ``dim`` dimensions."""
-    return GradAdaptation(0.0, *(np.zeros(dim) for _ in range(4)), 0.0,
-                          *(np.zeros(dim) for _ in range(4)))
+    return GradAdaptation(np.zeros(2), np.zeros((2 * BACKGROUND, dim)))
 
 
 def low_rank_adaptation_init(dim: int, num_warmup: int) -> LowRankAdaptation:
     """Room for every draw and gradient of ``num_warmup`` iterations in ``dim`` dimensions."""
-    return LowRankAdaptation(0.0, 0.0, 0.0, np.zeros((num_warmup, dim)),
-                             np.zeros((num_warmup, dim)))
+    return LowRankAdaptation(np.zeros(3), np.zeros((num_warmup, dim)), np.zeros((num_warmup, dim)))
 
 
 @jit(inline="always")  # three lines: a loop over the coordinates calls it for each moment
-def _welford(n, mean, m2, i, value):
-    """Add ``value`` to coordinate ``i``'s running ``mean`` and ``m2`` in place (Welford 1962);
-    ``n`` is the new count."""
-    d = value - mean[i]
-    mean[i] += d / n
-    m2[i] += d * (value - mean[i])
+def _welford(n, moments, mean_row, i, value):
+    """Add ``value`` to coordinate ``i``'s running mean (row ``mean_row`` of ``moments``) and sum
+    of squared deviations (the next row) in place (Welford 1962); ``n`` is the new count."""
+    d = value - moments[mean_row, i]
+    moments[mean_row, i] += d / n
+    moments[mean_row + 1, i] += d * (value - moments[mean_row, i])
 
 
 @jit(inline="always")  # one call site per compile: no compile of its own
@@ -183,18 +190,18 @@ def _all_finite(x):
 
 @jit
 def _collect_low_rank(state, x, g):
-    row = int(state.n_total)
+    row = int(state.counts[N_TOTAL])
     for i in range(x.shape[0]):
         state.history_x[row, i] = x[i]
         state.history_g[row, i] = g[i]
-    return LowRankAdaptation(
-        state.n + 1.0, state.n_bg + 1.0, state.n_total + 1.0, state.history_x, state.history_g
-    )
+    for k in range(3):  # N, N_BG and N_TOTAL
+        state.counts[k] += 1.0
 
 
 @jit
 def _collect_dense(state, x, g):
-    n = state.n + 1.0
+    n = state.counts[N] + 1.0
+    state.counts[N] = n
     dim = x.shape[0]
     for i in range(dim):  # m2 += (x - mean_old) (x - mean_new)^T, Welford for covariances
         d = x[i] - state.x_mean[i]
@@ -202,29 +209,28 @@ def _collect_dense(state, x, g):
             state.cov_m2[i, j] += d * (x[j] - state.x_mean[j]) * (n - 1.0) / n
     for i in range(dim):
         state.x_mean[i] += (x[i] - state.x_mean[i]) / n
-    return DenseAdaptation(n, state.x_mean, state.cov_m2)
 
 
 @jit
 def _collect_stan(state, x, g):
-    n = state.n + 1.0
+    n = state.counts[N] + 1.0
+    state.counts[N] = n
+    moments = state.moments
     for i in range(x.shape[0]):
-        _welford(n, state.x_mean, state.x_m2, i, x[i])
-    return StanAdaptation(n, state.x_mean, state.x_m2)
+        _welford(n, moments, X_MEAN, i, x[i])
 
 
 @jit
 def _collect_grad(state, x, g):
-    n, n_bg = state.n + 1.0, state.n_bg + 1.0
+    n, n_bg = state.counts[N] + 1.0, state.counts[N_BG] + 1.0
+    state.counts[N] = n
+    state.counts[N_BG] = n_bg
+    moments = state.moments
     for i in range(x.shape[0]):  # one loop for the four estimators: one compiled loop, not four
-        _welford(n, state.x_mean, state.x_m2, i, x[i])
-        _welford(n, state.g_mean, state.g_m2, i, g[i])
-        _welford(n_bg, state.bg_x_mean, state.bg_x_m2, i, x[i])
-        _welford(n_bg, state.bg_g_mean, state.bg_g_m2, i, g[i])
-    return GradAdaptation(
-        n, state.x_mean, state.x_m2, state.g_mean, state.g_m2,
-        n_bg, state.bg_x_mean, state.bg_x_m2, state.bg_g_mean, state.bg_g_m2,
-    )
+        _welford(n, moments, X_MEAN, i, x[i])
+        _welford(n, moments, G_MEAN, i, g[i])
+        _welford(n_bg, moments, BACKGROUND + X_MEAN, i, x[i])
+        _welford(n_bg, moments, BACKGROUND + G_MEAN, i, g[i])
 
 
 adaptation_collect = by_type({
@@ -234,7 +240,7 @@ adaptation_collect = by_type({
     LowRankAdaptation: _collect_low_rank,
 })
 adaptation_collect.__doc__ = """``adaptation_collect(state, x, g)``: add a draw ``x`` with gradient
-``g``; returns the new state (arrays updated in place)."""
+``g`` to the estimator ``state`` (in place)."""
 
 
 @jit(nogil=False)  # object mode takes the GIL anyway; callers are compiled and release it
@@ -254,10 +260,11 @@ def _low_rank_into(xs, gs, diag, basis, eigvals):
 
 @jit
 def _update_stan(state, metric):
-    n = state.n
+    n = state.counts[N]
+    moments = state.moments
     shrink, ridge = n / (n + 5.0), 1e-3 * (5.0 / (n + 5.0))
-    for i in range(state.x_mean.shape[0]):
-        var = state.x_m2[i] / (n - 1.0) if n > 1.0 else metric.diag[i]
+    for i in range(moments.shape[1]):
+        var = moments[X_M2, i] / (n - 1.0) if n > 1.0 else metric.diag[i]
         metric.diag[i] = shrink * var + ridge
     refresh_sqrt_diag(metric)
     return _all_finite(metric.diag)
@@ -265,7 +272,7 @@ def _update_stan(state, metric):
 
 @jit
 def _update_dense(state, metric):
-    n = state.n
+    n = state.counts[N]
     shrink, ridge = n / (n + 5.0), 1e-3 * (5.0 / (n + 5.0))
     dim = state.x_mean.shape[0]
     for i in range(dim):
@@ -283,7 +290,7 @@ def _update_dense(state, metric):
 
 @jit
 def _update_low_rank(state, metric):
-    first, last = int(state.n_total - state.n), int(state.n_total)
+    first, last = int(state.counts[N_TOTAL] - state.counts[N]), int(state.counts[N_TOTAL])
     _low_rank_into(
         state.history_x[first:last], state.history_g[first:last],
         metric.diag, metric.basis, metric.eigvals,
@@ -294,9 +301,10 @@ def _update_low_rank(state, metric):
 
 @jit
 def _update_grad(state, metric):
-    for i in range(state.x_mean.shape[0]):
-        if state.g_m2[i] > 0.0 and state.x_m2[i] > 0.0:
-            ratio = math.sqrt(state.x_m2[i] / state.g_m2[i])
+    moments = state.moments
+    for i in range(moments.shape[1]):
+        if moments[G_M2, i] > 0.0 and moments[X_M2, i] > 0.0:
+            ratio = math.sqrt(moments[X_M2, i] / moments[G_M2, i])
             metric.diag[i] = min(max(ratio, 1.0 / GRAD_CLIP), GRAD_CLIP)
     refresh_sqrt_diag(metric)
     return _all_finite(metric.diag)
@@ -315,75 +323,32 @@ adaptation"), leaving the metric partly updated."""
 
 @jit
 def _restart_low_rank(state):
-    return LowRankAdaptation(state.n_bg, 0.0, state.n_total, state.history_x, state.history_g)
+    state.counts[N] = state.counts[N_BG]
+    state.counts[N_BG] = 0.0
 
 
 @jit
 def _restart_grad(state):
-    for i in range(state.x_mean.shape[0]):
-        state.x_mean[i] = state.bg_x_mean[i]
-        state.x_m2[i] = state.bg_x_m2[i]
-        state.g_mean[i] = state.bg_g_mean[i]
-        state.g_m2[i] = state.bg_g_m2[i]
-        state.bg_x_mean[i] = 0.0
-        state.bg_x_m2[i] = 0.0
-        state.bg_g_mean[i] = 0.0
-        state.bg_g_m2[i] = 0.0
-    return GradAdaptation(
-        state.n_bg, state.x_mean, state.x_m2, state.g_mean, state.g_m2,
-        0.0, state.bg_x_mean, state.bg_x_m2, state.bg_g_mean, state.bg_g_m2,
-    )
+    moments = state.moments
+    for row in range(BACKGROUND):
+        for i in range(moments.shape[1]):
+            moments[row, i] = moments[BACKGROUND + row, i]
+            moments[BACKGROUND + row, i] = 0.0
+    state.counts[N] = state.counts[N_BG]
+    state.counts[N_BG] = 0.0
 
 
 @jit
 def _restart_stan(state):
-    state.x_mean[:] = 0.0
-    state.x_m2[:] = 0.0
-    return StanAdaptation(0.0, state.x_mean, state.x_m2)
+    state.moments[:, :] = 0.0
+    state.counts[N] = 0.0
 
 
 @jit
 def _restart_dense(state):
     state.x_mean[:] = 0.0
     state.cov_m2[:, :] = 0.0
-    return DenseAdaptation(0.0, state.x_mean, state.cov_m2)
-
-
-@jit(_nrt=False)
-def _counts_n(state):
-    return (state.n,)
-
-
-@jit(_nrt=False)
-def _counts_grad(state):
-    return (state.n, state.n_bg)
-
-
-@jit(_nrt=False)
-def _counts_low_rank(state):
-    return (state.n, state.n_bg, state.n_total)
-
-
-COUNT_FIELDS = {
-    StanAdaptation: ("n",),
-    DenseAdaptation: ("n",),
-    GradAdaptation: ("n", "n_bg"),
-    LowRankAdaptation: ("n", "n_bg", "n_total"),
-}
-adaptation_counts = by_type({
-    StanAdaptation: _counts_n,
-    DenseAdaptation: _counts_n,
-    GradAdaptation: _counts_grad,
-    LowRankAdaptation: _counts_low_rank,
-})
-adaptation_counts.__doc__ = """``adaptation_counts(state)``: the estimator's counts, the fields
-``COUNT_FIELDS[type(state)]`` (its arrays are updated in place, so these are all that a chunk of
-the chain loop has to hand back to Python; ``with_counts``)."""
-
-
-def with_counts(state: MetricAdaptation, counts: tuple) -> MetricAdaptation:
-    """``state`` with the counts that ``adaptation_counts`` returned."""
-    return state._replace(**dict(zip(COUNT_FIELDS[type(state)], counts, strict=True)))
+    state.counts[N] = 0.0
 
 
 adaptation_restart = by_type({
@@ -392,8 +357,8 @@ adaptation_restart = by_type({
     GradAdaptation: _restart_grad,
     LowRankAdaptation: _restart_low_rank,
 })
-adaptation_restart.__doc__ = """``adaptation_restart(state)``: start the next window: Stan's
-estimators forget; ``GRAD``'s background becomes the foreground and starts afresh."""
+adaptation_restart.__doc__ = """``adaptation_restart(state)``: start the next window (in place):
+Stan's estimators forget; ``GRAD``'s background becomes the foreground and starts afresh."""
 
 
 def cholesky_into(a: np.ndarray, out: np.ndarray) -> None:

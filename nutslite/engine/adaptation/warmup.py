@@ -57,12 +57,12 @@ def warmup_step(
     da = dual_averaging_update(da, accept_stat, settings.target_accept)
     step_size = math.exp(da.log_step_size)
     if collect[t]:
-        adapt = adaptation_collect(adapt, q, grad)
+        adaptation_collect(adapt, q, grad)
     if update[t] and not adaptation_update(adapt, metric):
         status = METRIC_OVERFLOW
     else:
         if restart[t]:
-            adapt = adaptation_restart(adapt)
+            adaptation_restart(adapt)
         if retune[t]:
             # every argument given, so this call and the chain loop's share one compiled version
             step_size, status = find_initial_step_size(
@@ -73,4 +73,4 @@ def warmup_step(
         if status == WARMUP_OK and t == settings.num_warmup - 1:
             step_size = dual_averaging_final(da)
     # one return: Numba copies the returned tuples and releases every live array at each return
-    return step_size, da, adapt, status
+    return step_size, da, status
