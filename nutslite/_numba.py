@@ -78,8 +78,9 @@ def jit(*args, **kwargs):
 
     ``_nrt=False`` (Numba's option) compiles a function without reference counting: no
     ``NRT_incref``/``NRT_decref`` call for its arguments, the views it makes or the calls it
-    passes them to. The tree builder, the leapfrog step and the U-turn kernel use it: they run
-    once or twice per leapfrog step, allocate nothing (Numba refuses to compile an allocation
+    passes them to. The tree builder, the leapfrog step and the U-turn kernel use it, and so do
+    the momentum's draw and the estimators' collect, update and restart: they run once per
+    leapfrog step or per transition, allocate nothing (Numba refuses to compile an allocation
     without the runtime) and keep no array beyond their call, while their callers hold every
     array they receive for the whole call. A compiled callee that does count (the log density)
     still balances its own increments and decrements.

@@ -218,7 +218,7 @@ sample_momentum.__doc__ = """``sample_momentum(rng, metric, p_out)``: draw ``p ~
 ``p_out`` from ``dim`` standard normal draws."""
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _start_momentum_diagonal(rng, metric, p, v, zero, copy):
     standard_normals(rng, p)
     return 0.5 * fresh_momentum_packed(metric.sqrt_diag, metric.diag, p, v, zero, copy)

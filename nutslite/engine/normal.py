@@ -55,7 +55,7 @@ _MAGNITUDE = np.uint64(0x000FFFFFFFFFFFFF)
 _DOUBLE_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def uniform(rng):
     """One draw of ``U[0, 1)`` from the ``numpy.random.Generator`` ``rng``, equal bit for bit to
     ``rng.random()``: NumPy's ``next_double`` of its bit generator (the top 53 bits of one 64-bit
@@ -81,7 +81,7 @@ def _candidate(r):
     return layer, magnitude, x
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def standard_normals(rng, out):
     """``out[i] ~ N(0, 1)`` for each ``i`` in turn from the ``numpy.random.Generator`` ``rng``,
     equal bit for bit to ``rng.standard_normal(len(out))`` (NumPy's ziggurat, with the sign

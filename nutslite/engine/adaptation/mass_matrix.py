@@ -188,7 +188,7 @@ def _all_finite(x):
     return True
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _collect_low_rank(state, x, g):
     row = int(state.counts[N_TOTAL])
     for i in range(x.shape[0]):
@@ -198,7 +198,7 @@ def _collect_low_rank(state, x, g):
         state.counts[k] += 1.0
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _collect_dense(state, x, g):
     n = state.counts[N] + 1.0
     state.counts[N] = n
@@ -211,7 +211,7 @@ def _collect_dense(state, x, g):
         state.x_mean[i] += (x[i] - state.x_mean[i]) / n
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _collect_stan(state, x, g):
     n = state.counts[N] + 1.0
     state.counts[N] = n
@@ -220,7 +220,7 @@ def _collect_stan(state, x, g):
         _welford(n, moments, X_MEAN, i, x[i])
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _collect_grad(state, x, g):
     n, n_bg = state.counts[N] + 1.0, state.counts[N_BG] + 1.0
     state.counts[N] = n
@@ -258,7 +258,7 @@ def _low_rank_into(xs, gs, diag, basis, eigvals):
         low_rank_estimate(xs, gs, diag, basis, eigvals)
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _update_stan(state, metric):
     n = state.counts[N]
     moments = state.moments
@@ -299,7 +299,7 @@ def _update_low_rank(state, metric):
     return _all_finite(metric.diag)
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _update_grad(state, metric):
     moments = state.moments
     for i in range(moments.shape[1]):
@@ -321,13 +321,13 @@ estimator; returns False if a value is not finite (Stan: "Numerical overflow in 
 adaptation"), leaving the metric partly updated."""
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _restart_low_rank(state):
     state.counts[N] = state.counts[N_BG]
     state.counts[N_BG] = 0.0
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _restart_grad(state):
     moments = state.moments
     for row in range(BACKGROUND):
@@ -338,13 +338,13 @@ def _restart_grad(state):
     state.counts[N_BG] = 0.0
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _restart_stan(state):
     state.moments[:, :] = 0.0
     state.counts[N] = 0.0
 
 
-@jit
+@jit(_nrt=False)  # counts no references (``nutslite._numba.jit``)
 def _restart_dense(state):
     state.x_mean[:] = 0.0
     state.cov_m2[:, :] = 0.0
