@@ -44,7 +44,6 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -1663,7 +1662,7 @@ def normal_scores(size: int) -> NDArray[np.float64]:
     scores = np.empty(2 * size - 1)
     no_scalars = np.zeros(7, dtype=np.int64)  # the layout of a source with no scalars
     # a process's first call compiles the kernel (or loads it): nutslite._numba.gc_frozen
-    with gc_frozen() if needs_compiling(_statistics_kernel) else nullcontext():
+    with gc_frozen(needs_compiling(_statistics_kernel)):
         _statistics_kernel(
             np.empty(1),
             no_scalars,

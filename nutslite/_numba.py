@@ -633,7 +633,7 @@ _froze = False  # whether the outermost of them froze
 
 
 @contextmanager
-def gc_frozen() -> Iterator[None]:
+def gc_frozen(active: bool = True) -> Iterator[None]:
     """Keep the cyclic garbage collector's full collections off the objects that exist at entry,
     for the duration of a compile: they are moved to its permanent generation (``gc.freeze``) and
     back to the oldest one at exit (``gc.unfreeze``), so nothing stops being collectable.
@@ -644,8 +644,12 @@ def gc_frozen() -> Iterator[None]:
     full collections took 0.60-0.66 s of a 6.5-7.5 s cold start, and 0.30-0.31 s with this
     (``benchmarks/README.md``, cold compile, round 15). Only the outermost block acts, and only
     if nothing is frozen at its entry: freezing is the process's state, and a program's own
-    frozen objects (the ``nutslite`` command freezes what its imports made) stay as they are."""
+    frozen objects (the ``nutslite`` command freezes what its imports made) stay as they are.
+    With ``active`` false the block does nothing (a caller with nothing to compile)."""
     global _freezes, _froze
+    if not active:
+        yield
+        return
     with _freezes_lock:
         if _freezes == 0:
             _froze = gc.get_freeze_count() == 0

@@ -17,7 +17,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,7 +196,7 @@ def sample(
             )
         # the first chain's step-size heuristic compiles the engine (and a model's first call its
         # log density): the collector's full collections then skip what exists already
-        with gc_frozen() if compiling else nullcontext():
+        with gc_frozen(compiling):
             chain_list = [
                 _init_chain(model, request, c, streams[c], all_draws[c], all_stats[c])
                 for c in range(n_chains)

@@ -310,8 +310,8 @@ def test_nutslite_after_pymc_in_a_fresh_process():
 
 def test_gc_frozen_spares_existing_objects_for_the_outermost_block_only():
     """``gc_frozen`` freezes what exists at the outermost entry and unfreezes it at that block's
-    exit, even after an error; nested blocks do nothing of their own, and objects frozen before
-    (a program's own ``gc.freeze``) stay frozen after it."""
+    exit, even after an error; nested blocks and inactive ones do nothing of their own, and
+    objects frozen before (a program's own ``gc.freeze``) stay frozen after it."""
     import gc
 
     assert gc.get_freeze_count() == 0
@@ -322,6 +322,8 @@ def test_gc_frozen_spares_existing_objects_for_the_outermost_block_only():
             assert gc.get_freeze_count() == frozen
         assert gc.get_freeze_count() == frozen  # the inner exit unfroze nothing
     assert gc.get_freeze_count() == 0
+    with _numba.gc_frozen(active=False):  # nothing to compile: nothing frozen
+        assert gc.get_freeze_count() == 0
     with pytest.raises(RuntimeError), _numba.gc_frozen():
         raise RuntimeError("a failed compile")
     assert gc.get_freeze_count() == 0
