@@ -9,8 +9,8 @@ by the state's type, so a chain loop compiles only the estimator in use). A stat
 arrays, its counts among them, updated in place and never rebuilt: every array a compiled call
 is passed costs a reference-count increment and decrement, which for a tuple of eight arrays
 rebuilt at every draw was a large part of a warmup iteration (``benchmarks/README.md``, engine
-round 23). Which adaptation uses
-which estimator, metric and window schedule is the table in ``nutslite.engine.adaptation``.
+round 23). Which adaptation uses which estimator, metric and window schedule is the table in
+``nutslite.engine.adaptation``.
 
 ``STAN`` (Stan's ``var_adaptation.hpp``): the regularised sample variance of the window's draws,
 shrunk towards a small multiple of the identity so that short windows cannot produce a

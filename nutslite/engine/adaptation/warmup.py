@@ -44,13 +44,13 @@ def warmup_step(
 ):
     """The adaptation's update after warmup iteration ``t`` (module docstring).
 
-    ``q``, ``logp`` and ``grad`` are the iteration's draw; ``metric`` is updated in place;
-    ``settings`` is ``nutslite.engine.chain.NutsSettings`` (``target_accept``, ``num_warmup``);
-    ``schedule`` is ``(collect, update, restart, retune, max_depth)``, per warmup iteration (the
-    depth cap is the chain loop's);
-    ``scratch`` is the heuristic's ``(5, dim)`` work array. Returns ``(step_size, da, adapt,
-    status)``; ``status`` is ``nutslite.engine.adaptation.status.WARMUP_OK`` or why warmup
-    failed, after which nothing else of the iteration is done.
+    ``q``, ``logp`` and ``grad`` are the iteration's draw; ``metric`` and the estimator ``adapt``
+    are updated in place; ``settings`` is ``nutslite.engine.chain.NutsSettings``
+    (``target_accept``, ``num_warmup``); ``schedule`` is ``(collect, update, restart, retune,
+    max_depth)``, per warmup iteration (the depth cap is the chain loop's); ``scratch`` is the
+    heuristic's ``(5, dim)`` work array. Returns ``(step_size, da, status)``; ``status`` is
+    ``nutslite.engine.adaptation.status.WARMUP_OK`` or why warmup failed, after which nothing else
+    of the iteration is done.
     """
     collect, update, restart, retune, _ = schedule
     status = WARMUP_OK
