@@ -18,6 +18,12 @@ is taken from the new state. ``pcg64_load`` reads ``(lo(s), hi(s), lo(c), hi(c))
 generator, ``pcg64_next`` steps them (in registers, when compiled), and ``pcg64_store`` writes
 the state back, after which the ``Generator`` continues exactly as if it had made the draws.
 
+Two steps make one step of the same kind, ``s <- a^2 s + (a + 1) c`` (the jump ahead of an LCG,
+Brown 1994, "Random Number Generation with Arbitrary Strides", Trans. Am. Nucl. Soc. 71):
+``pcg64_leap`` takes it, with ``a^2 mod 2^128`` (``LEAP_MULTIPLIER``) and ``(a + 1) c`` from
+``pcg64_leap_increment``, and ``pcg64_output`` gives a state's output. Two states one step
+apart, each leaping, give every state in order, and neither multiplication waits for the other.
+
 **Only for NumPy's PCG64.** ``is_pcg64(bitgen)`` says whether a bit generator is one: compiled,
 it compares the generator's ``next_uint64`` function pointer with PCG64's, whose address this
 module gives LLVM's symbol table as it is imported (``PCG64_SYMBOL``), so the comparison holds in
@@ -39,18 +45,50 @@ from nutslite._numba import JIT_DISABLED
 
 MULTIPLIER = (0x2360ED051FC65DA4 << 64) | 0x4385DF649FCCF645
 """NumPy's PCG64 multiplier ``a`` (``PCG_DEFAULT_MULTIPLIER_128`` in ``pcg64.h``)."""
-PCG64_SYMBOL = "nutslite_numpy_pcg64_next_uint64"
 _WORD = (1 << 64) - 1
+_STATE = (1 << 128) - 1
+LEAP_MULTIPLIER = MULTIPLIER * MULTIPLIER & _STATE
+"""``a^2 mod 2^128``: two steps at once, ``s <- a^2 s + (a + 1) c``."""
+PCG64_SYMBOL = "nutslite_numpy_pcg64_next_uint64"
+
+
+def _affine(lo, hi, multiplier, add_lo, add_hi):
+    """``multiplier * s + add (mod 2^128)`` on 64-bit words, as ``(lo, hi)``."""
+    state = ((int(lo) | int(hi) << 64) * multiplier + (int(add_lo) | int(add_hi) << 64)) & _STATE
+    return np.uint64(state & _WORD), np.uint64(state >> 64)
+
+
+def _rotated(lo, hi):
+    """``rotr64(hi xor lo, hi >> 58)`` (the names below are rebound to compiled code when the JIT
+    is on, so the definitions call this one)."""
+    x, rotation = int(hi) ^ int(lo), int(hi) >> 58
+    return np.uint64((x >> rotation | x << (64 - rotation)) & _WORD)
+
+
+def pcg64_output(lo, hi):
+    """PCG64's output for the state ``(lo, hi)``: ``rotr64(hi xor lo, hi >> 58)``."""
+    return _rotated(lo, hi)
 
 
 def pcg64_next(lo, hi, inc_lo, inc_hi):
     """One step of PCG64 from the state ``(lo, hi)`` with increment ``(inc_lo, inc_hi)`` (64-bit
     words): ``(new lo, new hi, output)`` (the module docstring)."""
-    state = (int(lo) | int(hi) << 64) * MULTIPLIER + (int(inc_lo) | int(inc_hi) << 64)
-    lo, hi = state & _WORD, (state >> 64) & _WORD
-    x, rotation = hi ^ lo, hi >> 58
-    output = (x >> rotation | x << (64 - rotation)) & _WORD
-    return np.uint64(lo), np.uint64(hi), np.uint64(output)
+    lo, hi = _affine(lo, hi, MULTIPLIER, inc_lo, inc_hi)
+    return lo, hi, _rotated(lo, hi)
+
+
+def pcg64_leap_increment(inc_lo, inc_hi):
+    """``(a + 1) c mod 2^128`` for the increment ``c``, as ``(lo, hi)``: the increment of two
+    steps at once (``pcg64_leap``)."""
+    return _affine(inc_lo, inc_hi, MULTIPLIER + 1, 0, 0)
+
+
+def pcg64_leap(lo, hi, leap_lo, leap_hi):
+    """Two steps of PCG64 at once, ``s <- a^2 s + (a + 1) c`` with ``(leap_lo, leap_hi)`` from
+    ``pcg64_leap_increment``: the state two draws on, without the one between. Two states one
+    step apart, each leaping, give every state in turn while neither waits for the other's
+    multiplication (``nutslite.engine.normal.standard_normals``)."""
+    return _affine(lo, hi, LEAP_MULTIPLIER, leap_lo, leap_hi)
 
 
 def is_pcg64(bitgen):
@@ -162,34 +200,80 @@ if not JIT_DISABLED:
 
         return types.none(bitgen, lo, hi), codegen
 
-    @intrinsic
-    def _pcg64_next(typingctx, lo, hi, inc_lo, inc_hi):
-        if any(x != types.uint64 for x in (lo, hi, inc_lo, inc_hi)):
-            return None
-        signature = types.UniTuple(types.uint64, 3)(lo, hi, inc_lo, inc_hi)
+    def _wide(builder, low, high):
+        return builder.or_(builder.zext(low, _I128),
+                           builder.shl(builder.zext(high, _I128), ir.Constant(_I128, 64)))
+
+    def _affine_code(builder, lo, hi, multiplier, add_lo, add_hi):
+        """``_affine`` on ``i128``: ``(lo, hi)`` of ``multiplier * s + add``."""
+        state = builder.add(builder.mul(_wide(builder, lo, hi), ir.Constant(_I128, multiplier)),
+                            _wide(builder, add_lo, add_hi))
+        return (builder.trunc(state, _I64),
+                builder.trunc(builder.lshr(state, ir.Constant(_I128, 64)), _I64))
+
+    def _output_code(builder, lo, hi):
+        x = builder.xor(hi, lo)
+        rotate = builder.module.declare_intrinsic(  # rotr(x, k) = fshr(x, x, k)
+            "llvm.fshr", [_I64], ir.FunctionType(_I64, [_I64, _I64, _I64]))
+        return builder.call(rotate, [x, x, builder.lshr(hi, ir.Constant(_I64, 58))])
+
+    def _uint64s(*words) -> bool:
+        return all(x == types.uint64 for x in words)
+
+    def _state_codegen(multiplier, output):
+        """Code for ``_affine`` by ``multiplier`` of the first two arguments plus the next two
+        (or 0 when there are only two), returning the new ``(lo, hi)`` and, with ``output``, its
+        output."""
 
         def codegen(context, builder, sig, args):
-            def wide(low, high):
-                return builder.or_(builder.zext(low, _I128),
-                                   builder.shl(builder.zext(high, _I128), ir.Constant(_I128, 64)))
+            zero = ir.Constant(_I64, 0)
+            add = args[2:] if len(args) == 4 else (zero, zero)
+            lo, hi = _affine_code(builder, args[0], args[1], multiplier, *add)
+            values = [lo, hi, _output_code(builder, lo, hi)] if output else [lo, hi]
+            return context.make_tuple(builder, sig.return_type, values)
 
-            state = builder.add(builder.mul(wide(args[0], args[1]), ir.Constant(_I128, MULTIPLIER)),
-                                wide(args[2], args[3]))
-            new_lo = builder.trunc(state, _I64)
-            new_hi = builder.trunc(builder.lshr(state, ir.Constant(_I128, 64)), _I64)
-            x = builder.xor(new_hi, new_lo)
-            rotate = builder.module.declare_intrinsic(  # rotr(x, k) = fshr(x, x, k)
-                "llvm.fshr", [_I64], ir.FunctionType(_I64, [_I64, _I64, _I64]))
-            output = builder.call(rotate, [x, x, builder.lshr(new_hi, ir.Constant(_I64, 58))])
-            return context.make_tuple(builder, sig.return_type, [new_lo, new_hi, output])
+        return codegen
 
-        return signature, codegen
+    @intrinsic
+    def _pcg64_next(typingctx, lo, hi, inc_lo, inc_hi):
+        if not _uint64s(lo, hi, inc_lo, inc_hi):
+            return None
+        signature = types.UniTuple(types.uint64, 3)(lo, hi, inc_lo, inc_hi)
+        return signature, _state_codegen(MULTIPLIER, True)
+
+    @intrinsic
+    def _pcg64_leap(typingctx, lo, hi, leap_lo, leap_hi):
+        if not _uint64s(lo, hi, leap_lo, leap_hi):
+            return None
+        signature = types.UniTuple(types.uint64, 2)(lo, hi, leap_lo, leap_hi)
+        return signature, _state_codegen(LEAP_MULTIPLIER, False)
+
+    @intrinsic
+    def _pcg64_leap_increment(typingctx, inc_lo, inc_hi):
+        if not _uint64s(inc_lo, inc_hi):
+            return None
+        signature = types.UniTuple(types.uint64, 2)(inc_lo, inc_hi)
+        return signature, _state_codegen(MULTIPLIER + 1, False)
+
+    @intrinsic
+    def _pcg64_output(typingctx, lo, hi):
+        if not _uint64s(lo, hi):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return _output_code(builder, args[0], args[1])
+
+        return types.uint64(lo, hi), codegen
 
     for _compiled, _python in ((_is_pcg64, is_pcg64), (_pcg64_load, pcg64_load),
-                               (_pcg64_store, pcg64_store), (_pcg64_next, pcg64_next)):
+                               (_pcg64_store, pcg64_store), (_pcg64_next, pcg64_next),
+                               (_pcg64_output, pcg64_output), (_pcg64_leap, pcg64_leap),
+                               (_pcg64_leap_increment, pcg64_leap_increment)):
         _compiled.__doc__ = _python.__doc__
         _compiled.py_func = _python  # the definition, as a compiled function's ``py_func``
     # compiled callers call the intrinsics; the Python bodies above are the definitions
-    is_pcg64, pcg64_load, pcg64_store, pcg64_next = (  # noqa: F811
-        _is_pcg64, _pcg64_load, _pcg64_store, _pcg64_next
+    (is_pcg64, pcg64_load, pcg64_store, pcg64_next,  # noqa: F811
+     pcg64_output, pcg64_leap, pcg64_leap_increment) = (
+        _is_pcg64, _pcg64_load, _pcg64_store, _pcg64_next,
+        _pcg64_output, _pcg64_leap, _pcg64_leap_increment,
     )
