@@ -686,6 +686,37 @@ def test_pcg64_is_stepped_inline_only_for_numpys_pcg64():
         assert not compiled(np.random.Generator(bits(1)))
 
 
+@pytest.mark.skipif(JIT_DISABLED, reason="nothing is compiled with NUMBA_DISABLE_JIT=1")
+def test_pcg64_leap_is_two_steps():
+    """``pcg64_leap`` (``s <- a^2 s + (a + 1) c``) lands where two ``pcg64_next`` steps do, and
+    ``pcg64_output`` is the output ``pcg64_next`` gives: the definitions on states from several
+    seeds, and the compiled intrinsics against the definitions."""
+    import numba
+
+    from nutslite.engine.pcg64 import (
+        pcg64_leap,
+        pcg64_leap_increment,
+        pcg64_load,
+        pcg64_next,
+        pcg64_output,
+    )
+
+    @numba.njit
+    def compiled(lo, hi, inc_lo, inc_hi):
+        leap_lo, leap_hi = pcg64_leap_increment(inc_lo, inc_hi)
+        once = pcg64_next(lo, hi, inc_lo, inc_hi)
+        return once, pcg64_output(once[0], once[1]), pcg64_leap(lo, hi, leap_lo, leap_hi)
+
+    for seed in range(20):
+        lo, hi, inc_lo, inc_hi = pcg64_load.py_func(np.random.PCG64(seed))
+        once = pcg64_next.py_func(lo, hi, inc_lo, inc_hi)
+        twice = pcg64_next.py_func(once[0], once[1], inc_lo, inc_hi)
+        leap = pcg64_leap.py_func(lo, hi, *pcg64_leap_increment.py_func(inc_lo, inc_hi))
+        assert leap == twice[:2]
+        assert pcg64_output.py_func(once[0], once[1]) == once[2]
+        assert compiled(lo, hi, inc_lo, inc_hi) == (once, once[2], leap)
+
+
 CACHED_CHECK = """
 import numpy as np
 from nutslite._numba import jit
