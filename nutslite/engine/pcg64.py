@@ -217,13 +217,12 @@ if not JIT_DISABLED:
             "llvm.fshr", [_I64], ir.FunctionType(_I64, [_I64, _I64, _I64]))
         return builder.call(rotate, [x, x, builder.lshr(hi, ir.Constant(_I64, 58))])
 
-    def _uint64s(*words) -> bool:
-        return all(x == types.uint64 for x in words)
-
-    def _state_codegen(multiplier, output):
-        """Code for ``_affine`` by ``multiplier`` of the first two arguments plus the next two
-        (or 0 when there are only two), returning the new ``(lo, hi)`` and, with ``output``, its
-        output."""
+    def _state_typing(words, multiplier, output):
+        """Typing and code of an intrinsic on uint64 ``words``: ``_affine`` by ``multiplier`` of
+        the first two plus the next two (or 0 when there are only two), returning the new
+        ``(lo, hi)`` and, with ``output``, its output; None (no match) for other types."""
+        if any(x != types.uint64 for x in words):
+            return None
 
         def codegen(context, builder, sig, args):
             zero = ir.Constant(_I64, 0)
@@ -232,32 +231,23 @@ if not JIT_DISABLED:
             values = [lo, hi, _output_code(builder, lo, hi)] if output else [lo, hi]
             return context.make_tuple(builder, sig.return_type, values)
 
-        return codegen
+        return types.UniTuple(types.uint64, 3 if output else 2)(*words), codegen
 
     @intrinsic
     def _pcg64_next(typingctx, lo, hi, inc_lo, inc_hi):
-        if not _uint64s(lo, hi, inc_lo, inc_hi):
-            return None
-        signature = types.UniTuple(types.uint64, 3)(lo, hi, inc_lo, inc_hi)
-        return signature, _state_codegen(MULTIPLIER, True)
+        return _state_typing((lo, hi, inc_lo, inc_hi), MULTIPLIER, True)
 
     @intrinsic
     def _pcg64_leap(typingctx, lo, hi, leap_lo, leap_hi):
-        if not _uint64s(lo, hi, leap_lo, leap_hi):
-            return None
-        signature = types.UniTuple(types.uint64, 2)(lo, hi, leap_lo, leap_hi)
-        return signature, _state_codegen(LEAP_MULTIPLIER, False)
+        return _state_typing((lo, hi, leap_lo, leap_hi), LEAP_MULTIPLIER, False)
 
     @intrinsic
     def _pcg64_leap_increment(typingctx, inc_lo, inc_hi):
-        if not _uint64s(inc_lo, inc_hi):
-            return None
-        signature = types.UniTuple(types.uint64, 2)(inc_lo, inc_hi)
-        return signature, _state_codegen(MULTIPLIER + 1, False)
+        return _state_typing((inc_lo, inc_hi), MULTIPLIER + 1, False)
 
     @intrinsic
     def _pcg64_output(typingctx, lo, hi):
-        if not _uint64s(lo, hi):
+        if lo != types.uint64 or hi != types.uint64:
             return None
 
         def codegen(context, builder, sig, args):
