@@ -12,8 +12,11 @@ A chain's first chunk is one iteration, whose time is all the scheduler knows of
 chunk is then at most twice as long as the last one, so that a rising cost per iteration (early
 warmup) cannot make one overshoot ``CHUNK_SECONDS`` by much, unless the longer chunk would still
 take less than ``MIN_CHUNK_SECONDS`` at the last one's rate: then it takes that long. Each chunk
-costs a call from Python (20-50 µs); on radon, doubling from 1 took 14 calls per chain, and
-these take 8 or 9 (``benchmarks/README.md``, round 22).
+costs a call from Python: 20-50 µs on one worker, and about twice that in CPU time when two
+workers take turns, because the interpreter's state moves to the other core's cache and a worker
+back from compiled code may wait for the GIL. On radon (4 chains on 2 workers), doubling from 1
+took 14 calls per chain; a 2 ms floor took 8 or 9, and this 10 ms floor takes about 4, which cut
+the chains' time per gradient by 2-3% (``benchmarks/README.md``, engine rounds 22 and 25).
 
 Near the end, chunks shrink so that the chains finish together: a chunk is at most
 ``END_SHARE`` of the mean number of iterations left per chain (and at least
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 CHUNK_SECONDS = 0.1  # target wall time of one compiled chunk
 POLL_SECONDS = 0.1  # how often the main thread reports progress
 END_SHARE = 0.5  # near the end, a chunk is at most this share of the iterations left per chain
-MIN_CHUNK_SECONDS = 0.002  # chunks grow to at least this long, and shrink to no less near the end
+MIN_CHUNK_SECONDS = 0.01  # chunks grow to at least this long, and shrink to no less near the end
 
 
 @dataclass

@@ -46,7 +46,7 @@ def test_chunks_shrink_to_the_iterations_left(monkeypatch):
 def test_short_chunks_grow_past_doubling(monkeypatch):
     """On a clock where an iteration takes 10 µs and a call 50 µs, a chain of 2000 iterations
     starts with one iteration, then grows its chunks to ``MIN_CHUNK_SECONDS`` at the last chunk's
-    rate (faster than doubling: 1, 2, 4, ... took 14 calls, these take 8), and no chunk is
+    rate (faster than doubling: 1, 2, 4, ... took 14 calls, these take 4), and no chunk is
     longer than ``CHUNK_SECONDS`` at that rate or, once that long, more than twice the last
     one."""
     clock = SimpleNamespace(now=0.0)
@@ -65,4 +65,4 @@ def test_short_chunks_grow_past_doubling(monkeypatch):
         rate = last / (50e-6 + 10e-6 * last)
         assert size <= scheduler.CHUNK_SECONDS * rate
         assert size <= max(2 * last, scheduler.MIN_CHUNK_SECONDS * rate)
-    assert len(sizes) <= 8
+    assert len(sizes) <= 4
