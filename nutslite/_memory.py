@@ -9,7 +9,8 @@ one only for an aligned 2 MiB stretch lying wholly inside the allocation; ``mall
 memory aligned to 16 bytes, so the head and the tail of a large array, up to 2 MiB each, fault in
 4 KiB pages. :func:`empty_block` allocates whole huge pages and starts its vector on the first,
 so all of it can fault in huge pages. The price: up to 2 MiB more resident memory, the rest of
-the last huge page, once the vector's end is written.
+the last huge page, once the vector's end is written. :func:`small_pages` does the opposite for a
+large buffer that a run writes only in scattered parts.
 
 A caveat measured on the benchmark machine, a virtual machine whose balloon driver reports free
 2 MiB blocks to the host (free page reporting, ``page_reporting_order`` 9), so that, we suppose,
@@ -23,7 +24,11 @@ about a third of 34 processes on the loaded machine (``benchmarks/profile_call.p
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import mmap
 import os
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,6 +54,44 @@ def empty_block(n: int) -> np.ndarray:
     raw = np.empty((pages + 1) * HUGE_PAGE // ITEM)
     skip = (-raw.ctypes.data) % HUGE_PAGE // ITEM
     return raw[skip : skip + n]
+
+
+def small_pages(array: np.ndarray) -> np.ndarray:
+    """``array``, its memory kept out of transparent huge pages: ``madvise(MADV_NOHUGEPAGE)`` on
+    the whole base pages inside it (Linux; elsewhere nothing is done), for a large buffer of which
+    a run writes only scattered parts.
+
+    A huge page faults in whole, 2 MiB zeroed at the first touch of any byte of it. NumPy asks for
+    huge pages on every allocation of at least ``NUMPY_HUGE_PAGE_MIN`` bytes, so the tree
+    builder's rows (``nutslite.engine.tree.allocate_trajectory``: 4.3 MB per chain for radon, of
+    which a run writes the rows of the positions its trajectories reach, near both ends) faulted
+    in a few huge pages per chain, zeroing several MB in a process's first call. In base pages,
+    the first iterations of radon's 4 chains in a first call took 0.9 ms of CPU instead of 1.9,
+    and no later call changed (``benchmarks/README.md``, engine round 25). The advice concerns only
+    pages not backed yet; ``array`` is returned as it is."""
+    madvise = _madvise()
+    if madvise is None or array.nbytes < NUMPY_HUGE_PAGE_MIN:
+        return array
+    page = mmap.PAGESIZE
+    first = -(-array.ctypes.data // page) * page
+    end = (array.ctypes.data + array.nbytes) // page * page
+    if end > first:
+        madvise(first, end - first, mmap.MADV_NOHUGEPAGE)  # advice: a failure changes nothing
+    return array
+
+
+@functools.cache
+def _madvise() -> Callable[[int, int, int], int] | None:
+    """The C library's ``madvise``, where it can refuse huge pages (Linux), else ``None``."""
+    if not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_NOHUGEPAGE"):
+        return None
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    return madvise
 
 
 CACHE_LINE = 64  # bytes

@@ -1,13 +1,23 @@
-"""``nutslite._memory``: blocks aligned for huge pages, and variables as views of one block;
-and what ``nl.sample`` stores in its block."""
+"""``nutslite._memory``: blocks aligned for huge pages, buffers kept out of them, and variables
+as views of one block; and what ``nl.sample`` stores in its block."""
 
+import mmap
 import os
 import pickle
+import sys
 
 import numpy as np
+import pytest
 
 import nutslite as nl
-from nutslite._memory import HUGE_PAGE, NUMPY_HUGE_PAGE_MIN, empty_block, empty_views
+from nutslite import _memory
+from nutslite._memory import (
+    HUGE_PAGE,
+    NUMPY_HUGE_PAGE_MIN,
+    empty_block,
+    empty_views,
+    small_pages,
+)
 from nutslite.models import zoo
 
 
@@ -21,6 +31,38 @@ def test_a_large_block_starts_on_a_huge_page_boundary():
     assert last_page_end <= block.base.ctypes.data + block.base.nbytes
     block[:] = 1.0  # the whole vector lies inside its allocation
     assert block.sum() == n
+
+
+def _vm_flags(address):
+    """The kernel's ``VmFlags`` of the mapping holding ``address`` (``/proc/self/smaps``)."""
+    inside = False
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise advice is Linux's")
+def test_small_pages_keeps_a_large_buffer_out_of_huge_pages():
+    rows = np.empty(NUMPY_HUGE_PAGE_MIN // 8 + 1000)
+    inner = -(-rows.ctypes.data // mmap.PAGESIZE) * mmap.PAGESIZE
+    # memory used before may carry the advice already: ask for huge pages first, as NumPy does
+    _memory._madvise()(inner, 2 * mmap.PAGESIZE, mmap.MADV_HUGEPAGE)
+    assert "nh" not in _vm_flags(inner)
+    assert small_pages(rows) is rows
+    assert "nh" in _vm_flags(inner)  # "no huge pages", the advice taken
+    rows[:] = 2.0  # and the memory is the array's as before
+    assert rows.sum() == 2.0 * rows.size
+
+
+def test_small_pages_leaves_a_small_buffer_alone():
+    rows = np.empty(1000)
+    assert small_pages(rows) is rows
 
 
 def test_a_small_block_is_a_plain_array():
@@ -70,8 +112,6 @@ def test_a_large_fill_split_between_threads_gives_the_same_values(monkeypatch):
     """``fill_by_chain``: radon's constrain of 3 chains filled in threads (the size threshold
     lowered to 0, as for a long run) equals the one-thread fill bit for bit."""
     import importlib
-
-    from nutslite import _memory
 
     model = nl.models.radon("noncentered")
     theta = np.random.default_rng(1).standard_normal((3, 50, model.dim))

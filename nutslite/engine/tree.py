@@ -67,7 +67,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from nutslite._memory import aligned_empty
+from nutslite._memory import aligned_empty, small_pages
 from nutslite._numba import borrowed, by_reference, by_type, jit
 from nutslite.engine.integrators import GRAD, MomentumSum, P, Q, V, leapfrog
 from nutslite.engine.linalg import copy_row, segment_dots_packed, uturn_dots_packed
@@ -176,6 +176,9 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     ``width = ROW_ALIGN * ceil(dim / ROW_ALIGN)`` columns, of which the engine uses the first
     ``dim``.
 
+    The rows by position are kept out of transparent huge pages (``nutslite._memory.small_pages``):
+    a run writes only those of the positions its trajectories reach.
+
     Left uninitialised: a transition writes every row and slot before reading it (the slots'
     bookkeeping, the initial state and the prefix sums of positions -1 and 0 in
     ``nuts_transition``, every later row and slot by the step that reaches it), and zero-filling
@@ -193,7 +196,7 @@ def allocate_trajectory(dim: int, max_depth: int, compact: bool | None = None) -
     return (CompactTrajectory if compact else Trajectory)(
         points=aligned_empty((slots, 4, width)),
         slots=np.empty((3, 3 * cap + 3 + held) if compact else (2, slots + 2), dtype=np.int64),
-        rows=aligned_empty((held if compact else 3 * cap, width)),
+        rows=small_pages(aligned_empty((held if compact else 3 * cap, width))),
         logp=np.empty(cap),
         energy=np.empty(cap),
     )
