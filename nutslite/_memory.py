@@ -66,7 +66,7 @@ def small_pages(array: np.ndarray) -> np.ndarray:
     builder's rows (``nutslite.engine.tree.allocate_trajectory``: 4.3 MB per chain for radon, of
     which a run writes the rows of the positions its trajectories reach, near both ends) faulted
     in a few huge pages per chain, zeroing several MB in a process's first call. In base pages,
-    the first iterations of radon's 4 chains in a first call took 0.9 ms of CPU instead of 1.9,
+    the first iterations of radon's 4 chains in a first call took 0.9 ms of CPU instead of 1.8,
     and no later call changed (``benchmarks/README.md``, engine round 25). The advice concerns only
     pages not backed yet; ``array`` is returned as it is."""
     madvise = _madvise()

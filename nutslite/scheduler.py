@@ -12,8 +12,8 @@ A chain's first chunk is one iteration, whose time is all the scheduler knows of
 chunk is then at most twice as long as the last one, so that a rising cost per iteration (early
 warmup) cannot make one overshoot ``CHUNK_SECONDS`` by much, unless the longer chunk would still
 take less than ``MIN_CHUNK_SECONDS`` at the last one's rate: then it takes that long. Each chunk
-costs a call from Python: 20-50 µs on one worker, and about twice that in CPU time when two
-workers take turns, because the interpreter's state moves to the other core's cache and a worker
+costs a call from Python: 20-50 µs on one worker, and two to three times that in CPU time when
+two workers take turns, because the interpreter's state moves to the other core's cache and a worker
 back from compiled code may wait for the GIL. On radon (4 chains on 2 workers), doubling from 1
 took 14 calls per chain; a 2 ms floor took 8 or 9, and this 10 ms floor takes about 4, which cut
 the chains' time per gradient by 2-3% (``benchmarks/README.md``, engine rounds 22 and 25).
