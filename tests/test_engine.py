@@ -242,6 +242,35 @@ def test_dense_adaptation_learns_the_covariance():
     assert res.sample_stats["tree_depth"].mean() < 3
 
 
+def test_log_sum_exp_share_is_the_merged_weight_and_the_final_halfs_share():
+    """``log_sum_exp_share(a, b)`` gives ``log(e^a + e^b)`` by the usual overflow-free formula,
+    bit for bit, and the final half's share ``e^b / (e^a + e^b)`` to within the rounding of its
+    exponent ``a - b`` (relative error ``(|a - b| + 2) 2^-52``, against 50 digits of ``decimal``;
+    Stan's ``exp(b - log sum)`` carries the rounding of ``b - log sum`` the same way); compiled
+    and interpreted alike."""
+    import math
+    from decimal import Decimal, localcontext
+
+    from nutslite.engine.tree import log_sum_exp_share
+
+    python = getattr(log_sum_exp_share, "py_func", log_sum_exp_share)  # also without the JIT
+    rng = np.random.default_rng(5)
+    pairs = [(0.0, 0.0), (-1000.0, 0.0), (0.0, -1000.0), (3.0, 3.0 + 1e-12), (-745.0, 1.0)]
+    pairs += [tuple(x) for x in 30.0 * rng.standard_normal((200, 2))]
+    for a, b in pairs:
+        big, small = max(a, b), min(a, b)
+        expected = big + math.log1p(math.exp(small - big))
+        for f in (log_sum_exp_share, python):
+            total, share = f(a, b)
+            assert total == expected
+            with localcontext() as ctx:
+                ctx.prec = 50
+                exact = 1 / (1 + (Decimal(a) - Decimal(b)).exp())
+            bound = exact * Decimal((abs(a - b) + 2) * 2.0**-52) + Decimal(5e-324)  # underflow
+            assert abs(Decimal(share) - exact) <= bound
+        assert log_sum_exp_share(a, b) == python(a, b)
+
+
 def test_packed_uturn_kernel_matches_its_python_body():
     """``uturn_dots_packed`` (a <4 x double> kernel) returns exactly what ``uturn_dots``, its
     Python body, returns, for even and odd dimensions and any rows."""

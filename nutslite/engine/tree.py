@@ -215,14 +215,23 @@ def allocate_recorder(max_depth: int, active: bool, dim: int = 0) -> Recorder:
 
 
 @jit
-def log_sum_exp(a, b):
-    """``log(exp(a) + exp(b))`` without overflow (libm only, so compiled and interpreted runs
-    agree bit for bit)."""
-    if a == -math.inf:
-        return b
+def log_sum_exp_share(a, b):
+    """``(log(exp(a) + exp(b)), exp(b) / (exp(a) + exp(b)))``: the log weight of two merged
+    halves with log weights ``a`` and ``b``, and the final half's share of it, the probability of
+    taking its proposal (Betancourt 2017, appendix A.3.1), without overflow and with one ``exp``.
+
+    With ``e = exp(-|a - b|)``, the log sum is ``max(a, b) + log1p(e)``, the same operations as
+    ``log_sum_exp`` is usually written with, and the share ``e / (1 + e)`` when ``a > b``, else
+    ``1 / (1 + e)``. Stan computes the share as ``exp(b - log sum)``, a second ``exp`` for a
+    number that differs from this one in its last bits at most, so a uniform draw falls on the
+    other side of it with probability about ``1e-16``. libm only, so compiled and interpreted
+    runs agree bit for bit. (A log weight is never ``-inf`` here: its state would have diverged.)
+    """
     if a > b:
-        return a + math.log1p(math.exp(b - a))
-    return b + math.log1p(math.exp(a - b))
+        e = math.exp(b - a)
+        return a + math.log1p(e), e / (1.0 + e)
+    e = math.exp(a - b)
+    return b + math.log1p(e), 1.0 / (1.0 + e)
 
 
 @jit
@@ -545,8 +554,8 @@ def build_tree(ctx, edge, direction, depth, source, go_on):
             log_w, prop, prop_slot = log_w_half, prop_half, half_slot
             continue
         # uniform multinomial sampling within the subtree
-        log_w = log_sum_exp(log_w, log_w_half)
-        take = uniform(ctx.rng) < math.exp(log_w_half - log_w)  # selects, not branches
+        log_w, share = log_sum_exp_share(log_w, log_w_half)
+        take = uniform(ctx.rng) < share  # selects, not branches
         prop = prop_half if take else prop
         release(ctx.traj.slots, prop_slot if take else half_slot)
         prop_slot = half_slot if take else prop_slot
@@ -662,9 +671,9 @@ def nuts_transition(
         record(recorder, SUBTREE, left, right, depth, 1, True)
 
         # biased progressive sampling at the top level: take the subtree's proposal with
-        # probability min(1, w) with w = exp(log_w_sub - log_w), then log_w = log_sum_exp(log_w,
-        # log_w_sub), whose exp(log_w_sub - log_w) when log_w_sub <= log_w is that w: the same
-        # operations as calling it, one exp fewer
+        # probability min(1, w) with w = exp(log_w_sub - log_w), then log_w = log(exp(log_w) +
+        # exp(log_w_sub)) as ``log_sum_exp_share`` computes it, whose exp(log_w_sub - log_w) when
+        # log_w_sub <= log_w is that w: one exp for both
         if log_w_sub > log_w:
             take = True
             log_w = log_w_sub + math.log1p(math.exp(log_w - log_w_sub))
