@@ -174,3 +174,31 @@ def test_profile_compile_times_the_imports_and_the_help(capsys):
     difference = float(out[-1].split(": ")[1].split()[0])
     # each of the three printed figures is rounded to 1e-3, so they can disagree by 1.5e-3
     assert difference == pytest.approx(nutslite_s - numba_s, abs=1.5e-3 + 1e-9)
+
+
+def test_bench_radon_warmup_gives_the_odds_of_a_five_seed_median():
+    """``five_seed_odds`` counts the 5-seed subsets whose median ratio reaches the target: none
+    when every ratio is below it, all when every ratio reaches it, and for ratios 1..20 against
+    10.5 the exact share of subsets whose third-smallest ratio exceeds 10 (3 of 5 drawn from the
+    10 above), within the Monte Carlo error of 20,000 subsets (five standard errors: a false
+    alarm about once in 3 million runs); the report prints the odds from 20 seeds on."""
+    from math import comb
+
+    import bench_radon_warmup as brw
+
+    assert brw.five_seed_odds([0.5] * 20, 1.0) == 0.0
+    assert brw.five_seed_odds([1.5] * 20, 1.0) == 1.0
+    ratios = [float(k) for k in range(1, 21)]
+    exact = sum(comb(10, k) * comb(10, 5 - k) for k in range(3, 6)) / comb(20, 5)
+    tolerance = 5 * (exact * (1 - exact) / 20_000) ** 0.5
+    assert abs(brw.five_seed_odds(ratios, 10.5) - exact) <= tolerance
+    runs = []
+    for seed in range(1, 21):
+        for sampler, value in (("nutslite", 12.0), ("nutpie", 10.0)):
+            runs.append({"sampler": sampler, "seed": seed, "ess_per_1k_sampling": value,
+                         "ess_per_1k_total": value / 2, "step_size": 0.4, "accept": 0.8,
+                         "tree_depth": 4.0, "metric_spread": 0.1})
+    report = brw.markdown({"runs": runs})
+    assert "ratio of the means 1.200; a median over 5 of these seeds reaches 1.0 in 100%" in report
+    assert "reaches 1.2 in 100% of 5-seed subsets" in report
+    assert "ratio of the means" not in brw.markdown({"runs": runs[:38]})  # 19 seeds
