@@ -96,8 +96,15 @@ def test_radon_noncentered_is_healthy():
 
 
 def test_radon_centered_diverges():
-    res = nl.sample(nl.models.radon("centered"), draws=1000, tune=1000, chains=4, seed=1,
-                    progress=False)
+    """The centered radon model diverges after warmup in some of seeds 1-8. One run of 4 x 1000
+    draws diverges in about 60% of seeds (24 of seeds 1-40 on 2026-12-04), so none of eight
+    would fail a correct sampler with probability about 0.4^8 = 7e-4."""
+    model = nl.models.radon("centered")
+    for seed in range(1, 9):
+        res = nl.sample(model, draws=1000, tune=1000, chains=4, seed=seed, progress=False,
+                        warn=False)
+        if res.sample_stats["diverging"].sum() > 0:
+            break
     assert res.sample_stats["diverging"].sum() > 0
 
 

@@ -61,17 +61,16 @@ nutslite keeps Stan's step-size machinery (``step_size``) around nutpie's metric
 * short warmups follow ``nutslite.engine.adaptation.windows`` and ``step_size`` ("Short
   warmups"); windows keep 80 draws as in nuts-rs 0.17, not the 1.5x growth of nuts-rs 0.18
   (``windows``).
-* the tree depth is capped at 3 until the window before the final foreground begins (iteration
-  540 of 1000; ``windows``, "Short trajectories early"); nuts-rs uses ``maxdepth`` throughout.
-  No capped draw enters the final metric or the metrics its draws are made with, and on radon
-  the cap cut the warmup's gradients by 30% with no change in sampling ESS per gradient that 40
-  seeds could see.
+* the tree depth is capped at 3 until the final foreground begins (iteration 620 of 1000;
+  ``windows``, "Short trajectories early"); nuts-rs uses ``maxdepth`` throughout. No capped draw
+  enters the final metric, and on radon the cap cut the warmup's gradients by a third with no
+  change in sampling ESS per gradient that 200 seeds could see.
 
 Why: one engine serves all four adaptations, and its transitions replay Stan's ``base_nuts``
 exactly (the symmetric statistic and a moved-or-not flag would have to come out of the tree);
 ``sample(jitter=0.1)`` gives nutpie's jitter back; the depth cap is there to spend fewer
 gradients on warmup draws that no final metric uses. Apart from the cap, which makes nutslite's
-warmup cheaper (median 39,140 gradients over seeds 1 to 5 against nutpie's 56,797), none of
+warmup cheaper (median 37,316 gradients over seeds 101 to 200 against nutpie's 57,759), none of
 these decides ESS per gradient on radon: over seeds 1 to 5 (``bench_radon_warmup.py``) both
 samplers end warmup with the same step size (medians 0.381 and 0.379), acceptance in sampling
 (0.81 and 0.80) and tree depth (3.98 and 3.94). Their minimum bulk ESS is always that of

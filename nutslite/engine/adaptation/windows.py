@@ -46,37 +46,43 @@ iterations to settle (at 3 the restart fell on the last warmup iteration and the
 out as ``exp(0) = 1``); the metric is then not adapted, as in Stan below 20 iterations.
 
 *Short trajectories early (a departure from nutpie and Stan).* ``nutpie_schedule`` caps the tree
-depth at ``EARLY_MAX_DEPTH`` (3: at most 7 leapfrog steps) until the window before the final
-foreground begins; at 1000 warmup iterations that is iterations 0 to 539 of the windows
-``(540, 619)``, ``(620, 699)`` and ``(700, 849)``. The metric sampling uses is the final
-foreground's (draws 620 to 849), and those draws are made with metrics estimated from draws 540
-on, so every draw that enters the final metric, and every draw behind the metrics they were made
-with, comes from uncapped NUTS trajectories. Draws before that only take the chain to the typical
-set and feed intermediate metrics, which are replaced. The cap is of the warmup only: Stan's
-transition is unchanged for the depth it is given, and sampling uses ``max_treedepth``. nuts-rs
-(0.17) uses one ``maxdepth`` for warmup and sampling; PyMC caps the depth at 8 for its first 200
-tuning steps (``early_max_treedepth``), which is a precedent but too deep to save anything on a
-model whose trees are of depth 4.
+depth at ``EARLY_MAX_DEPTH`` (3: at most 7 leapfrog steps) until the final foreground begins; at
+1000 warmup iterations that is iterations 0 to 619 of the windows ``(540, 619)``, ``(620, 699)``
+and ``(700, 849)``. The metric sampling uses is the final foreground's, estimated from draws 620
+to 849, so every draw that enters it comes from an uncapped NUTS trajectory; the metrics those
+draws are made with come from draws 540 on, the first 80 of them capped. Draws before that only
+take the chain to the typical set and feed intermediate metrics, which are replaced. The cap is
+of the warmup only: Stan's transition is unchanged for the depth it is given, and sampling uses
+``max_treedepth``. nuts-rs (0.17) uses one ``maxdepth`` for warmup and sampling; PyMC caps the
+depth at 8 for its first 200 tuning steps (``early_max_treedepth``), which is a precedent but too
+deep to save anything on a model whose trees are of depth 4.
 
 Measured on radon non-centered (``benchmarks/bench_radon_warmup.py``, 4 chains x (1000 + 1000),
-40 seeds 11-50, nutslite only): the median warmup cost fell from 56,050 to 39,400 gradients
-(-30%); the mean bulk ESS per 1000 sampling gradients was 12.10 without and 11.99 with the cap (a
-difference of 0.1 against a standard error of 0.33: no effect seen), and with warmup included it
-rose from 6.26 to 7.24 (+16%). Over seeds 1-80 the means were 11.90 and 12.01, and ``sample``'s
-checks warned (R-hat of ``sigma_b`` above 1.01, or its tail ESS below 400) for 5 and 6 of the 80
-seeds. Tried and not kept, same seeds 11-30: the cap lifted one window
-later (at 620, when the final foreground begins) cost the sampling phase 9% (11.48 against
-12.56, about two standard errors): the metric the final foreground is drawn with then comes from
-capped draws, which underestimate the skewed ``log sigma_b``'s scale, and NUTS explores that
-coordinate less with a smaller entry (its median entry 0.148 against 0.165). With the cap lifted
-at 620: a depth of 2 cost 7% of sampling ESS on seeds 1-10 (median 11.0 against 11.8), a depth
-of 4 saved only 6% of the warmup gradients (radon's trees are of depth 4), and capping the final
-step-size-only phase as well tuned the step size on trajectories shorter than the ones sampling
-uses (median sampling ratio to nutpie 1.03 on seeds 1-5, worst seed 0.56). On the targets of
-``benchmarks/bench_adaptation.py`` (3 seeds; ``"grad"`` at warmup 200 and 1000, ``"low_rank"``
-at 1000) the cap made no healthy target unhealthy, and the strongly correlated 20-dimensional
-Gaussian (trees mostly of depth 6 and 7) needed 29% (``"grad"``) and 33% (``"low_rank"``) fewer
-gradients at warmup 1000, with more ESS per gradient.
+200 seeds 101-300, nutslite only; ``benchmarks/README.md``, engine round 26), mean bulk ESS per
+1000 gradients of the sampling phase / with warmup included, and the median warmup cost:
+
+========================================  ==============  ============  ===============
+cap                                       sampling        with warmup   warmup grads
+========================================  ==============  ============  ===============
+none                                      11.84 +- 0.12   6.12          55,988
+until the window before the final one     11.74 +- 0.11   7.10          39,338
+until the final foreground (the default)  11.74 +- 0.11   7.24          37,346
+========================================  ==============  ============  ===============
+
+Earlier, on 40 seeds (11-50), the cap until the window before the final foreground made no
+difference to sampling either (11.99 against 12.10 without, a standard error of 0.33), and
+``sample``'s checks warned (R-hat of ``sigma_b`` above 1.01, or its tail ESS below 400) for 5 and
+6 of 80 seeds without and with it. On 20 seeds (11-30) the cap lifted at 620 had seemed to cost
+the sampling phase 9% (11.48 against 12.56, two standard errors); the 200 seeds above show no
+such cost. Tried and not kept: a depth of 2 cost 7% of sampling ESS on seeds 1-10 (median 11.0
+against 11.8); a depth of 4 saved only 6% of the warmup gradients (radon's trees are of depth 4);
+capping the final step-size-only phase as well tuned the step size on trajectories shorter than
+the ones sampling uses (median sampling ratio to nutpie 1.03 on seeds 1-5, worst seed 0.56). On
+the targets of ``benchmarks/bench_adaptation.py`` (10 seeds; ``"grad"`` and ``"low_rank"`` at
+warmup 1000) the cap lifted at 620 made no healthy target unhealthy, and the strongly correlated
+20-dimensional Gaussian (trees mostly of depth 6 and 7) took 1.80 bulk ESS per 1000 gradients
+with ``"grad"``, against 1.65 with the cap lifted at 540; with 3 seeds the cap had cut its
+gradients at warmup 1000 by 29% (``"grad"``) and 33% (``"low_rank"``) against no cap.
 """
 
 from __future__ import annotations
@@ -159,8 +165,8 @@ def nutpie_schedule(
     metric is recomputed every ``update_freq`` draws (nutpie: 1 for diagonal, 20 for low-rank),
     and always at the first chance and at the end of the adaptation phase. Below
     ``MIN_LIVE_WARMUP`` iterations no metric is adapted (module docstring). The tree depth is
-    capped at ``early_max_depth`` until the window before the final foreground begins (``None``:
-    never; module docstring, "Short trajectories early")."""
+    capped at ``early_max_depth`` until the final foreground begins (``None``: never; module
+    docstring, "Short trajectories early")."""
     collect = np.zeros(num_warmup, dtype=np.bool_)
     update = np.zeros(num_warmup, dtype=np.bool_)
     restart = np.zeros(num_warmup, dtype=np.bool_)
@@ -183,9 +189,9 @@ def nutpie_schedule(
         if n_bg >= freq and t + freq < adapt_end:
             restart[t] = True
             n_fg, n_bg = n_bg, 0
-    # the final foreground starts after the last restart but one, the window before it after the
-    # last but two: capped before that, so no capped draw shapes the final metric
+    # the final foreground starts after the last restart but one: capped before that, so no
+    # capped draw enters the final metric
     restarts = np.flatnonzero(restart)
-    if early_max_depth is not None and len(restarts) >= 3:
-        max_depth[: restarts[-3] + 1] = early_max_depth
+    if early_max_depth is not None and len(restarts) >= 2:
+        max_depth[: restarts[-2] + 1] = early_max_depth
     return WarmupSchedule(collect, update, restart, retune, max_depth)
